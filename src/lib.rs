@@ -1,0 +1,3 @@
+//! firehose: a dedicated chat-bot service for the biggest channels.
+
+pub mod engine;
