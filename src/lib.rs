@@ -1,3 +1,13 @@
-//! firehose: a dedicated chat-bot service for the biggest channels.
+//! firehose: a dedicated chat-bot service for the biggest Twitch and Discord channels.
+//!
+//! The data path of one chat message (see `docs/ARCHITECTURE.md`):
+//! `twitch` (connection, parse) -> `router` (admission per channel) -> `actors` (one supervised
+//! actor per channel) -> `engine` (pure bot logic) -> `twitch::outbound` (rate-limited replies).
+//! `http` serves health, metrics and the admin API; `obs` holds the metrics; `sim` is the
+//! Twitch-protocol chat simulator used by tests, the demo and benchmarks.
 
+pub mod actors;
+pub mod config;
 pub mod engine;
+pub mod obs;
+pub mod router;

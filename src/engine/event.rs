@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 /// Which platform an event came from. The engine does not branch on it; it is carried for
 /// labels, metrics and the way actions are sent back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     Twitch,

@@ -1,0 +1,329 @@
+//! The supervisor: owns every channel actor, restarts failed ones, stops parted ones.
+//!
+//! ractor has no built-in restart strategies, so this actor implements one-for-one restarts
+//! itself: when a channel actor fails (panic or error) it waits a backoff (doubling per failure
+//! within the window, capped) and spawns a fresh actor on the same [`ChannelShared`], which picks
+//! up the orphaned messages. More than `max_restarts` failures within `restart_window` marks the
+//! channel `failed`: its messages are shed and counted, other channels carry on. The backoff is
+//! a timer task that messages the supervisor back, so the supervisor never sleeps in a handler.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+
+use super::channel::{ChannelActor, ChannelArgs, ChannelContext};
+use super::registry::{ChannelKey, ChannelRegistry, ChannelShared, ChannelStatus};
+use crate::config::SupervisorConfig;
+use crate::router::Router;
+
+/// What a join request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinOutcome {
+    Joined,
+    AlreadyJoined,
+    /// The channel was marked failed and has been given a fresh actor.
+    Revived,
+}
+
+pub enum SupervisorMsg {
+    Join(ChannelKey, RpcReplyPort<Result<JoinOutcome, String>>),
+    /// Stops the channel's actor after its mailbox drains; replies whether it existed.
+    Part(ChannelKey, RpcReplyPort<bool>),
+    /// A backoff elapsed: restart the channel if it is still waiting for it.
+    Restart(ChannelKey, u64),
+    /// Shutdown: drain every channel within the deadline; replies how many finished in time.
+    DrainAll(Duration, RpcReplyPort<DrainReport>),
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct DrainReport {
+    pub channels: usize,
+    pub drained: usize,
+}
+
+pub struct Supervisor;
+
+pub struct SupervisorArgs {
+    pub registry: Arc<ChannelRegistry>,
+    pub context: ChannelContext,
+    pub router: Arc<Router>,
+    pub config: SupervisorConfig,
+}
+
+struct Supervised {
+    shared: Arc<ChannelShared>,
+    failures: VecDeque<Instant>,
+    /// Bumped on each failure, so a stale restart timer is ignored.
+    generation: u64,
+}
+
+pub struct SupervisorState {
+    args: SupervisorArgs,
+    channels: HashMap<ChannelKey, Supervised>,
+    by_actor: HashMap<ActorId, ChannelKey>,
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SupervisorState {
+            args,
+            channels: HashMap::new(),
+            by_actor: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: SupervisorMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::Join(key, reply) => {
+                let outcome = join(&myself, state, key).await;
+                let _ = reply.send(outcome);
+            }
+            SupervisorMsg::Part(key, reply) => {
+                let _ = reply.send(part(state, &key));
+            }
+            SupervisorMsg::Restart(key, generation) => restart(&myself, state, key, generation).await,
+            SupervisorMsg::DrainAll(deadline, reply) => {
+                let _ = reply.send(drain_all(state, deadline).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, error) => {
+                on_actor_failed(&myself, state, &cell, error.to_string());
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.by_actor.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+async fn join(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    key: ChannelKey,
+) -> Result<JoinOutcome, String> {
+    let outcome = match state.channels.get_mut(&key) {
+        Some(entry) if entry.shared.status() == ChannelStatus::Failed => {
+            entry.failures.clear();
+            entry.generation += 1;
+            entry.shared.set_status(ChannelStatus::Restarting);
+            JoinOutcome::Revived
+        }
+        Some(_) => return Ok(JoinOutcome::AlreadyJoined),
+        None => {
+            let shared = ChannelShared::new(key.clone(), state.args.router.capacity());
+            state.args.router.prepare(&shared);
+            state.args.registry.insert(Arc::clone(&shared));
+            state.channels.insert(
+                key.clone(),
+                Supervised {
+                    shared,
+                    failures: VecDeque::new(),
+                    generation: 0,
+                },
+            );
+            JoinOutcome::Joined
+        }
+    };
+    spawn_channel(myself, state, &key).await?;
+    Ok(outcome)
+}
+
+async fn spawn_channel(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    key: &ChannelKey,
+) -> Result<(), String> {
+    let Some(entry) = state.channels.get(key) else {
+        return Err(format!("{key} is not supervised"));
+    };
+    let shared = Arc::clone(&entry.shared);
+    let args = ChannelArgs {
+        shared: Arc::clone(&shared),
+        context: state.args.context.clone(),
+    };
+    match Actor::spawn_linked(None, ChannelActor, args, myself.get_cell()).await {
+        Ok((actor, _)) => {
+            state.by_actor.insert(actor.get_id(), key.clone());
+            shared.set_actor(Some(actor.clone()));
+            // Messages that failed to reach the previous actor while this one was starting.
+            let _ = actor.send_message(super::ChannelMsg::Wake);
+            Ok(())
+        }
+        Err(e) => {
+            let error = format!("spawning the channel actor failed: {e}");
+            shared.set_last_error(error.clone());
+            shared.set_status(ChannelStatus::Failed);
+            shed_orphans(&shared);
+            Err(error)
+        }
+    }
+}
+
+fn part(state: &mut SupervisorState, key: &ChannelKey) -> bool {
+    let Some(entry) = state.channels.remove(key) else {
+        return false;
+    };
+    let shared = entry.shared;
+    shared.set_status(ChannelStatus::Parting);
+    state.args.registry.remove(key);
+    state.args.router.forget(&shared);
+    if let Some(actor) = shared.actor() {
+        // Handles what is already in its mailbox, then stops.
+        let _ = actor.drain();
+    }
+    shared.set_actor(None);
+    shed_orphans(&shared);
+    true
+}
+
+fn on_actor_failed(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    cell: &ActorCell,
+    error: String,
+) {
+    let Some(key) = state.by_actor.remove(&cell.get_id()) else {
+        return;
+    };
+    let config = &state.args.config;
+    let Some(entry) = state.channels.get_mut(&key) else {
+        return;
+    };
+    let shared = Arc::clone(&entry.shared);
+    shared.set_actor(None);
+    shared
+        .counters
+        .restarts
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.set_last_error(error.clone());
+    let now = Instant::now();
+    let window = Duration::from_millis(config.restart_window_ms);
+    entry.failures.push_back(now);
+    while entry
+        .failures
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > window)
+    {
+        entry.failures.pop_front();
+    }
+    entry.generation += 1;
+    let failures = entry.failures.len() as u32;
+    if failures > config.max_restarts {
+        tracing::error!(channel = %key, failures, "channel failed too often; marking it failed");
+        shared.set_status(ChannelStatus::Failed);
+        shed_orphans(&shared);
+        return;
+    }
+    shared.set_status(ChannelStatus::Restarting);
+    let backoff = backoff(config, failures);
+    tracing::warn!(channel = %key, %error, ?backoff, "channel actor failed; restarting");
+    let generation = entry.generation;
+    let supervisor = myself.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(backoff).await;
+        let _ = supervisor.send_message(SupervisorMsg::Restart(key, generation));
+    });
+}
+
+/// `restart_backoff_ms * 2^(failures-1)`, capped at `restart_backoff_max_ms`.
+fn backoff(config: &SupervisorConfig, failures: u32) -> Duration {
+    let factor = 1u64 << failures.saturating_sub(1).min(20);
+    Duration::from_millis(
+        config
+            .restart_backoff_ms
+            .saturating_mul(factor)
+            .min(config.restart_backoff_max_ms),
+    )
+}
+
+async fn restart(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    key: ChannelKey,
+    generation: u64,
+) {
+    let due = state.channels.get(&key).is_some_and(|entry| {
+        entry.generation == generation && entry.shared.status() == ChannelStatus::Restarting
+    });
+    if due {
+        if let Err(error) = spawn_channel(myself, state, &key).await {
+            tracing::error!(channel = %key, %error, "restart failed");
+        }
+    }
+}
+
+async fn drain_all(state: &mut SupervisorState, deadline: Duration) -> DrainReport {
+    let actors: Vec<_> = state
+        .channels
+        .values()
+        .filter_map(|entry| entry.shared.actor())
+        .collect();
+    let channels = state.channels.len();
+    let drains = actors
+        .iter()
+        .map(|actor| actor.drain_and_wait(Some(deadline)));
+    let drained = futures::future::join_all(drains)
+        .await
+        .into_iter()
+        .filter(|r| r.is_ok())
+        .count();
+    for entry in state.channels.values() {
+        entry.shared.set_status(ChannelStatus::Parting);
+        entry.shared.set_actor(None);
+        shed_orphans(&entry.shared);
+    }
+    DrainReport { channels, drained }
+}
+
+/// Drops (and so counts as shed) the orphans of a channel that will not get another actor.
+fn shed_orphans(shared: &ChannelShared) {
+    drop(shared.take_orphans_before(u64::MAX));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let config = SupervisorConfig {
+            restart_backoff_ms: 100,
+            restart_backoff_max_ms: 1_000,
+            ..SupervisorConfig::default()
+        };
+        let got: Vec<u64> = (1..=6)
+            .map(|n| backoff(&config, n).as_millis() as u64)
+            .collect();
+        assert_eq!(got, [100, 200, 400, 800, 1_000, 1_000]);
+    }
+}

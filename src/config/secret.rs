@@ -1,0 +1,63 @@
+//! Secrets: values that must never reach a log line, a debug dump or an error message.
+
+use std::path::Path;
+
+use super::ConfigError;
+
+/// A secret string. `Debug` and `Display` print `***`; read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (a PASS line, a comparison).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Reads a secret from the environment variable `var`, else from `file` (key `file_key`).
+/// Surrounding white space is trimmed; an empty value counts as absent.
+pub(super) fn from_env_or_file(
+    env: &[(String, String)],
+    var: &str,
+    file_key: &str,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some((_, value)) = env.iter().find(|(k, _)| k == var) {
+        let value = value.trim();
+        if !value.is_empty() {
+            return Ok(Some(Secret::new(value)));
+        }
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+        key: file_key.to_string(),
+        reason: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: file_key.to_string(),
+            reason: format!("{} is empty", path.display()),
+        });
+    }
+    Ok(Some(Secret::new(value)))
+}

@@ -1,0 +1,120 @@
+use super::*;
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_toml_with_env(text, "test.toml", &env)
+}
+
+#[test]
+fn the_shipped_config_file_is_valid() {
+    let text = include_str!("../../config/firehose.toml");
+    let config = load(text, &[]).expect("config/firehose.toml must load");
+    assert_eq!(config.admission.overflow, OverflowPolicy::Shed);
+}
+
+#[test]
+fn every_default_key_is_documented_in_the_shipped_file() {
+    let text = include_str!("../../config/firehose.toml");
+    let shipped: toml::Table = toml::from_str(text).expect("toml");
+    let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Config::default()) else {
+        panic!("defaults serialize to a table");
+    };
+    fn check(defaults: &toml::Table, shipped: &toml::Table, path: &str) {
+        for (key, value) in defaults {
+            let here = format!("{path}{key}");
+            let Some(found) = shipped.get(key) else {
+                panic!("config/firehose.toml lacks `{here}`");
+            };
+            if let (toml::Value::Table(d), toml::Value::Table(s)) = (value, found) {
+                check(d, s, &format!("{here}."));
+            }
+        }
+    }
+    check(&defaults, &shipped, "");
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let err = load("[admission]\ncapacityy = 3\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("capacityy"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_names_the_key() {
+    let err = load("[admission]\ncapacity = \"lots\"\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("capacity"), "{err}");
+}
+
+#[test]
+fn out_of_range_values_name_the_key_and_the_reason() {
+    let cases = [
+        ("[admission]\ncapacity = 0\n", "admission.capacity"),
+        ("[twitch]\nserver = \"nohost\"\n", "twitch.server"),
+        ("[twitch]\nchannels = [\"#Bad\"]\n", "twitch.channels[0]"),
+        ("[twitch.send]\nmax_message_chars = 501\n", "twitch.send.max_message_chars"),
+        (
+            "[supervisor]\nrestart_backoff_ms = 10\nrestart_backoff_max_ms = 5\n",
+            "supervisor.restart_backoff_max_ms",
+        ),
+        ("[admission]\noverflow = \"drop\"\n", "overflow"),
+    ];
+    for (text, key) in cases {
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(key), "`{text}` gave `{err}`, which does not name {key}");
+    }
+}
+
+#[test]
+fn env_overrides_are_typed_like_their_key() {
+    let config = load(
+        "",
+        &[
+            ("FIREHOSE_ADMISSION_CAPACITY", "7"),
+            ("FIREHOSE_TWITCH_TLS", "false"),
+            ("FIREHOSE_TWITCH_CHANNELS", "a, b,c"),
+            ("FIREHOSE_ADMISSION_OVERFLOW", "block"),
+            ("FIREHOSE_TWITCH_SEND_ACCOUNT_LIMIT_MOD", "150"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(config.admission.capacity, 7);
+    assert!(!config.twitch.tls);
+    assert_eq!(config.twitch.channels, ["a", "b", "c"]);
+    assert_eq!(config.admission.overflow, OverflowPolicy::Block);
+    assert_eq!(config.twitch.send.account_limit_mod, 150);
+}
+
+#[test]
+fn a_bad_env_override_names_the_variable() {
+    let err = load("", &[("FIREHOSE_ADMISSION_CAPACITY", "many")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FIREHOSE_ADMISSION_CAPACITY"), "{err}");
+    assert!(err.contains("admission.capacity"), "{err}");
+}
+
+#[test]
+fn secrets_come_from_env_or_file_and_never_print() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("admin");
+    std::fs::write(&file, "  file-token\n").expect("write");
+    let text = format!("[http]\nadmin_token_file = {:?}\n", file.display().to_string());
+    let config = load(&text, &[("FIREHOSE_TWITCH_TOKEN", "oauth:env-token")]).expect("valid");
+    let admin = config.secrets.admin_token.as_ref().expect("admin token");
+    assert_eq!(admin.expose(), "file-token");
+    let twitch = config.secrets.twitch_token.as_ref().expect("twitch token");
+    assert_eq!(twitch.expose(), "oauth:env-token");
+    let dump = format!("{config:?}");
+    assert!(!dump.contains("file-token") && !dump.contains("env-token"), "{dump}");
+}
+
+#[test]
+fn a_missing_secret_file_is_an_error_naming_the_key() {
+    let err = load("[twitch]\ntoken_file = \"/nonexistent/token\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("twitch.token_file"), "{err}");
+}

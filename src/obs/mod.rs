@@ -1,0 +1,208 @@
+//! Observability: the service's internal metrics, in Prometheus text at `GET /metrics`.
+//!
+//! Process-wide counters live in [`Metrics`] (prometheus-client atomics). Per-channel figures
+//! are not duplicated into metric families: a [`ChannelCollector`] reads the channel registry's
+//! own atomics at scrape time, so the hot path increments one counter per event, not two.
+//! Every metric is named for what it counts; every dropped message has a counter and a reason.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::actors::{ChannelRegistry, ChannelStatus, ShedReason};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Process-wide metrics. Cheap to clone handles out of (each metric is an `Arc` inside).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// IRC lines read from the chat connection.
+    pub irc_lines_received: Counter,
+    /// Lines that failed to parse (or were too long) and were skipped.
+    pub irc_lines_malformed: Counter,
+    /// Chat events for a channel that is not joined (dropped, nothing to deliver to).
+    pub events_unrouted: Counter,
+    pub twitch_connections: Counter,
+    pub twitch_reconnects: Counter,
+    pub twitch_joins_sent: Counter,
+    pub twitch_joins_confirmed: Counter,
+    pub twitch_connected: Gauge,
+    pub twitch_notices: Family<Labels, Counter>,
+    /// Chat messages written to the connection.
+    pub outbound_sent: Counter,
+    /// Outbound messages not sent, by reason.
+    pub outbound_dropped: Family<Labels, Counter>,
+    pub outbound_truncated: Counter,
+    /// Repeats made unique so Twitch's 30-second duplicate rule does not drop them.
+    pub outbound_deduplicated: Counter,
+    pub outbound_queued: Gauge,
+    /// Moderation actions with no moderation backend configured (counted, not executed).
+    pub moderation_not_configured: Family<Labels, Counter>,
+    /// Seconds from a message's arrival to its reply being written to the connection.
+    pub reply_latency: Histogram,
+    /// The same in microseconds, for summaries (demo, bench).
+    pub reply_latency_us: Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+impl Metrics {
+    pub fn new(channels: Arc<ChannelRegistry>) -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("firehose");
+        let m = Metrics {
+            irc_lines_received: Counter::default(),
+            irc_lines_malformed: Counter::default(),
+            events_unrouted: Counter::default(),
+            twitch_connections: Counter::default(),
+            twitch_reconnects: Counter::default(),
+            twitch_joins_sent: Counter::default(),
+            twitch_joins_confirmed: Counter::default(),
+            twitch_connected: Gauge::default(),
+            twitch_notices: Family::default(),
+            outbound_sent: Counter::default(),
+            outbound_dropped: Family::default(),
+            outbound_truncated: Counter::default(),
+            outbound_deduplicated: Counter::default(),
+            outbound_queued: Gauge::default(),
+            moderation_not_configured: Family::default(),
+            reply_latency: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
+            reply_latency_us: Mutex::new(new_latency_histogram()),
+            registry: Registry::default(),
+        };
+        registry.register("irc_lines_received", "IRC lines read from the chat connection", m.irc_lines_received.clone());
+        registry.register("irc_lines_malformed", "IRC lines skipped because they failed to parse or were too long", m.irc_lines_malformed.clone());
+        registry.register("events_unrouted", "Chat events for channels that are not joined", m.events_unrouted.clone());
+        registry.register("twitch_connections", "Chat connections established", m.twitch_connections.clone());
+        registry.register("twitch_reconnects", "Chat reconnections after a connection ended", m.twitch_reconnects.clone());
+        registry.register("twitch_joins_sent", "JOIN commands sent (paced)", m.twitch_joins_sent.clone());
+        registry.register("twitch_joins_confirmed", "JOINs confirmed by the server", m.twitch_joins_confirmed.clone());
+        registry.register("twitch_connected", "1 while the chat connection is logged in", m.twitch_connected.clone());
+        registry.register("twitch_notices", "NOTICE messages from the server, by msg-id", m.twitch_notices.clone());
+        registry.register("outbound_sent", "Chat messages written to the connection", m.outbound_sent.clone());
+        registry.register("outbound_dropped", "Chat messages not sent, by reason", m.outbound_dropped.clone());
+        registry.register("outbound_truncated", "Chat messages cut to the length limit", m.outbound_truncated.clone());
+        registry.register("outbound_deduplicated", "Repeated chat messages made unique for the duplicate rule", m.outbound_deduplicated.clone());
+        registry.register("outbound_queued", "Chat messages waiting to be sent", m.outbound_queued.clone());
+        registry.register("moderation_not_configured", "Moderation actions dropped because no moderation backend is configured", m.moderation_not_configured.clone());
+        registry.register("reply_latency_seconds", "Time from a chat message's arrival to its reply being written", m.reply_latency.clone());
+        registry.register_collector(Box::new(ChannelCollector { channels }));
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+
+    pub fn observe_reply_latency(&self, latency: Duration) {
+        self.reply_latency.observe(latency.as_secs_f64());
+        if let Ok(mut h) = self.reply_latency_us.lock() {
+            h.saturating_record(latency.as_micros() as u64);
+        }
+    }
+
+    pub fn outbound_dropped(&self, reason: &'static str) {
+        self.outbound_dropped
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
+
+    pub fn notice(&self, msg_id: &str) {
+        self.twitch_notices
+            .get_or_create(&vec![("msg_id", msg_id.to_string())])
+            .inc();
+    }
+}
+
+/// A latency histogram in microseconds, 1 µs to 1 hour, 3 significant digits.
+pub fn new_latency_histogram() -> hdrhistogram::Histogram<u64> {
+    // Constant, valid bounds: this cannot fail.
+    #[allow(clippy::expect_used)]
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Reads per-channel counters from the registry at scrape time.
+#[derive(Debug)]
+struct ChannelCollector {
+    channels: Arc<ChannelRegistry>,
+}
+
+impl Collector for ChannelCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let channels = self.channels.all();
+        let labels = |c: &crate::actors::ChannelShared| {
+            vec![
+                ("platform", c.key.platform.as_str().to_string()),
+                ("channel", c.key.name.to_string()),
+            ]
+        };
+        counter_family(&mut encoder, "messages_received", "Chat messages routed to a channel", &channels, |c| {
+            vec![(labels(c), c.counters.received.load(std::sync::atomic::Ordering::Relaxed))]
+        })?;
+        counter_family(&mut encoder, "messages_processed", "Chat messages a channel's handler finished", &channels, |c| {
+            vec![(labels(c), c.counters.processed.load(std::sync::atomic::Ordering::Relaxed))]
+        })?;
+        counter_family(&mut encoder, "messages_shed", "Chat messages dropped instead of handled, by reason", &channels, |c| {
+            ShedReason::ALL
+                .iter()
+                .map(|r| {
+                    let mut l = labels(c);
+                    l.push(("reason", r.as_str().to_string()));
+                    (l, c.counters.shed(*r))
+                })
+                .collect()
+        })?;
+        counter_family(&mut encoder, "actor_restarts", "Channel actor failures followed by a restart or by marking the channel failed", &channels, |c| {
+            vec![(labels(c), c.counters.restarts.load(std::sync::atomic::Ordering::Relaxed))]
+        })?;
+        gauge_family(&mut encoder, "messages_in_flight", "Chat messages admitted to a channel and not yet finished", &channels, |c| {
+            (labels(c), c.in_flight() as i64)
+        })?;
+        gauge_family(&mut encoder, "channel_failed", "1 when a channel is marked failed (restart intensity exceeded)", &channels, |c| {
+            (labels(c), i64::from(c.status() == ChannelStatus::Failed))
+        })?;
+        Ok(())
+    }
+}
+
+fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    channels: &[Arc<crate::actors::ChannelShared>],
+    values: impl Fn(&crate::actors::ChannelShared) -> Vec<(Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for channel in channels {
+        for (labels, value) in values(channel) {
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+fn gauge_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    channels: &[Arc<crate::actors::ChannelShared>],
+    value: impl Fn(&crate::actors::ChannelShared) -> (Labels, i64),
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for channel in channels {
+        let (labels, value) = value(channel);
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The router: admission control between the chat connection and the channel actors.
+//!
+//! ractor mailboxes are unbounded, so the bound is ours: each channel has a gate with
+//! `capacity` permits, one per message in flight (in the mailbox or being handled). The router
+//! never waits: [`Router::route`] is synchronous, so one slow channel cannot hold up the
+//! connection or any other channel.
+//!
+//! When a channel is full, the overflow policy decides:
+//! - `shed`: the message is dropped and counted (`reason="full"`);
+//! - `block`: the message goes into the channel's own bounded waiting line, where a small
+//!   per-channel task waits for a permit up to `block_timeout_ms` (then `reason="deadline"`);
+//!   a full line sheds with `reason="wait_full"`. Order within the channel is kept because, under
+//!   `block`, every message of the channel takes that line.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::actors::delivery::Delivery;
+use crate::actors::{ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
+use crate::config::{AdmissionConfig, OverflowPolicy};
+use crate::engine::ChatEvent;
+use crate::obs::Metrics;
+
+/// A message parked in a channel's waiting line (`block` policy).
+#[derive(Debug)]
+pub struct Waiting {
+    event: ChatEvent,
+    received_at: Instant,
+}
+
+/// What happened to a routed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    Admitted,
+    Waiting,
+    Shed(ShedReason),
+    /// No such channel is joined.
+    Unrouted,
+}
+
+#[derive(Debug)]
+pub struct Router {
+    registry: Arc<ChannelRegistry>,
+    metrics: Arc<Metrics>,
+    config: AdmissionConfig,
+}
+
+impl Router {
+    pub fn new(registry: Arc<ChannelRegistry>, metrics: Arc<Metrics>, config: AdmissionConfig) -> Arc<Router> {
+        Arc::new(Router {
+            registry,
+            metrics,
+            config,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.config.capacity
+    }
+
+    /// Sets a new channel up for routing (its waiting line, under `block`).
+    pub fn prepare(&self, shared: &Arc<ChannelShared>) {
+        if self.config.overflow != OverflowPolicy::Block {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(self.config.wait_capacity);
+        if let Ok(mut line) = shared.waiting_line.lock() {
+            *line = Some(tx);
+        }
+        let timeout = Duration::from_millis(self.config.block_timeout_ms);
+        tokio::spawn(serve_waiting_line(Arc::downgrade(shared), rx, timeout));
+    }
+
+    /// Closes a parted channel's waiting line; what is still in it is shed as `parted`.
+    pub fn forget(&self, shared: &ChannelShared) {
+        if let Ok(mut line) = shared.waiting_line.lock() {
+            line.take();
+        }
+    }
+
+    /// Routes one event to its channel. Never waits.
+    pub fn route(&self, event: ChatEvent, received_at: Instant) -> Routed {
+        let key = ChannelKey {
+            platform: event.platform,
+            name: Arc::clone(&event.channel),
+        };
+        let Some(shared) = self.registry.get(&key) else {
+            self.metrics.events_unrouted.inc();
+            return Routed::Unrouted;
+        };
+        shared
+            .counters
+            .received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match shared.status() {
+            ChannelStatus::Failed => return shed(&shared, ShedReason::ChannelFailed),
+            ChannelStatus::Parting => return shed(&shared, ShedReason::Parted),
+            _ => {}
+        }
+        match self.config.overflow {
+            OverflowPolicy::Shed => match Arc::clone(&shared.gate).try_acquire_owned() {
+                Ok(permit) => {
+                    deliver(Delivery::new(Arc::clone(&shared), event, received_at, permit), &shared);
+                    Routed::Admitted
+                }
+                Err(_) => shed(&shared, ShedReason::Full),
+            },
+            OverflowPolicy::Block => enqueue_waiting(&shared, Waiting { event, received_at }),
+        }
+    }
+}
+
+fn shed(shared: &ChannelShared, reason: ShedReason) -> Routed {
+    shared.counters.add_shed(reason);
+    Routed::Shed(reason)
+}
+
+fn enqueue_waiting(shared: &ChannelShared, waiting: Waiting) -> Routed {
+    let line = shared.waiting_line.lock().ok().and_then(|l| l.clone());
+    let Some(line) = line else {
+        return shed(shared, ShedReason::Parted);
+    };
+    match line.try_send(waiting) {
+        Ok(()) => Routed::Waiting,
+        Err(mpsc::error::TrySendError::Full(_)) => shed(shared, ShedReason::WaitFull),
+        Err(mpsc::error::TrySendError::Closed(_)) => shed(shared, ShedReason::Parted),
+    }
+}
+
+/// Hands an admitted message to the channel's current actor. If there is none (it is
+/// restarting) or the send fails (it just died), the delivery's `Drop` keeps it as an orphan
+/// for the next actor.
+fn deliver(delivery: Delivery, shared: &ChannelShared) {
+    let Some(actor) = shared.actor() else {
+        drop(delivery);
+        return;
+    };
+    if let Err(failed) = actor.send_message(ChannelMsg::Deliver(delivery)) {
+        drop(failed);
+        // A newer actor may already be up: make it collect the orphan.
+        if let Some(newer) = shared.actor() {
+            let _ = newer.send_message(ChannelMsg::Wake);
+        }
+    }
+}
+
+/// The `block` policy's per-channel task: waits for a slot for each parked message in turn.
+async fn serve_waiting_line(channel: Weak<ChannelShared>, mut line: mpsc::Receiver<Waiting>, timeout: Duration) {
+    while let Some(waiting) = line.recv().await {
+        let Some(shared) = channel.upgrade() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::from_std(waiting.received_at + timeout);
+        let gate = Arc::clone(&shared.gate);
+        match tokio::time::timeout_at(deadline, gate.acquire_owned()).await {
+            Ok(Ok(permit)) if shared.status() != ChannelStatus::Parting => {
+                let delivery = Delivery::new(Arc::clone(&shared), waiting.event, waiting.received_at, permit);
+                deliver(delivery, &shared);
+            }
+            Ok(_) => shared.counters.add_shed(ShedReason::Parted),
+            Err(_) => shared.counters.add_shed(ShedReason::Deadline),
+        }
+    }
+    // The line closed (channel parted): anything left was dropped with it.
+}
