@@ -10,4 +10,7 @@ pub mod actors;
 pub mod config;
 pub mod engine;
 pub mod obs;
+pub mod http;
 pub mod router;
+pub mod service;
+pub mod twitch;

@@ -176,8 +176,6 @@ pub struct AdmissionConfig {
     pub block_timeout_ms: u64,
     /// `block` only: messages that may wait per channel.
     pub wait_capacity: usize,
-    /// Buffer between the connection reader and the router, in IRC lines.
-    pub ingest_buffer: usize,
 }
 
 impl Default for AdmissionConfig {
@@ -187,7 +185,6 @@ impl Default for AdmissionConfig {
             overflow: OverflowPolicy::Shed,
             block_timeout_ms: 250,
             wait_capacity: 1_024,
-            ingest_buffer: 4_096,
         }
     }
 }
@@ -352,7 +349,6 @@ impl Config {
         if a.capacity == 0 || a.capacity > 1_000_000 {
             return Err(invalid("admission.capacity", "must be 1..=1000000"));
         }
-        positive("admission.ingest_buffer", a.ingest_buffer as u64)?;
         if a.overflow == OverflowPolicy::Block {
             positive("admission.block_timeout_ms", a.block_timeout_ms)?;
             positive("admission.wait_capacity", a.wait_capacity as u64)?;

@@ -17,7 +17,7 @@ pub mod builtin;
 pub mod event;
 
 pub use action::Action;
-pub use event::{ChatEvent, ChatMessage, ChatUser, EventKind, Platform, Role};
+pub use event::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
 
 use std::time::SystemTime;
 

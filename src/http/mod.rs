@@ -1,0 +1,180 @@
+//! HTTP endpoints (axum): health for supervisors, metrics for Prometheus, and the admin API.
+//!
+//! | route | auth | answer |
+//! |---|---|---|
+//! | `GET /healthz` | - | 200 while the process is alive |
+//! | `GET /readyz` | - | 200 when connected, channels joined and none failed; else 503 + reasons |
+//! | `GET /metrics` | - | Prometheus text |
+//! | `GET /v1/channels` | - | JSON: one entry per channel |
+//! | `POST /v1/channels/{login}` | bearer | join (or revive a failed channel) |
+//! | `DELETE /v1/channels/{login}` | bearer | part |
+//!
+//! The admin token is compared in constant time ([`subtle`]); without a configured token the
+//! admin routes refuse every request.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::{JoinOutcome, ShedReason};
+use crate::service::Core;
+
+/// Binds `listen` and serves until `stop` is cancelled. Returns the bound address.
+pub async fn serve(
+    listen: SocketAddr,
+    core: Arc<Core>,
+    stop: CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (http.listen): {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = routes(core);
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    Ok((addr, task))
+}
+
+pub fn routes(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/channels", get(list_channels))
+        .route("/v1/channels/{login}", post(join_channel).delete(part_channel))
+        .with_state(core)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(core): State<Arc<Core>>) -> Response {
+    let readiness = core.readiness();
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
+}
+
+async fn metrics(State(core): State<Arc<Core>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        core.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(serde::Serialize)]
+struct ChannelView {
+    platform: &'static str,
+    channel: String,
+    state: crate::actors::ChannelStatus,
+    joined: bool,
+    in_flight: u64,
+    received: u64,
+    processed: u64,
+    shed: u64,
+    shed_by_reason: BTreeMap<&'static str, u64>,
+    restarts: u64,
+    last_error: Option<String>,
+}
+
+async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> {
+    let status = core.twitch.status();
+    let views = core
+        .registry
+        .all()
+        .iter()
+        .map(|c| ChannelView {
+            platform: c.key.platform.as_str(),
+            channel: c.key.name.to_string(),
+            state: c.status(),
+            joined: status.is_joined(&c.key.name),
+            in_flight: c.in_flight(),
+            received: c.counters.received.load(Ordering::Relaxed),
+            processed: c.counters.processed.load(Ordering::Relaxed),
+            shed: c.counters.shed_total(),
+            shed_by_reason: ShedReason::ALL
+                .iter()
+                .map(|r| (r.as_str(), c.counters.shed(*r)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            restarts: c.counters.restarts.load(Ordering::Relaxed),
+            last_error: c.last_error(),
+        })
+        .collect();
+    Json(views)
+}
+
+async fn join_channel(State(core): State<Arc<Core>>, headers: HeaderMap, Path(login): Path<String>) -> Response {
+    if let Err(denied) = authorize(&core, &headers) {
+        return denied;
+    }
+    match core.join(&login).await {
+        Ok(outcome) => {
+            let status = match outcome {
+                JoinOutcome::Joined => StatusCode::CREATED,
+                _ => StatusCode::OK,
+            };
+            (status, Json(json!({ "channel": login, "outcome": outcome }))).into_response()
+        }
+        Err(error) => error_response(StatusCode::BAD_REQUEST, &error),
+    }
+}
+
+async fn part_channel(State(core): State<Arc<Core>>, headers: HeaderMap, Path(login): Path<String>) -> Response {
+    if let Err(denied) = authorize(&core, &headers) {
+        return denied;
+    }
+    match core.part(&login).await {
+        Ok(true) => (StatusCode::OK, Json(json!({ "channel": login, "parted": true }))).into_response(),
+        Ok(false) => error_response(StatusCode::NOT_FOUND, &format!("channel `{login}` is not joined")),
+        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &error),
+    }
+}
+
+fn error_response(status: StatusCode, error: &str) -> Response {
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+/// Checks `Authorization: Bearer <admin token>` in constant time.
+fn authorize(core: &Core, headers: &HeaderMap) -> Result<(), Response> {
+    let unauthorized = |why: &str| {
+        let mut response = error_response(StatusCode::UNAUTHORIZED, why);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response
+    };
+    let Some(expected) = core.admin_token() else {
+        return Err(unauthorized("admin API disabled: no admin token configured"));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        Ok(())
+    } else {
+        Err(unauthorized("missing or wrong bearer token"))
+    }
+}

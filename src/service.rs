@@ -1,0 +1,283 @@
+//! The service: builds every part, wires them together, and takes them down in order.
+//!
+//! ```text
+//! Twitch connection --(parse)--> Router --(admission)--> ChannelActor (one per channel)
+//!        ^                                                     | engine -> actions
+//!        +------------- TwitchOutbound (rate limits) <---------+
+//! Supervisor: spawns / restarts / stops channel actors.   HTTP: health, metrics, admin.
+//! ```
+//!
+//! Shutdown order (SIGTERM / Ctrl-C): readiness turns 503; the connection stops reading (intake
+//! stops); every channel mailbox drains within the deadline; the send queue flushes what the
+//! limits allow within the deadline; the connection closes; the HTTP server stops.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::supervisor::{DrainReport, SupervisorArgs};
+use crate::actors::{
+    ChannelContext, ChannelKey, ChannelRegistry, ChannelStatus, JoinOutcome, ProcessedTap, Supervisor,
+    SupervisorMsg,
+};
+use crate::config::{is_login, Config, Secret};
+use crate::engine::{ChatHandler, Engine};
+use crate::obs::Metrics;
+use crate::router::Router;
+use crate::twitch::{OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
+
+/// Replaceable pieces of a service.
+#[derive(Clone)]
+pub struct ServiceOptions {
+    /// The bot logic every channel actor runs.
+    pub handler: Arc<dyn ChatHandler>,
+    /// Observer of every handled message (tests, benchmarks).
+    pub tap: Option<Arc<dyn ProcessedTap>>,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            handler: Arc::new(Engine),
+            tap: None,
+        }
+    }
+}
+
+/// What the HTTP layer and the CLI need from a running service.
+pub struct Core {
+    pub config: Config,
+    pub registry: Arc<ChannelRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub twitch: TwitchClient,
+    supervisor: ActorRef<SupervisorMsg>,
+    shutting_down: AtomicBool,
+}
+
+/// Readiness and, when not ready, why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub reasons: Vec<String>,
+}
+
+const ADMIN_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Core {
+    pub fn admin_token(&self) -> Option<&Secret> {
+        self.config.secrets.admin_token.as_ref()
+    }
+
+    /// Joins a Twitch channel: starts its actor, then asks the connection to join (paced).
+    pub async fn join(&self, login: &str) -> Result<JoinOutcome, String> {
+        if !is_login(login) {
+            return Err(format!("`{login}` is not a channel login (lowercase a-z, 0-9, _; 1-25 chars)"));
+        }
+        if self.is_shutting_down() {
+            return Err("the service is shutting down".into());
+        }
+        let key = ChannelKey::twitch(login);
+        let outcome = ractor::call_t!(self.supervisor, SupervisorMsg::Join, ADMIN_CALL_TIMEOUT.as_millis() as u64, key)
+            .map_err(|e| format!("supervisor did not answer: {e}"))??;
+        self.twitch.join(login).await;
+        Ok(outcome)
+    }
+
+    /// Parts a Twitch channel; false when it was not joined.
+    pub async fn part(&self, login: &str) -> Result<bool, String> {
+        let key = ChannelKey::twitch(login);
+        self.twitch.part(login).await;
+        ractor::call_t!(self.supervisor, SupervisorMsg::Part, ADMIN_CALL_TIMEOUT.as_millis() as u64, key)
+            .map_err(|e| format!("supervisor did not answer: {e}"))
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        let mut reasons = Vec::new();
+        if self.is_shutting_down() {
+            reasons.push("shutting down".to_string());
+        }
+        let status = self.twitch.status();
+        if !status.is_connected() {
+            reasons.push("twitch: not connected".to_string());
+        } else {
+            let missing = status.not_joined();
+            if !missing.is_empty() {
+                let shown: Vec<_> = missing.iter().take(10).cloned().collect();
+                reasons.push(format!("twitch: {} channel(s) not joined yet: {}", missing.len(), shown.join(", ")));
+            }
+        }
+        let failed: Vec<String> = self
+            .registry
+            .all()
+            .iter()
+            .filter(|c| c.status() == ChannelStatus::Failed)
+            .map(|c| c.key.to_string())
+            .collect();
+        if !failed.is_empty() {
+            reasons.push(format!("channels failed: {}", failed.join(", ")));
+        }
+        Readiness {
+            ready: reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
+/// A running service.
+pub struct Service {
+    core: Arc<Core>,
+    http_addr: SocketAddr,
+    stops: TwitchStops,
+    outbound_drain: CancellationToken,
+    http_stop: CancellationToken,
+    twitch_task: JoinHandle<()>,
+    outbound_task: JoinHandle<()>,
+    http_task: JoinHandle<()>,
+    supervisor_task: JoinHandle<()>,
+}
+
+/// What shutdown managed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShutdownReport {
+    pub drain: DrainReport,
+    pub processed: u64,
+    pub shed: u64,
+}
+
+impl Service {
+    /// Starts everything and asks to join the configured channels. Returns once the HTTP
+    /// endpoints listen; the connection and joins proceed in the background (see `/readyz`).
+    pub async fn start(config: Config, options: ServiceOptions) -> anyhow::Result<Service> {
+        let registry = ChannelRegistry::new();
+        let metrics = Metrics::new(Arc::clone(&registry));
+        let router = Router::new(Arc::clone(&registry), Arc::clone(&metrics), config.admission.clone());
+        let stops = TwitchStops::default();
+        let (twitch, twitch_task) = TwitchClient::start(
+            config.twitch.clone(),
+            config.secrets.twitch_token.clone(),
+            Arc::clone(&router),
+            Arc::clone(&metrics),
+            stops.clone(),
+        );
+        let outbound_drain = CancellationToken::new();
+        let (outbound, outbound_task) = TwitchOutbound::start(
+            OutboundLimits {
+                send: config.twitch.send.clone(),
+                verified: config.twitch.verified_bot,
+                anonymous: config.twitch.login.starts_with("justinfan"),
+            },
+            Arc::clone(twitch.status()),
+            Arc::clone(&metrics),
+            outbound_drain.clone(),
+            Duration::from_millis(config.supervisor.drain_timeout_ms),
+        );
+        let context = ChannelContext {
+            handler: options.handler,
+            sink: Arc::new(outbound),
+            tap: options.tap,
+        };
+        let (supervisor, supervisor_task) = Actor::spawn(
+            None,
+            Supervisor,
+            SupervisorArgs {
+                registry: Arc::clone(&registry),
+                context,
+                router,
+                config: config.supervisor.clone(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the supervisor: {e}"))?;
+        let core = Arc::new(Core {
+            config: config.clone(),
+            registry,
+            metrics,
+            twitch,
+            supervisor,
+            shutting_down: AtomicBool::new(false),
+        });
+        for channel in &config.twitch.channels {
+            core.join(channel)
+                .await
+                .map_err(|e| anyhow::anyhow!("joining {channel}: {e}"))?;
+        }
+        let http_stop = CancellationToken::new();
+        let (http_addr, http_task) = crate::http::serve(config.http.listen, Arc::clone(&core), http_stop.clone()).await?;
+        tracing::info!(%http_addr, "HTTP endpoints listening");
+        Ok(Service {
+            core,
+            http_addr,
+            stops,
+            outbound_drain,
+            http_stop,
+            twitch_task,
+            outbound_task,
+            http_task,
+            supervisor_task,
+        })
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Waits until `/readyz` would answer 200, or the deadline passes.
+    pub async fn wait_ready(&self, deadline: Duration) -> Result<(), Readiness> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let readiness = self.core.readiness();
+            if readiness.ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(readiness);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Graceful shutdown; see the module docs for the order.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let core = &self.core;
+        core.shutting_down.store(true, Ordering::Release);
+        self.stops.intake.cancel();
+        let deadline = Duration::from_millis(core.config.supervisor.drain_timeout_ms);
+        let drain = ractor::call_t!(
+            core.supervisor,
+            SupervisorMsg::DrainAll,
+            (deadline + Duration::from_secs(1)).as_millis() as u64,
+            deadline
+        )
+        .unwrap_or_default();
+        self.outbound_drain.cancel();
+        let _ = tokio::time::timeout(deadline + Duration::from_secs(1), self.outbound_task).await;
+        self.stops.close.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.twitch_task).await;
+        core.supervisor.stop(None);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.supervisor_task).await;
+        self.http_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
+        let channels = core.registry.all();
+        ShutdownReport {
+            drain,
+            processed: channels
+                .iter()
+                .map(|c| c.counters.processed.load(Ordering::Relaxed))
+                .sum(),
+            shed: channels.iter().map(|c| c.counters.shed_total()).sum(),
+        }
+    }
+}

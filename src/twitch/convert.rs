@@ -1,0 +1,145 @@
+//! Turns twitch-irc's parsed server messages into the engine's platform-neutral [`ChatEvent`].
+
+use std::sync::Arc;
+
+use twitch_irc::message::{Badge, ClearChatAction, ServerMessage, TwitchUserBasics};
+
+use crate::engine::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
+
+/// The chat event in a server message, if it carries one (PRIVMSG, CLEARCHAT, CLEARMSG,
+/// USERNOTICE). Everything else (PING, JOIN, NOTICE...) is the connection's business.
+pub fn to_chat_event(message: &ServerMessage) -> Option<ChatEvent> {
+    let (channel, kind) = match message {
+        ServerMessage::Privmsg(m) => {
+            let first_message = m.source.tags.0.get("first-msg").is_some_and(|v| v == "1");
+            let chat = ChatMessage {
+                id: m.message_id.clone(),
+                user: user(&m.sender, &m.badges),
+                text: m.message_text.clone(),
+                emotes: m
+                    .emotes
+                    .iter()
+                    .map(|e| EmoteSpan {
+                        id: e.id.clone(),
+                        start: e.char_range.start,
+                        end: e.char_range.end,
+                    })
+                    .collect(),
+                sent_at_ms: m.server_timestamp.timestamp_millis().max(0) as u64,
+                first_message,
+                reply_to: m.reply_parent.as_ref().map(|p| p.message_id.clone()),
+            };
+            (&m.channel_login, EventKind::Message(chat))
+        }
+        ServerMessage::ClearChat(m) => {
+            let (user_id, duration_s) = match &m.action {
+                ClearChatAction::ChatCleared => (None, None),
+                ClearChatAction::UserBanned { user_id, .. } => (Some(user_id.clone()), None),
+                ClearChatAction::UserTimedOut {
+                    user_id,
+                    timeout_length,
+                    ..
+                } => (Some(user_id.clone()), Some(timeout_length.as_secs())),
+            };
+            (&m.channel_login, EventKind::ChatCleared { user_id, duration_s })
+        }
+        ServerMessage::ClearMsg(m) => (
+            &m.channel_login,
+            EventKind::MessageDeleted {
+                message_id: m.message_id.clone(),
+            },
+        ),
+        ServerMessage::UserNotice(m) => (
+            &m.channel_login,
+            EventKind::UserNotice {
+                kind: m.event_id.clone(),
+                user: user(&m.sender, &m.badges),
+                text: m.message_text.clone(),
+            },
+        ),
+        _ => return None,
+    };
+    Some(ChatEvent {
+        platform: Platform::Twitch,
+        channel: Arc::from(channel.as_str()),
+        kind,
+    })
+}
+
+fn user(sender: &TwitchUserBasics, badges: &[Badge]) -> ChatUser {
+    ChatUser {
+        id: sender.id.clone(),
+        login: sender.login.clone(),
+        display_name: sender.name.clone(),
+        role: role(badges),
+    }
+}
+
+/// The highest role the badges grant.
+pub fn role(badges: &[Badge]) -> Role {
+    badges
+        .iter()
+        .map(|b| match b.name.as_str() {
+            "broadcaster" => Role::Broadcaster,
+            "moderator" => Role::Moderator,
+            "vip" => Role::Vip,
+            "subscriber" | "founder" => Role::Subscriber,
+            _ => Role::Everyone,
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twitch_irc::message::IRCMessage;
+
+    fn parse(line: &str) -> ServerMessage {
+        let irc = IRCMessage::parse(line).expect("irc");
+        ServerMessage::try_from(irc).expect("server message")
+    }
+
+    #[test]
+    fn a_real_privmsg_becomes_a_chat_message_with_role_and_emotes() {
+        let line = "@badge-info=subscriber/10;badges=moderator/1,subscriber/9,turbo/1;color=#7488FF;display-name=AidenWallis;emotes=932291:0-3;first-msg=1;flags=;id=68d3623c-0a07-4acb-bbe7-22e904737809;mod=1;room-id=71092938;subscriber=1;tmi-sent-ts=1568505601238;turbo=1;user-id=87763385;user-type=mod :aidenwallis!aidenwallis@aidenwallis.tmi.twitch.tv PRIVMSG #xqcow :xqcT hello";
+        let event = to_chat_event(&parse(line)).expect("event");
+        assert_eq!(&*event.channel, "xqcow");
+        let m = event.message().expect("message");
+        assert_eq!(m.id, "68d3623c-0a07-4acb-bbe7-22e904737809");
+        assert_eq!(m.user.login, "aidenwallis");
+        assert_eq!(m.user.display_name, "AidenWallis");
+        assert_eq!(m.user.role, Role::Moderator);
+        assert_eq!(m.text, "xqcT hello");
+        assert_eq!(m.sent_at_ms, 1_568_505_601_238);
+        assert!(m.first_message);
+        assert_eq!(m.emotes, vec![EmoteSpan { id: "932291".into(), start: 0, end: 4 }]);
+    }
+
+    #[test]
+    fn clearchat_becomes_a_timeout_event() {
+        let line = "@ban-duration=150;room-id=71092938;target-user-id=48215771;tmi-sent-ts=1568505600739 :tmi.twitch.tv CLEARCHAT #xqcow :onche";
+        let event = to_chat_event(&parse(line)).expect("event");
+        assert_eq!(
+            event.kind,
+            EventKind::ChatCleared {
+                user_id: Some("48215771".into()),
+                duration_s: Some(150)
+            }
+        );
+    }
+
+    #[test]
+    fn ping_is_not_a_chat_event() {
+        assert!(to_chat_event(&parse("PING :tmi.twitch.tv")).is_none());
+    }
+
+    #[test]
+    fn roles_rank_broadcaster_over_everyone() {
+        let b = |n: &str| Badge { name: n.into(), version: "1".into() };
+        assert_eq!(role(&[]), Role::Everyone);
+        assert_eq!(role(&[b("premium"), b("founder")]), Role::Subscriber);
+        assert_eq!(role(&[b("subscriber"), b("vip")]), Role::Vip);
+        assert_eq!(role(&[b("broadcaster"), b("subscriber")]), Role::Broadcaster);
+    }
+}

@@ -1,0 +1,20 @@
+//! Twitch chat: the source and the sink of the Twitch side.
+//!
+//! - [`client`]: the connection loop (connect, login, keepalive, RECONNECT, backoff) that parses
+//!   lines with twitch-irc and hands chat events to the router.
+//! - [`connection`]: TCP or TLS to the configured server.
+//! - [`convert`]: twitch-irc messages -> platform-neutral chat events.
+//! - [`joins`]: JOIN pacing within Twitch's limits.
+//! - [`outbound`]: replies back to chat within Twitch's send limits.
+//! - [`status`]: connected / joined / moderator state shared by the above and `/readyz`.
+
+pub mod client;
+pub mod connection;
+pub mod convert;
+pub mod joins;
+pub mod outbound;
+pub mod status;
+
+pub use client::{TwitchClient, TwitchStops};
+pub use outbound::{OutboundLimits, TwitchOutbound};
+pub use status::TwitchStatus;

@@ -1,0 +1,402 @@
+//! Outbound chat: the engine's Say/Reply actions, sent within Twitch's rules.
+//!
+//! Actors hand actions to [`TwitchOutbound::submit`], which never blocks: it queues into a
+//! bounded channel (full = dropped and counted). One scheduler task keeps a bounded queue per
+//! channel and sends, round-robin over channels, only what Twitch would accept:
+//! - account limit: at most N messages in any rolling window (20 / 30 s; 100 where the bot is
+//!   moderator or broadcaster; 7,500 for verified bots), checked exactly like Twitch does, as a
+//!   sliding log of send times, with a small safety margin for clock and network skew;
+//! - 1 message per second per channel where the bot is not a moderator;
+//! - 500 characters (longer text is cut, counted);
+//! - no identical repeat within 30 s where the bot is not a moderator: a repeat is made unique
+//!   with an invisible suffix instead of being dropped by Twitch (counted);
+//! - a message that waited longer than `max_age_ms` is dropped (counted), never sent late.
+//!
+//! Moderation actions (delete, timeout, ban) go through Helix, not IRC; until a moderation
+//! backend is configured they are counted in `firehose_moderation_not_configured_total`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use twitch_irc::message::{AsRawIRC, IRCMessage, IRCTags};
+
+use super::status::TwitchStatus;
+use crate::actors::ActionSink;
+use crate::config::SendLimits;
+use crate::engine::{Action, ChatEvent, Platform};
+use crate::obs::Metrics;
+
+/// Added to the rate-limit window so our count never disagrees with Twitch's clock.
+const WINDOW_SAFETY_MARGIN: Duration = Duration::from_millis(250);
+/// Appended to a repeated message so it is not a duplicate (a Unicode tag character).
+const DEDUP_SUFFIX: &str = " \u{E0000}";
+
+/// One chat line waiting to be sent.
+#[derive(Debug)]
+struct Pending {
+    channel: Arc<str>,
+    text: String,
+    reply_to: Option<String>,
+    received_at: Option<Instant>,
+    queued_at: Instant,
+}
+
+/// The sink channel actors submit to.
+#[derive(Debug, Clone)]
+pub struct TwitchOutbound {
+    queue: mpsc::Sender<Pending>,
+    metrics: Arc<Metrics>,
+}
+
+/// Limits as the scheduler applies them.
+#[derive(Debug, Clone)]
+pub struct OutboundLimits {
+    pub send: SendLimits,
+    pub verified: bool,
+    /// Anonymous (`justinfan`) logins cannot send; their replies are dropped and counted.
+    pub anonymous: bool,
+}
+
+impl TwitchOutbound {
+    /// Starts the scheduler. `drain` ends it: it then sends what the limits allow until `deadline`.
+    pub fn start(
+        limits: OutboundLimits,
+        status: Arc<TwitchStatus>,
+        metrics: Arc<Metrics>,
+        drain: CancellationToken,
+        drain_deadline: Duration,
+    ) -> (TwitchOutbound, JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(limits.send.queue_capacity);
+        let scheduler = Scheduler::new(limits, status, Arc::clone(&metrics));
+        let task = tokio::spawn(scheduler.run(rx, drain, drain_deadline));
+        (TwitchOutbound { queue, metrics }, task)
+    }
+}
+
+impl ActionSink for TwitchOutbound {
+    fn submit(&self, event: &ChatEvent, action: Action, received_at: Option<Instant>) {
+        if event.platform != Platform::Twitch {
+            return;
+        }
+        let (text, reply_to) = match action {
+            Action::Say { text } => (text, None),
+            Action::Reply { parent_id, text } => (text, Some(parent_id)),
+            Action::Delete { .. } => return self.not_configured("delete"),
+            Action::Timeout { .. } => return self.not_configured("timeout"),
+            Action::Ban { .. } => return self.not_configured("ban"),
+        };
+        let pending = Pending {
+            channel: Arc::clone(&event.channel),
+            text,
+            reply_to,
+            received_at,
+            queued_at: Instant::now(),
+        };
+        match self.queue.try_send(pending) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.metrics.outbound_dropped("queue_full"),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.metrics.outbound_dropped("shutdown"),
+        }
+    }
+}
+
+impl TwitchOutbound {
+    fn not_configured(&self, action: &str) {
+        self.metrics
+            .moderation_not_configured
+            .get_or_create(&vec![("action", action.to_string())])
+            .inc();
+    }
+}
+
+/// Per-channel send state.
+#[derive(Debug, Default)]
+struct ChannelQueue {
+    waiting: VecDeque<Pending>,
+    last_sent_at: Option<Instant>,
+    last_text: String,
+}
+
+struct Scheduler {
+    limits: OutboundLimits,
+    status: Arc<TwitchStatus>,
+    metrics: Arc<Metrics>,
+    channels: HashMap<Arc<str>, ChannelQueue>,
+    /// Channels with waiting messages, in round-robin order.
+    turn: VecDeque<Arc<str>>,
+    /// Send times within the current window, oldest first.
+    sent_log: VecDeque<Instant>,
+    queued: usize,
+}
+
+impl Scheduler {
+    fn new(limits: OutboundLimits, status: Arc<TwitchStatus>, metrics: Arc<Metrics>) -> Scheduler {
+        Scheduler {
+            limits,
+            status,
+            metrics,
+            channels: HashMap::new(),
+            turn: VecDeque::new(),
+            sent_log: VecDeque::new(),
+            queued: 0,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Pending>, drain: CancellationToken, drain_deadline: Duration) {
+        let mut draining_until: Option<tokio::time::Instant> = None;
+        loop {
+            let wake = self.send_ready(Instant::now());
+            if let Some(until) = draining_until {
+                if self.queued == 0 || tokio::time::Instant::now() >= until {
+                    break;
+                }
+            }
+            let sleep_until = wake.map(tokio::time::Instant::from_std).unwrap_or_else(|| {
+                tokio::time::Instant::now() + Duration::from_secs(3600)
+            });
+            let sleep_until = match draining_until {
+                Some(until) => sleep_until.min(until),
+                None => sleep_until,
+            };
+            tokio::select! {
+                item = rx.recv() => match item {
+                    Some(item) => {
+                        self.enqueue(item);
+                        while let Ok(item) = rx.try_recv() {
+                            self.enqueue(item);
+                        }
+                    }
+                    None if draining_until.is_none() => {
+                        draining_until = Some(tokio::time::Instant::now() + drain_deadline);
+                    }
+                    None => tokio::time::sleep_until(sleep_until).await,
+                },
+                _ = drain.cancelled(), if draining_until.is_none() => {
+                    rx.close();
+                    while let Ok(item) = rx.try_recv() {
+                        self.enqueue(item);
+                    }
+                    draining_until = Some(tokio::time::Instant::now() + drain_deadline);
+                }
+                _ = tokio::time::sleep_until(sleep_until) => {}
+            }
+        }
+        for _ in 0..self.queued {
+            self.metrics.outbound_dropped("shutdown");
+        }
+    }
+
+    fn enqueue(&mut self, item: Pending) {
+        if self.limits.anonymous {
+            self.metrics.outbound_dropped("anonymous_login");
+            return;
+        }
+        if self.queued >= self.limits.send.queue_capacity {
+            self.metrics.outbound_dropped("queue_full");
+            return;
+        }
+        let capacity = self.limits.send.channel_queue_capacity;
+        let channel = Arc::clone(&item.channel);
+        let queue = self.channels.entry(Arc::clone(&channel)).or_default();
+        if queue.waiting.len() >= capacity {
+            self.metrics.outbound_dropped("channel_queue_full");
+            return;
+        }
+        if queue.waiting.is_empty() {
+            self.turn.push_back(channel);
+        }
+        queue.waiting.push_back(item);
+        self.queued += 1;
+        self.metrics.outbound_queued.set(self.queued as i64);
+    }
+
+    /// Sends everything the limits allow now; returns when to look again, if anything waits.
+    fn send_ready(&mut self, now: Instant) -> Option<Instant> {
+        let window = Duration::from_millis(self.limits.send.window_ms) + WINDOW_SAFETY_MARGIN;
+        while self.sent_log.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            self.sent_log.pop_front();
+        }
+        let Some(wire) = self.status.wire() else {
+            self.expire_all(now);
+            return (self.queued > 0).then(|| now + Duration::from_millis(100));
+        };
+        let mut next_wake: Option<Instant> = None;
+        let rounds = self.turn.len();
+        for _ in 0..rounds {
+            let Some(channel) = self.turn.pop_front() else { break };
+            let moderator = self.status.is_moderator(&channel);
+            match self.try_send_one(&channel, moderator, now, window, &wire) {
+                Attempt::Sent | Attempt::Expired => {}
+                Attempt::WaitUntil(at) => next_wake = Some(next_wake.map_or(at, |w| w.min(at))),
+            }
+            let has_more = self.channels.get(&channel).is_some_and(|q| !q.waiting.is_empty());
+            if has_more {
+                self.turn.push_back(channel);
+            } else {
+                self.channels.remove(&channel);
+            }
+        }
+        self.metrics.outbound_queued.set(self.queued as i64);
+        if self.queued > 0 && next_wake.is_none() {
+            next_wake = Some(now);
+        }
+        next_wake
+    }
+
+    fn account_limit(&self, moderator: bool) -> usize {
+        let s = &self.limits.send;
+        let limit = if self.limits.verified {
+            s.verified_limit
+        } else if moderator {
+            s.account_limit_mod
+        } else {
+            s.account_limit
+        };
+        limit as usize
+    }
+
+    fn try_send_one(
+        &mut self,
+        channel: &Arc<str>,
+        moderator: bool,
+        now: Instant,
+        window: Duration,
+        wire: &mpsc::Sender<String>,
+    ) -> Attempt {
+        let max_age = Duration::from_millis(self.limits.send.max_age_ms);
+        let limit = self.account_limit(moderator);
+        let Some(queue) = self.channels.get_mut(channel) else {
+            return Attempt::Expired;
+        };
+        let Some(head) = queue.waiting.front() else {
+            return Attempt::Expired;
+        };
+        if now.duration_since(head.queued_at) > max_age {
+            queue.waiting.pop_front();
+            self.queued -= 1;
+            self.metrics.outbound_dropped("expired");
+            return Attempt::Expired;
+        }
+        if self.sent_log.len() >= limit {
+            let frees_at = self.sent_log[self.sent_log.len() - limit] + window;
+            return Attempt::WaitUntil(frees_at);
+        }
+        if !moderator && !self.limits.verified {
+            let gap = Duration::from_millis(self.limits.send.per_channel_interval_ms);
+            if let Some(last) = queue.last_sent_at {
+                if now.duration_since(last) < gap {
+                    return Attempt::WaitUntil(last + gap);
+                }
+            }
+        }
+        let Ok(permit) = wire.try_reserve() else {
+            return Attempt::WaitUntil(now + Duration::from_millis(5));
+        };
+        let Some(item) = queue.waiting.pop_front() else {
+            return Attempt::Expired;
+        };
+        self.queued -= 1;
+        let mut text = limit_length(&item.text, self.limits.send.max_message_chars);
+        if text.len() < item.text.len() {
+            self.metrics.outbound_truncated.inc();
+        }
+        let duplicate_window = Duration::from_millis(self.limits.send.duplicate_window_ms);
+        let recent = queue.last_sent_at.is_some_and(|t| now.duration_since(t) < duplicate_window);
+        if !moderator && recent && strip_dedup(&queue.last_text) == text {
+            if queue.last_text == text {
+                text = limit_length(&format!("{text}{DEDUP_SUFFIX}"), self.limits.send.max_message_chars);
+            }
+            self.metrics.outbound_deduplicated.inc();
+        }
+        permit.send(privmsg_line(channel, &text, item.reply_to.as_deref()));
+        queue.last_sent_at = Some(now);
+        queue.last_text = text;
+        self.sent_log.push_back(now);
+        self.metrics.outbound_sent.inc();
+        if let Some(received_at) = item.received_at {
+            self.metrics.observe_reply_latency(now.saturating_duration_since(received_at));
+        }
+        Attempt::Sent
+    }
+
+    fn expire_all(&mut self, now: Instant) {
+        let max_age = Duration::from_millis(self.limits.send.max_age_ms);
+        for queue in self.channels.values_mut() {
+            while queue.waiting.front().is_some_and(|p| now.duration_since(p.queued_at) > max_age) {
+                queue.waiting.pop_front();
+                self.queued -= 1;
+                self.metrics.outbound_dropped("expired");
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Sent,
+    Expired,
+    WaitUntil(Instant),
+}
+
+/// The PRIVMSG line for a message, threaded as a reply when `reply_to` is set. Text starting
+/// with `/` or `.` would run as a chat command, so it is prefixed to stay plain text.
+pub fn privmsg_line(channel: &str, text: &str, reply_to: Option<&str>) -> String {
+    let text = if text.starts_with('/') || text.starts_with('.') {
+        format!("\u{200B}{text}")
+    } else {
+        text.to_string()
+    };
+    let mut tags = IRCTags::new();
+    if let Some(parent) = reply_to {
+        tags.0.insert("reply-parent-msg-id".to_string(), parent.to_string());
+    }
+    let params = vec![format!("#{channel}"), text.replace(['\r', '\n'], " ")];
+    IRCMessage::new(tags, None, "PRIVMSG".to_string(), params).as_raw_irc()
+}
+
+/// Cuts text to at most `max` characters, on a character boundary, marking the cut with `…`.
+pub fn limit_length(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn strip_dedup(text: &str) -> &str {
+    text.strip_suffix(DEDUP_SUFFIX).unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_lines_carry_the_parent_tag_and_escape_nothing_else() {
+        assert_eq!(
+            privmsg_line("chan", "pong", Some("abc-1")),
+            "@reply-parent-msg-id=abc-1 PRIVMSG #chan :pong"
+        );
+        assert_eq!(privmsg_line("chan", "hi there", None), "PRIVMSG #chan :hi there");
+    }
+
+    #[test]
+    fn command_like_text_is_neutralised_and_newlines_removed() {
+        let line = privmsg_line("chan", "/ban someone", None);
+        assert!(line.ends_with(":\u{200B}/ban someone"), "{line}");
+        assert_eq!(privmsg_line("c", "a\r\nb", None), "PRIVMSG #c :a  b");
+    }
+
+    #[test]
+    fn length_is_limited_on_char_boundaries() {
+        assert_eq!(limit_length("abc", 3), "abc");
+        assert_eq!(limit_length("abcd", 3), "ab…");
+        let long = "é".repeat(600);
+        let cut = limit_length(&long, 500);
+        assert_eq!(cut.chars().count(), 500);
+    }
+}

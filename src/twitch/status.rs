@@ -1,0 +1,116 @@
+//! What the Twitch side knows right now: connected or not, which channels are wanted and which
+//! are joined, where the bot is a moderator, and the current connection's send queue.
+//! Shared by the session, the join pacer, the outbound scheduler and `/readyz`.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use dashmap::DashSet;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Default)]
+pub struct TwitchStatus {
+    connected: AtomicBool,
+    wanted: Mutex<BTreeSet<String>>,
+    joined: Mutex<HashSet<String>>,
+    moderator_in: DashSet<String>,
+    /// Lines to write on the current connection (bounded); None while disconnected.
+    wire: RwLock<Option<mpsc::Sender<String>>>,
+}
+
+impl TwitchStatus {
+    pub fn new(moderator_channels: &[String]) -> TwitchStatus {
+        let status = TwitchStatus::default();
+        for channel in moderator_channels {
+            status.moderator_in.insert(channel.clone());
+        }
+        status
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_connected(&self, wire: Option<mpsc::Sender<String>>) {
+        let connected = wire.is_some();
+        if let Ok(mut slot) = self.wire.write() {
+            *slot = wire;
+        }
+        if !connected {
+            if let Ok(mut joined) = self.joined.lock() {
+                joined.clear();
+            }
+        }
+        self.connected.store(connected, Ordering::Release);
+    }
+
+    /// Queues a raw line on the current connection. False when disconnected or its queue is full.
+    pub fn send_line(&self, line: String) -> bool {
+        let wire = self.wire.read().ok().and_then(|w| w.clone());
+        wire.is_some_and(|w| w.try_send(line).is_ok())
+    }
+
+    /// The current connection's send queue, to wait on when it is full.
+    pub fn wire(&self) -> Option<mpsc::Sender<String>> {
+        self.wire.read().ok().and_then(|w| w.clone())
+    }
+
+    pub fn want(&self, channel: &str) {
+        if let Ok(mut wanted) = self.wanted.lock() {
+            wanted.insert(channel.to_string());
+        }
+    }
+
+    pub fn unwant(&self, channel: &str) {
+        if let Ok(mut wanted) = self.wanted.lock() {
+            wanted.remove(channel);
+        }
+    }
+
+    pub fn wants(&self, channel: &str) -> bool {
+        self.wanted.lock().is_ok_and(|w| w.contains(channel))
+    }
+
+    pub fn wanted(&self) -> Vec<String> {
+        self.wanted
+            .lock()
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn set_joined(&self, channel: &str, joined: bool) {
+        if let Ok(mut set) = self.joined.lock() {
+            if joined {
+                set.insert(channel.to_string());
+            } else {
+                set.remove(channel);
+            }
+        }
+    }
+
+    pub fn is_joined(&self, channel: &str) -> bool {
+        self.joined.lock().is_ok_and(|j| j.contains(channel))
+    }
+
+    /// Wanted channels not joined yet.
+    pub fn not_joined(&self) -> Vec<String> {
+        let joined = self.joined.lock().map(|j| j.clone()).unwrap_or_default();
+        self.wanted()
+            .into_iter()
+            .filter(|c| !joined.contains(c))
+            .collect()
+    }
+
+    pub fn is_moderator(&self, channel: &str) -> bool {
+        self.moderator_in.contains(channel)
+    }
+
+    pub(crate) fn set_moderator(&self, channel: &str, moderator: bool) {
+        if moderator {
+            self.moderator_in.insert(channel.to_string());
+        } else {
+            self.moderator_in.remove(channel);
+        }
+    }
+}
