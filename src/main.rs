@@ -1,1 +1,62 @@
-fn main() {}
+//! The `firehose` command line: `run`, `sim`, `demo`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "firehose", version, about = "A dedicated chat-bot service for the biggest Twitch channels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the Twitch-protocol chat simulator on its own.
+    Sim(firehose::cli::SimArgs),
+    /// Simulator and service in one process on the embedded defaults, with a live summary.
+    Demo(firehose::cli::DemoArgs),
+    /// Check a configuration file: exit 0 when valid, else name the bad key and why.
+    CheckConfig {
+        /// Configuration file (TOML).
+        path: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    firehose::cli::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => firehose::cli::run(&config).await,
+            Command::Sim(args) => firehose::cli::sim(args).await,
+            Command::Demo(args) => firehose::cli::demo(args).await,
+            Command::CheckConfig { path } => firehose::cli::check_config(&path),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `firehose demo`: the simulator and the service in one process, on the embedded defaults.
+//!
+//! It starts a simulator with N Zipf-weighted channels, points a service at it (plain TCP on
+//! loopback, the bot verified and moderator so replies are not throttled by Twitch's per-account
+//! limit), waits until every channel is joined, drives R msgs/s for S seconds with a live
+//! progress line, lets the pipeline drain, and prints a summary: messages sent / processed /
+//! shed, msgs/s, and the `!ping` reply latency measured by the simulator (from the moment it
+//! wrote the `!ping` to the moment the threaded reply arrived back).
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::service::{Service, ServiceOptions};
+use crate::sim::{SimConfig, SimHandle};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Channels to simulate and join.
+    #[arg(long, default_value_t = 100)]
+    pub channels: usize,
+    /// Chat messages per second over all channels.
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
+    /// Seconds of traffic.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Address of the service's HTTP endpoints while the demo runs.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub http: SocketAddr,
+    /// Share of chat messages that are `!ping`.
+    #[arg(long, default_value_t = 0.01)]
+    pub ping_fraction: f64,
+    /// Messages in flight per channel before shedding.
+    #[arg(long)]
+    pub capacity: Option<u32>,
+    /// Raw IRC lines whose chat text the simulator reuses (default: built-in content).
+    #[arg(long)]
+    pub corpus: Option<std::path::PathBuf>,
+}
+
+/// The demo's outcome, also used by tests and benchmarks.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoSummary {
+    pub seconds: f64,
+    pub sent: u64,
+    pub processed: u64,
+    pub shed: u64,
+    pub msgs_per_s: f64,
+    pub pings_sent: u64,
+    pub pings_answered: u64,
+    pub ping_p50_us: u64,
+    pub ping_p99_us: u64,
+    pub ping_max_us: u64,
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let summary = run_demo(args).await?;
+    println!();
+    println!("firehose demo summary");
+    println!("  duration           {:.1} s", summary.seconds);
+    println!("  messages sent      {}", summary.sent);
+    println!("  messages processed {}", summary.processed);
+    println!("  messages shed      {}", summary.shed);
+    println!("  throughput         {:.0} msgs/s processed", summary.msgs_per_s);
+    println!("  !ping answered     {} of {}", summary.pings_answered, summary.pings_sent);
+    println!(
+        "  !ping reply latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        summary.ping_p50_us as f64 / 1000.0,
+        summary.ping_p99_us as f64 / 1000.0,
+        summary.ping_max_us as f64 / 1000.0
+    );
+    Ok(())
+}
+
+/// The demo's configuration for a simulator at `sim_addr`.
+pub fn demo_config(sim_addr: SocketAddr, channels: &[String], http: SocketAddr) -> Config {
+    let mut config = Config::default();
+    config.twitch.server = sim_addr.to_string();
+    config.twitch.tls = false;
+    config.twitch.login = "firehosedemo".into();
+    config.twitch.channels = channels.to_vec();
+    config.twitch.verified_bot = true;
+    config.twitch.join.limit = 2_000;
+    config.http.listen = http;
+    config
+}
+
+pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
+    let mut sim_config = SimConfig::with_channels(args.channels);
+    sim_config.rate = 0.0;
+    sim_config.ping_fraction = args.ping_fraction;
+    sim_config.corpus = args.corpus.clone();
+    sim_config.limits.verified = true;
+    sim_config.limits.bot_is_mod = true;
+    sim_config.limits.join_limit = 2_000;
+    let sim = super::start_sim(sim_config.clone()).await?;
+    let mut config = demo_config(sim.local_addr(), &sim_config.channels, args.http);
+    if let Some(capacity) = args.capacity {
+        config.admission.capacity = capacity;
+    }
+    config.validate()?;
+    let service = Service::start(config, ServiceOptions::default()).await?;
+    eprintln!(
+        "demo: simulator on {}, service HTTP on http://{} ; joining {} channels...",
+        sim.local_addr(),
+        service.http_addr(),
+        args.channels
+    );
+    if let Err(readiness) = service.wait_ready(Duration::from_secs(60)).await {
+        anyhow::bail!("service not ready after 60 s: {}", readiness.reasons.join("; "));
+    }
+    let started = Instant::now();
+    sim.set_rate(args.rate);
+    progress_until(&sim, &service, started, Duration::from_secs(args.duration)).await;
+    sim.set_rate(0.0);
+    let traffic_seconds = started.elapsed().as_secs_f64();
+    settle(&sim, &service, Duration::from_secs(10)).await;
+    let summary = summarize(&sim, &service, traffic_seconds);
+    let _ = service.shutdown().await;
+    sim.shutdown().await;
+    Ok(summary)
+}
+
+fn totals(service: &Service) -> (u64, u64, u64) {
+    let channels = service.core().registry.all();
+    let received = channels.iter().map(|c| c.counters.received.load(Ordering::Relaxed)).sum();
+    let processed = channels.iter().map(|c| c.counters.processed.load(Ordering::Relaxed)).sum();
+    let shed = channels.iter().map(|c| c.counters.shed_total()).sum();
+    (received, processed, shed)
+}
+
+async fn progress_until(sim: &SimHandle, service: &Service, started: Instant, length: Duration) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = (0u64, Instant::now());
+    while started.elapsed() < length {
+        tokio::time::sleep(Duration::from_secs(1).min(length.saturating_sub(started.elapsed()))).await;
+        let stats = sim.stats();
+        let (_, processed, shed) = totals(service);
+        let now = Instant::now();
+        let rate = (processed - last.0) as f64 / now.duration_since(last.1).as_secs_f64().max(1e-3);
+        last = (processed, now);
+        let line = format!(
+            "t={:>4.1}s sent={} processed={} shed={} rate={:.0}/s pings={} answered={}",
+            started.elapsed().as_secs_f64(),
+            stats.privmsgs_sent + stats.events_sent,
+            processed,
+            shed,
+            rate,
+            stats.pings_sent,
+            stats.replies_matched
+        );
+        if tty {
+            eprint!("\r{line}   ");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+}
+
+/// Waits until everything the simulator sent was handled (processed or shed) and the replies
+/// to the `!ping`s are in, or the deadline passes.
+async fn settle(sim: &SimHandle, service: &Service, deadline: Duration) {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        let stats = sim.stats();
+        let (received, processed, shed) = totals(service);
+        let sent = stats.privmsgs_sent + stats.events_sent;
+        let handled = received >= sent && processed + shed >= received;
+        let replied = stats.replies_matched >= stats.pings_sent;
+        if handled && replied {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn summarize(sim: &SimHandle, service: &Service, seconds: f64) -> DemoSummary {
+    let stats = sim.stats();
+    let (_, processed, shed) = totals(service);
+    let latencies = sim.reply_latencies();
+    DemoSummary {
+        seconds,
+        sent: stats.privmsgs_sent + stats.events_sent,
+        processed,
+        shed,
+        msgs_per_s: processed as f64 / seconds.max(1e-3),
+        pings_sent: stats.pings_sent,
+        pings_answered: stats.replies_matched,
+        ping_p50_us: latencies.value_at_quantile(0.5),
+        ping_p99_us: latencies.value_at_quantile(0.99),
+        ping_max_us: latencies.max(),
+    }
+}

@@ -1,0 +1,114 @@
+//! The subcommands behind `firehose` (the binary only parses arguments and calls these).
+
+mod demo;
+
+pub use demo::{demo, DemoArgs};
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::service::{Service, ServiceOptions};
+use crate::sim::{SimConfig, Simulator};
+
+/// Logs to stderr; level from `FIREHOSE_LOG` (e.g. `info`, `firehose=debug`), default `info`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIREHOSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `firehose check-config <path>`.
+pub fn check_config(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    println!(
+        "{}: valid ({} channel(s), server {}, overflow {:?}, admin token {})",
+        path.display(),
+        config.twitch.channels.len(),
+        config.twitch.server,
+        config.admission.overflow,
+        if config.secrets.admin_token.is_some() { "set" } else { "not set: admin API disabled" }
+    );
+    Ok(())
+}
+
+/// `firehose run --config <path>`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn run(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let service = Service::start(config, ServiceOptions::default()).await?;
+    tracing::info!(http = %service.http_addr(), "firehose running");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let report = service.shutdown().await;
+    tracing::info!(?report, "stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Arguments of `firehose sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on, e.g. 127.0.0.1:6667.
+    #[arg(long, default_value = "127.0.0.1:6667")]
+    pub listen: SocketAddr,
+    /// Number of channels (sim0000, sim0001, ...), Zipf-weighted.
+    #[arg(long, default_value_t = 100)]
+    pub channels: usize,
+    /// Total chat messages per second over all joined channels.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Raw IRC lines whose chat text is reused as content (e.g. ../shared/corpus/xqcow-chat-2019.txt).
+    #[arg(long)]
+    pub corpus: Option<std::path::PathBuf>,
+    /// The bot is a verified bot (7,500 messages / 30 s).
+    #[arg(long)]
+    pub verified: bool,
+}
+
+/// `firehose sim ...`.
+pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let mut config = SimConfig::with_channels(args.channels);
+    config.listen = args.listen;
+    config.rate = args.rate;
+    config.corpus = args.corpus;
+    config.limits.verified = args.verified;
+    crate::sim::run_standalone(config, args.duration.map(Duration::from_secs))
+        .await
+        .context("simulator")
+}
+
+/// Starts a simulator for tests and the demo, failing with context.
+pub async fn start_sim(config: SimConfig) -> anyhow::Result<crate::sim::SimHandle> {
+    Simulator::start(config).await.context("starting the simulator")
+}

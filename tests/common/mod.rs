@@ -1,0 +1,175 @@
+//! Shared helpers for the integration tests: a simulator, a service pointed at it over
+//! loopback, a tap that records what each channel handled, an engine with injectable faults,
+//! and waiting on conditions with deadlines (never sleep-and-hope).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use firehose::actors::{ChannelKey, ChannelShared, ProcessedTap};
+use firehose::config::{Config, Secret};
+use firehose::engine::{self, Action, ChannelState, ChatEvent, ChatHandler, EventKind};
+use firehose::service::{Service, ServiceOptions};
+use firehose::sim::{SimConfig, SimHandle, Simulator};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Polls `condition` every 10 ms until it holds; panics with `what` after `deadline`.
+pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !condition() {
+        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Like [`wait_until`] with an async condition.
+pub async fn wait_until_async<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    while !condition().await {
+        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A simulator with `n` channels and no generated traffic yet.
+pub async fn sim(n: usize, tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
+    let mut config = SimConfig::with_channels(n);
+    config.rate = 0.0;
+    config.record_sent = true;
+    config.limits.verified = true;
+    config.limits.bot_is_mod = true;
+    config.limits.join_limit = 10_000;
+    tweak(&mut config);
+    Simulator::start(config).await.expect("simulator starts")
+}
+
+/// A service configuration pointed at the simulator on loopback.
+pub fn config_for(sim_addr: SocketAddr, channels: &[String]) -> Config {
+    let mut config = Config::default();
+    config.twitch.server = sim_addr.to_string();
+    config.twitch.tls = false;
+    config.twitch.login = "firehosebot".into();
+    config.twitch.channels = channels.to_vec();
+    config.twitch.verified_bot = true;
+    config.twitch.join.limit = 10_000;
+    config.twitch.reconnect_backoff_ms = 20;
+    config.twitch.reconnect_backoff_max_ms = 200;
+    config.http.listen = "127.0.0.1:0".parse().expect("addr");
+    config.supervisor.restart_backoff_ms = 10;
+    config.supervisor.restart_backoff_max_ms = 100;
+    config.secrets.admin_token = Some(Secret::new(ADMIN_TOKEN));
+    config
+}
+
+pub fn sim_channels(n: usize) -> Vec<String> {
+    SimConfig::with_channels(n).channels
+}
+
+/// Starts a service and waits until it is ready.
+pub async fn service(config: Config, options: ServiceOptions) -> Service {
+    config.validate().expect("test config is valid");
+    let service = Service::start(config, options).await.expect("service starts");
+    if let Err(readiness) = service.wait_ready(Duration::from_secs(20)).await {
+        panic!("service not ready: {:?}", readiness.reasons);
+    }
+    service
+}
+
+pub fn channel(service: &Service, login: &str) -> Arc<ChannelShared> {
+    service
+        .core()
+        .registry
+        .get(&ChannelKey::twitch(login))
+        .unwrap_or_else(|| panic!("channel {login} is registered"))
+}
+
+pub fn processed(service: &Service, login: &str) -> u64 {
+    channel(service, login).counters.processed.load(Ordering::Relaxed)
+}
+
+pub fn received(service: &Service, login: &str) -> u64 {
+    channel(service, login).counters.received.load(Ordering::Relaxed)
+}
+
+pub fn shed(service: &Service, login: &str) -> u64 {
+    channel(service, login).counters.shed_total()
+}
+
+/// Records the ids of the chat messages each channel handled, in order.
+#[derive(Default)]
+pub struct RecordingTap {
+    pub handled: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl ProcessedTap for RecordingTap {
+    fn processed(&self, event: &ChatEvent, _seq: u64) {
+        if let Some(message) = event.message() {
+            if let Ok(mut handled) = self.handled.lock() {
+                handled
+                    .entry(event.channel.to_string())
+                    .or_default()
+                    .push(message.id.clone());
+            }
+        }
+    }
+}
+
+impl RecordingTap {
+    pub fn ids(&self, channel: &str) -> Vec<String> {
+        self.handled
+            .lock()
+            .map(|h| h.get(channel).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+/// The real engine plus injectable faults: it panics on messages containing `POISON`, panics
+/// on every message in channels listed in `doomed`, and spends `slow_per_message` of CPU on
+/// every message in channels listed in `slow`.
+#[derive(Default)]
+pub struct FaultyEngine {
+    pub slow: Vec<String>,
+    pub slow_per_message: Duration,
+    pub doomed: Vec<String>,
+}
+
+impl ChatHandler for FaultyEngine {
+    fn handle(&self, state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> Vec<Action> {
+        if let EventKind::Message(m) = &event.kind {
+            if m.text.contains("POISON") {
+                panic!("poison message {}", m.id);
+            }
+        }
+        if self.doomed.iter().any(|c| **c == *event.channel) {
+            panic!("channel {} is doomed", event.channel);
+        }
+        if self.slow.iter().any(|c| **c == *event.channel) {
+            std::thread::sleep(self.slow_per_message);
+        }
+        engine::handle(state, event, now)
+    }
+}
+
+pub fn options_with(handler: impl ChatHandler, tap: Option<Arc<RecordingTap>>) -> ServiceOptions {
+    ServiceOptions {
+        handler: Arc::new(handler),
+        tap: tap.map(|t| t as Arc<dyn ProcessedTap>),
+    }
+}
+
+pub fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
