@@ -1,3 +1,4 @@
 //! firehose: a dedicated chat-bot service for the biggest channels.
 
 pub mod engine;
+pub mod sim;
