@@ -4,13 +4,16 @@
 //! `twitch` (connection, parse) -> `router` (admission per channel) -> `actors` (one supervised
 //! actor per channel) -> `engine` (pure bot logic) -> `twitch::outbound` (rate-limited replies).
 //! `http` serves health, metrics and the admin API; `obs` holds the metrics; `sim` is the
-//! Twitch-protocol chat simulator used by tests, the demo and benchmarks.
+//! Twitch-protocol chat simulator used by tests, the demo and benchmarks; `cli` holds the
+//! subcommands; `service` wires the parts together.
 
 pub mod actors;
+pub mod cli;
 pub mod config;
 pub mod engine;
-pub mod obs;
 pub mod http;
+pub mod obs;
 pub mod router;
 pub mod service;
+pub mod sim;
 pub mod twitch;
