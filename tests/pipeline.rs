@@ -122,10 +122,11 @@ async fn slow_neighbour_case(policy: OverflowPolicy) {
     let channels = sim_channels(2);
     let (slow, fast) = (channels[0].clone(), channels[1].clone());
     let mut config = config_for(sim.local_addr(), &channels);
-    config.admission.capacity = 8;
+    // Room for bursts: the neighbour must not shed because the test sends as fast as it can.
+    config.admission.capacity = 256;
     config.admission.overflow = policy;
     config.admission.block_timeout_ms = 20;
-    config.admission.wait_capacity = 16;
+    config.admission.wait_capacity = 64;
     let engine = FaultyEngine {
         slow: vec![slow.clone()],
         slow_per_message: Duration::from_millis(5),
@@ -133,7 +134,7 @@ async fn slow_neighbour_case(policy: OverflowPolicy) {
     };
     let tap = Arc::new(RecordingTap::default());
     let service = service(config, options_with(engine, Some(Arc::clone(&tap)))).await;
-    let per_channel = 400;
+    let per_channel = 600;
     for i in 0..per_channel {
         sim.send_privmsg(&slow, "viewer", &format!("slow {i}")).await.expect("joined");
         sim.send_privmsg(&fast, "viewer", &format!("fast {i}")).await.expect("joined");

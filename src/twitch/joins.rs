@@ -2,18 +2,17 @@
 //! start-up, at run time and when rejoining everything after a reconnect.
 //!
 //! The pacer owns a de-duplicated queue of channels to join; commands come in over a bounded
-//! channel. A governor rate limiter with `limit` cells per `window` sets the pace.
+//! channel. A [`SlidingWindow`] of `limit` JOINs per `window` sets the pace.
 
 use std::collections::{HashSet, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use governor::{Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::status::TwitchStatus;
+use super::window::SlidingWindow;
 use crate::config::JoinLimits;
 use crate::obs::Metrics;
 
@@ -32,27 +31,26 @@ pub(crate) async fn run_join_pacer(
     mut commands: mpsc::Receiver<JoinCmd>,
     shutdown: CancellationToken,
 ) {
-    let limit = NonZeroU32::new(limits.limit).unwrap_or(NonZeroU32::MIN);
-    let period = Duration::from_millis(limits.window_ms) / limit.get();
-    let Some(quota) = Quota::with_period(period.max(Duration::from_micros(1))) else {
-        return;
-    };
-    let limiter = RateLimiter::direct(quota.allow_burst(limit));
+    let limit = limits.limit as usize;
+    // A little slack so the server, which sees our JOINs a moment later, never counts more.
+    let window = Duration::from_millis(limits.window_ms) + Duration::from_millis(limits.window_ms / 50);
+    let mut sent = SlidingWindow::new(window);
     let mut queue = JoinQueue::default();
     loop {
         let ready_to_send = !queue.is_empty() && status.is_connected();
+        let free_at = tokio::time::Instant::from_std(sent.next_free(Instant::now(), limit));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             command = commands.recv() => match command {
                 Some(command) => queue.apply(command, &status),
                 None => return,
             },
-            _ = limiter.until_ready(), if ready_to_send => {
-                if let Some(channel) = queue.pop() {
-                    // Without a connection the send fails; the next `Connected` requeues it.
-                    if status.wants(&channel) && status.send_line(format!("JOIN #{channel}")) {
-                        metrics.twitch_joins_sent.inc();
-                    }
+            _ = tokio::time::sleep_until(free_at), if ready_to_send => {
+                let Some(channel) = queue.pop() else { continue };
+                // Without a connection the send fails; the next `Connected` requeues it.
+                if status.wants(&channel) && !status.is_joined(&channel) && status.send_line(format!("JOIN #{channel}")) {
+                    sent.record(Instant::now());
+                    metrics.twitch_joins_sent.inc();
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! - [`convert`]: twitch-irc messages -> platform-neutral chat events.
 //! - [`joins`]: JOIN pacing within Twitch's limits.
 //! - [`outbound`]: replies back to chat within Twitch's send limits.
+//! - [`window`]: the sliding-window limit both pacers use.
 //! - [`status`]: connected / joined / moderator state shared by the above and `/readyz`.
 
 pub mod client;
@@ -14,6 +15,7 @@ pub mod convert;
 pub mod joins;
 pub mod outbound;
 pub mod status;
+pub mod window;
 
 pub use client::{TwitchClient, TwitchStops};
 pub use outbound::{OutboundLimits, TwitchOutbound};

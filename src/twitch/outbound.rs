@@ -25,13 +25,16 @@ use tokio_util::sync::CancellationToken;
 use twitch_irc::message::{AsRawIRC, IRCMessage, IRCTags};
 
 use super::status::TwitchStatus;
+use super::window::SlidingWindow;
 use crate::actors::ActionSink;
 use crate::config::SendLimits;
 use crate::engine::{Action, ChatEvent, Platform};
 use crate::obs::Metrics;
 
-/// Added to the rate-limit window so our count never disagrees with Twitch's clock.
+/// Added to the rate-limit window and the per-channel gap so our count never disagrees with
+/// Twitch's, which sees each message a moment after we send it.
 const WINDOW_SAFETY_MARGIN: Duration = Duration::from_millis(250);
+const GAP_SAFETY_MARGIN: Duration = Duration::from_millis(50);
 /// Appended to a repeated message so it is not a duplicate (a Unicode tag character).
 const DEDUP_SUFFIX: &str = " \u{E0000}";
 
@@ -128,21 +131,24 @@ struct Scheduler {
     channels: HashMap<Arc<str>, ChannelQueue>,
     /// Channels with waiting messages, in round-robin order.
     turn: VecDeque<Arc<str>>,
-    /// Send times within the current window, oldest first.
-    sent_log: VecDeque<Instant>,
+    /// Send times within the current window.
+    sent: SlidingWindow,
     queued: usize,
+    last_prune: Instant,
 }
 
 impl Scheduler {
     fn new(limits: OutboundLimits, status: Arc<TwitchStatus>, metrics: Arc<Metrics>) -> Scheduler {
+        let window = Duration::from_millis(limits.send.window_ms) + WINDOW_SAFETY_MARGIN;
         Scheduler {
+            sent: SlidingWindow::new(window),
             limits,
             status,
             metrics,
             channels: HashMap::new(),
             turn: VecDeque::new(),
-            sent_log: VecDeque::new(),
             queued: 0,
+            last_prune: Instant::now(),
         }
     }
 
@@ -216,10 +222,6 @@ impl Scheduler {
 
     /// Sends everything the limits allow now; returns when to look again, if anything waits.
     fn send_ready(&mut self, now: Instant) -> Option<Instant> {
-        let window = Duration::from_millis(self.limits.send.window_ms) + WINDOW_SAFETY_MARGIN;
-        while self.sent_log.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            self.sent_log.pop_front();
-        }
         let Some(wire) = self.status.wire() else {
             self.expire_all(now);
             return (self.queued > 0).then(|| now + Duration::from_millis(100));
@@ -229,22 +231,40 @@ impl Scheduler {
         for _ in 0..rounds {
             let Some(channel) = self.turn.pop_front() else { break };
             let moderator = self.status.is_moderator(&channel);
-            match self.try_send_one(&channel, moderator, now, window, &wire) {
+            match self.try_send_one(&channel, moderator, now, &wire) {
                 Attempt::Sent | Attempt::Expired => {}
                 Attempt::WaitUntil(at) => next_wake = Some(next_wake.map_or(at, |w| w.min(at))),
             }
             let has_more = self.channels.get(&channel).is_some_and(|q| !q.waiting.is_empty());
             if has_more {
                 self.turn.push_back(channel);
-            } else {
-                self.channels.remove(&channel);
             }
         }
+        self.forget_idle_channels(now);
         self.metrics.outbound_queued.set(self.queued as i64);
         if self.queued > 0 && next_wake.is_none() {
             next_wake = Some(now);
         }
         next_wake
+    }
+
+    /// Drops the send history of channels that have nothing waiting and whose last message is
+    /// older than both the duplicate window and the per-channel gap, so memory stays bounded by
+    /// the channels active in the last 30 s.
+    fn forget_idle_channels(&mut self, now: Instant) {
+        if now.duration_since(self.last_prune) < Duration::from_secs(1) {
+            return;
+        }
+        self.last_prune = now;
+        let keep_for = Duration::from_millis(
+            self.limits
+                .send
+                .duplicate_window_ms
+                .max(self.limits.send.per_channel_interval_ms),
+        ) + GAP_SAFETY_MARGIN;
+        self.channels.retain(|_, q| {
+            !q.waiting.is_empty() || q.last_sent_at.is_some_and(|t| now.duration_since(t) < keep_for)
+        });
     }
 
     fn account_limit(&self, moderator: bool) -> usize {
@@ -264,7 +284,6 @@ impl Scheduler {
         channel: &Arc<str>,
         moderator: bool,
         now: Instant,
-        window: Duration,
         wire: &mpsc::Sender<String>,
     ) -> Attempt {
         let max_age = Duration::from_millis(self.limits.send.max_age_ms);
@@ -281,12 +300,12 @@ impl Scheduler {
             self.metrics.outbound_dropped("expired");
             return Attempt::Expired;
         }
-        if self.sent_log.len() >= limit {
-            let frees_at = self.sent_log[self.sent_log.len() - limit] + window;
+        let frees_at = self.sent.next_free(now, limit);
+        if frees_at > now {
             return Attempt::WaitUntil(frees_at);
         }
         if !moderator && !self.limits.verified {
-            let gap = Duration::from_millis(self.limits.send.per_channel_interval_ms);
+            let gap = Duration::from_millis(self.limits.send.per_channel_interval_ms) + GAP_SAFETY_MARGIN;
             if let Some(last) = queue.last_sent_at {
                 if now.duration_since(last) < gap {
                     return Attempt::WaitUntil(last + gap);
@@ -315,7 +334,7 @@ impl Scheduler {
         permit.send(privmsg_line(channel, &text, item.reply_to.as_deref()));
         queue.last_sent_at = Some(now);
         queue.last_text = text;
-        self.sent_log.push_back(now);
+        self.sent.record(now);
         self.metrics.outbound_sent.inc();
         if let Some(received_at) = item.received_at {
             self.metrics.observe_reply_latency(now.saturating_duration_since(received_at));
@@ -379,8 +398,11 @@ mod tests {
     fn reply_lines_carry_the_parent_tag_and_escape_nothing_else() {
         assert_eq!(
             privmsg_line("chan", "pong", Some("abc-1")),
-            "@reply-parent-msg-id=abc-1 PRIVMSG #chan :pong"
+            "@reply-parent-msg-id=abc-1 PRIVMSG #chan pong"
         );
+        let parsed = IRCMessage::parse(&privmsg_line("c", ":) hi", Some("a;b c"))).expect("parses");
+        assert_eq!(parsed.params, vec!["#c".to_string(), ":) hi".to_string()]);
+        assert_eq!(parsed.tags.0.get("reply-parent-msg-id").map(String::as_str), Some("a;b c"));
         assert_eq!(privmsg_line("chan", "hi there", None), "PRIVMSG #chan :hi there");
     }
 
