@@ -7,8 +7,8 @@
 //! socket, batching lines per write; when the queue is full, whoever sends waits.
 
 use super::codec::{ClientLine, ClientLineCodec};
+use super::limits::Verdict;
 use super::lines;
-use super::limits::{AccountLimiter, Verdict};
 use super::state::{bump, lock, ClientEntry, JoinRefusal, Outbound, Shared, ACCOUNTS_CAP};
 use super::ReceivedMessage;
 use futures::StreamExt;
@@ -50,7 +50,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
 
     let mut session = Session::new(shared.clone(), id, outbound, close.clone());
     let mut input = FramedRead::new(read_half, ClientLineCodec::new(MAX_CLIENT_LINE));
-    let period = shared.config.server_ping_interval.max(std::time::Duration::from_millis(1));
+    let period = shared
+        .config
+        .server_ping_interval
+        .max(std::time::Duration::from_millis(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
@@ -271,7 +274,11 @@ impl Session {
             let now = Instant::now();
             if !self.allow_join(now) {
                 bump(&self.shared.counters.join_violations);
-                tracing::debug!(client = self.id, channel, "JOIN over the rate limit ignored");
+                tracing::debug!(
+                    client = self.id,
+                    channel,
+                    "JOIN over the rate limit ignored"
+                );
                 continue;
             }
             self.join_one(&channel, now).await;
@@ -308,7 +315,8 @@ impl Session {
         if self.caps.tags && self.caps.commands {
             let is_mod = self.bot_is_mod_in(channel);
             self.send(lines::userstate(&login, channel, is_mod)).await;
-            self.send(lines::roomstate(channel, &room_id.to_string())).await;
+            self.send(lines::roomstate(channel, &room_id.to_string()))
+                .await;
         }
     }
 
@@ -318,7 +326,9 @@ impl Session {
         };
         for channel in list.split(',').filter_map(channel_name) {
             let id = self.id;
-            let was_joined = self.shared.change_membership(|table| table.part(&channel, id));
+            let was_joined = self
+                .shared
+                .change_membership(|table| table.part(&channel, id));
             if was_joined {
                 self.joined.remove(&channel);
                 bump(&self.shared.counters.parts);
@@ -369,7 +379,7 @@ impl Session {
         if accounts.len() >= ACCOUNTS_CAP && !accounts.contains_key(login) {
             accounts.clear();
         }
-        let limiter = accounts.entry(login.to_string()).or_insert_with(AccountLimiter::default);
+        let limiter = accounts.entry(login.to_string()).or_default();
         limiter.check(&self.shared.config.limits, channel, text, is_mod, now)
     }
 

@@ -199,9 +199,10 @@ impl Generator {
     }
 
     fn generation_finished(&self) -> bool {
-        self.shared.config.max_messages.is_some_and(|max| {
-            self.shared.counters.privmsgs_sent.load(Ordering::Relaxed) >= max
-        })
+        self.shared
+            .config
+            .max_messages
+            .is_some_and(|max| self.shared.counters.privmsgs_sent.load(Ordering::Relaxed) >= max)
     }
 
     /// Sends every generated message due by now.
@@ -209,7 +210,8 @@ impl Generator {
         let now = Instant::now();
         let rate = self.shared.rate();
         self.refresh_snapshot();
-        if rate != pacer.rate || self.snapshot.weights.total() <= 0.0 || self.generation_finished() {
+        if rate != pacer.rate || self.snapshot.weights.total() <= 0.0 || self.generation_finished()
+        {
             pacer.restart(rate, now);
             return;
         }
@@ -246,7 +248,9 @@ impl Generator {
     }
 
     async fn generate_event(&mut self) {
-        let Some(index) = self.pick_target() else { return };
+        let Some(index) = self.pick_target() else {
+            return;
+        };
         let room_id = self.snapshot.targets[index].room_id;
         let (chatter, other) = (self.pick_chatter(room_id), self.pick_chatter(room_id));
         let target = &self.snapshot.targets[index];
@@ -283,7 +287,9 @@ impl Generator {
     }
 
     async fn generate_chat_message(&mut self) {
-        let Some(index) = self.pick_target() else { return };
+        let Some(index) = self.pick_target() else {
+            return;
+        };
         let room_id = self.snapshot.targets[index].room_id;
         let chatter = self.pick_chatter(room_id);
         let (mut text, mut emotes) = self.pick_text();
@@ -298,8 +304,16 @@ impl Generator {
         };
         let first_msg = self.rng.random_bool(0.01);
         let returning = !first_msg && self.rng.random_bool(0.05);
-        self.emit_privmsg(index, &chatter, &text, &emotes, reply.as_ref(), first_msg, returning)
-            .await;
+        self.emit_privmsg(
+            index,
+            &chatter,
+            &text,
+            &emotes,
+            reply.as_ref(),
+            first_msg,
+            returning,
+        )
+        .await;
     }
 
     /// Builds, records and delivers one PRIVMSG; returns its id if a client got it.

@@ -118,7 +118,11 @@ fn is_duplicate(
     })
 }
 
-fn too_soon_in_channel(previous: Option<&ChannelHistory>, limits: &SendLimits, now: Instant) -> bool {
+fn too_soon_in_channel(
+    previous: Option<&ChannelHistory>,
+    limits: &SendLimits,
+    now: Instant,
+) -> bool {
     previous.is_some_and(|p| now.saturating_duration_since(p.at) < limits.per_channel_interval)
 }
 
@@ -136,9 +140,15 @@ mod tests {
             let v = limiter.check(&limits, &format!("c{i}"), "hi", false, t0);
             assert_eq!(v, Verdict::Accepted, "message {i}");
         }
-        assert_eq!(limiter.check(&limits, "c20", "hi", false, t0), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&limits, "c20", "hi", false, t0),
+            Verdict::RateLimited
+        );
         let later = t0 + Duration::from_secs(30);
-        assert_eq!(limiter.check(&limits, "c20", "hi", false, later), Verdict::Accepted);
+        assert_eq!(
+            limiter.check(&limits, "c20", "hi", false, later),
+            Verdict::Accepted
+        );
     }
 
     #[test]
@@ -147,9 +157,15 @@ mod tests {
         let mut limiter = AccountLimiter::default();
         let t0 = Instant::now();
         for _ in 0..100 {
-            assert_eq!(limiter.check(&limits, "c", "same", true, t0), Verdict::Accepted);
+            assert_eq!(
+                limiter.check(&limits, "c", "same", true, t0),
+                Verdict::Accepted
+            );
         }
-        assert_eq!(limiter.check(&limits, "c", "x", true, t0), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&limits, "c", "x", true, t0),
+            Verdict::RateLimited
+        );
     }
 
     #[test]
@@ -157,13 +173,28 @@ mod tests {
         let limits = SendLimits::default();
         let mut limiter = AccountLimiter::default();
         let t0 = Instant::now();
-        assert_eq!(limiter.check(&limits, "c", "a", false, t0), Verdict::Accepted);
+        assert_eq!(
+            limiter.check(&limits, "c", "a", false, t0),
+            Verdict::Accepted
+        );
         let soon = t0 + Duration::from_millis(500);
-        assert_eq!(limiter.check(&limits, "c", "b", false, soon), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&limits, "c", "b", false, soon),
+            Verdict::RateLimited
+        );
         let t1 = t0 + Duration::from_secs(2);
-        assert_eq!(limiter.check(&limits, "c", "a", false, t1), Verdict::Duplicate);
-        assert_eq!(limiter.check(&limits, "c", &"é".repeat(500), false, t1), Verdict::Accepted);
-        assert_eq!(limiter.check(&limits, "d", &"é".repeat(501), false, t1), Verdict::TooLong);
+        assert_eq!(
+            limiter.check(&limits, "c", "a", false, t1),
+            Verdict::Duplicate
+        );
+        assert_eq!(
+            limiter.check(&limits, "c", &"é".repeat(500), false, t1),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            limiter.check(&limits, "d", &"é".repeat(501), false, t1),
+            Verdict::TooLong
+        );
 
         let verified = SendLimits {
             verified: true,
@@ -171,8 +202,14 @@ mod tests {
         };
         let mut limiter = AccountLimiter::default();
         for i in 0..7_500 {
-            assert_eq!(limiter.check(&verified, &format!("c{i}"), "x", false, t0), Verdict::Accepted);
+            assert_eq!(
+                limiter.check(&verified, &format!("c{i}"), "x", false, t0),
+                Verdict::Accepted
+            );
         }
-        assert_eq!(limiter.check(&verified, "z", "x", false, t0), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&verified, "z", "x", false, t0),
+            Verdict::RateLimited
+        );
     }
 }
