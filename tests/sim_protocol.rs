@@ -593,3 +593,103 @@ async fn generator_keeps_the_configured_rate_and_set_rate_pauses_it() {
         .expect("join");
     assert!(received >= paused);
 }
+
+#[tokio::test]
+async fn join_limit_is_per_account_across_connections() {
+    let sim = start(SimConfig::with_channels(30)).await;
+    let mut first = Client::logged_in(&sim, "bot").await;
+    let mut second = Client::logged_in(&sim, "bot").await;
+    let names: Vec<String> = (0..25).map(|i| format!("sim{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    first.join(&refs[..15]).await;
+    second
+        .send(&format!("JOIN #{}", refs[15..].join(",#")))
+        .await;
+    let stats = wait_stats(&sim, |s| s.joins + s.join_violations == 25).await;
+    assert_eq!((stats.joins, stats.join_violations), (20, 5));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_makes_the_generator_wait_not_buffer() {
+    let config = SimConfig {
+        rate: 20_000.0,
+        outbound_queue: 16,
+        event_fraction: 0.0,
+        ..SimConfig::with_channels(1)
+    };
+    let sim = start(config).await;
+    let mut client = Client::logged_in(&sim, "bot").await;
+    client.join(&["sim0000"]).await;
+    // The client reads nothing now: socket buffers and the queue fill, then sending must stop
+    // (an unbounded buffer would let it go on forever and miss the deadline).
+    let stalled_at = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let before = sim.stats().privmsgs_sent;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let after = sim.stats().privmsgs_sent;
+            if after - before <= 16 {
+                return after;
+            }
+        }
+    })
+    .await
+    .expect("sending to a client that reads nothing never stalled");
+    let stats = sim.stats();
+    assert!(stats.backpressure_wait_us > 0);
+    assert!(stats.privmsgs_sent > 1_000, "stalled too early: {stats:?}");
+    let still = stalled_at.max(stats.privmsgs_sent);
+    let reader = tokio::spawn(async move { while client.next_line().await.is_some() {} });
+    wait_stats(&sim, |s| s.privmsgs_sent > still + 1_000).await;
+    sim.shutdown().await;
+    let _ = reader.await;
+}
+
+#[tokio::test]
+async fn standalone_runner_stops_after_its_duration() {
+    let config = SimConfig {
+        rate: 100.0,
+        ..SimConfig::with_channels(2)
+    };
+    let run = firehose::sim::run_standalone(config, Some(Duration::from_millis(1_200)));
+    let result = tokio::time::timeout(DEADLINE, run)
+        .await
+        .expect("stops in time");
+    assert!(result.is_ok(), "{result:?}");
+}
+
+/// Throughput of the generator with one draining client. Run with
+/// `cargo test --release --test sim_protocol -- --ignored --nocapture sim_throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn sim_throughput() {
+    let config = SimConfig {
+        rate: 1_000_000.0,
+        limits: SendLimits::unlimited(),
+        ..SimConfig::with_channels(100)
+    };
+    let sim = start(config).await;
+    let mut client = Client::logged_in(&sim, "bot").await;
+    let names: Vec<String> = (0..20).map(|i| format!("sim{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    client.join(&refs).await;
+    let reader = tokio::spawn(async move {
+        let mut count = 0u64;
+        while client.next_line().await.is_some() {
+            count += 1;
+        }
+        count
+    });
+    let before = sim.stats().privmsgs_sent;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = sim.stats().privmsgs_sent - before;
+    let rate = sent as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "generator throughput: {rate:.0} PRIVMSG/s; {:?}",
+        sim.stats().generator_skipped
+    );
+    sim.shutdown().await;
+    let _ = reader.await;
+    assert!(rate > 1_000.0);
+}

@@ -7,12 +7,12 @@
 //! socket, batching lines per write; when the queue is full, whoever sends waits.
 
 use super::codec::{ClientLine, ClientLineCodec};
-use super::limits::Verdict;
+use super::limits::{AccountLimiter, Verdict};
 use super::lines;
 use super::state::{bump, lock, ClientEntry, JoinRefusal, Outbound, Shared, ACCOUNTS_CAP};
 use super::ReceivedMessage;
 use futures::StreamExt;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
@@ -144,7 +144,6 @@ struct Session {
     login: Option<String>,
     caps: Caps,
     joined: HashSet<String>,
-    recent_joins: VecDeque<Instant>,
     quit: bool,
 }
 
@@ -158,7 +157,6 @@ impl Session {
             login: None,
             caps: Caps::default(),
             joined: HashSet::new(),
-            recent_joins: VecDeque::new(),
             quit: false,
         }
     }
@@ -247,23 +245,14 @@ impl Session {
         self.shared.config.limits.bot_is_mod || self.login.as_deref() == Some(channel)
     }
 
-    /// Applies the JOIN rate limit; true if one more JOIN is allowed now.
-    fn allow_join(&mut self, now: Instant) -> bool {
-        let limits = &self.shared.config.limits;
-        while let Some(front) = self.recent_joins.front() {
-            if now.saturating_duration_since(*front) >= limits.join_window {
-                self.recent_joins.pop_front();
-            } else {
-                break;
-            }
+    /// Runs `f` on this account's limiter (created on first use; the map is capped).
+    fn with_account<R>(&self, f: impl FnOnce(&mut AccountLimiter) -> R) -> R {
+        let mut accounts = lock(&self.shared.accounts);
+        let login = self.login();
+        if accounts.len() >= ACCOUNTS_CAP && !accounts.contains_key(login) {
+            accounts.clear();
         }
-        if self.recent_joins.len() >= limits.join_limit as usize {
-            return false;
-        }
-        if self.recent_joins.len() < 1_000_000 {
-            self.recent_joins.push_back(now);
-        }
-        true
+        f(accounts.entry(login.to_string()).or_default())
     }
 
     async fn handle_join(&mut self, message: &IRCMessage) {
@@ -272,7 +261,8 @@ impl Session {
         };
         for channel in list.split(',').filter_map(channel_name) {
             let now = Instant::now();
-            if !self.allow_join(now) {
+            let limits = &self.shared.config.limits;
+            if !self.with_account(|account| account.allow_join(limits, now)) {
                 bump(&self.shared.counters.join_violations);
                 tracing::debug!(
                     client = self.id,
@@ -374,13 +364,8 @@ impl Session {
     }
 
     fn judge(&self, channel: &str, text: &str, is_mod: bool, now: Instant) -> Verdict {
-        let mut accounts = lock(&self.shared.accounts);
-        let login = self.login();
-        if accounts.len() >= ACCOUNTS_CAP && !accounts.contains_key(login) {
-            accounts.clear();
-        }
-        let limiter = accounts.entry(login.to_string()).or_default();
-        limiter.check(&self.shared.config.limits, channel, text, is_mod, now)
+        let limits = &self.shared.config.limits;
+        self.with_account(|account| account.check(limits, channel, text, is_mod, now))
     }
 
     fn record_bot_message(

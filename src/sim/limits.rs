@@ -48,9 +48,31 @@ pub struct AccountLimiter {
     /// Arrival times of accepted messages still inside the window (at most the limit).
     accepted: VecDeque<Instant>,
     channels: HashMap<String, ChannelHistory>,
+    /// Times of accepted JOINs still inside the JOIN window (at most the JOIN limit).
+    joins: VecDeque<Instant>,
 }
 
 impl AccountLimiter {
+    /// Applies the JOIN limit (per account, as Twitch does); true if this JOIN is allowed,
+    /// in which case it is counted.
+    pub fn allow_join(&mut self, limits: &SendLimits, now: Instant) -> bool {
+        while let Some(front) = self.joins.front() {
+            if now.saturating_duration_since(*front) >= limits.join_window {
+                self.joins.pop_front();
+            } else {
+                break;
+            }
+        }
+        if limits.join_limit >= UNTRACKED_LIMIT {
+            return true;
+        }
+        if self.joins.len() >= limits.join_limit as usize {
+            return false;
+        }
+        self.joins.push_back(now);
+        true
+    }
+
     /// Decides on one message and, when it is accepted, records it.
     pub fn check(
         &mut self,
@@ -149,6 +171,16 @@ mod tests {
             limiter.check(&limits, "c20", "hi", false, later),
             Verdict::Accepted
         );
+    }
+
+    #[test]
+    fn joins_over_the_limit_are_refused_until_the_window_passes() {
+        let limits = SendLimits::default();
+        let mut limiter = AccountLimiter::default();
+        let t0 = Instant::now();
+        assert!((0..20).all(|_| limiter.allow_join(&limits, t0)));
+        assert!(!limiter.allow_join(&limits, t0 + Duration::from_secs(9)));
+        assert!(limiter.allow_join(&limits, t0 + Duration::from_secs(10)));
     }
 
     #[test]

@@ -279,12 +279,11 @@ impl Recorder {
         while let Some((id, at)) = self.ping_order.front() {
             let expired = now.saturating_duration_since(*at) > PENDING_PING_TTL;
             let answered = !self.pending_pings.contains_key(id);
-            if !(expired || answered || self.ping_order.len() > PENDING_PINGS_CAP) {
+            if !(expired || answered || self.ping_order.len() >= PENDING_PINGS_CAP) {
                 break;
             }
-            if expired {
-                self.pending_pings.remove(id);
-            }
+            // Whatever leaves the order queue leaves the map too, so neither outgrows the cap.
+            self.pending_pings.remove(id);
             self.ping_order.pop_front();
         }
     }
