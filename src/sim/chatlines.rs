@@ -152,62 +152,63 @@ pub fn usernotice_line(
     let months = rng.random_range(1..=48u32);
     let plan_name = format!("Channel Subscription ({channel})");
     let name = &chatter.display_name;
-    let (kind, params, system_msg, text): (&str, String, String, Option<&str>) =
-        match rng.random_range(0..5) {
-            0 => (
-                "sub",
-                sub_params(1, &plan_name),
-                format!("{name} subscribed at Tier 1."),
-                None,
-            ),
-            1 => (
-                "resub",
-                sub_params(months, &plan_name),
-                format!("{name} subscribed at Tier 1. They've subscribed for {months} months!"),
-                Some("still here PogChamp"),
-            ),
-            2 => {
-                let mut p = format!(
+    let (kind, params, system_msg, text): (&str, String, String, Option<&str>) = match rng
+        .random_range(0..5)
+    {
+        0 => (
+            "sub",
+            sub_params(1, &plan_name),
+            format!("{name} subscribed at Tier 1."),
+            None,
+        ),
+        1 => (
+            "resub",
+            sub_params(months, &plan_name),
+            format!("{name} subscribed at Tier 1. They've subscribed for {months} months!"),
+            Some("still here PogChamp"),
+        ),
+        2 => {
+            let mut p = format!(
                     "msg-param-gift-months=1;msg-param-months={months};msg-param-recipient-display-name="
                 );
-                push_escaped_tag_value(&mut p, &other.display_name);
-                let _ = write!(
+            push_escaped_tag_value(&mut p, &other.display_name);
+            let _ = write!(
                     p,
                     ";msg-param-recipient-id={};msg-param-recipient-user-name={};msg-param-sub-plan-name=",
                     other.user_id, other.login
                 );
-                push_escaped_tag_value(&mut p, &plan_name);
-                p.push_str(";msg-param-sub-plan=1000");
-                (
-                    "subgift",
-                    p,
-                    format!("{name} gifted a Tier 1 sub to {}!", other.display_name),
-                    None,
-                )
-            }
-            3 => {
-                let viewers = rng.random_range(2..20_000u32);
-                let mut p = String::from("msg-param-displayName=");
-                push_escaped_tag_value(&mut p, name);
-                let _ = write!(
+            push_escaped_tag_value(&mut p, &plan_name);
+            p.push_str(";msg-param-sub-plan=1000");
+            (
+                "subgift",
+                p,
+                format!("{name} gifted a Tier 1 sub to {}!", other.display_name),
+                None,
+            )
+        }
+        3 => {
+            let viewers = rng.random_range(2..20_000u32);
+            let mut p = String::from("msg-param-displayName=");
+            push_escaped_tag_value(&mut p, name);
+            let _ = write!(
                     p,
                     ";msg-param-login={};msg-param-profileImageURL=https://static-cdn.jtvnw.net/jtv_user_pictures/{}-profile_image-70x70.png;msg-param-viewerCount={viewers}",
                     chatter.login, chatter.user_id
                 );
-                (
-                    "raid",
-                    p,
-                    format!("{viewers} raiders from {name} have joined!"),
-                    None,
-                )
-            }
-            _ => (
-                "announcement",
-                "msg-param-color=PRIMARY".to_string(),
-                String::new(),
-                Some("remember to hydrate; be nice in chat"),
-            ),
-        };
+            (
+                "raid",
+                p,
+                format!("{viewers} raiders from {name} have joined!"),
+                None,
+            )
+        }
+        _ => (
+            "announcement",
+            "msg-param-color=PRIMARY".to_string(),
+            String::new(),
+            Some("remember to hydrate; be nice in chat"),
+        ),
+    };
     let mut line = String::with_capacity(600);
     push_user_tags(&mut line, chatter);
     let _ = write!(
@@ -244,7 +245,10 @@ fn sub_params(months: u32, plan_name: &str) -> String {
 /// A CLEARCHAT: mostly timeouts, sometimes a permanent ban.
 pub fn clearchat_line(rng: &mut impl Rng, channel: &str, room_id: u64, target: &Chatter) -> String {
     let duration = if rng.random_bool(0.8) {
-        format!("ban-duration={};", [1, 10, 60, 150, 600][rng.random_range(0..5)])
+        format!(
+            "ban-duration={};",
+            [1, 10, 60, 150, 600][rng.random_range(0..5)]
+        )
     } else {
         String::new()
     };
@@ -275,8 +279,8 @@ pub fn clearmsg_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
     use rand::rngs::SmallRng;
+    use rand::SeedableRng;
     use twitch_irc::message::{IRCMessage, ServerMessage};
 
     fn parse(line: &str) -> ServerMessage {
@@ -315,7 +319,10 @@ mod tests {
         let reply = m.reply_parent.expect("reply parent");
         assert_eq!(reply.message_text, "hi; there \\ back");
         assert_eq!(reply.reply_parent_user.name, "Some One");
-        assert_eq!(m.source.tags.0.get("first-msg").map(String::as_str), Some("1"));
+        assert_eq!(
+            m.source.tags.0.get("first-msg").map(String::as_str),
+            Some("1")
+        );
     }
 
     #[test]

@@ -44,8 +44,16 @@ pub async fn run_standalone(config: SimConfig, duration: Option<Duration>) -> an
 }
 
 /// One line of progress between two stats snapshots.
-fn progress_line(sim: &SimHandle, before: &(Instant, SimStats), now: &(Instant, SimStats)) -> String {
-    let seconds = now.0.saturating_duration_since(before.0).as_secs_f64().max(1e-3);
+fn progress_line(
+    sim: &SimHandle,
+    before: &(Instant, SimStats),
+    now: &(Instant, SimStats),
+) -> String {
+    let seconds = now
+        .0
+        .saturating_duration_since(before.0)
+        .as_secs_f64()
+        .max(1e-3);
     let per_second = |a: u64, b: u64| b.saturating_sub(a) as f64 / seconds;
     let (b, n) = (&before.1, &now.1);
     format!(

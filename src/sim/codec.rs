@@ -93,7 +93,10 @@ mod tests {
     #[test]
     fn lines_split_across_reads_are_joined() {
         let mut codec = ClientLineCodec::new(64);
-        let lines = decode_all(&mut codec, &[b"PI", b"NG :a\r", b"\nNICK x\r\nJO", b"IN #c\n"]);
+        let lines = decode_all(
+            &mut codec,
+            &[b"PI", b"NG :a\r", b"\nNICK x\r\nJO", b"IN #c\n"],
+        );
         assert_eq!(
             lines,
             vec![

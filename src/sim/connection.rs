@@ -7,12 +7,12 @@
 //! socket, batching lines per write; when the queue is full, whoever sends waits.
 
 use super::codec::{ClientLine, ClientLineCodec};
-use super::lines;
 use super::limits::{AccountLimiter, Verdict};
+use super::lines;
 use super::state::{bump, lock, ClientEntry, JoinRefusal, Outbound, Shared, ACCOUNTS_CAP};
 use super::ReceivedMessage;
 use futures::StreamExt;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
@@ -50,7 +50,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
 
     let mut session = Session::new(shared.clone(), id, outbound, close.clone());
     let mut input = FramedRead::new(read_half, ClientLineCodec::new(MAX_CLIENT_LINE));
-    let period = shared.config.server_ping_interval.max(std::time::Duration::from_millis(1));
+    let period = shared
+        .config
+        .server_ping_interval
+        .max(std::time::Duration::from_millis(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
@@ -141,7 +144,6 @@ struct Session {
     login: Option<String>,
     caps: Caps,
     joined: HashSet<String>,
-    recent_joins: VecDeque<Instant>,
     quit: bool,
 }
 
@@ -155,7 +157,6 @@ impl Session {
             login: None,
             caps: Caps::default(),
             joined: HashSet::new(),
-            recent_joins: VecDeque::new(),
             quit: false,
         }
     }
@@ -244,23 +245,14 @@ impl Session {
         self.shared.config.limits.bot_is_mod || self.login.as_deref() == Some(channel)
     }
 
-    /// Applies the JOIN rate limit; true if one more JOIN is allowed now.
-    fn allow_join(&mut self, now: Instant) -> bool {
-        let limits = &self.shared.config.limits;
-        while let Some(front) = self.recent_joins.front() {
-            if now.saturating_duration_since(*front) >= limits.join_window {
-                self.recent_joins.pop_front();
-            } else {
-                break;
-            }
+    /// Runs `f` on this account's limiter (created on first use; the map is capped).
+    fn with_account<R>(&self, f: impl FnOnce(&mut AccountLimiter) -> R) -> R {
+        let mut accounts = lock(&self.shared.accounts);
+        let login = self.login();
+        if accounts.len() >= ACCOUNTS_CAP && !accounts.contains_key(login) {
+            accounts.clear();
         }
-        if self.recent_joins.len() >= limits.join_limit as usize {
-            return false;
-        }
-        if self.recent_joins.len() < 1_000_000 {
-            self.recent_joins.push_back(now);
-        }
-        true
+        f(accounts.entry(login.to_string()).or_default())
     }
 
     async fn handle_join(&mut self, message: &IRCMessage) {
@@ -269,9 +261,14 @@ impl Session {
         };
         for channel in list.split(',').filter_map(channel_name) {
             let now = Instant::now();
-            if !self.allow_join(now) {
+            let limits = &self.shared.config.limits;
+            if !self.with_account(|account| account.allow_join(limits, now)) {
                 bump(&self.shared.counters.join_violations);
-                tracing::debug!(client = self.id, channel, "JOIN over the rate limit ignored");
+                tracing::debug!(
+                    client = self.id,
+                    channel,
+                    "JOIN over the rate limit ignored"
+                );
                 continue;
             }
             self.join_one(&channel, now).await;
@@ -308,7 +305,8 @@ impl Session {
         if self.caps.tags && self.caps.commands {
             let is_mod = self.bot_is_mod_in(channel);
             self.send(lines::userstate(&login, channel, is_mod)).await;
-            self.send(lines::roomstate(channel, &room_id.to_string())).await;
+            self.send(lines::roomstate(channel, &room_id.to_string()))
+                .await;
         }
     }
 
@@ -318,7 +316,9 @@ impl Session {
         };
         for channel in list.split(',').filter_map(channel_name) {
             let id = self.id;
-            let was_joined = self.shared.change_membership(|table| table.part(&channel, id));
+            let was_joined = self
+                .shared
+                .change_membership(|table| table.part(&channel, id));
             if was_joined {
                 self.joined.remove(&channel);
                 bump(&self.shared.counters.parts);
@@ -364,13 +364,8 @@ impl Session {
     }
 
     fn judge(&self, channel: &str, text: &str, is_mod: bool, now: Instant) -> Verdict {
-        let mut accounts = lock(&self.shared.accounts);
-        let login = self.login();
-        if accounts.len() >= ACCOUNTS_CAP && !accounts.contains_key(login) {
-            accounts.clear();
-        }
-        let limiter = accounts.entry(login.to_string()).or_insert_with(AccountLimiter::default);
-        limiter.check(&self.shared.config.limits, channel, text, is_mod, now)
+        let limits = &self.shared.config.limits;
+        self.with_account(|account| account.check(limits, channel, text, is_mod, now))
     }
 
     fn record_bot_message(

@@ -97,11 +97,66 @@ const EMOTES: &[(&str, &str)] = &[
 ];
 
 const WORDS: &[&str] = &[
-    "lol", "what", "is", "this", "game", "chat", "he", "actually", "did", "it", "no", "way", "clip",
-    "that", "bro", "the", "streamer", "so", "good", "bad", "today", "hi", "hello", "gg", "ez",
-    "wtf", "just", "happened", "first", "time", "here", "love", "stream", "play", "again", "real",
-    "true", "monkas", "pog", "when", "is", "next", "boss", "run", "dead", "alive", "insane", "👉",
-    "😂", "привет", "été", "ja", "xd", "omg", "pls", "mods", "ban", "him", "???", "!!!",
+    "lol",
+    "what",
+    "is",
+    "this",
+    "game",
+    "chat",
+    "he",
+    "actually",
+    "did",
+    "it",
+    "no",
+    "way",
+    "clip",
+    "that",
+    "bro",
+    "the",
+    "streamer",
+    "so",
+    "good",
+    "bad",
+    "today",
+    "hi",
+    "hello",
+    "gg",
+    "ez",
+    "wtf",
+    "just",
+    "happened",
+    "first",
+    "time",
+    "here",
+    "love",
+    "stream",
+    "play",
+    "again",
+    "real",
+    "true",
+    "monkas",
+    "pog",
+    "when",
+    "is",
+    "next",
+    "boss",
+    "run",
+    "dead",
+    "alive",
+    "insane",
+    "👉",
+    "😂",
+    "привет",
+    "été",
+    "ja",
+    "xd",
+    "omg",
+    "pls",
+    "mods",
+    "ban",
+    "him",
+    "???",
+    "!!!",
 ];
 
 /// One built-in text: mostly chat words with emotes, sometimes caps, a link or non-ASCII.
@@ -110,13 +165,16 @@ fn builtin_text(rng: &mut impl Rng) -> ChatText {
     if style < 5 {
         let clip: u32 = rng.random();
         return ChatText {
-            body: format!("look https://clips.twitch.tv/Clip{clip:08x} {}", pick_word(rng)),
+            body: format!(
+                "look https://clips.twitch.tv/Clip{clip:08x} {}",
+                pick_word(rng)
+            ),
             emotes: String::new(),
         };
     }
     let words = rng.random_range(1..=12);
     let emote_share = if style < 20 { 0.8 } else { 0.2 };
-    let caps = style >= 20 && style < 28;
+    let caps = (20..28).contains(&style);
     let mut body = String::new();
     let mut ranges: Vec<(&str, usize, usize)> = Vec::new();
     let mut chars = 0usize;
@@ -133,7 +191,11 @@ fn builtin_text(rng: &mut impl Rng) -> ChatText {
             chars += len;
         } else {
             let word = pick_word(rng);
-            let word = if caps { word.to_uppercase() } else { word.to_string() };
+            let word = if caps {
+                word.to_uppercase()
+            } else {
+                word.to_string()
+            };
             chars += word.chars().count();
             body.push_str(&word);
         }
@@ -278,7 +340,11 @@ impl Chatter {
             color: COLORS[((h >> 40) % COLORS.len() as u64) as usize],
             is_mod: !is_broadcaster && h % 23 == 0,
             is_vip: h % 31 == 1,
-            sub_months: if h % 3 == 0 { ((h >> 12) % 60) as u32 + 1 } else { 0 },
+            sub_months: if h % 3 == 0 {
+                ((h >> 12) % 60) as u32 + 1
+            } else {
+                0
+            },
             is_broadcaster,
             login,
             display_name,
@@ -358,8 +424,8 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
     use rand::rngs::SmallRng;
+    use rand::SeedableRng;
 
     #[test]
     fn builtin_emote_ranges_point_at_the_emote_codes() {
@@ -385,7 +451,10 @@ mod tests {
 
     #[test]
     fn corpus_texts_are_loaded_with_their_emotes() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/xqcow-chat-2019.txt");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/corpus/xqcow-chat-2019.txt"
+        );
         let mut rng = SmallRng::seed_from_u64(1);
         let pool = ContentPool::from_corpus(Path::new(path), &mut rng).expect("corpus readable");
         assert!(pool.len() > 3_000, "only {} texts", pool.len());

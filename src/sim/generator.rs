@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Pacing tick.
 const TICK: Duration = Duration::from_millis(2);
+/// Most generated messages per tick, so requests, rate changes and shutdown are seen between
+/// batches (4,096 per 2 ms tick allows ~2M msgs/s).
+const MAX_BATCH: u64 = 4_096;
 /// Generated messages more than this far behind schedule are skipped.
 const MAX_BACKLOG: Duration = Duration::from_secs(1);
 /// Chatters per channel (Zipf population).
@@ -199,9 +202,10 @@ impl Generator {
     }
 
     fn generation_finished(&self) -> bool {
-        self.shared.config.max_messages.is_some_and(|max| {
-            self.shared.counters.privmsgs_sent.load(Ordering::Relaxed) >= max
-        })
+        self.shared
+            .config
+            .max_messages
+            .is_some_and(|max| self.shared.counters.privmsgs_sent.load(Ordering::Relaxed) >= max)
     }
 
     /// Sends every generated message due by now.
@@ -209,7 +213,8 @@ impl Generator {
         let now = Instant::now();
         let rate = self.shared.rate();
         self.refresh_snapshot();
-        if rate != pacer.rate || self.snapshot.weights.total() <= 0.0 || self.generation_finished() {
+        if rate != pacer.rate || self.snapshot.weights.total() <= 0.0 || self.generation_finished()
+        {
             pacer.restart(rate, now);
             return;
         }
@@ -221,7 +226,7 @@ impl Generator {
                 .generator_skipped
                 .fetch_add(skipped, Ordering::Relaxed);
         }
-        let mut remaining = due - skipped;
+        let mut remaining = (due - skipped).min(MAX_BATCH);
         while remaining > 0 && !self.shared.shutdown.is_cancelled() {
             if self.generation_finished() {
                 return;
@@ -246,7 +251,9 @@ impl Generator {
     }
 
     async fn generate_event(&mut self) {
-        let Some(index) = self.pick_target() else { return };
+        let Some(index) = self.pick_target() else {
+            return;
+        };
         let room_id = self.snapshot.targets[index].room_id;
         let (chatter, other) = (self.pick_chatter(room_id), self.pick_chatter(room_id));
         let target = &self.snapshot.targets[index];
@@ -283,7 +290,9 @@ impl Generator {
     }
 
     async fn generate_chat_message(&mut self) {
-        let Some(index) = self.pick_target() else { return };
+        let Some(index) = self.pick_target() else {
+            return;
+        };
         let room_id = self.snapshot.targets[index].room_id;
         let chatter = self.pick_chatter(room_id);
         let (mut text, mut emotes) = self.pick_text();
@@ -298,8 +307,16 @@ impl Generator {
         };
         let first_msg = self.rng.random_bool(0.01);
         let returning = !first_msg && self.rng.random_bool(0.05);
-        self.emit_privmsg(index, &chatter, &text, &emotes, reply.as_ref(), first_msg, returning)
-            .await;
+        self.emit_privmsg(
+            index,
+            &chatter,
+            &text,
+            &emotes,
+            reply.as_ref(),
+            first_msg,
+            returning,
+        )
+        .await;
     }
 
     /// Builds, records and delivers one PRIVMSG; returns its id if a client got it.
@@ -327,7 +344,7 @@ impl Generator {
             returning_chatter,
             reply,
         });
-        let is_ping = text.starts_with("!ping");
+        let is_ping = is_ping_command(text);
         self.record_before_delivery(&target.name, &id, is_ping);
         let delivered = deliver(&self.shared, &target.members, line).await > 0;
         let target = &mut self.snapshot.targets[index];
@@ -386,6 +403,11 @@ impl Generator {
     }
 }
 
+/// True for `!ping` and `!ping <anything>` (what the bot's built-in command answers).
+pub fn is_ping_command(text: &str) -> bool {
+    text.split_whitespace().next() == Some("!ping")
+}
+
 /// Hands `line` to every member's queue, waiting (and counting the wait) while one is full.
 /// Returns how many queues took it.
 async fn deliver(shared: &Shared, members: &[Outbound], line: String) -> usize {
@@ -414,6 +436,12 @@ async fn deliver(shared: &Shared, members: &[Outbound], line: String) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ping_commands_are_recognised_exactly() {
+        assert!(is_ping_command("!ping") && is_ping_command("  !ping now"));
+        assert!(!is_ping_command("!pingx") && !is_ping_command("say !ping"));
+    }
 
     #[test]
     fn pacer_spreads_messages_over_time_and_skips_a_large_backlog() {

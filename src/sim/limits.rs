@@ -48,9 +48,31 @@ pub struct AccountLimiter {
     /// Arrival times of accepted messages still inside the window (at most the limit).
     accepted: VecDeque<Instant>,
     channels: HashMap<String, ChannelHistory>,
+    /// Times of accepted JOINs still inside the JOIN window (at most the JOIN limit).
+    joins: VecDeque<Instant>,
 }
 
 impl AccountLimiter {
+    /// Applies the JOIN limit (per account, as Twitch does); true if this JOIN is allowed,
+    /// in which case it is counted.
+    pub fn allow_join(&mut self, limits: &SendLimits, now: Instant) -> bool {
+        while let Some(front) = self.joins.front() {
+            if now.saturating_duration_since(*front) >= limits.join_window {
+                self.joins.pop_front();
+            } else {
+                break;
+            }
+        }
+        if limits.join_limit >= UNTRACKED_LIMIT {
+            return true;
+        }
+        if self.joins.len() >= limits.join_limit as usize {
+            return false;
+        }
+        self.joins.push_back(now);
+        true
+    }
+
     /// Decides on one message and, when it is accepted, records it.
     pub fn check(
         &mut self,
@@ -118,7 +140,11 @@ fn is_duplicate(
     })
 }
 
-fn too_soon_in_channel(previous: Option<&ChannelHistory>, limits: &SendLimits, now: Instant) -> bool {
+fn too_soon_in_channel(
+    previous: Option<&ChannelHistory>,
+    limits: &SendLimits,
+    now: Instant,
+) -> bool {
     previous.is_some_and(|p| now.saturating_duration_since(p.at) < limits.per_channel_interval)
 }
 
@@ -136,9 +162,25 @@ mod tests {
             let v = limiter.check(&limits, &format!("c{i}"), "hi", false, t0);
             assert_eq!(v, Verdict::Accepted, "message {i}");
         }
-        assert_eq!(limiter.check(&limits, "c20", "hi", false, t0), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&limits, "c20", "hi", false, t0),
+            Verdict::RateLimited
+        );
         let later = t0 + Duration::from_secs(30);
-        assert_eq!(limiter.check(&limits, "c20", "hi", false, later), Verdict::Accepted);
+        assert_eq!(
+            limiter.check(&limits, "c20", "hi", false, later),
+            Verdict::Accepted
+        );
+    }
+
+    #[test]
+    fn joins_over_the_limit_are_refused_until_the_window_passes() {
+        let limits = SendLimits::default();
+        let mut limiter = AccountLimiter::default();
+        let t0 = Instant::now();
+        assert!((0..20).all(|_| limiter.allow_join(&limits, t0)));
+        assert!(!limiter.allow_join(&limits, t0 + Duration::from_secs(9)));
+        assert!(limiter.allow_join(&limits, t0 + Duration::from_secs(10)));
     }
 
     #[test]
@@ -147,9 +189,15 @@ mod tests {
         let mut limiter = AccountLimiter::default();
         let t0 = Instant::now();
         for _ in 0..100 {
-            assert_eq!(limiter.check(&limits, "c", "same", true, t0), Verdict::Accepted);
+            assert_eq!(
+                limiter.check(&limits, "c", "same", true, t0),
+                Verdict::Accepted
+            );
         }
-        assert_eq!(limiter.check(&limits, "c", "x", true, t0), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&limits, "c", "x", true, t0),
+            Verdict::RateLimited
+        );
     }
 
     #[test]
@@ -157,13 +205,28 @@ mod tests {
         let limits = SendLimits::default();
         let mut limiter = AccountLimiter::default();
         let t0 = Instant::now();
-        assert_eq!(limiter.check(&limits, "c", "a", false, t0), Verdict::Accepted);
+        assert_eq!(
+            limiter.check(&limits, "c", "a", false, t0),
+            Verdict::Accepted
+        );
         let soon = t0 + Duration::from_millis(500);
-        assert_eq!(limiter.check(&limits, "c", "b", false, soon), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&limits, "c", "b", false, soon),
+            Verdict::RateLimited
+        );
         let t1 = t0 + Duration::from_secs(2);
-        assert_eq!(limiter.check(&limits, "c", "a", false, t1), Verdict::Duplicate);
-        assert_eq!(limiter.check(&limits, "c", &"é".repeat(500), false, t1), Verdict::Accepted);
-        assert_eq!(limiter.check(&limits, "d", &"é".repeat(501), false, t1), Verdict::TooLong);
+        assert_eq!(
+            limiter.check(&limits, "c", "a", false, t1),
+            Verdict::Duplicate
+        );
+        assert_eq!(
+            limiter.check(&limits, "c", &"é".repeat(500), false, t1),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            limiter.check(&limits, "d", &"é".repeat(501), false, t1),
+            Verdict::TooLong
+        );
 
         let verified = SendLimits {
             verified: true,
@@ -171,8 +234,14 @@ mod tests {
         };
         let mut limiter = AccountLimiter::default();
         for i in 0..7_500 {
-            assert_eq!(limiter.check(&verified, &format!("c{i}"), "x", false, t0), Verdict::Accepted);
+            assert_eq!(
+                limiter.check(&verified, &format!("c{i}"), "x", false, t0),
+                Verdict::Accepted
+            );
         }
-        assert_eq!(limiter.check(&verified, "z", "x", false, t0), Verdict::RateLimited);
+        assert_eq!(
+            limiter.check(&verified, "z", "x", false, t0),
+            Verdict::RateLimited
+        );
     }
 }

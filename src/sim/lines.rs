@@ -11,7 +11,8 @@ use std::fmt::Write;
 pub const SERVER: &str = "tmi.twitch.tv";
 
 /// Text of the NOTICE Twitch sends when a message exceeds the rate limits.
-pub const RATELIMIT_TEXT: &str = "Your message was not sent because you are sending messages too quickly.";
+pub const RATELIMIT_TEXT: &str =
+    "Your message was not sent because you are sending messages too quickly.";
 
 /// Text of the NOTICE Twitch sends for a duplicate message.
 pub const DUPLICATE_TEXT: &str =
@@ -41,7 +42,13 @@ pub fn push_escaped_tag_value(out: &mut String, raw: &str) {
 /// Makes a chat text safe as a trailing parameter: CR, LF and NUL would end or corrupt the line.
 pub fn sanitize_trailing(text: &str) -> String {
     text.chars()
-        .map(|c| if matches!(c, '\r' | '\n' | '\0') { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\r' | '\n' | '\0') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -78,7 +85,10 @@ pub fn global_userstate(login: &str, user_id: &str) -> String {
     let mut line = String::with_capacity(160);
     line.push_str("@badge-info=;badges=;color=#8A2BE2;display-name=");
     push_escaped_tag_value(&mut line, login);
-    let _ = write!(line, ";emote-sets=0;user-id={user_id};user-type= :{SERVER} GLOBALUSERSTATE");
+    let _ = write!(
+        line,
+        ";emote-sets=0;user-id={user_id};user-type= :{SERVER} GLOBALUSERSTATE"
+    );
     line
 }
 
@@ -108,7 +118,10 @@ pub fn userstate(login: &str, channel: &str, is_mod: bool) -> String {
         ("", 0, "")
     };
     let mut line = String::with_capacity(200);
-    let _ = write!(line, "@badge-info=;badges={badges};color=#8A2BE2;display-name=");
+    let _ = write!(
+        line,
+        "@badge-info=;badges={badges};color=#8A2BE2;display-name="
+    );
     push_escaped_tag_value(&mut line, login);
     let _ = write!(
         line,
@@ -189,9 +202,17 @@ mod tests {
             parse(&notice("msg_ratelimit", "chan", RATELIMIT_TEXT)),
             ServerMessage::Notice(m) if m.message_id.as_deref() == Some("msg_ratelimit")
         ));
-        assert!(matches!(parse(&join_echo("bot", "chan")), ServerMessage::Join(_)));
-        assert!(matches!(parse(&part_echo("bot", "chan")), ServerMessage::Part(_)));
-        assert!(matches!(parse(&pong("x")), ServerMessage::Pong(m) if m.source.params.get(1).map(String::as_str) == Some("x")));
+        assert!(matches!(
+            parse(&join_echo("bot", "chan")),
+            ServerMessage::Join(_)
+        ));
+        assert!(matches!(
+            parse(&part_echo("bot", "chan")),
+            ServerMessage::Part(_)
+        ));
+        assert!(
+            matches!(parse(&pong("x")), ServerMessage::Pong(m) if m.source.params.get(1).map(String::as_str) == Some("x"))
+        );
         assert!(matches!(parse(&server_ping()), ServerMessage::Ping(_)));
         assert!(matches!(parse(&reconnect()), ServerMessage::Reconnect(_)));
     }

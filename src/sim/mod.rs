@@ -202,7 +202,12 @@ impl SimHandle {
 
     /// Sends one PRIVMSG (full tags) from `user_login` to the clients joined to `channel`.
     /// Returns its id, or `None` if no client has joined the channel.
-    pub async fn send_privmsg(&self, channel: &str, user_login: &str, text: &str) -> Option<String> {
+    pub async fn send_privmsg(
+        &self,
+        channel: &str,
+        user_login: &str,
+        text: &str,
+    ) -> Option<String> {
         let (reply, answer) = oneshot::channel();
         let request = generator::ManualPrivmsg {
             channel: channel.to_string(),
@@ -256,7 +261,11 @@ impl SimHandle {
 
     /// The bot's PRIVMSGs (the most recent 100,000), oldest first.
     pub fn received(&self) -> Vec<ReceivedMessage> {
-        lock(&self.shared.recorder).received.iter().cloned().collect()
+        lock(&self.shared.recorder)
+            .received
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// `!ping` -> reply latencies in microseconds.
@@ -266,7 +275,11 @@ impl SimHandle {
 
     /// Every JOIN the sim accepted (the most recent 100,000), with its time.
     pub fn join_times(&self) -> Vec<(String, Instant)> {
-        lock(&self.shared.recorder).join_times.iter().cloned().collect()
+        lock(&self.shared.recorder)
+            .join_times
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Stops listening and generating and closes every connection.
@@ -277,7 +290,12 @@ impl SimHandle {
             let _ = task.await;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        while self.shared.counters.active_connections.load(Ordering::Relaxed) > 0
+        while self
+            .shared
+            .counters
+            .active_connections
+            .load(Ordering::Relaxed)
+            > 0
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -35,7 +35,9 @@ pub type Outbound = mpsc::Sender<String>;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Monotonic counters behind [`SimStats`].
@@ -135,7 +137,12 @@ impl ChannelTable {
     }
 
     /// Adds a client to a channel (creating it with weight 0 if unknown); returns its room id.
-    pub fn join(&mut self, name: &str, client: u64, outbound: &Outbound) -> Result<u64, JoinRefusal> {
+    pub fn join(
+        &mut self,
+        name: &str,
+        client: u64,
+        outbound: &Outbound,
+    ) -> Result<u64, JoinRefusal> {
         let index = match self.by_name.get(name) {
             Some(index) => *index,
             None if self.channels.len() >= self.cap => return Err(JoinRefusal::TableFull),
@@ -172,7 +179,10 @@ impl ChannelTable {
 
     /// Channels with at least one client joined.
     pub fn joined_count(&self) -> usize {
-        self.channels.iter().filter(|c| !c.members.is_empty()).count()
+        self.channels
+            .iter()
+            .filter(|c| !c.members.is_empty())
+            .count()
     }
 }
 
@@ -219,7 +229,8 @@ impl Recorder {
         match self.sent_ids.get_mut(channel) {
             Some(ids) => ids.push(id.to_string()),
             None => {
-                self.sent_ids.insert(channel.to_string(), vec![id.to_string()]);
+                self.sent_ids
+                    .insert(channel.to_string(), vec![id.to_string()]);
             }
         }
     }
@@ -268,12 +279,11 @@ impl Recorder {
         while let Some((id, at)) = self.ping_order.front() {
             let expired = now.saturating_duration_since(*at) > PENDING_PING_TTL;
             let answered = !self.pending_pings.contains_key(id);
-            if !(expired || answered || self.ping_order.len() > PENDING_PINGS_CAP) {
+            if !(expired || answered || self.ping_order.len() >= PENDING_PINGS_CAP) {
                 break;
             }
-            if expired {
-                self.pending_pings.remove(id);
-            }
+            // Whatever leaves the order queue leaves the map too, so neither outgrows the cap.
+            self.pending_pings.remove(id);
             self.ping_order.pop_front();
         }
     }
@@ -404,8 +414,12 @@ mod tests {
         let mut rec = Recorder::new().expect("histogram");
         let t0 = Instant::now();
         rec.add_pending_ping("a", t0);
-        assert!(rec.match_reply("a", t0 + Duration::from_millis(2)).is_some());
-        assert!(rec.match_reply("a", t0 + Duration::from_millis(3)).is_none());
+        assert!(rec
+            .match_reply("a", t0 + Duration::from_millis(2))
+            .is_some());
+        assert!(rec
+            .match_reply("a", t0 + Duration::from_millis(3))
+            .is_none());
         assert_eq!(rec.latencies.len(), 1);
 
         rec.add_pending_ping("old", t0);
