@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "firehose", version, about = "A dedicated chat-bot service for the biggest Twitch channels")]
+#[command(
+    name = "firehose",
+    version,
+    about = "A dedicated chat-bot service for the biggest Twitch channels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,7 +41,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     firehose::cli::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

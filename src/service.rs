@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::supervisor::{DrainReport, SupervisorArgs};
 use crate::actors::{
-    ChannelContext, ChannelKey, ChannelRegistry, ChannelStatus, JoinOutcome, ProcessedTap, Supervisor,
-    SupervisorMsg,
+    ChannelContext, ChannelKey, ChannelRegistry, ChannelStatus, JoinOutcome, ProcessedTap,
+    Supervisor, SupervisorMsg,
 };
 use crate::config::{is_login, Config, Secret};
 use crate::engine::{ChatHandler, Engine};
@@ -76,14 +76,21 @@ impl Core {
     /// Joins a Twitch channel: starts its actor, then asks the connection to join (paced).
     pub async fn join(&self, login: &str) -> Result<JoinOutcome, String> {
         if !is_login(login) {
-            return Err(format!("`{login}` is not a channel login (lowercase a-z, 0-9, _; 1-25 chars)"));
+            return Err(format!(
+                "`{login}` is not a channel login (lowercase a-z, 0-9, _; 1-25 chars)"
+            ));
         }
         if self.is_shutting_down() {
             return Err("the service is shutting down".into());
         }
         let key = ChannelKey::twitch(login);
-        let outcome = ractor::call_t!(self.supervisor, SupervisorMsg::Join, ADMIN_CALL_TIMEOUT.as_millis() as u64, key)
-            .map_err(|e| format!("supervisor did not answer: {e}"))??;
+        let outcome = ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Join,
+            ADMIN_CALL_TIMEOUT.as_millis() as u64,
+            key
+        )
+        .map_err(|e| format!("supervisor did not answer: {e}"))??;
         self.twitch.join(login).await;
         Ok(outcome)
     }
@@ -92,8 +99,13 @@ impl Core {
     pub async fn part(&self, login: &str) -> Result<bool, String> {
         let key = ChannelKey::twitch(login);
         self.twitch.part(login).await;
-        ractor::call_t!(self.supervisor, SupervisorMsg::Part, ADMIN_CALL_TIMEOUT.as_millis() as u64, key)
-            .map_err(|e| format!("supervisor did not answer: {e}"))
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Part,
+            ADMIN_CALL_TIMEOUT.as_millis() as u64,
+            key
+        )
+        .map_err(|e| format!("supervisor did not answer: {e}"))
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -112,7 +124,11 @@ impl Core {
             let missing = status.not_joined();
             if !missing.is_empty() {
                 let shown: Vec<_> = missing.iter().take(10).cloned().collect();
-                reasons.push(format!("twitch: {} channel(s) not joined yet: {}", missing.len(), shown.join(", ")));
+                reasons.push(format!(
+                    "twitch: {} channel(s) not joined yet: {}",
+                    missing.len(),
+                    shown.join(", ")
+                ));
             }
         }
         let failed: Vec<String> = self
@@ -159,7 +175,11 @@ impl Service {
     pub async fn start(config: Config, options: ServiceOptions) -> anyhow::Result<Service> {
         let registry = ChannelRegistry::new();
         let metrics = Metrics::new(Arc::clone(&registry));
-        let router = Router::new(Arc::clone(&registry), Arc::clone(&metrics), config.admission.clone());
+        let router = Router::new(
+            Arc::clone(&registry),
+            Arc::clone(&metrics),
+            config.admission.clone(),
+        );
         let stops = TwitchStops::default();
         let (twitch, twitch_task) = TwitchClient::start(
             config.twitch.clone(),
@@ -211,7 +231,8 @@ impl Service {
                 .map_err(|e| anyhow::anyhow!("joining {channel}: {e}"))?;
         }
         let http_stop = CancellationToken::new();
-        let (http_addr, http_task) = crate::http::serve(config.http.listen, Arc::clone(&core), http_stop.clone()).await?;
+        let (http_addr, http_task) =
+            crate::http::serve(config.http.listen, Arc::clone(&core), http_stop.clone()).await?;
         tracing::info!(%http_addr, "HTTP endpoints listening");
         Ok(Service {
             core,

@@ -15,8 +15,15 @@ fn firehose() -> Command {
 #[test]
 fn check_config_accepts_the_shipped_file() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/firehose.toml");
-    let out = firehose().args(["check-config", path]).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = firehose()
+        .args(["check-config", path])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
 
@@ -32,12 +39,22 @@ fn check_config_names_the_bad_key_and_why() {
     for (text, key) in cases {
         let mut file = tempfile::NamedTempFile::new().expect("temp");
         file.write_all(text.as_bytes()).expect("write");
-        let out = firehose().arg("check-config").arg(file.path()).output().expect("runs");
+        let out = firehose()
+            .arg("check-config")
+            .arg(file.path())
+            .output()
+            .expect("runs");
         assert!(!out.status.success(), "`{text}` was accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(key), "`{text}`: stderr does not name {key}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "`{text}`: stderr does not name {key}: {stderr}"
+        );
     }
-    let out = firehose().args(["check-config", "/nonexistent/firehose.toml"]).output().expect("runs");
+    let out = firehose()
+        .args(["check-config", "/nonexistent/firehose.toml"])
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
@@ -85,15 +102,25 @@ async fn run_serves_then_exits_0_on_sigterm_without_leaking_the_token() {
         .expect("spawns");
     let ready_url = format!("http://127.0.0.1:{port}/readyz");
     wait_until_async("the service is ready", Duration::from_secs(20), || async {
-        reqwest::get(&ready_url).await.is_ok_and(|r| r.status() == 200)
+        reqwest::get(&ready_url)
+            .await
+            .is_ok_and(|r| r.status() == 200)
     })
     .await;
-    let id = sim.send_privmsg(&channels[0], "viewer", "!ping").await.expect("joined");
+    let id = sim
+        .send_privmsg(&channels[0], "viewer", "!ping")
+        .await
+        .expect("joined");
     wait_until("the ping is answered", Duration::from_secs(5), || {
-        sim.received().iter().any(|m| m.reply_parent.as_deref() == Some(id.as_str()))
+        sim.received()
+            .iter()
+            .any(|m| m.reply_parent.as_deref() == Some(id.as_str()))
     })
     .await;
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -102,6 +129,9 @@ async fn run_serves_then_exits_0_on_sigterm_without_leaking_the_token() {
     assert!(output.status.success(), "exit status {:?}", output.status);
     let logs = String::from_utf8_lossy(&output.stderr);
     assert!(logs.contains("shutting down"), "{logs}");
-    assert!(!logs.contains("very-secret-token-value"), "the token leaked into the logs");
+    assert!(
+        !logs.contains("very-secret-token-value"),
+        "the token leaked into the logs"
+    );
     sim.shutdown().await;
 }

@@ -15,20 +15,41 @@ fn url(service: &Service, path: &str) -> String {
 async fn health_readiness_metrics_and_channel_list() {
     let sim = sim(3, |_| {}).await;
     let channels = sim_channels(3);
-    let service = service(config_for(sim.local_addr(), &channels), ServiceOptions::default()).await;
+    let service = service(
+        config_for(sim.local_addr(), &channels),
+        ServiceOptions::default(),
+    )
+    .await;
     let http = reqwest::Client::new();
 
-    let health = http.get(url(&service, "/healthz")).send().await.expect("healthz");
+    let health = http
+        .get(url(&service, "/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
-    let ready = http.get(url(&service, "/readyz")).send().await.expect("readyz");
+    let ready = http
+        .get(url(&service, "/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["ready"], true);
 
-    sim.send_privmsg(&channels[0], "viewer", "!ping").await.expect("joined");
-    wait_until("the reply arrived", Duration::from_secs(5), || sim.stats().replies_matched >= 1).await;
+    sim.send_privmsg(&channels[0], "viewer", "!ping")
+        .await
+        .expect("joined");
+    wait_until("the reply arrived", Duration::from_secs(5), || {
+        sim.stats().replies_matched >= 1
+    })
+    .await;
 
-    let metrics = http.get(url(&service, "/metrics")).send().await.expect("metrics");
+    let metrics = http
+        .get(url(&service, "/metrics"))
+        .send()
+        .await
+        .expect("metrics");
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.expect("text");
     for name in [
@@ -43,8 +64,14 @@ async fn health_readiness_metrics_and_channel_list() {
     ] {
         assert!(text.contains(name), "metrics lack {name}:\n{text}");
     }
-    assert_eq!(metric_value(&text, "firehose_messages_processed_total{"), 1.0);
-    assert_eq!(metric_value(&text, "firehose_reply_latency_seconds_count"), 1.0);
+    assert_eq!(
+        metric_value(&text, "firehose_messages_processed_total{"),
+        1.0
+    );
+    assert_eq!(
+        metric_value(&text, "firehose_reply_latency_seconds_count"),
+        1.0
+    );
     assert_eq!(metric_value(&text, "firehose_twitch_connected"), 1.0);
 
     let list: serde_json::Value = http
@@ -57,7 +84,10 @@ async fn health_readiness_metrics_and_channel_list() {
         .expect("json");
     let list = list.as_array().expect("array");
     assert_eq!(list.len(), 3);
-    let first = list.iter().find(|c| c["channel"] == channels[0].as_str()).expect("listed");
+    let first = list
+        .iter()
+        .find(|c| c["channel"] == channels[0].as_str())
+        .expect("listed");
     assert_eq!(first["state"], "running");
     assert_eq!(first["platform"], "twitch");
     assert_eq!(first["processed"], 1);
@@ -76,16 +106,23 @@ async fn readyz_is_503_with_a_reason_while_disconnected() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = closed.local_addr().expect("addr");
     drop(closed);
-    let service = Service::start(config_for(addr, &["nobody".to_string()]), ServiceOptions::default())
+    let service = Service::start(
+        config_for(addr, &["nobody".to_string()]),
+        ServiceOptions::default(),
+    )
+    .await
+    .expect("starts even when chat is down");
+    let response = reqwest::get(url(&service, "/readyz"))
         .await
-        .expect("starts even when chat is down");
-    let response = reqwest::get(url(&service, "/readyz")).await.expect("readyz");
+        .expect("readyz");
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["ready"], false);
     let reasons = body["reasons"].to_string();
     assert!(reasons.contains("not connected"), "{reasons}");
-    let health = reqwest::get(url(&service, "/healthz")).await.expect("healthz");
+    let health = reqwest::get(url(&service, "/healthz"))
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200, "alive even when not ready");
     service.shutdown().await;
 }
@@ -94,31 +131,69 @@ async fn readyz_is_503_with_a_reason_while_disconnected() {
 async fn admin_join_and_part_need_the_token() {
     let sim = sim(2, |_| {}).await;
     let channels = sim_channels(2);
-    let service = service(config_for(sim.local_addr(), &channels[..1]), ServiceOptions::default()).await;
+    let service = service(
+        config_for(sim.local_addr(), &channels[..1]),
+        ServiceOptions::default(),
+    )
+    .await;
     let http = reqwest::Client::new();
     let target = &channels[1];
     let path = url(&service, &format!("/v1/channels/{target}"));
 
     let none = http.post(&path).send().await.expect("post");
     assert_eq!(none.status(), 401);
-    let wrong = http.post(&path).bearer_auth("not-the-token").send().await.expect("post");
+    let wrong = http
+        .post(&path)
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .expect("post");
     assert_eq!(wrong.status(), 401);
-    let almost = http.post(&path).bearer_auth(&ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1]).send().await.expect("post");
-    assert_eq!(almost.status(), 401, "a prefix of the token is not the token");
-    assert!(service.core().registry.len() == 1, "nothing joined without the token");
+    let almost = http
+        .post(&path)
+        .bearer_auth(&ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        almost.status(),
+        401,
+        "a prefix of the token is not the token"
+    );
+    assert!(
+        service.core().registry.len() == 1,
+        "nothing joined without the token"
+    );
 
-    let joined = http.post(&path).bearer_auth(ADMIN_TOKEN).send().await.expect("post");
+    let joined = http
+        .post(&path)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(joined.status(), 201);
-    wait_until_async("the new channel is joined on chat", Duration::from_secs(5), || async {
-        service.core().twitch.status().is_joined(target)
-    })
+    wait_until_async(
+        "the new channel is joined on chat",
+        Duration::from_secs(5),
+        || async { service.core().twitch.status().is_joined(target) },
+    )
     .await;
-    let id = sim.send_privmsg(target, "viewer", "!ping").await.expect("sim sees the join");
+    let id = sim
+        .send_privmsg(target, "viewer", "!ping")
+        .await
+        .expect("sim sees the join");
     wait_until("the new channel answers", Duration::from_secs(5), || {
-        sim.received().iter().any(|m| m.reply_parent.as_deref() == Some(id.as_str()))
+        sim.received()
+            .iter()
+            .any(|m| m.reply_parent.as_deref() == Some(id.as_str()))
     })
     .await;
-    let again = http.post(&path).bearer_auth(ADMIN_TOKEN).send().await.expect("post");
+    let again = http
+        .post(&path)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(again.status(), 200, "joining twice is not an error");
 
     let bad = http
@@ -129,16 +204,34 @@ async fn admin_join_and_part_need_the_token() {
         .expect("post");
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.expect("json");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("not a channel login")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a channel login")),
+        "{body}"
+    );
 
     let no_token_delete = http.delete(&path).send().await.expect("delete");
     assert_eq!(no_token_delete.status(), 401);
-    let parted = http.delete(&path).bearer_auth(ADMIN_TOKEN).send().await.expect("delete");
+    let parted = http
+        .delete(&path)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(parted.status(), 200);
     assert!(service.core().registry.len() == 1);
-    let gone = http.delete(&path).bearer_auth(ADMIN_TOKEN).send().await.expect("delete");
+    let gone = http
+        .delete(&path)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(gone.status(), 404);
-    wait_until("the sim saw the PART", Duration::from_secs(5), || sim.stats().parts >= 1).await;
+    wait_until("the sim saw the PART", Duration::from_secs(5), || {
+        sim.stats().parts >= 1
+    })
+    .await;
 
     service.shutdown().await;
     sim.shutdown().await;

@@ -29,9 +29,11 @@ async fn fifty_channels_every_message_once_and_in_order_and_pings_answered() {
     )
     .await;
     sim.set_rate(4_000.0);
-    wait_until("the simulator sent every message", Duration::from_secs(30), || {
-        sim.stats().privmsgs_sent >= total
-    })
+    wait_until(
+        "the simulator sent every message",
+        Duration::from_secs(30),
+        || sim.stats().privmsgs_sent >= total,
+    )
     .await;
     let stats = sim.stats();
     wait_until("every message was handled", Duration::from_secs(30), || {
@@ -41,12 +43,23 @@ async fn fifty_channels_every_message_once_and_in_order_and_pings_answered() {
     for channel in &channels {
         let sent = sim.sent_ids(channel);
         let handled = tap.ids(channel);
-        assert_eq!(handled, sent, "channel {channel}: handled ids differ from sent ids (order or duplicates)");
-        assert_eq!(shed(&service, channel), 0, "channel {channel} shed messages");
+        assert_eq!(
+            handled, sent,
+            "channel {channel}: handled ids differ from sent ids (order or duplicates)"
+        );
+        assert_eq!(
+            shed(&service, channel),
+            0,
+            "channel {channel} shed messages"
+        );
     }
     let sent_total: usize = channels.iter().map(|c| sim.sent_ids(c).len()).sum();
     assert_eq!(sent_total as u64, stats.privmsgs_sent);
-    assert!(stats.pings_sent > 50, "the mix contained !pings ({})", stats.pings_sent);
+    assert!(
+        stats.pings_sent > 50,
+        "the mix contained !pings ({})",
+        stats.pings_sent
+    );
     wait_until("every !ping was answered", Duration::from_secs(20), || {
         sim.stats().replies_matched >= stats.pings_sent
     })
@@ -76,8 +89,15 @@ async fn a_poison_message_restarts_its_actor_and_nothing_else_is_lost() {
     // when the actor dies: they must be handed to the restarted actor, in order).
     for i in 0..200 {
         for channel in &channels {
-            let text = if channel == victim && i == 100 { "POISON pill".to_string() } else { format!("hello {i}") };
-            let id = sim.send_privmsg(channel, "viewer", &text).await.expect("joined");
+            let text = if channel == victim && i == 100 {
+                "POISON pill".to_string()
+            } else {
+                format!("hello {i}")
+            };
+            let id = sim
+                .send_privmsg(channel, "viewer", &text)
+                .await
+                .expect("joined");
             if channel == victim && i == 100 {
                 poison_id = Some(id);
             } else if channel == victim {
@@ -86,33 +106,74 @@ async fn a_poison_message_restarts_its_actor_and_nothing_else_is_lost() {
         }
     }
     let poison_id = poison_id.expect("sent");
-    wait_until("the victim handled everything but the poison", Duration::from_secs(20), || {
-        tap.ids(victim).len() >= expected.len()
-    })
+    wait_until(
+        "the victim handled everything but the poison",
+        Duration::from_secs(20),
+        || tap.ids(victim).len() >= expected.len(),
+    )
     .await;
-    assert_eq!(tap.ids(victim), expected, "victim lost or reordered messages around the poison");
+    assert_eq!(
+        tap.ids(victim),
+        expected,
+        "victim lost or reordered messages around the poison"
+    );
     assert!(!tap.ids(victim).contains(&poison_id));
     let victim_channel = channel(&service, victim);
-    assert_eq!(victim_channel.counters.restarts.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        victim_channel
+            .counters
+            .restarts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     assert_eq!(victim_channel.counters.shed(ShedReason::Poisoned), 1);
-    assert_eq!(victim_channel.counters.shed_total(), 1, "only the poison is shed");
-    assert!(victim_channel.last_error().is_some_and(|e| e.contains("poison")));
-    wait_until("the victim is running again", Duration::from_secs(5), || {
-        victim_channel.status() == ChannelStatus::Running
-    })
+    assert_eq!(
+        victim_channel.counters.shed_total(),
+        1,
+        "only the poison is shed"
+    );
+    assert!(victim_channel
+        .last_error()
+        .is_some_and(|e| e.contains("poison")));
+    wait_until(
+        "the victim is running again",
+        Duration::from_secs(5),
+        || victim_channel.status() == ChannelStatus::Running,
+    )
     .await;
     // Later messages are handled by the restarted actor.
-    let later = sim.send_privmsg(victim, "viewer", "after the restart").await.expect("joined");
-    wait_until("a later message is handled", Duration::from_secs(5), || tap.ids(victim).contains(&later)).await;
+    let later = sim
+        .send_privmsg(victim, "viewer", "after the restart")
+        .await
+        .expect("joined");
+    wait_until("a later message is handled", Duration::from_secs(5), || {
+        tap.ids(victim).contains(&later)
+    })
+    .await;
     for other in &channels[1..] {
-        wait_until("neighbours handled everything", Duration::from_secs(10), || {
-            tap.ids(other).len() == 200
-        })
+        wait_until(
+            "neighbours handled everything",
+            Duration::from_secs(10),
+            || tap.ids(other).len() == 200,
+        )
         .await;
-        assert_eq!(tap.ids(other), sim.sent_ids(other), "{other} lost or reordered messages");
-        assert_eq!(channel(&service, other).counters.restarts.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(
+            tap.ids(other),
+            sim.sent_ids(other),
+            "{other} lost or reordered messages"
+        );
+        assert_eq!(
+            channel(&service, other)
+                .counters
+                .restarts
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     }
-    assert_eq!(received(&service, victim), processed(&service, victim) + shed(&service, victim));
+    assert_eq!(
+        received(&service, victim),
+        processed(&service, victim) + shed(&service, victim)
+    );
     service.shutdown().await;
     sim.shutdown().await;
 }
@@ -136,21 +197,41 @@ async fn slow_neighbour_case(policy: OverflowPolicy) {
     let service = service(config, options_with(engine, Some(Arc::clone(&tap)))).await;
     let per_channel = 600;
     for i in 0..per_channel {
-        sim.send_privmsg(&slow, "viewer", &format!("slow {i}")).await.expect("joined");
-        sim.send_privmsg(&fast, "viewer", &format!("fast {i}")).await.expect("joined");
+        sim.send_privmsg(&slow, "viewer", &format!("slow {i}"))
+            .await
+            .expect("joined");
+        sim.send_privmsg(&fast, "viewer", &format!("fast {i}"))
+            .await
+            .expect("joined");
     }
     let sent_slow = sim.sent_ids(&slow).len() as u64;
-    wait_until("the slow channel accounted for every message", Duration::from_secs(30), || {
-        received(&service, &slow) == sent_slow && processed(&service, &slow) + shed(&service, &slow) == sent_slow
-    })
+    wait_until(
+        "the slow channel accounted for every message",
+        Duration::from_secs(30),
+        || {
+            received(&service, &slow) == sent_slow
+                && processed(&service, &slow) + shed(&service, &slow) == sent_slow
+        },
+    )
     .await;
-    assert!(shed(&service, &slow) > 0, "the slow channel must shed under {policy:?}");
-    assert_eq!(shed(&service, &slow), sent_slow - processed(&service, &slow), "shed = sent - processed");
+    assert!(
+        shed(&service, &slow) > 0,
+        "the slow channel must shed under {policy:?}"
+    );
+    assert_eq!(
+        shed(&service, &slow),
+        sent_slow - processed(&service, &slow),
+        "shed = sent - processed"
+    );
     let slow_channel = channel(&service, &slow);
     match policy {
-        OverflowPolicy::Shed => assert_eq!(slow_channel.counters.shed(ShedReason::Full), shed(&service, &slow)),
+        OverflowPolicy::Shed => assert_eq!(
+            slow_channel.counters.shed(ShedReason::Full),
+            shed(&service, &slow)
+        ),
         OverflowPolicy::Block => assert!(
-            slow_channel.counters.shed(ShedReason::Deadline) + slow_channel.counters.shed(ShedReason::WaitFull)
+            slow_channel.counters.shed(ShedReason::Deadline)
+                + slow_channel.counters.shed(ShedReason::WaitFull)
                 == shed(&service, &slow)
         ),
     }
@@ -159,12 +240,17 @@ async fn slow_neighbour_case(policy: OverflowPolicy) {
     let sent = sim.sent_ids(&slow);
     let mut cursor = sent.iter();
     for id in &handled {
-        assert!(cursor.any(|s| s == id), "slow channel handled {id} out of order");
+        assert!(
+            cursor.any(|s| s == id),
+            "slow channel handled {id} out of order"
+        );
     }
     // The neighbour lost nothing.
-    wait_until("the fast neighbour handled everything", Duration::from_secs(10), || {
-        tap.ids(&fast).len() == per_channel
-    })
+    wait_until(
+        "the fast neighbour handled everything",
+        Duration::from_secs(10),
+        || tap.ids(&fast).len() == per_channel,
+    )
     .await;
     assert_eq!(shed(&service, &fast), 0);
     assert_eq!(tap.ids(&fast), sim.sent_ids(&fast));
@@ -187,23 +273,37 @@ async fn reconnect_rejoins_and_later_messages_arrive() {
     let sim = sim(5, |_| {}).await;
     let channels = sim_channels(5);
     let tap = Arc::new(RecordingTap::default());
-    let service = service(config_for(sim.local_addr(), &channels), options_with(Engine, Some(Arc::clone(&tap)))).await;
+    let service = service(
+        config_for(sim.local_addr(), &channels),
+        options_with(Engine, Some(Arc::clone(&tap))),
+    )
+    .await;
     let joins_before = sim.stats().joins;
     sim.send_reconnect().await;
     wait_until("the client reconnected", Duration::from_secs(10), || {
         service.core().metrics.twitch_reconnects.get() >= 1 && sim.stats().connections >= 2
     })
     .await;
-    wait_until("every channel was joined again", Duration::from_secs(10), || {
-        sim.stats().joins >= joins_before + channels.len() as u64
-    })
+    wait_until(
+        "every channel was joined again",
+        Duration::from_secs(10),
+        || sim.stats().joins >= joins_before + channels.len() as u64,
+    )
     .await;
-    service.wait_ready(Duration::from_secs(10)).await.expect("ready again");
+    service
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .expect("ready again");
     for channel in &channels {
-        let id = sim.send_privmsg(channel, "viewer", "after reconnect").await.expect("rejoined");
-        wait_until("a message after the reconnect is handled", Duration::from_secs(5), || {
-            tap.ids(channel).contains(&id)
-        })
+        let id = sim
+            .send_privmsg(channel, "viewer", "after reconnect")
+            .await
+            .expect("rejoined");
+        wait_until(
+            "a message after the reconnect is handled",
+            Duration::from_secs(5),
+            || tap.ids(channel).contains(&id),
+        )
         .await;
     }
     service.shutdown().await;
@@ -225,31 +325,65 @@ async fn a_channel_that_keeps_failing_is_marked_failed_and_others_carry_on() {
     let service = service(config, options_with(engine, Some(Arc::clone(&tap)))).await;
     let doomed_channel = channel(&service, &doomed);
     for i in 0..20 {
-        sim.send_privmsg(&doomed, "viewer", &format!("m{i}")).await.expect("joined");
+        sim.send_privmsg(&doomed, "viewer", &format!("m{i}"))
+            .await
+            .expect("joined");
         if doomed_channel.status() == ChannelStatus::Failed {
             break;
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    wait_until("the doomed channel is marked failed", Duration::from_secs(10), || {
-        doomed_channel.status() == ChannelStatus::Failed
-    })
+    wait_until(
+        "the doomed channel is marked failed",
+        Duration::from_secs(10),
+        || doomed_channel.status() == ChannelStatus::Failed,
+    )
     .await;
-    assert_eq!(doomed_channel.counters.restarts.load(std::sync::atomic::Ordering::Relaxed), 4);
+    assert_eq!(
+        doomed_channel
+            .counters
+            .restarts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
     let readiness = service.core().readiness();
     assert!(!readiness.ready);
-    assert!(readiness.reasons.iter().any(|r| r.contains(&doomed)), "{:?}", readiness.reasons);
+    assert!(
+        readiness.reasons.iter().any(|r| r.contains(&doomed)),
+        "{:?}",
+        readiness.reasons
+    );
     let metrics = service.core().metrics.render();
-    assert!(metrics.contains(&format!("firehose_channel_failed{{platform=\"twitch\",channel=\"{doomed}\"}} 1")), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "firehose_channel_failed{{platform=\"twitch\",channel=\"{doomed}\"}} 1"
+        )),
+        "{metrics}"
+    );
     // Messages for a failed channel are shed and counted, never silently lost.
-    sim.send_privmsg(&doomed, "viewer", "into the void").await.expect("joined");
-    wait_until("the failed channel counts what it sheds", Duration::from_secs(5), || {
-        doomed_channel.counters.shed(ShedReason::ChannelFailed) >= 1
-    })
+    sim.send_privmsg(&doomed, "viewer", "into the void")
+        .await
+        .expect("joined");
+    wait_until(
+        "the failed channel counts what it sheds",
+        Duration::from_secs(5),
+        || doomed_channel.counters.shed(ShedReason::ChannelFailed) >= 1,
+    )
     .await;
-    assert_eq!(received(&service, &doomed), processed(&service, &doomed) + shed(&service, &doomed));
-    let id = sim.send_privmsg(&healthy, "viewer", "still here").await.expect("joined");
-    wait_until("the healthy channel carries on", Duration::from_secs(5), || tap.ids(&healthy).contains(&id)).await;
+    assert_eq!(
+        received(&service, &doomed),
+        processed(&service, &doomed) + shed(&service, &doomed)
+    );
+    let id = sim
+        .send_privmsg(&healthy, "viewer", "still here")
+        .await
+        .expect("joined");
+    wait_until(
+        "the healthy channel carries on",
+        Duration::from_secs(5),
+        || tap.ids(&healthy).contains(&id),
+    )
+    .await;
     service.shutdown().await;
     sim.shutdown().await;
 }
@@ -267,8 +401,14 @@ async fn joins_are_paced_within_the_configured_limit() {
     assert_eq!(times.len(), n, "every channel joined once");
     let window = Duration::from_millis(1_000);
     for (i, (_, start)) in times.iter().enumerate() {
-        let in_window = times[i..].iter().filter(|(_, t)| t.duration_since(*start) < window - Duration::from_millis(50)).count();
-        assert!(in_window <= 5, "{in_window} JOINs within one window starting at join {i}");
+        let in_window = times[i..]
+            .iter()
+            .filter(|(_, t)| t.duration_since(*start) < window - Duration::from_millis(50))
+            .count();
+        assert!(
+            in_window <= 5,
+            "{in_window} JOINs within one window starting at join {i}"
+        );
     }
     assert_eq!(sim.stats().join_violations, 0);
     service.shutdown().await;
@@ -294,12 +434,21 @@ async fn replies_respect_the_non_moderator_limits_and_the_duplicate_rule() {
     let service = service(config, ServiceOptions::default()).await;
     // Eight identical replies-worth of commands in one channel, two in the other.
     for _ in 0..8 {
-        sim.send_privmsg(&channels[0], "viewer", "!echo same text").await.expect("joined");
+        sim.send_privmsg(&channels[0], "viewer", "!echo same text")
+            .await
+            .expect("joined");
     }
     for _ in 0..2 {
-        sim.send_privmsg(&channels[1], "viewer", "!echo other").await.expect("joined");
+        sim.send_privmsg(&channels[1], "viewer", "!echo other")
+            .await
+            .expect("joined");
     }
-    wait_until("all ten replies were accepted", Duration::from_secs(20), || sim.stats().bot_accepted >= 10).await;
+    wait_until(
+        "all ten replies were accepted",
+        Duration::from_secs(20),
+        || sim.stats().bot_accepted >= 10,
+    )
+    .await;
     let stats = sim.stats();
     assert_eq!(stats.ratelimited, 0, "firehose never sent over the limit");
     assert_eq!(stats.duplicates, 0, "repeats were made unique");

@@ -16,6 +16,9 @@ use super::{ActionSink, ProcessedTap};
 use crate::engine::{ChannelState, ChatHandler};
 
 /// Messages a channel actor accepts.
+// `Wake` is rare and ractor boxes every message into its mailbox anyway, so boxing `Deliver`
+// would only add a second allocation per chat message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ChannelMsg {
     /// Handle one admitted chat event.

@@ -260,7 +260,9 @@ impl ChannelRegistry {
     }
 
     pub fn get(&self, key: &ChannelKey) -> Option<Arc<ChannelShared>> {
-        self.channels.get(key).map(|entry| Arc::clone(entry.value()))
+        self.channels
+            .get(key)
+            .map(|entry| Arc::clone(entry.value()))
     }
 
     pub fn insert(&self, shared: Arc<ChannelShared>) {
@@ -273,7 +275,11 @@ impl ChannelRegistry {
 
     /// A snapshot of all channels, sorted by key.
     pub fn all(&self) -> Vec<Arc<ChannelShared>> {
-        let mut all: Vec<_> = self.channels.iter().map(|e| Arc::clone(e.value())).collect();
+        let mut all: Vec<_> = self
+            .channels
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
     }

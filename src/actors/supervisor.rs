@@ -99,7 +99,9 @@ impl Actor for Supervisor {
             SupervisorMsg::Part(key, reply) => {
                 let _ = reply.send(part(state, &key));
             }
-            SupervisorMsg::Restart(key, generation) => restart(&myself, state, key, generation).await,
+            SupervisorMsg::Restart(key, generation) => {
+                restart(&myself, state, key, generation).await
+            }
             SupervisorMsg::DrainAll(deadline, reply) => {
                 let _ = reply.send(drain_all(state, deadline).await);
             }

@@ -64,8 +64,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  messages sent      {}", summary.sent);
     println!("  messages processed {}", summary.processed);
     println!("  messages shed      {}", summary.shed);
-    println!("  throughput         {:.0} msgs/s processed", summary.msgs_per_s);
-    println!("  !ping answered     {} of {}", summary.pings_answered, summary.pings_sent);
+    println!(
+        "  throughput         {:.0} msgs/s processed",
+        summary.msgs_per_s
+    );
+    println!(
+        "  !ping answered     {} of {}",
+        summary.pings_answered, summary.pings_sent
+    );
     println!(
         "  !ping reply latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         summary.ping_p50_us as f64 / 1000.0,
@@ -110,7 +116,10 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
         args.channels
     );
     if let Err(readiness) = service.wait_ready(Duration::from_secs(60)).await {
-        anyhow::bail!("service not ready after 60 s: {}", readiness.reasons.join("; "));
+        anyhow::bail!(
+            "service not ready after 60 s: {}",
+            readiness.reasons.join("; ")
+        );
     }
     let started = Instant::now();
     sim.set_rate(args.rate);
@@ -126,8 +135,14 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
 
 fn totals(service: &Service) -> (u64, u64, u64) {
     let channels = service.core().registry.all();
-    let received = channels.iter().map(|c| c.counters.received.load(Ordering::Relaxed)).sum();
-    let processed = channels.iter().map(|c| c.counters.processed.load(Ordering::Relaxed)).sum();
+    let received = channels
+        .iter()
+        .map(|c| c.counters.received.load(Ordering::Relaxed))
+        .sum();
+    let processed = channels
+        .iter()
+        .map(|c| c.counters.processed.load(Ordering::Relaxed))
+        .sum();
     let shed = channels.iter().map(|c| c.counters.shed_total()).sum();
     (received, processed, shed)
 }
@@ -136,7 +151,8 @@ async fn progress_until(sim: &SimHandle, service: &Service, started: Instant, le
     let tty = std::io::stderr().is_terminal();
     let mut last = (0u64, Instant::now());
     while started.elapsed() < length {
-        tokio::time::sleep(Duration::from_secs(1).min(length.saturating_sub(started.elapsed()))).await;
+        tokio::time::sleep(Duration::from_secs(1).min(length.saturating_sub(started.elapsed())))
+            .await;
         let stats = sim.stats();
         let (_, processed, shed) = totals(service);
         let now = Instant::now();

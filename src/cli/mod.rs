@@ -33,7 +33,11 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
         config.twitch.channels.len(),
         config.twitch.server,
         config.admission.overflow,
-        if config.secrets.admin_token.is_some() { "set" } else { "not set: admin API disabled" }
+        if config.secrets.admin_token.is_some() {
+            "set"
+        } else {
+            "not set: admin API disabled"
+        }
     );
     Ok(())
 }
@@ -110,5 +114,7 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
 
 /// Starts a simulator for tests and the demo, failing with context.
 pub async fn start_sim(config: SimConfig) -> anyhow::Result<crate::sim::SimHandle> {
-    Simulator::start(config).await.context("starting the simulator")
+    Simulator::start(config)
+        .await
+        .context("starting the simulator")
 }

@@ -294,13 +294,23 @@ impl Config {
     /// Checks ranges and combinations that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let t = &self.twitch;
-        if t.server.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-            return Err(invalid("twitch.server", format!("`{}` is not host:port", t.server)));
+        if t.server
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(invalid(
+                "twitch.server",
+                format!("`{}` is not host:port", t.server),
+            ));
         }
         if !is_login(&t.login) {
             return Err(invalid(
                 "twitch.login",
-                format!("`{}` is not a Twitch login (a-z, 0-9, _; 1-25 chars)", t.login),
+                format!(
+                    "`{}` is not a Twitch login (a-z, 0-9, _; 1-25 chars)",
+                    t.login
+                ),
             ));
         }
         for (i, channel) in t.channels.iter().enumerate() {
@@ -343,7 +353,10 @@ impl Config {
             ));
         }
         positive("twitch.send.queue_capacity", s.queue_capacity as u64)?;
-        positive("twitch.send.channel_queue_capacity", s.channel_queue_capacity as u64)?;
+        positive(
+            "twitch.send.channel_queue_capacity",
+            s.channel_queue_capacity as u64,
+        )?;
         positive("twitch.send.max_age_ms", s.max_age_ms)?;
         let a = &self.admission;
         if a.capacity == 0 || a.capacity > 1_000_000 {
@@ -426,9 +439,16 @@ mod env_overrides {
     use super::{Config, ConfigError};
 
     /// Variables that are not key overrides (secrets and other settings read elsewhere).
-    const NOT_KEYS: &[&str] = &["FIREHOSE_TWITCH_TOKEN", "FIREHOSE_ADMIN_TOKEN", "FIREHOSE_LOG"];
+    const NOT_KEYS: &[&str] = &[
+        "FIREHOSE_TWITCH_TOKEN",
+        "FIREHOSE_ADMIN_TOKEN",
+        "FIREHOSE_LOG",
+    ];
 
-    pub(super) fn apply(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    pub(super) fn apply(
+        table: &mut toml::Table,
+        env: &[(String, String)],
+    ) -> Result<(), ConfigError> {
         let defaults = match toml::Value::try_from(Config::default()) {
             Ok(toml::Value::Table(t)) => t,
             _ => return Ok(()),
@@ -439,7 +459,8 @@ mod env_overrides {
             if !var.starts_with("FIREHOSE_") || NOT_KEYS.contains(&var.as_str()) {
                 continue;
             }
-            let Some((path, default)) = leaves.iter().find(|(path, _)| env_name(path) == *var) else {
+            let Some((path, default)) = leaves.iter().find(|(path, _)| env_name(path) == *var)
+            else {
                 continue;
             };
             let key = path.join(".");
@@ -453,7 +474,11 @@ mod env_overrides {
         Ok(())
     }
 
-    fn collect_leaves(table: &toml::Table, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, toml::Value)>) {
+    fn collect_leaves(
+        table: &toml::Table,
+        prefix: &mut Vec<String>,
+        out: &mut Vec<(Vec<String>, toml::Value)>,
+    ) {
         for (key, value) in table {
             prefix.push(key.clone());
             match value {

@@ -38,13 +38,17 @@ fn every_default_key_is_documented_in_the_shipped_file() {
 
 #[test]
 fn an_unknown_key_is_named() {
-    let err = load("[admission]\ncapacityy = 3\n", &[]).unwrap_err().to_string();
+    let err = load("[admission]\ncapacityy = 3\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("capacityy"), "{err}");
 }
 
 #[test]
 fn a_wrong_type_names_the_key() {
-    let err = load("[admission]\ncapacity = \"lots\"\n", &[]).unwrap_err().to_string();
+    let err = load("[admission]\ncapacity = \"lots\"\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("capacity"), "{err}");
 }
 
@@ -54,7 +58,10 @@ fn out_of_range_values_name_the_key_and_the_reason() {
         ("[admission]\ncapacity = 0\n", "admission.capacity"),
         ("[twitch]\nserver = \"nohost\"\n", "twitch.server"),
         ("[twitch]\nchannels = [\"#Bad\"]\n", "twitch.channels[0]"),
-        ("[twitch.send]\nmax_message_chars = 501\n", "twitch.send.max_message_chars"),
+        (
+            "[twitch.send]\nmax_message_chars = 501\n",
+            "twitch.send.max_message_chars",
+        ),
         (
             "[supervisor]\nrestart_backoff_ms = 10\nrestart_backoff_max_ms = 5\n",
             "supervisor.restart_backoff_max_ms",
@@ -63,7 +70,10 @@ fn out_of_range_values_name_the_key_and_the_reason() {
     ];
     for (text, key) in cases {
         let err = load(text, &[]).unwrap_err().to_string();
-        assert!(err.contains(key), "`{text}` gave `{err}`, which does not name {key}");
+        assert!(
+            err.contains(key),
+            "`{text}` gave `{err}`, which does not name {key}"
+        );
     }
 }
 
@@ -101,14 +111,20 @@ fn secrets_come_from_env_or_file_and_never_print() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("admin");
     std::fs::write(&file, "  file-token\n").expect("write");
-    let text = format!("[http]\nadmin_token_file = {:?}\n", file.display().to_string());
+    let text = format!(
+        "[http]\nadmin_token_file = {:?}\n",
+        file.display().to_string()
+    );
     let config = load(&text, &[("FIREHOSE_TWITCH_TOKEN", "oauth:env-token")]).expect("valid");
     let admin = config.secrets.admin_token.as_ref().expect("admin token");
     assert_eq!(admin.expose(), "file-token");
     let twitch = config.secrets.twitch_token.as_ref().expect("twitch token");
     assert_eq!(twitch.expose(), "oauth:env-token");
     let dump = format!("{config:?}");
-    assert!(!dump.contains("file-token") && !dump.contains("env-token"), "{dump}");
+    assert!(
+        !dump.contains("file-token") && !dump.contains("env-token"),
+        "{dump}"
+    );
 }
 
 #[test]

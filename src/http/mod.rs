@@ -56,7 +56,10 @@ pub fn routes(core: Arc<Core>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/channels", get(list_channels))
-        .route("/v1/channels/{login}", post(join_channel).delete(part_channel))
+        .route(
+            "/v1/channels/{login}",
+            post(join_channel).delete(part_channel),
+        )
         .with_state(core)
 }
 
@@ -76,7 +79,10 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
 
 async fn metrics(State(core): State<Arc<Core>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         core.metrics.render(),
     )
         .into_response()
@@ -124,8 +130,12 @@ async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> 
     Json(views)
 }
 
-async fn join_channel(State(core): State<Arc<Core>>, headers: HeaderMap, Path(login): Path<String>) -> Response {
-    if let Err(denied) = authorize(&core, &headers) {
+async fn join_channel(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+) -> Response {
+    if let Some(denied) = deny_unless_admin(&core, &headers) {
         return denied;
     }
     match core.join(&login).await {
@@ -134,19 +144,34 @@ async fn join_channel(State(core): State<Arc<Core>>, headers: HeaderMap, Path(lo
                 JoinOutcome::Joined => StatusCode::CREATED,
                 _ => StatusCode::OK,
             };
-            (status, Json(json!({ "channel": login, "outcome": outcome }))).into_response()
+            (
+                status,
+                Json(json!({ "channel": login, "outcome": outcome })),
+            )
+                .into_response()
         }
         Err(error) => error_response(StatusCode::BAD_REQUEST, &error),
     }
 }
 
-async fn part_channel(State(core): State<Arc<Core>>, headers: HeaderMap, Path(login): Path<String>) -> Response {
-    if let Err(denied) = authorize(&core, &headers) {
+async fn part_channel(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+) -> Response {
+    if let Some(denied) = deny_unless_admin(&core, &headers) {
         return denied;
     }
     match core.part(&login).await {
-        Ok(true) => (StatusCode::OK, Json(json!({ "channel": login, "parted": true }))).into_response(),
-        Ok(false) => error_response(StatusCode::NOT_FOUND, &format!("channel `{login}` is not joined")),
+        Ok(true) => (
+            StatusCode::OK,
+            Json(json!({ "channel": login, "parted": true })),
+        )
+            .into_response(),
+        Ok(false) => error_response(
+            StatusCode::NOT_FOUND,
+            &format!("channel `{login}` is not joined"),
+        ),
         Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &error),
     }
 }
@@ -155,17 +180,20 @@ fn error_response(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
-/// Checks `Authorization: Bearer <admin token>` in constant time.
-fn authorize(core: &Core, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks `Authorization: Bearer <admin token>` in constant time; the 401 answer when it fails.
+fn deny_unless_admin(core: &Core, headers: &HeaderMap) -> Option<Response> {
     let unauthorized = |why: &str| {
         let mut response = error_response(StatusCode::UNAUTHORIZED, why);
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
         response
     };
     let Some(expected) = core.admin_token() else {
-        return Err(unauthorized("admin API disabled: no admin token configured"));
+        return Some(unauthorized(
+            "admin API disabled: no admin token configured",
+        ));
     };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -173,8 +201,8 @@ fn authorize(core: &Core, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
-        Ok(())
+        None
     } else {
-        Err(unauthorized("missing or wrong bearer token"))
+        Some(unauthorized("missing or wrong bearer token"))
     }
 }

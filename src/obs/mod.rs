@@ -76,22 +76,86 @@ impl Metrics {
             reply_latency_us: Mutex::new(new_latency_histogram()),
             registry: Registry::default(),
         };
-        registry.register("irc_lines_received", "IRC lines read from the chat connection", m.irc_lines_received.clone());
-        registry.register("irc_lines_malformed", "IRC lines skipped because they failed to parse or were too long", m.irc_lines_malformed.clone());
-        registry.register("events_unrouted", "Chat events for channels that are not joined", m.events_unrouted.clone());
-        registry.register("twitch_connections", "Chat connections established", m.twitch_connections.clone());
-        registry.register("twitch_reconnects", "Chat reconnections after a connection ended", m.twitch_reconnects.clone());
-        registry.register("twitch_joins_sent", "JOIN commands sent (paced)", m.twitch_joins_sent.clone());
-        registry.register("twitch_joins_confirmed", "JOINs confirmed by the server", m.twitch_joins_confirmed.clone());
-        registry.register("twitch_connected", "1 while the chat connection is logged in", m.twitch_connected.clone());
-        registry.register("twitch_notices", "NOTICE messages from the server, by msg-id", m.twitch_notices.clone());
-        registry.register("outbound_sent", "Chat messages written to the connection", m.outbound_sent.clone());
-        registry.register("outbound_dropped", "Chat messages not sent, by reason", m.outbound_dropped.clone());
-        registry.register("outbound_truncated", "Chat messages cut to the length limit", m.outbound_truncated.clone());
-        registry.register("outbound_deduplicated", "Repeated chat messages made unique for the duplicate rule", m.outbound_deduplicated.clone());
-        registry.register("outbound_queued", "Chat messages waiting to be sent", m.outbound_queued.clone());
-        registry.register("moderation_not_configured", "Moderation actions dropped because no moderation backend is configured", m.moderation_not_configured.clone());
-        registry.register("reply_latency_seconds", "Time from a chat message's arrival to its reply being written", m.reply_latency.clone());
+        registry.register(
+            "irc_lines_received",
+            "IRC lines read from the chat connection",
+            m.irc_lines_received.clone(),
+        );
+        registry.register(
+            "irc_lines_malformed",
+            "IRC lines skipped because they failed to parse or were too long",
+            m.irc_lines_malformed.clone(),
+        );
+        registry.register(
+            "events_unrouted",
+            "Chat events for channels that are not joined",
+            m.events_unrouted.clone(),
+        );
+        registry.register(
+            "twitch_connections",
+            "Chat connections established",
+            m.twitch_connections.clone(),
+        );
+        registry.register(
+            "twitch_reconnects",
+            "Chat reconnections after a connection ended",
+            m.twitch_reconnects.clone(),
+        );
+        registry.register(
+            "twitch_joins_sent",
+            "JOIN commands sent (paced)",
+            m.twitch_joins_sent.clone(),
+        );
+        registry.register(
+            "twitch_joins_confirmed",
+            "JOINs confirmed by the server",
+            m.twitch_joins_confirmed.clone(),
+        );
+        registry.register(
+            "twitch_connected",
+            "1 while the chat connection is logged in",
+            m.twitch_connected.clone(),
+        );
+        registry.register(
+            "twitch_notices",
+            "NOTICE messages from the server, by msg-id",
+            m.twitch_notices.clone(),
+        );
+        registry.register(
+            "outbound_sent",
+            "Chat messages written to the connection",
+            m.outbound_sent.clone(),
+        );
+        registry.register(
+            "outbound_dropped",
+            "Chat messages not sent, by reason",
+            m.outbound_dropped.clone(),
+        );
+        registry.register(
+            "outbound_truncated",
+            "Chat messages cut to the length limit",
+            m.outbound_truncated.clone(),
+        );
+        registry.register(
+            "outbound_deduplicated",
+            "Repeated chat messages made unique for the duplicate rule",
+            m.outbound_deduplicated.clone(),
+        );
+        registry.register(
+            "outbound_queued",
+            "Chat messages waiting to be sent",
+            m.outbound_queued.clone(),
+        );
+        registry.register(
+            "moderation_not_configured",
+            "Moderation actions dropped because no moderation backend is configured",
+            m.moderation_not_configured.clone(),
+        );
+        registry.register(
+            "reply_latency_seconds",
+            "Time from a chat message's arrival to its reply being written",
+            m.reply_latency.clone(),
+        );
         registry.register_collector(Box::new(ChannelCollector { channels }));
         Arc::new(Metrics { registry, ..m })
     }
@@ -147,31 +211,78 @@ impl Collector for ChannelCollector {
                 ("channel", c.key.name.to_string()),
             ]
         };
-        counter_family(&mut encoder, "messages_received", "Chat messages routed to a channel", &channels, |c| {
-            vec![(labels(c), c.counters.received.load(std::sync::atomic::Ordering::Relaxed))]
-        })?;
-        counter_family(&mut encoder, "messages_processed", "Chat messages a channel's handler finished", &channels, |c| {
-            vec![(labels(c), c.counters.processed.load(std::sync::atomic::Ordering::Relaxed))]
-        })?;
-        counter_family(&mut encoder, "messages_shed", "Chat messages dropped instead of handled, by reason", &channels, |c| {
-            ShedReason::ALL
-                .iter()
-                .map(|r| {
-                    let mut l = labels(c);
-                    l.push(("reason", r.as_str().to_string()));
-                    (l, c.counters.shed(*r))
-                })
-                .collect()
-        })?;
-        counter_family(&mut encoder, "actor_restarts", "Channel actor failures followed by a restart or by marking the channel failed", &channels, |c| {
-            vec![(labels(c), c.counters.restarts.load(std::sync::atomic::Ordering::Relaxed))]
-        })?;
-        gauge_family(&mut encoder, "messages_in_flight", "Chat messages admitted to a channel and not yet finished", &channels, |c| {
-            (labels(c), c.in_flight() as i64)
-        })?;
-        gauge_family(&mut encoder, "channel_failed", "1 when a channel is marked failed (restart intensity exceeded)", &channels, |c| {
-            (labels(c), i64::from(c.status() == ChannelStatus::Failed))
-        })?;
+        counter_family(
+            &mut encoder,
+            "messages_received",
+            "Chat messages routed to a channel",
+            &channels,
+            |c| {
+                vec![(
+                    labels(c),
+                    c.counters
+                        .received
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )]
+            },
+        )?;
+        counter_family(
+            &mut encoder,
+            "messages_processed",
+            "Chat messages a channel's handler finished",
+            &channels,
+            |c| {
+                vec![(
+                    labels(c),
+                    c.counters
+                        .processed
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )]
+            },
+        )?;
+        counter_family(
+            &mut encoder,
+            "messages_shed",
+            "Chat messages dropped instead of handled, by reason",
+            &channels,
+            |c| {
+                ShedReason::ALL
+                    .iter()
+                    .map(|r| {
+                        let mut l = labels(c);
+                        l.push(("reason", r.as_str().to_string()));
+                        (l, c.counters.shed(*r))
+                    })
+                    .collect()
+            },
+        )?;
+        counter_family(
+            &mut encoder,
+            "actor_restarts",
+            "Channel actor failures followed by a restart or by marking the channel failed",
+            &channels,
+            |c| {
+                vec![(
+                    labels(c),
+                    c.counters
+                        .restarts
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )]
+            },
+        )?;
+        gauge_family(
+            &mut encoder,
+            "messages_in_flight",
+            "Chat messages admitted to a channel and not yet finished",
+            &channels,
+            |c| (labels(c), c.in_flight() as i64),
+        )?;
+        gauge_family(
+            &mut encoder,
+            "channel_failed",
+            "1 when a channel is marked failed (restart intensity exceeded)",
+            &channels,
+            |c| (labels(c), i64::from(c.status() == ChannelStatus::Failed)),
+        )?;
         Ok(())
     }
 }

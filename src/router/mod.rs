@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::actors::delivery::Delivery;
-use crate::actors::{ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
+use crate::actors::{
+    ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason,
+};
 use crate::config::{AdmissionConfig, OverflowPolicy};
 use crate::engine::ChatEvent;
 use crate::obs::Metrics;
@@ -48,7 +50,11 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(registry: Arc<ChannelRegistry>, metrics: Arc<Metrics>, config: AdmissionConfig) -> Arc<Router> {
+    pub fn new(
+        registry: Arc<ChannelRegistry>,
+        metrics: Arc<Metrics>,
+        config: AdmissionConfig,
+    ) -> Arc<Router> {
         Arc::new(Router {
             registry,
             metrics,
@@ -102,7 +108,10 @@ impl Router {
         match self.config.overflow {
             OverflowPolicy::Shed => match Arc::clone(&shared.gate).try_acquire_owned() {
                 Ok(permit) => {
-                    deliver(Delivery::new(Arc::clone(&shared), event, received_at, permit), &shared);
+                    deliver(
+                        Delivery::new(Arc::clone(&shared), event, received_at, permit),
+                        &shared,
+                    );
                     Routed::Admitted
                 }
                 Err(_) => shed(&shared, ShedReason::Full),
@@ -147,7 +156,11 @@ fn deliver(delivery: Delivery, shared: &ChannelShared) {
 }
 
 /// The `block` policy's per-channel task: waits for a slot for each parked message in turn.
-async fn serve_waiting_line(channel: Weak<ChannelShared>, mut line: mpsc::Receiver<Waiting>, timeout: Duration) {
+async fn serve_waiting_line(
+    channel: Weak<ChannelShared>,
+    mut line: mpsc::Receiver<Waiting>,
+    timeout: Duration,
+) {
     while let Some(waiting) = line.recv().await {
         let Some(shared) = channel.upgrade() else {
             return;
@@ -156,7 +169,12 @@ async fn serve_waiting_line(channel: Weak<ChannelShared>, mut line: mpsc::Receiv
         let gate = Arc::clone(&shared.gate);
         match tokio::time::timeout_at(deadline, gate.acquire_owned()).await {
             Ok(Ok(permit)) if shared.status() != ChannelStatus::Parting => {
-                let delivery = Delivery::new(Arc::clone(&shared), waiting.event, waiting.received_at, permit);
+                let delivery = Delivery::new(
+                    Arc::clone(&shared),
+                    waiting.event,
+                    waiting.received_at,
+                    permit,
+                );
                 deliver(delivery, &shared);
             }
             Ok(_) => shared.counters.add_shed(ShedReason::Parted),

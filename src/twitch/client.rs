@@ -229,13 +229,21 @@ impl Session {
         wire: mpsc::Sender<String>,
         broken: &CancellationToken,
     ) -> SessionEnd {
-        let codec = AnyDelimiterCodec::new_with_max_length(b"\r\n".to_vec(), Vec::new(), self.config.max_line_bytes);
+        let codec = AnyDelimiterCodec::new_with_max_length(
+            b"\r\n".to_vec(),
+            Vec::new(),
+            self.config.max_line_bytes,
+        );
         let mut lines = FramedRead::new(reader, codec);
         let interval = Duration::from_millis(self.config.keepalive_interval_ms);
         let pong_timeout = Duration::from_millis(self.config.keepalive_timeout_ms);
         let mut awaiting_pong = false;
         loop {
-            let wait = if awaiting_pong { pong_timeout } else { interval };
+            let wait = if awaiting_pong {
+                pong_timeout
+            } else {
+                interval
+            };
             let next = tokio::select! {
                 biased;
                 _ = self.stops.intake.cancelled() => return SessionEnd::Stopped,
@@ -243,7 +251,9 @@ impl Session {
                 next = tokio::time::timeout(wait, lines.next()) => next,
             };
             let chunk = match next {
-                Err(_) if awaiting_pong => return SessionEnd::Lost("keepalive: no answer to PING".into()),
+                Err(_) if awaiting_pong => {
+                    return SessionEnd::Lost("keepalive: no answer to PING".into())
+                }
                 Err(_) => {
                     awaiting_pong = true;
                     let _ = wire.try_send("PING :firehose".to_string());
@@ -254,7 +264,9 @@ impl Session {
                     self.metrics.irc_lines_malformed.inc();
                     continue;
                 }
-                Ok(Some(Err(AnyDelimiterCodecError::Io(e)))) => return SessionEnd::Lost(format!("read: {e}")),
+                Ok(Some(Err(AnyDelimiterCodecError::Io(e)))) => {
+                    return SessionEnd::Lost(format!("read: {e}"))
+                }
                 Ok(Some(Ok(chunk))) => chunk,
             };
             awaiting_pong = false;
@@ -306,7 +318,11 @@ impl Session {
         let _ = self.joins.send(JoinCmd::Connected).await;
     }
 
-    fn handle_control(&self, message: ServerMessage, wire: &mpsc::Sender<String>) -> Option<SessionEnd> {
+    fn handle_control(
+        &self,
+        message: ServerMessage,
+        wire: &mpsc::Sender<String>,
+    ) -> Option<SessionEnd> {
         match message {
             ServerMessage::Ping(ping) => {
                 let argument = ping.source.params.first().cloned().unwrap_or_default();
@@ -331,7 +347,10 @@ impl Session {
                 if notice.message_text.contains("Login authentication failed")
                     || notice.message_text.contains("Improperly formatted auth")
                 {
-                    return Some(SessionEnd::Lost(format!("login refused: {}", notice.message_text)));
+                    return Some(SessionEnd::Lost(format!(
+                        "login refused: {}",
+                        notice.message_text
+                    )));
                 }
             }
             _ => {}

@@ -41,7 +41,13 @@ pub fn to_chat_event(message: &ServerMessage) -> Option<ChatEvent> {
                     ..
                 } => (Some(user_id.clone()), Some(timeout_length.as_secs())),
             };
-            (&m.channel_login, EventKind::ChatCleared { user_id, duration_s })
+            (
+                &m.channel_login,
+                EventKind::ChatCleared {
+                    user_id,
+                    duration_s,
+                },
+            )
         }
         ServerMessage::ClearMsg(m) => (
             &m.channel_login,
@@ -113,7 +119,14 @@ mod tests {
         assert_eq!(m.text, "xqcT hello");
         assert_eq!(m.sent_at_ms, 1_568_505_601_238);
         assert!(m.first_message);
-        assert_eq!(m.emotes, vec![EmoteSpan { id: "932291".into(), start: 0, end: 4 }]);
+        assert_eq!(
+            m.emotes,
+            vec![EmoteSpan {
+                id: "932291".into(),
+                start: 0,
+                end: 4
+            }]
+        );
     }
 
     #[test]
@@ -136,10 +149,16 @@ mod tests {
 
     #[test]
     fn roles_rank_broadcaster_over_everyone() {
-        let b = |n: &str| Badge { name: n.into(), version: "1".into() };
+        let b = |n: &str| Badge {
+            name: n.into(),
+            version: "1".into(),
+        };
         assert_eq!(role(&[]), Role::Everyone);
         assert_eq!(role(&[b("premium"), b("founder")]), Role::Subscriber);
         assert_eq!(role(&[b("subscriber"), b("vip")]), Role::Vip);
-        assert_eq!(role(&[b("broadcaster"), b("subscriber")]), Role::Broadcaster);
+        assert_eq!(
+            role(&[b("broadcaster"), b("subscriber")]),
+            Role::Broadcaster
+        );
     }
 }

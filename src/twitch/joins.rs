@@ -33,7 +33,8 @@ pub(crate) async fn run_join_pacer(
 ) {
     let limit = limits.limit as usize;
     // A little slack so the server, which sees our JOINs a moment later, never counts more.
-    let window = Duration::from_millis(limits.window_ms) + Duration::from_millis(limits.window_ms / 50);
+    let window =
+        Duration::from_millis(limits.window_ms) + Duration::from_millis(limits.window_ms / 50);
     let mut sent = SlidingWindow::new(window);
     let mut queue = JoinQueue::default();
     loop {

@@ -152,7 +152,12 @@ impl Scheduler {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Pending>, drain: CancellationToken, drain_deadline: Duration) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Pending>,
+        drain: CancellationToken,
+        drain_deadline: Duration,
+    ) {
         let mut draining_until: Option<tokio::time::Instant> = None;
         loop {
             let wake = self.send_ready(Instant::now());
@@ -161,9 +166,9 @@ impl Scheduler {
                     break;
                 }
             }
-            let sleep_until = wake.map(tokio::time::Instant::from_std).unwrap_or_else(|| {
-                tokio::time::Instant::now() + Duration::from_secs(3600)
-            });
+            let sleep_until = wake
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             let sleep_until = match draining_until {
                 Some(until) => sleep_until.min(until),
                 None => sleep_until,
@@ -229,13 +234,18 @@ impl Scheduler {
         let mut next_wake: Option<Instant> = None;
         let rounds = self.turn.len();
         for _ in 0..rounds {
-            let Some(channel) = self.turn.pop_front() else { break };
+            let Some(channel) = self.turn.pop_front() else {
+                break;
+            };
             let moderator = self.status.is_moderator(&channel);
             match self.try_send_one(&channel, moderator, now, &wire) {
                 Attempt::Sent | Attempt::Expired => {}
                 Attempt::WaitUntil(at) => next_wake = Some(next_wake.map_or(at, |w| w.min(at))),
             }
-            let has_more = self.channels.get(&channel).is_some_and(|q| !q.waiting.is_empty());
+            let has_more = self
+                .channels
+                .get(&channel)
+                .is_some_and(|q| !q.waiting.is_empty());
             if has_more {
                 self.turn.push_back(channel);
             }
@@ -263,7 +273,9 @@ impl Scheduler {
                 .max(self.limits.send.per_channel_interval_ms),
         ) + GAP_SAFETY_MARGIN;
         self.channels.retain(|_, q| {
-            !q.waiting.is_empty() || q.last_sent_at.is_some_and(|t| now.duration_since(t) < keep_for)
+            !q.waiting.is_empty()
+                || q.last_sent_at
+                    .is_some_and(|t| now.duration_since(t) < keep_for)
         });
     }
 
@@ -305,7 +317,8 @@ impl Scheduler {
             return Attempt::WaitUntil(frees_at);
         }
         if !moderator && !self.limits.verified {
-            let gap = Duration::from_millis(self.limits.send.per_channel_interval_ms) + GAP_SAFETY_MARGIN;
+            let gap =
+                Duration::from_millis(self.limits.send.per_channel_interval_ms) + GAP_SAFETY_MARGIN;
             if let Some(last) = queue.last_sent_at {
                 if now.duration_since(last) < gap {
                     return Attempt::WaitUntil(last + gap);
@@ -324,10 +337,15 @@ impl Scheduler {
             self.metrics.outbound_truncated.inc();
         }
         let duplicate_window = Duration::from_millis(self.limits.send.duplicate_window_ms);
-        let recent = queue.last_sent_at.is_some_and(|t| now.duration_since(t) < duplicate_window);
+        let recent = queue
+            .last_sent_at
+            .is_some_and(|t| now.duration_since(t) < duplicate_window);
         if !moderator && recent && strip_dedup(&queue.last_text) == text {
             if queue.last_text == text {
-                text = limit_length(&format!("{text}{DEDUP_SUFFIX}"), self.limits.send.max_message_chars);
+                text = limit_length(
+                    &format!("{text}{DEDUP_SUFFIX}"),
+                    self.limits.send.max_message_chars,
+                );
             }
             self.metrics.outbound_deduplicated.inc();
         }
@@ -337,7 +355,8 @@ impl Scheduler {
         self.sent.record(now);
         self.metrics.outbound_sent.inc();
         if let Some(received_at) = item.received_at {
-            self.metrics.observe_reply_latency(now.saturating_duration_since(received_at));
+            self.metrics
+                .observe_reply_latency(now.saturating_duration_since(received_at));
         }
         Attempt::Sent
     }
@@ -345,7 +364,11 @@ impl Scheduler {
     fn expire_all(&mut self, now: Instant) {
         let max_age = Duration::from_millis(self.limits.send.max_age_ms);
         for queue in self.channels.values_mut() {
-            while queue.waiting.front().is_some_and(|p| now.duration_since(p.queued_at) > max_age) {
+            while queue
+                .waiting
+                .front()
+                .is_some_and(|p| now.duration_since(p.queued_at) > max_age)
+            {
                 queue.waiting.pop_front();
                 self.queued -= 1;
                 self.metrics.outbound_dropped("expired");
@@ -370,7 +393,8 @@ pub fn privmsg_line(channel: &str, text: &str, reply_to: Option<&str>) -> String
     };
     let mut tags = IRCTags::new();
     if let Some(parent) = reply_to {
-        tags.0.insert("reply-parent-msg-id".to_string(), parent.to_string());
+        tags.0
+            .insert("reply-parent-msg-id".to_string(), parent.to_string());
     }
     let params = vec![format!("#{channel}"), text.replace(['\r', '\n'], " ")];
     IRCMessage::new(tags, None, "PRIVMSG".to_string(), params).as_raw_irc()
@@ -402,8 +426,14 @@ mod tests {
         );
         let parsed = IRCMessage::parse(&privmsg_line("c", ":) hi", Some("a;b c"))).expect("parses");
         assert_eq!(parsed.params, vec!["#c".to_string(), ":) hi".to_string()]);
-        assert_eq!(parsed.tags.0.get("reply-parent-msg-id").map(String::as_str), Some("a;b c"));
-        assert_eq!(privmsg_line("chan", "hi there", None), "PRIVMSG #chan :hi there");
+        assert_eq!(
+            parsed.tags.0.get("reply-parent-msg-id").map(String::as_str),
+            Some("a;b c")
+        );
+        assert_eq!(
+            privmsg_line("chan", "hi there", None),
+            "PRIVMSG #chan :hi there"
+        );
     }
 
     #[test]

@@ -24,7 +24,11 @@ impl SlidingWindow {
 
     /// Forgets events that left the window.
     fn expire(&mut self, now: Instant) {
-        while self.log.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while self
+            .log
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             self.log.pop_front();
         }
     }
@@ -76,7 +80,10 @@ mod tests {
             }
         }
         for (i, t) in accepted.iter().enumerate() {
-            let within = accepted[i..].iter().filter(|u| u.duration_since(*t) < window).count();
+            let within = accepted[i..]
+                .iter()
+                .filter(|u| u.duration_since(*t) < window)
+                .count();
             assert!(within <= 20, "{within} events in one window");
         }
         // It is not over-strict either: 20 at once, then 20 more each window.

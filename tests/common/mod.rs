@@ -23,7 +23,10 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
     while !condition() {
-        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for: {what}");
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -36,7 +39,10 @@ where
 {
     let until = Instant::now() + deadline;
     while !condition().await {
-        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for: {what}");
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -78,7 +84,9 @@ pub fn sim_channels(n: usize) -> Vec<String> {
 /// Starts a service and waits until it is ready.
 pub async fn service(config: Config, options: ServiceOptions) -> Service {
     config.validate().expect("test config is valid");
-    let service = Service::start(config, options).await.expect("service starts");
+    let service = Service::start(config, options)
+        .await
+        .expect("service starts");
     if let Err(readiness) = service.wait_ready(Duration::from_secs(20)).await {
         panic!("service not ready: {:?}", readiness.reasons);
     }
@@ -94,11 +102,17 @@ pub fn channel(service: &Service, login: &str) -> Arc<ChannelShared> {
 }
 
 pub fn processed(service: &Service, login: &str) -> u64 {
-    channel(service, login).counters.processed.load(Ordering::Relaxed)
+    channel(service, login)
+        .counters
+        .processed
+        .load(Ordering::Relaxed)
 }
 
 pub fn received(service: &Service, login: &str) -> u64 {
-    channel(service, login).counters.received.load(Ordering::Relaxed)
+    channel(service, login)
+        .counters
+        .received
+        .load(Ordering::Relaxed)
 }
 
 pub fn shed(service: &Service, login: &str) -> u64 {
