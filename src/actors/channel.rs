@@ -6,7 +6,7 @@
 //! across restarts. A panic in the engine fails the actor; its supervisor restarts it.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -14,6 +14,9 @@ use super::delivery::Delivery;
 use super::registry::{ChannelShared, ChannelStatus};
 use super::{ActionSink, ProcessedTap};
 use crate::engine::{ChannelState, ChatHandler};
+
+/// Handling that took at least this long is followed by a yield to the scheduler.
+const SLOW_HANDLING: Duration = Duration::from_micros(500);
 
 /// Messages a channel actor accepts.
 // `Wake` is rare and ractor boxes every message into its mailbox anyway, so boxing `Deliver`
@@ -94,8 +97,14 @@ impl Actor for ChannelActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ChannelMsg::Deliver(delivery) => {
+                let started = Instant::now();
                 handle_orphans_before(state, delivery.seq());
                 handle_delivery(state, delivery);
+                // A handler that took long must not hog its worker thread for a whole mailbox:
+                // let the tasks queued behind it (other channels, the router) run first.
+                if started.elapsed() >= SLOW_HANDLING {
+                    tokio::task::yield_now().await;
+                }
             }
             ChannelMsg::Wake => handle_orphans_before(state, u64::MAX),
         }

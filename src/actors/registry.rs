@@ -157,6 +157,9 @@ pub struct ChannelShared {
     orphan_count: AtomicUsize,
     /// `block` policy: the channel's bounded waiting line (see `router`).
     pub(crate) waiting_line: Mutex<Option<mpsc::Sender<crate::router::Waiting>>>,
+    /// Messages in the waiting line or being delivered from it. While it is above zero, new
+    /// messages queue behind them, so order holds.
+    pub(crate) waiting: AtomicUsize,
 }
 
 impl ChannelShared {
@@ -173,6 +176,7 @@ impl ChannelShared {
             orphans: Mutex::new(BTreeMap::new()),
             orphan_count: AtomicUsize::new(0),
             waiting_line: Mutex::new(None),
+            waiting: AtomicUsize::new(0),
         })
     }
 

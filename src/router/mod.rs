@@ -9,9 +9,11 @@
 //! - `shed`: the message is dropped and counted (`reason="full"`);
 //! - `block`: the message goes into the channel's own bounded waiting line, where a small
 //!   per-channel task waits for a permit up to `block_timeout_ms` (then `reason="deadline"`);
-//!   a full line sheds with `reason="wait_full"`. Order within the channel is kept because, under
-//!   `block`, every message of the channel takes that line.
+//!   a full line sheds with `reason="wait_full"`. While anything waits, later messages of that
+//!   channel queue behind it, so order within the channel holds; when nothing waits and a slot
+//!   is free, a message goes straight to the actor as under `shed`.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -126,16 +128,31 @@ fn shed(shared: &ChannelShared, reason: ShedReason) -> Routed {
     Routed::Shed(reason)
 }
 
-fn enqueue_waiting(shared: &ChannelShared, waiting: Waiting) -> Routed {
+fn enqueue_waiting(shared: &Arc<ChannelShared>, waiting: Waiting) -> Routed {
+    if shared.waiting.load(Ordering::Acquire) == 0 {
+        if let Ok(permit) = Arc::clone(&shared.gate).try_acquire_owned() {
+            let delivery = Delivery::new(
+                Arc::clone(shared),
+                waiting.event,
+                waiting.received_at,
+                permit,
+            );
+            deliver(delivery, shared);
+            return Routed::Admitted;
+        }
+    }
     let line = shared.waiting_line.lock().ok().and_then(|l| l.clone());
     let Some(line) = line else {
         return shed(shared, ShedReason::Parted);
     };
-    match line.try_send(waiting) {
-        Ok(()) => Routed::Waiting,
-        Err(mpsc::error::TrySendError::Full(_)) => shed(shared, ShedReason::WaitFull),
-        Err(mpsc::error::TrySendError::Closed(_)) => shed(shared, ShedReason::Parted),
-    }
+    shared.waiting.fetch_add(1, Ordering::AcqRel);
+    let refused = match line.try_send(waiting) {
+        Ok(()) => return Routed::Waiting,
+        Err(mpsc::error::TrySendError::Full(_)) => ShedReason::WaitFull,
+        Err(mpsc::error::TrySendError::Closed(_)) => ShedReason::Parted,
+    };
+    shared.waiting.fetch_sub(1, Ordering::AcqRel);
+    shed(shared, refused)
 }
 
 /// Hands an admitted message to the channel's current actor. If there is none (it is
