@@ -1,0 +1,29 @@
+# firehose: multi-stage build. The runtime image holds only the binary and its config, and runs
+# as an unprivileged user. Configuration is read from /etc/firehose/firehose.toml; secrets come
+# from the environment (FIREHOSE_TWITCH_TOKEN, FIREHOSE_ADMIN_TOKEN) or from files mounted under
+# /run/secrets and named in the config (twitch.token_file, http.admin_token_file).
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY bench ./bench
+COPY tests ./tests
+COPY config ./config
+RUN cargo build --release --locked --bin firehose
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin firehose
+COPY --from=build /src/target/release/firehose /usr/local/bin/firehose
+COPY config/firehose.toml /etc/firehose/firehose.toml
+# Inside a container the endpoints must listen beyond loopback.
+ENV FIREHOSE_HTTP_LISTEN=0.0.0.0:8080
+USER firehose:firehose
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/firehose"]
+CMD ["run", "--config", "/etc/firehose/firehose.toml"]
