@@ -6,7 +6,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use firehose::twitch::convert::to_chat_event;
 use twitch_irc::message::{IRCMessage, ServerMessage};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/xqcow-chat-2019.txt");
+const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/corpus/xqcow-chat-2019.txt"
+);
 
 fn ingest(c: &mut Criterion) {
     let text = std::fs::read_to_string(CORPUS).unwrap_or_default();
@@ -21,8 +24,12 @@ fn ingest(c: &mut Criterion) {
         b.iter(|| {
             let mut events = 0usize;
             for line in &lines {
-                let Ok(irc) = IRCMessage::parse(line) else { continue };
-                let Ok(message) = ServerMessage::try_from(irc) else { continue };
+                let Ok(irc) = IRCMessage::parse(line) else {
+                    continue;
+                };
+                let Ok(message) = ServerMessage::try_from(irc) else {
+                    continue;
+                };
                 events += usize::from(to_chat_event(&message).is_some());
             }
             events

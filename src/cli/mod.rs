@@ -2,7 +2,7 @@
 
 mod demo;
 
-pub use demo::{demo, DemoArgs};
+pub use demo::{demo, demo_config, run_demo, DemoArgs, DemoSummary};
 
 use std::net::SocketAddr;
 use std::path::Path;

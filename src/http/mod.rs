@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -51,15 +52,21 @@ pub async fn serve(
 }
 
 pub fn routes(core: Arc<Core>) -> Router {
+    let admin = Router::new()
+        .route(
+            "/v1/channels/{login}",
+            post(join_channel).delete(part_channel),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&core),
+            require_admin,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/channels", get(list_channels))
-        .route(
-            "/v1/channels/{login}",
-            post(join_channel).delete(part_channel),
-        )
+        .merge(admin)
         .with_state(core)
 }
 
@@ -130,14 +137,7 @@ async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> 
     Json(views)
 }
 
-async fn join_channel(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
-    Path(login): Path<String>,
-) -> Response {
-    if let Some(denied) = deny_unless_admin(&core, &headers) {
-        return denied;
-    }
+async fn join_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) -> Response {
     match core.join(&login).await {
         Ok(outcome) => {
             let status = match outcome {
@@ -154,14 +154,7 @@ async fn join_channel(
     }
 }
 
-async fn part_channel(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
-    Path(login): Path<String>,
-) -> Response {
-    if let Some(denied) = deny_unless_admin(&core, &headers) {
-        return denied;
-    }
+async fn part_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) -> Response {
     match core.part(&login).await {
         Ok(true) => (
             StatusCode::OK,
@@ -178,6 +171,14 @@ async fn part_channel(
 
 fn error_response(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
+}
+
+/// Admin routes' middleware: lets the request through only with the right bearer token.
+async fn require_admin(State(core): State<Arc<Core>>, request: Request, next: Next) -> Response {
+    match deny_unless_admin(&core, request.headers()) {
+        Some(denied) => denied,
+        None => next.run(request).await,
+    }
 }
 
 /// Checks `Authorization: Bearer <admin token>` in constant time; the 401 answer when it fails.
