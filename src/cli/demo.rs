@@ -94,10 +94,20 @@ pub fn demo_config(sim_addr: SocketAddr, channels: &[String], http: SocketAddr) 
     config
 }
 
+/// `!ping`s per second the demo stays under: 80 % of a verified bot's 7,500 replies / 30 s, so
+/// the measured latency is the pipeline's, not time spent waiting for Twitch's send window.
+pub const MAX_PINGS_PER_S: f64 = 200.0;
+
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let mut sim_config = SimConfig::with_channels(args.channels);
     sim_config.rate = 0.0;
-    sim_config.ping_fraction = args.ping_fraction;
+    sim_config.ping_fraction = args.ping_fraction.min(MAX_PINGS_PER_S / args.rate.max(1.0));
+    if sim_config.ping_fraction < args.ping_fraction {
+        eprintln!(
+            "demo: !ping share lowered to {:.4} to stay under {MAX_PINGS_PER_S} replies/s (Twitch's verified-bot send limit is 250/s)",
+            sim_config.ping_fraction
+        );
+    }
     sim_config.corpus = args.corpus.clone();
     sim_config.limits.verified = true;
     sim_config.limits.bot_is_mod = true;
