@@ -24,8 +24,19 @@ impl Platform {
 }
 
 /// A user's standing in a channel, ordered from least to most trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
@@ -91,6 +102,13 @@ pub enum EventKind {
         kind: String,
         user: ChatUser,
         text: Option<String>,
+    },
+    /// The channel actor's one-second heartbeat; drives timers and expiries.
+    Tick,
+    /// The stream went live (`online`, optionally since `started_at_ms`) or offline.
+    StreamStatus {
+        online: bool,
+        started_at_ms: Option<u64>,
     },
 }
 
