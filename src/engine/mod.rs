@@ -30,6 +30,9 @@ pub mod rules;
 pub mod template;
 pub mod timers;
 
+#[cfg(test)]
+mod tests;
+
 pub use action::Action;
 pub use event::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
 pub use roles::Level;
