@@ -144,8 +144,8 @@ fn banned_hits(
         let filter = &filters[fi];
         let phrase = &filter.phrases[pi];
         let live = phrase.expires_at_ms.is_none_or(|t| t > now_ms)
-            && !(phrase.online_only && !online)
-            && !(phrase.offline_only && online);
+            && (online || !phrase.online_only)
+            && (!online || !phrase.offline_only);
         if !filter.enabled || level >= filter.exempt || !live {
             continue;
         }

@@ -4,7 +4,10 @@ use twitch_irc::message::{IRCMessage, ServerMessage};
 
 use super::*;
 
-const CORPUS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/xqcow-chat-2019.txt"));
+const CORPUS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/corpus/xqcow-chat-2019.txt"
+));
 
 /// The PRIVMSGs of the corpus as engine messages.
 pub fn corpus_messages() -> Vec<ChatMessage> {
@@ -30,11 +33,20 @@ fn to_message(line: &str) -> Option<ChatMessage> {
     let emotes = m
         .emotes
         .iter()
-        .map(|e| EmoteSpan { id: e.id.clone(), start: e.char_range.start, end: e.char_range.end })
+        .map(|e| EmoteSpan {
+            id: e.id.clone(),
+            start: e.char_range.start,
+            end: e.char_range.end,
+        })
         .collect();
     Some(ChatMessage {
         id: m.message_id.clone(),
-        user: ChatUser { id: m.sender.id.clone(), login: m.sender.login.clone(), display_name: m.sender.name.clone(), role },
+        user: ChatUser {
+            id: m.sender.id.clone(),
+            login: m.sender.login.clone(),
+            display_name: m.sender.name.clone(),
+            role,
+        },
         text: m.message_text.clone(),
         emotes,
         sent_at_ms: u64::try_from(m.server_timestamp.timestamp_millis()).unwrap_or(0),
@@ -62,6 +74,7 @@ fn the_corpus_runs_through_the_example_rules_and_some_filters_act() {
         }
     }
     let moderated: usize = by_rule.values().sum();
+    eprintln!("corpus actions by rule: {by_rule:?}");
     assert!(moderated > 20, "{by_rule:?}");
     assert!(by_rule.len() >= 3, "several filters acted: {by_rule:?}");
 }

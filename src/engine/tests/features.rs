@@ -58,15 +58,24 @@ enabled = false
 fn commands_render_variables_and_response_types() {
     let mut s = state(COMMANDS);
     let e = Role::Everyone;
-    assert_eq!(texts(&say(&mut s, "amy", e, "!hug @Bob", 1)), ["amy hugs Bob #1"]);
-    assert_eq!(texts(&say(&mut s, "amy", e, "!CUDDLE", 2)), ["amy hugs amy #2"]);
+    assert_eq!(
+        texts(&say(&mut s, "amy", e, "!hug @Bob", 1)),
+        ["amy hugs Bob #1"]
+    );
+    assert_eq!(
+        texts(&say(&mut s, "amy", e, "!CUDDLE", 2)),
+        ["amy hugs amy #2"]
+    );
     let reply = say(&mut s, "amy", e, "!g rust lang", 3);
     assert!(matches!(&reply[0], Action::Reply { text, .. } if text == "q=rust%20lang"));
     assert_eq!(texts(&say(&mut s, "amy", e, "!m", 4)), ["@amy hi"]);
     assert_eq!(texts(&say(&mut s, "amy", e, "!inc", 5)), ["1 1"]);
     assert_eq!(texts(&say(&mut s, "bob", e, "!inc", 6)), ["2 2"]);
     assert_eq!(texts(&say(&mut s, "amy", e, "!up", 7)), ["offline"]);
-    let live = EventKind::StreamStatus { online: true, started_at_ms: None };
+    let live = EventKind::StreamStatus {
+        online: true,
+        started_at_ms: None,
+    };
     handle(&mut s, &event(live), at(100));
     assert_eq!(texts(&say(&mut s, "amy", e, "!up", 100 + 3725)), ["1h 02m"]);
     assert!(say(&mut s, "amy", e, "!off", 8).is_empty());
@@ -78,7 +87,10 @@ fn ping_and_echo_still_work_alongside_rules() {
     let mut s = state(COMMANDS);
     let pong = say(&mut s, "amy", Role::Everyone, "!ping", 1);
     assert!(matches!(&pong[..], [Action::Reply { text, .. }] if text == "pong"));
-    assert_eq!(texts(&say(&mut s, "amy", Role::Everyone, "!echo hi there", 2)), ["hi there"]);
+    assert_eq!(
+        texts(&say(&mut s, "amy", Role::Everyone, "!echo hi there", 2)),
+        ["hi there"]
+    );
 }
 
 #[test]
@@ -132,7 +144,11 @@ fn shadow_command_records_but_does_not_post_or_count() {
         }
         other => panic!("expected one shadow record, got {other:?}"),
     }
-    assert_eq!(s.runtime.counters.get("s"), 0, "shadow renders on scratch counters");
+    assert_eq!(
+        s.runtime.counters.get("s"),
+        0,
+        "shadow renders on scratch counters"
+    );
 }
 
 const KEYWORDS: &str = r#"
@@ -197,7 +213,10 @@ online_only = true
 fn timers_need_interval_and_lines_and_online() {
     let mut s = state(TIMERS);
     assert!(tick(&mut s, 0).is_empty(), "first tick starts the clocks");
-    assert!(tick(&mut s, 61).is_empty(), "interval passed but no chat lines");
+    assert!(
+        tick(&mut s, 61).is_empty(),
+        "interval passed but no chat lines"
+    );
     for i in 0..3 {
         say(&mut s, "amy", Role::Everyone, "hi", 62 + i);
     }
@@ -206,11 +225,28 @@ fn timers_need_interval_and_lines_and_online() {
     for i in 0..3 {
         say(&mut s, "amy", Role::Everyone, "hi", 71 + i);
     }
-    assert!(tick(&mut s, 100).is_empty(), "interval restarts after firing");
+    assert!(
+        tick(&mut s, 100).is_empty(),
+        "interval restarts after firing"
+    );
     assert_eq!(texts(&tick(&mut s, 131)), ["hello chat"]);
-    handle(&mut s, &event(EventKind::StreamStatus { online: true, started_at_ms: None }), at(140));
+    handle(
+        &mut s,
+        &event(EventKind::StreamStatus {
+            online: true,
+            started_at_ms: None,
+        }),
+        at(140),
+    );
     assert_eq!(texts(&tick(&mut s, 141)), ["live only"]);
-    handle(&mut s, &event(EventKind::StreamStatus { online: false, started_at_ms: None }), at(150));
+    handle(
+        &mut s,
+        &event(EventKind::StreamStatus {
+            online: false,
+            started_at_ms: None,
+        }),
+        at(150),
+    );
     assert!(tick(&mut s, 200).is_empty());
 }
 
@@ -219,15 +255,33 @@ fn moderators_manage_commands_from_chat() {
     let mut s = state("");
     let m = Role::Moderator;
     let reply = |out: Vec<Action>| texts(&out).join("|");
-    assert_eq!(reply(say(&mut s, "anon", Role::Everyone, "!addcom !x hi", 1)), "");
-    assert_eq!(reply(say(&mut s, "mod", m, "!addcom !x hi $(user)", 2)), "!x added");
-    assert_eq!(texts(&say(&mut s, "amy", Role::Everyone, "!x", 3)), ["hi amy"]);
+    assert_eq!(
+        reply(say(&mut s, "anon", Role::Everyone, "!addcom !x hi", 1)),
+        ""
+    );
+    assert_eq!(
+        reply(say(&mut s, "mod", m, "!addcom !x hi $(user)", 2)),
+        "!x added"
+    );
+    assert_eq!(
+        texts(&say(&mut s, "amy", Role::Everyone, "!x", 3)),
+        ["hi amy"]
+    );
     assert!(reply(say(&mut s, "mod", m, "!addcom !x again", 4)).contains("already exists"));
     let bad = reply(say(&mut s, "mod", m, "!addcom !y oops $(nope)", 5));
-    assert!(bad.contains("at character 5") && bad.contains("unknown variable 'nope'"), "{bad}");
+    assert!(
+        bad.contains("at character 5") && bad.contains("unknown variable 'nope'"),
+        "{bad}"
+    );
     assert!(reply(say(&mut s, "mod", m, "!addcom !ping hi", 6)).contains("built-in"));
-    assert_eq!(reply(say(&mut s, "mod", m, "!editcom !x bye", 7)), "!x edited");
-    assert_eq!(texts(&say(&mut s, "amy", Role::Everyone, "!x", 20)), ["bye"]);
+    assert_eq!(
+        reply(say(&mut s, "mod", m, "!editcom !x bye", 7)),
+        "!x edited"
+    );
+    assert_eq!(
+        texts(&say(&mut s, "amy", Role::Everyone, "!x", 20)),
+        ["bye"]
+    );
     assert_eq!(reply(say(&mut s, "mod", m, "!delcom !x", 21)), "!x deleted");
     assert!(say(&mut s, "amy", Role::Everyone, "!x", 40).is_empty());
     assert!(reply(say(&mut s, "mod", m, "!delcom !x", 41)).contains("does not exist"));
@@ -242,7 +296,10 @@ fn the_example_rules_file_loads_validates_and_round_trips() {
     let back: ChannelRules = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(&back, rules);
     let toml_text = toml::to_string(rules).expect("toml serialize");
-    assert_eq!(&toml::from_str::<ChannelRules>(&toml_text).expect("toml back"), rules);
+    assert_eq!(
+        &toml::from_str::<ChannelRules>(&toml_text).expect("toml back"),
+        rules
+    );
 }
 
 #[test]
@@ -274,5 +331,8 @@ fn invalid_rules_name_the_item_and_the_fault() {
 
 #[test]
 fn unknown_fields_are_refused() {
-    assert!(toml::from_str::<ChannelRules>("[[commands]]\nname = \"!a\"\nresponse = \"x\"\ncooldown = 5").is_err());
+    assert!(toml::from_str::<ChannelRules>(
+        "[[commands]]\nname = \"!a\"\nresponse = \"x\"\ncooldown = 5"
+    )
+    .is_err());
 }

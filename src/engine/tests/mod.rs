@@ -8,7 +8,10 @@ mod moderation;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{handle, Action, ChannelRules, ChannelState, ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
+use super::{
+    handle, Action, ChannelRules, ChannelState, ChatEvent, ChatMessage, ChatUser, EmoteSpan,
+    EventKind, Platform, Role,
+};
 
 /// Path of the example rules file.
 pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/channels/example.toml");
@@ -49,7 +52,13 @@ pub fn event(kind: EventKind) -> ChatEvent {
 }
 
 /// Sends `text` from `login` (with `role`) at `secs`.
-pub fn say(state: &mut ChannelState, login: &str, role: Role, text: &str, secs: u64) -> Vec<Action> {
+pub fn say(
+    state: &mut ChannelState,
+    login: &str,
+    role: Role,
+    text: &str,
+    secs: u64,
+) -> Vec<Action> {
     say_emotes(state, login, role, text, Vec::new(), secs)
 }
 
@@ -77,7 +86,10 @@ pub fn tick(state: &mut ChannelState, secs: u64) -> Vec<Action> {
 
 /// Chat texts of the actions.
 pub fn texts(actions: &[Action]) -> Vec<String> {
-    actions.iter().filter_map(|a| a.chat_text().map(str::to_string)).collect()
+    actions
+        .iter()
+        .filter_map(|a| a.chat_text().map(str::to_string))
+        .collect()
 }
 
 /// A compact description of the moderation actions: `delete:rule`, `timeout600:rule`, `ban:rule`.
@@ -86,7 +98,9 @@ pub fn moderation(actions: &[Action]) -> Vec<String> {
         .iter()
         .filter_map(|a| match a {
             Action::Delete { rule, .. } => Some(format!("delete:{rule}")),
-            Action::Timeout { duration_s, rule, .. } => Some(format!("timeout{duration_s}:{rule}")),
+            Action::Timeout {
+                duration_s, rule, ..
+            } => Some(format!("timeout{duration_s}:{rule}")),
             Action::Ban { rule, .. } => Some(format!("ban:{rule}")),
             Action::Unban { user_id, rule } => Some(format!("unban {user_id}:{rule}")),
             _ => None,

@@ -70,7 +70,13 @@ shadow = true
 "#;
 
 fn spans(n: usize) -> Vec<EmoteSpan> {
-    (0..n).map(|i| EmoteSpan { id: "25".into(), start: i * 6, end: i * 6 + 5 }).collect()
+    (0..n)
+        .map(|i| EmoteSpan {
+            id: "25".into(),
+            start: i * 6,
+            end: i * 6 + 5,
+        })
+        .collect()
 }
 
 #[test]
@@ -85,10 +91,22 @@ fn each_filter_catches_its_kind_and_spares_clean_text() {
         ("@@@@ #### !!!! ok", vec![], vec!["delete:symbols"]),
         ("Kappa Kappa Kappa Kappa", spans(4), vec!["delete:emotes"]),
         ("Kappa Kappa Kappa", spans(3), vec![]),
-        ("spam spam spam spam spam", vec![], vec!["timeout30:repetition"]),
-        ("aaaaaaaaaaaaaaaaaaaaah", vec![], vec!["timeout30:repetition"]),
+        (
+            "spam spam spam spam spam",
+            vec![],
+            vec!["timeout30:repetition"],
+        ),
+        (
+            "aaaaaaaaaaaaaaaaaaaaah",
+            vec![],
+            vec!["timeout30:repetition"],
+        ),
         (&long, vec![], vec!["delete:length"]),
-        ("z\u{0336}\u{0337}a\u{0338}\u{0339}l\u{033A}go", vec![], vec!["ban:zalgo"]),
+        (
+            "z\u{0336}\u{0337}a\u{0338}\u{0339}l\u{033A}go",
+            vec![],
+            vec!["ban:zalgo"],
+        ),
         ("watch at twitch.tv/foo", vec![], vec![]),
     ];
     for (i, (text, emotes, want)) in table.into_iter().enumerate() {
@@ -100,10 +118,19 @@ fn each_filter_catches_its_kind_and_spares_clean_text() {
 
 #[test]
 fn banned_phrases_fold_case_accents_zalgo_and_lookalikes() {
-    for text in ["FRÉÉ FOLLOWERS", "frее fоllоwеrs", "f\u{0336}ree followers", "ｆｒｅｅ ｆｏｌｌｏｗｅｒｓ", "free\u{200B} followers"] {
+    for text in [
+        "FRÉÉ FOLLOWERS",
+        "frее fоllоwеrs",
+        "f\u{0336}ree followers",
+        "ｆｒｅｅ ｆｏｌｌｏｗｅｒｓ",
+        "free\u{200B} followers",
+    ] {
         let mut s = state(FILTERS);
         let out = say(&mut s, "anon", Role::Everyone, text, 0);
-        assert!(moderation(&out).contains(&"timeout600:banned".to_string()), "{text}: {out:?}");
+        assert!(
+            moderation(&out).contains(&"timeout600:banned".to_string()),
+            "{text}: {out:?}"
+        );
     }
 }
 
@@ -111,13 +138,38 @@ fn banned_phrases_fold_case_accents_zalgo_and_lookalikes() {
 fn banned_phrase_expiry_and_online_offline_conditions() {
     let mut s = state(FILTERS);
     let e = Role::Everyone;
-    assert_eq!(moderation(&say(&mut s, "a", e, "old meme", 10)), ["timeout600:banned"]);
-    assert!(moderation(&say(&mut s, "b", e, "old meme", 100)).is_empty(), "expired");
-    assert!(moderation(&say(&mut s, "c", e, "go offline", 101)).is_empty(), "online only");
-    assert_eq!(moderation(&say(&mut s, "d", e, "is he live", 102)), ["delete:banned"]);
-    handle(&mut s, &event(EventKind::StreamStatus { online: true, started_at_ms: None }), at(103));
-    assert_eq!(moderation(&say(&mut s, "e", e, "go offline", 104)), ["timeout600:banned"]);
-    assert!(moderation(&say(&mut s, "f", e, "is he live", 105)).is_empty(), "offline only");
+    assert_eq!(
+        moderation(&say(&mut s, "a", e, "old meme", 10)),
+        ["timeout600:banned"]
+    );
+    assert!(
+        moderation(&say(&mut s, "b", e, "old meme", 100)).is_empty(),
+        "expired"
+    );
+    assert!(
+        moderation(&say(&mut s, "c", e, "go offline", 101)).is_empty(),
+        "online only"
+    );
+    assert_eq!(
+        moderation(&say(&mut s, "d", e, "is he live", 102)),
+        ["delete:banned"]
+    );
+    handle(
+        &mut s,
+        &event(EventKind::StreamStatus {
+            online: true,
+            started_at_ms: None,
+        }),
+        at(103),
+    );
+    assert_eq!(
+        moderation(&say(&mut s, "e", e, "go offline", 104)),
+        ["timeout600:banned"]
+    );
+    assert!(
+        moderation(&say(&mut s, "f", e, "is he live", 105)).is_empty(),
+        "offline only"
+    );
 }
 
 #[test]
@@ -137,7 +189,11 @@ fn warning_first_then_action_and_warnings_expire() {
         assert_eq!(texts(&out), [text], "at {secs}");
     }
     let other = say(&mut s, "other", e, "see evil.com", 243);
-    assert_eq!(moderation(&other), ["delete:links"], "warnings are per user");
+    assert_eq!(
+        moderation(&other),
+        ["delete:links"],
+        "warnings are per user"
+    );
 }
 
 #[test]
@@ -152,10 +208,22 @@ fn harshest_action_wins_and_banned_phrase_beats_links() {
     let out = say(&mut s, "b", e, "spam.link evil.com", 1);
     assert_eq!(moderation(&out), ["delete:banned"]);
     // ban beats every timeout.
-    let out = say(&mut s, "c", e, "bitcoin giveaway spam spam spam spam spam", 2);
+    let out = say(
+        &mut s,
+        "c",
+        e,
+        "bitcoin giveaway spam spam spam spam spam",
+        2,
+    );
     assert_eq!(moderation(&out), ["ban:banned"]);
     // longer timeout beats shorter: repetition 30 s vs links warning delete.
-    let out = say(&mut s, "d", e, "evil.com evil.com evil.com evil.com evil.com", 3);
+    let out = say(
+        &mut s,
+        "d",
+        e,
+        "evil.com evil.com evil.com evil.com evil.com",
+        3,
+    );
     assert_eq!(moderation(&out), ["timeout30:repetition"]);
 }
 
@@ -163,18 +231,43 @@ fn harshest_action_wins_and_banned_phrase_beats_links() {
 fn permit_allows_one_link_for_sixty_seconds() {
     let mut s = state(FILTERS);
     let e = Role::Everyone;
-    assert!(texts(&say(&mut s, "mod", Role::Moderator, "!permit @Anon", 0)).join("").contains("anon may post one link"));
-    assert!(moderation(&say(&mut s, "anon", e, "see evil.com", 10)).is_empty(), "permitted");
-    assert_eq!(moderation(&say(&mut s, "anon", e, "see evil.com", 11)), ["delete:links"], "used up");
+    assert!(
+        texts(&say(&mut s, "mod", Role::Moderator, "!permit @Anon", 0))
+            .join("")
+            .contains("anon may post one link")
+    );
+    assert!(
+        moderation(&say(&mut s, "anon", e, "see evil.com", 10)).is_empty(),
+        "permitted"
+    );
+    assert_eq!(
+        moderation(&say(&mut s, "anon", e, "see evil.com", 11)),
+        ["delete:links"],
+        "used up"
+    );
     say(&mut s, "mod", Role::Moderator, "!permit anon", 100);
-    assert_eq!(moderation(&say(&mut s, "anon", e, "see evil.com", 161)), ["delete:links"], "expired (and the earlier warning too)");
-    assert!(say(&mut s, "pleb", e, "!permit anon", 200).is_empty(), "only moderators permit");
+    assert_eq!(
+        moderation(&say(&mut s, "anon", e, "see evil.com", 161)),
+        ["delete:links"],
+        "expired (and the earlier warning too)"
+    );
+    assert!(
+        say(&mut s, "pleb", e, "!permit anon", 200).is_empty(),
+        "only moderators permit"
+    );
 }
 
 #[test]
 fn exempt_levels_and_silent_mode() {
     let mut s = state(FILTERS);
-    assert!(moderation(&say(&mut s, "sub", Role::Subscriber, "THIS IS VERY LOUD TEXT", 0)).is_empty());
+    assert!(moderation(&say(
+        &mut s,
+        "sub",
+        Role::Subscriber,
+        "THIS IS VERY LOUD TEXT",
+        0
+    ))
+    .is_empty());
     let out = say(&mut s, "anon", Role::Everyone, "THIS IS VERY LOUD TEXT", 1);
     assert_eq!(moderation(&out), ["delete:caps"]);
     assert!(texts(&out).is_empty(), "silent filter posts nothing");
@@ -202,10 +295,32 @@ fn shadow_filter_records_without_moderating() {
 fn filters_can_be_switched_off_and_on_from_chat() {
     let mut s = state(FILTERS);
     let m = Role::Moderator;
-    assert_eq!(texts(&say(&mut s, "mod", m, "!filters off caps", 0)), ["filter caps off"]);
-    assert!(moderation(&say(&mut s, "anon", Role::Everyone, "THIS IS VERY LOUD TEXT", 1)).is_empty());
-    assert_eq!(texts(&say(&mut s, "mod", m, "!filters on caps", 2)), ["filter caps on"]);
-    assert_eq!(moderation(&say(&mut s, "anon", Role::Everyone, "THIS IS VERY LOUD TEXT", 3)), ["delete:caps"]);
+    assert_eq!(
+        texts(&say(&mut s, "mod", m, "!filters off caps", 0)),
+        ["filter caps off"]
+    );
+    assert!(moderation(&say(
+        &mut s,
+        "anon",
+        Role::Everyone,
+        "THIS IS VERY LOUD TEXT",
+        1
+    ))
+    .is_empty());
+    assert_eq!(
+        texts(&say(&mut s, "mod", m, "!filters on caps", 2)),
+        ["filter caps on"]
+    );
+    assert_eq!(
+        moderation(&say(
+            &mut s,
+            "anon",
+            Role::Everyone,
+            "THIS IS VERY LOUD TEXT",
+            3
+        )),
+        ["delete:caps"]
+    );
     assert!(texts(&say(&mut s, "mod", m, "!filters off nope", 4))[0].contains("no filter"));
 }
 
@@ -219,15 +334,34 @@ fn nuke_scrollback_window_and_undo() {
     say(&mut s, "b", e, "räid spam", 52);
     say(&mut s, "c", e, "hello", 53);
     say(&mut s, "vip", Role::Vip, "raid spam", 54);
-    let out = say(&mut s, "mod", Role::Moderator, "!nuke raid spam 30 timeout 300", 60);
-    assert_eq!(moderation(&out), ["timeout300:nuke", "timeout300:nuke"], "a and b once each");
+    let out = say(
+        &mut s,
+        "mod",
+        Role::Moderator,
+        "!nuke raid spam 30 timeout 300",
+        60,
+    );
+    assert_eq!(
+        moderation(&out),
+        ["timeout300:nuke", "timeout300:nuke"],
+        "a and b once each"
+    );
     assert_eq!(texts(&out), ["Nuked 3 messages from 2 users."]);
-    assert_eq!(moderation(&say(&mut s, "d", e, "more raid spam", 90)), ["timeout300:nuke"]);
-    assert!(moderation(&say(&mut s, "e", e, "raid spam late", 121)).is_empty(), "window over");
+    assert_eq!(
+        moderation(&say(&mut s, "d", e, "more raid spam", 90)),
+        ["timeout300:nuke"]
+    );
+    assert!(
+        moderation(&say(&mut s, "e", e, "raid spam late", 121)).is_empty(),
+        "window over"
+    );
     let undo = say(&mut s, "mod", Role::Moderator, "!nukeundo", 130);
     let mut unbanned = moderation(&undo);
     unbanned.sort();
-    assert_eq!(unbanned, ["unban id-a:nuke", "unban id-b:nuke", "unban id-d:nuke"]);
+    assert_eq!(
+        unbanned,
+        ["unban id-a:nuke", "unban id-b:nuke", "unban id-d:nuke"]
+    );
     assert_eq!(texts(&undo), ["Nuke undone: 3 users unbanned."]);
 }
 
@@ -237,7 +371,13 @@ fn nuke_regex_delete_and_ban_forms_and_errors() {
     let e = Role::Everyone;
     say(&mut s, "a", e, "copy 123 pasta", 0);
     say(&mut s, "a", e, "copy 456 pasta", 1);
-    let out = say(&mut s, "mod", Role::Moderator, "!nuke /copy \\d+ pasta/ delete", 2);
+    let out = say(
+        &mut s,
+        "mod",
+        Role::Moderator,
+        "!nuke /copy \\d+ pasta/ delete",
+        2,
+    );
     assert_eq!(moderation(&out), ["delete:nuke", "delete:nuke"]);
     say(&mut s, "b", e, "bannable words", 3);
     let out = say(&mut s, "mod", Role::Moderator, "!nuke bannable ban", 4);
@@ -247,9 +387,16 @@ fn nuke_regex_delete_and_ban_forms_and_errors() {
         assert!(moderation(&out).is_empty(), "{bad}");
         assert!(texts(&out)[0].starts_with("nuke:"), "{bad}: {out:?}");
     }
-    assert!(say(&mut s, "pleb", e, "!nuke other", 6).is_empty(), "moderators only");
+    assert!(
+        say(&mut s, "pleb", e, "!nuke other", 6).is_empty(),
+        "moderators only"
+    );
     let out = say(&mut s, "mod", Role::Moderator, "!nuke 1234", 7);
-    assert_eq!(texts(&out), ["Nuked 0 messages from 0 users."], "a number alone is the phrase");
+    assert_eq!(
+        texts(&out),
+        ["Nuked 0 messages from 0 users."],
+        "a number alone is the phrase"
+    );
 }
 
 #[test]
