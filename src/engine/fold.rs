@@ -15,12 +15,12 @@ pub fn fold(text: &str) -> String {
         return text.to_ascii_lowercase();
     }
     let mut out = String::with_capacity(text.len());
-    for c in text.nfkd() {
+    let lowered = text.chars().map(confusable).flat_map(char::to_lowercase);
+    for c in lowered.nfkd() {
         if is_combining_mark(c) || is_invisible(c) {
             continue;
         }
-        let c = confusable(c);
-        out.extend(c.to_lowercase());
+        out.extend(confusable(c).to_lowercase());
     }
     out
 }
@@ -87,5 +87,25 @@ mod tests {
             assert_eq!(fold(input), want, "{input}");
         }
         assert_eq!(combining_marks("h\u{0336}\u{0337}i"), 2);
+        assert_eq!(fold("İSTANBUL"), "istanbul", "lower-casing adds no combining mark");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn fold_never_panics_and_lowercases_ascii(text in "\\PC{0,80}") {
+            let folded = fold(&text);
+            prop_assert_eq!(combining_marks(&folded), 0);
+            if text.is_ascii() {
+                prop_assert_eq!(folded, text.to_ascii_lowercase());
+            }
+        }
     }
 }
