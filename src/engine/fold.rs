@@ -87,7 +87,11 @@ mod tests {
             assert_eq!(fold(input), want, "{input}");
         }
         assert_eq!(combining_marks("h\u{0336}\u{0337}i"), 2);
-        assert_eq!(fold("İSTANBUL"), "istanbul", "lower-casing adds no combining mark");
+        assert_eq!(
+            fold("İSTANBUL"),
+            "istanbul",
+            "lower-casing adds no combining mark"
+        );
     }
 }
 

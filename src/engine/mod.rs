@@ -142,6 +142,11 @@ impl ChannelState {
     /// Replaces the rules (validated and compiled first; on error nothing changes).
     pub fn set_rules(&mut self, rules: ChannelRules) -> Result<(), RuleError> {
         let compiled = Compiled::build(&rules)?;
+        let names: std::collections::BTreeSet<&str> =
+            rules.commands.iter().map(|c| c.name.as_str()).collect();
+        self.runtime
+            .command_uses
+            .retain(|name, _| names.contains(name.as_str()));
         self.rules = Arc::new(rules);
         self.compiled = Arc::new(compiled);
         Ok(())

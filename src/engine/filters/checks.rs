@@ -11,11 +11,21 @@ use crate::engine::fold::combining_marks;
 use crate::engine::rules::FilterRule;
 use crate::engine::EmoteSpan;
 
-/// Characters of `text` outside every emote span.
-fn outside_emotes<'a>(text: &'a str, emotes: &'a [EmoteSpan]) -> impl Iterator<Item = char> + 'a {
+/// Characters of `text` outside every emote span (spans are char ranges; bad ones are clamped).
+fn outside_emotes<'a>(text: &'a str, emotes: &[EmoteSpan]) -> impl Iterator<Item = char> + 'a {
+    let mut inside = Vec::new();
+    if !emotes.is_empty() {
+        inside = vec![false; text.chars().count()];
+        for span in emotes {
+            let end = span.end.min(inside.len());
+            if let Some(slots) = inside.get_mut(span.start.min(end)..end) {
+                slots.fill(true);
+            }
+        }
+    }
     text.chars()
         .enumerate()
-        .filter(move |(i, _)| !emotes.iter().any(|e| (e.start..e.end).contains(i)))
+        .filter(move |(i, _)| !inside.get(*i).copied().unwrap_or(false))
         .map(|(_, c)| c)
 }
 
@@ -120,6 +130,18 @@ mod tests {
     fn caps_counts_letters_outside_emotes() {
         let mut f = filter("caps");
         f.min_length = 5;
+        let bogus = [
+            EmoteSpan {
+                id: "x".into(),
+                start: 90,
+                end: 200,
+            },
+            EmoteSpan {
+                id: "y".into(),
+                start: 9,
+                end: 3,
+            },
+        ];
         let kekw = [EmoteSpan {
             id: "1".into(),
             start: 0,
@@ -131,6 +153,7 @@ mod tests {
             ("HI", &[][..], false),
             ("KEKW that is funny", &kekw[..], false),
             ("KEKW THAT IS FUNNY", &kekw[..], true),
+            ("SHOUTING LOUDLY", &bogus[..], true),
         ];
         for (text, spans, want) in table {
             assert_eq!(caps(&f, text, spans), want, "{text}");

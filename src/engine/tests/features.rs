@@ -336,3 +336,27 @@ fn unknown_fields_are_refused() {
     )
     .is_err());
 }
+
+#[test]
+fn the_engine_is_deterministic_and_usable_as_a_trait_object() {
+    use crate::engine::{ChatHandler, Engine};
+    let handler: std::sync::Arc<dyn ChatHandler> = std::sync::Arc::new(Engine);
+    let toml_text = "[[commands]]\nname = \"!r\"\nresponse = \"$(random 1 1000000)\"";
+    let run = || {
+        let mut s = state(toml_text);
+        (0..20)
+            .flat_map(|i| {
+                let message = ChatMessage {
+                    id: format!("m{i}"),
+                    user: user("amy", Role::Everyone),
+                    text: "!r".into(),
+                    ..ChatMessage::default()
+                };
+                handler.handle(&mut s, &event(EventKind::Message(message)), at(i))
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = run();
+    assert_eq!(first.len(), 20);
+    assert_eq!(first, run());
+}
