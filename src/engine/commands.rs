@@ -61,10 +61,10 @@ pub fn cooldown_ok(
         return false;
     }
     if global_s > 0 {
-        cooldowns.insert(global, (), now_ms + global_s * 1000, now_ms);
+        cooldowns.insert(global, (), now_ms.saturating_add(global_s * 1000), now_ms);
     }
     if user_s > 0 {
-        cooldowns.insert(user, (), now_ms + user_s * 1000, now_ms);
+        cooldowns.insert(user, (), now_ms.saturating_add(user_s * 1000), now_ms);
     }
     true
 }
@@ -225,7 +225,7 @@ fn permit(state: &mut ChannelState, args: &[&str], now_ms: u64) -> String {
     if user.is_empty() {
         return "usage: !permit <user>".into();
     }
-    let expires = now_ms + PERMIT_S * 1000;
+    let expires = now_ms.saturating_add(PERMIT_S * 1000);
     state
         .runtime
         .permits

@@ -5,6 +5,7 @@
 mod corpus;
 mod features;
 mod moderation;
+mod props;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
