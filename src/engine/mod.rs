@@ -11,6 +11,12 @@
 //! - [`builtin`], [`commands`], [`keywords`], [`timers`], [`filters`], [`nuke`]: the features.
 //! - [`roles`]: permission levels; [`bounded`], [`rng`]: bounded state, deterministic randomness.
 //!
+//! A chat message goes through: filters (harshest action wins) and live nukes; a moderated
+//! message gets no answer. Otherwise the first of built-in commands, moderator commands,
+//! custom commands and keywords that answers does, and the message joins the nuke scrollback.
+//! `EventKind::Tick` (every second) drives timers; `EventKind::StreamStatus` sets uptime and
+//! the online/offline conditions. Rules are validated and compiled once per change.
+//!
 //! The seam is the [`ChatHandler`] trait: the service holds an `Arc<dyn ChatHandler>`, so an
 //! operator (or a test) can put another piece in its place.
 
@@ -231,11 +237,12 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
     if actions.iter().any(Action::is_moderation) {
         return actions;
     }
+    let answered = answer(state, message, &folded, level, now_ms);
+    // Remembered after answering, so a `!nuke` never matches its own command message.
     state
         .runtime
         .scrollback
         .push(message, &folded, level, now_ms);
-    let answered = answer(state, message, &folded, level, now_ms);
     if answered.iter().any(|a| a.chat_text().is_some()) {
         state.commands_answered += 1;
     }

@@ -408,3 +408,11 @@ fn moderation_actions_serialize_with_their_rule() {
     assert_eq!(json["rule"], "banned");
     assert_eq!(json["duration_s"], 600);
 }
+
+#[test]
+fn a_nuke_never_hits_its_own_command_message() {
+    let mut s = state("[nuke]\nexempt = \"broadcaster\"");
+    say(&mut s, "a", Role::Everyone, "raid", 0);
+    let out = say(&mut s, "mod", Role::Moderator, "!nuke raid", 1);
+    assert_eq!(texts(&out), ["Nuked 1 messages from 1 users."]);
+}
