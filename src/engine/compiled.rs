@@ -17,8 +17,9 @@ use super::rules::{
 };
 use super::template::Template;
 
-/// Matches host names in folded text (scheme optional, common TLDs).
-const LINK_PATTERN: &str = r"(?:https?://)?\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|tv|gg|io|ly|me|co|uk|de|ru|xyz|info|biz|be|to|us|link|site|online|shop|app|dev|live|stream|club|top|cc|fm|tk|ml|ga|cf|gq|page|sh|ai|so|ws|in|eu|fr|nl|pl|es|it|ca|au|jp|br|gl|gd|ws)\b(?:[/?#]\S*)?";
+/// Matches host names in folded text (scheme optional, common TLDs). ASCII word boundaries
+/// keep it on the regex crate's DFA even when the text has non-ASCII characters.
+const LINK_PATTERN: &str = r"(?:https?://)?(?-u:\b)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|tv|gg|io|ly|me|co|uk|de|ru|xyz|info|biz|be|to|us|link|site|online|shop|app|dev|live|stream|club|top|cc|fm|tk|ml|ga|cf|gq|page|sh|ai|so|ws|in|eu|fr|nl|pl|es|it|ca|au|jp|br|gl|gd)(?-u:\b)(?:[/?#]\S*)?";
 
 /// The link detector's pattern.
 pub fn link_pattern() -> &'static str {
@@ -103,6 +104,27 @@ impl Compiled {
     /// Validates `rules` and compiles them.
     pub fn build(rules: &ChannelRules) -> Result<Compiled, RuleError> {
         rules.validate()?;
+        let mut compiled = Self::build_unfiltered(rules)?;
+        if rules.filters.iter().any(|f| f.kind == FilterKind::Links) {
+            compiled.link =
+                Some(build_regex(LINK_PATTERN, true).map_err(|e| rule_error("links", e))?);
+        }
+        compiled.banned = compile_banned(rules)?;
+        Ok(compiled)
+    }
+
+    /// Like [`Compiled::build`], but reuses `previous`'s filter matchers, which must have been
+    /// built from filters equal to `rules.filters` (the common case of a command edit).
+    pub fn rebuild(rules: &ChannelRules, previous: &Compiled) -> Result<Compiled, RuleError> {
+        rules.validate_except_filters()?;
+        let mut compiled = Self::build_unfiltered(rules)?;
+        compiled.link = previous.link.clone();
+        compiled.banned = previous.banned.clone();
+        Ok(compiled)
+    }
+
+    /// Everything but the link detector and the banned-phrase set.
+    fn build_unfiltered(rules: &ChannelRules) -> Result<Compiled, RuleError> {
         let mut compiled = Compiled::default();
         for (i, command) in rules.commands.iter().enumerate() {
             for name in std::iter::once(&command.name).chain(&command.aliases) {
@@ -128,11 +150,6 @@ impl Compiled {
                 warning_message: optional(&filter.warning_message)?,
             });
         }
-        if rules.filters.iter().any(|f| f.kind == FilterKind::Links) {
-            compiled.link =
-                Some(build_regex(LINK_PATTERN, true).map_err(|e| rule_error("links", e))?);
-        }
-        compiled.banned = compile_banned(rules)?;
         Ok(compiled)
     }
 }

@@ -147,7 +147,11 @@ impl ChannelState {
 
     /// Replaces the rules (validated and compiled first; on error nothing changes).
     pub fn set_rules(&mut self, rules: ChannelRules) -> Result<(), RuleError> {
-        let compiled = Compiled::build(&rules)?;
+        let compiled = if rules.filters == self.rules.filters && !rules.filters.is_empty() {
+            Compiled::rebuild(&rules, &self.compiled)?
+        } else {
+            Compiled::build(&rules)?
+        };
         let names: std::collections::BTreeSet<&str> =
             rules.commands.iter().map(|c| c.name.as_str()).collect();
         self.runtime

@@ -345,6 +345,13 @@ pub fn wildcard_to_regex(folded: &str) -> String {
 impl ChannelRules {
     /// Checks every item; the error names the first bad item and its fault.
     pub fn validate(&self) -> Result<(), RuleError> {
+        self.validate_except_filters()?;
+        self.filters.iter().try_for_each(validate_filter)?;
+        unique(self.filters.iter().map(|f| &f.name), "filter")
+    }
+
+    /// [`ChannelRules::validate`] without the (already validated, unchanged) filters.
+    pub fn validate_except_filters(&self) -> Result<(), RuleError> {
         self.validate_counts()?;
         for login in &self.regulars {
             if login.is_empty() || login.contains(char::is_whitespace) {
@@ -354,10 +361,8 @@ impl ChannelRules {
         self.validate_commands()?;
         self.keywords.iter().try_for_each(validate_keyword)?;
         self.timers.iter().try_for_each(validate_timer)?;
-        self.filters.iter().try_for_each(validate_filter)?;
         unique(self.keywords.iter().map(|k| &k.name), "keyword")?;
         unique(self.timers.iter().map(|t| &t.name), "timer")?;
-        unique(self.filters.iter().map(|f| &f.name), "filter")?;
         validate_nuke(&self.nuke)
     }
 
