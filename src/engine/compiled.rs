@@ -12,8 +12,8 @@ use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use super::fold::fold;
 use super::rules::{
-    build_regex, wildcard_to_regex, ChannelRules, FilterKind, PhraseKind, RuleError,
-    REGEX_SIZE_LIMIT,
+    ascii_word_boundaries, build_regex, wildcard_to_regex, ChannelRules, FilterKind, PhraseKind,
+    RuleError, REGEX_SIZE_LIMIT,
 };
 use super::template::Template;
 
@@ -200,7 +200,7 @@ fn compile_banned(rules: &ChannelRules) -> Result<BannedSet, RuleError> {
                     regex_refs.push((fi, pi));
                 }
                 PhraseKind::Regex => {
-                    regexes.push(format!("(?i:{})", phrase.pattern));
+                    regexes.push(format!("(?i:{})", ascii_word_boundaries(&phrase.pattern)));
                     regex_refs.push((fi, pi));
                 }
             }

@@ -15,7 +15,7 @@ use regex::Regex;
 use super::filters::mod_action;
 use super::fold::fold;
 use super::roles::Level;
-use super::rules::{build_regex, ModAction};
+use super::rules::{ascii_word_boundaries, build_regex, ModAction};
 use super::{Action, ChannelState, ChatMessage, ChatUser};
 
 /// Most messages the scrollback keeps.
@@ -166,7 +166,9 @@ fn parse_pattern(phrase: &str) -> Result<NukePattern, String> {
         return Err("usage: !nuke <phrase or /regex/> [seconds] [delete|timeout N|ban]".into());
     }
     match phrase.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
-        Some(re) if !re.is_empty() => build_regex(re, true).map(NukePattern::Regex),
+        Some(re) if !re.is_empty() => {
+            build_regex(&ascii_word_boundaries(re), true).map(NukePattern::Regex)
+        }
         _ => Ok(NukePattern::Plain(fold(phrase))),
     }
 }

@@ -199,7 +199,8 @@ pub enum PhraseKind {
     Plain,
     /// A substring where `*` stands for any run of characters.
     Wildcard,
-    /// A regex (linear-time `regex` syntax).
+    /// A regex (linear-time `regex` syntax), matched on folded text; `\b` is an ASCII word
+    /// boundary there.
     Regex,
 }
 
@@ -331,6 +332,30 @@ pub fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, Strin
             ),
             other => format!("invalid regex: {other}"),
         })
+}
+
+/// Rewrites `\b` and `\B` as ASCII word boundaries. Used for patterns matched on folded text
+/// (mostly ASCII), which keeps the regex crate on its fast DFA instead of its PikeVM even when
+/// a message holds emoji or other non-ASCII characters.
+pub fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 /// The regex source (for folded text) of a wildcard phrase: `*` is any run of characters.
@@ -556,7 +581,7 @@ fn validate_phrase(item: &str, phrase: &BannedPhrase) -> Result<(), RuleError> {
         validate_action(&item, action)?;
     }
     match phrase.kind {
-        PhraseKind::Regex => build_regex(&phrase.pattern, true).map(|_| ()),
+        PhraseKind::Regex => build_regex(&ascii_word_boundaries(&phrase.pattern), true).map(|_| ()),
         PhraseKind::Wildcard => build_regex(&wildcard_to_regex(&phrase.pattern), true).map(|_| ()),
         PhraseKind::Plain if phrase.pattern.chars().count() > MAX_PATTERN_CHARS => {
             Err("pattern longer than 500 characters".to_string())
@@ -574,4 +599,26 @@ fn validate_nuke(nuke: &NukeSettings) -> Result<(), RuleError> {
         ));
     }
     validate_action("nuke", nuke.default_action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_boundaries_become_ascii_and_other_escapes_stay() {
+        let table = [
+            (r"\bfoo\b", r"(?-u:\b)foo(?-u:\b)"),
+            (r"a\Bb", r"a(?-u:\B)b"),
+            (r"\\b", r"\\b"),
+            (r"\d+\.", r"\d+\."),
+            ("trailing\\", "trailing\\"),
+        ];
+        for (input, want) in table {
+            assert_eq!(ascii_word_boundaries(input), want, "{input}");
+        }
+        let re = build_regex(&ascii_word_boundaries(r"\bspam\b"), true).expect("regex");
+        assert!(re.is_match("🙂 spam 🙂") && re.is_match("spam!") && !re.is_match("spammer"));
+        assert_eq!(wildcard_to_regex("buy*views"), "buy.*views");
+    }
 }
