@@ -29,13 +29,103 @@ pub fn link_pattern() -> &'static str {
 /// A banned phrase's position in the rules: (filter index, phrase index).
 pub type PhraseRef = (usize, usize);
 
+/// A keyword phrase: in the folded (`false`) or case-sensitive raw (`true`) automaton, at index.
+pub type PhraseId = (bool, usize);
+
 /// A compiled keyword.
 #[derive(Debug, Clone)]
 pub struct CompiledKeyword {
-    /// Phrase groups, folded unless the keyword is case-sensitive.
-    pub groups: Vec<Vec<String>>,
+    /// Phrase groups as ids into the channel's [`PhraseIndex`].
+    pub groups: Vec<Vec<PhraseId>>,
     pub regex: Option<Regex>,
     pub template: Template,
+}
+
+/// Every keyword phrase of a channel in two Aho-Corasick automatons, one over folded text and
+/// one over raw text (case-sensitive keywords), so a message is scanned once per automaton.
+#[derive(Debug, Clone, Default)]
+pub struct PhraseIndex {
+    folded: Option<AhoCorasick>,
+    folded_len: usize,
+    raw: Option<AhoCorasick>,
+    raw_len: usize,
+}
+
+/// Which keyword phrases occur in one message.
+#[derive(Debug, Clone, Default)]
+pub struct PhraseHits {
+    folded: Vec<bool>,
+    raw: Vec<bool>,
+}
+
+impl PhraseHits {
+    /// Whether phrase `id` occurs.
+    pub fn has(&self, (raw, index): PhraseId) -> bool {
+        let flags = if raw { &self.raw } else { &self.folded };
+        flags.get(index).copied().unwrap_or(false)
+    }
+}
+
+impl PhraseIndex {
+    /// Scans `folded` and `raw` text once each.
+    pub fn scan(&self, folded: &str, raw: &str) -> PhraseHits {
+        PhraseHits {
+            folded: flags(self.folded.as_ref(), self.folded_len, folded),
+            raw: flags(self.raw.as_ref(), self.raw_len, raw),
+        }
+    }
+}
+
+fn flags(automaton: Option<&AhoCorasick>, len: usize, text: &str) -> Vec<bool> {
+    let mut found = vec![false; len];
+    if let Some(ac) = automaton {
+        for m in ac.find_overlapping_iter(text) {
+            if let Some(flag) = found.get_mut(m.pattern().as_usize()) {
+                *flag = true;
+            }
+        }
+    }
+    found
+}
+
+/// Collects distinct phrases while keywords are compiled.
+#[derive(Default)]
+struct PhraseTable {
+    folded: BTreeMap<String, usize>,
+    raw: BTreeMap<String, usize>,
+}
+
+impl PhraseTable {
+    fn id(&mut self, phrase: &str, case_sensitive: bool) -> PhraseId {
+        let (map, key) = if case_sensitive {
+            (&mut self.raw, phrase.to_string())
+        } else {
+            (&mut self.folded, fold(phrase))
+        };
+        let next = map.len();
+        (case_sensitive, *map.entry(key).or_insert(next))
+    }
+
+    fn build(self) -> Result<PhraseIndex, RuleError> {
+        let automaton = |map: &BTreeMap<String, usize>| -> Result<Option<AhoCorasick>, RuleError> {
+            if map.is_empty() {
+                return Ok(None);
+            }
+            let mut phrases: Vec<(&String, &usize)> = map.iter().collect();
+            phrases.sort_by_key(|(_, id)| **id);
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(phrases.iter().map(|(p, _)| p.as_str()))
+                .map(Some)
+                .map_err(|e| rule_error("keywords", e.to_string()))
+        };
+        Ok(PhraseIndex {
+            folded: automaton(&self.folded)?,
+            folded_len: self.folded.len(),
+            raw: automaton(&self.raw)?,
+            raw_len: self.raw.len(),
+        })
+    }
 }
 
 /// Templates of one filter.
@@ -79,6 +169,8 @@ pub struct Compiled {
     pub commands: BTreeMap<String, usize>,
     pub command_templates: Vec<Template>,
     pub keywords: Vec<CompiledKeyword>,
+    /// All keyword phrases, for one scan per message.
+    pub phrases: PhraseIndex,
     pub timer_templates: Vec<Template>,
     pub filters: Vec<CompiledFilter>,
     pub banned: BannedSet,
@@ -134,9 +226,13 @@ impl Compiled {
                 .command_templates
                 .push(parse(&command.response, &command.name)?);
         }
+        let mut table = PhraseTable::default();
         for keyword in &rules.keywords {
-            compiled.keywords.push(compile_keyword(keyword)?);
+            compiled
+                .keywords
+                .push(compile_keyword(keyword, &mut table)?);
         }
+        compiled.phrases = table.build()?;
         for timer in &rules.timers {
             compiled
                 .timer_templates
@@ -154,18 +250,18 @@ impl Compiled {
     }
 }
 
-fn compile_keyword(keyword: &super::rules::KeywordRule) -> Result<CompiledKeyword, RuleError> {
-    let norm = |p: &String| {
-        if keyword.case_sensitive {
-            p.clone()
-        } else {
-            fold(p)
-        }
-    };
+fn compile_keyword(
+    keyword: &super::rules::KeywordRule,
+    table: &mut PhraseTable,
+) -> Result<CompiledKeyword, RuleError> {
     let groups = keyword
         .groups
         .iter()
-        .map(|g| g.iter().map(norm).collect())
+        .map(|g| {
+            g.iter()
+                .map(|p| table.id(p, keyword.case_sensitive))
+                .collect()
+        })
         .collect();
     let regex = match &keyword.regex {
         Some(p) => Some(

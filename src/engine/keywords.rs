@@ -2,7 +2,9 @@
 //!
 //! A keyword fires when any of its phrase groups matches (every phrase of the group occurs in
 //! the message) or its regex matches. Matching is on folded text (case- and accent-insensitive)
-//! unless the keyword is case-sensitive, then on the raw text. Keywords have their own
+//! unless the keyword is case-sensitive, then on the raw text; all phrases of the channel are
+//! found in one Aho-Corasick pass per text ([`crate::engine::compiled::PhraseIndex`]).
+//! `$(count)` renders 0 in keyword responses. Keywords have their own
 //! cooldowns; at most one keyword answers a message (the first that matches and is ready).
 
 use super::commands::{cooldown_ok, render, respond as response_action};
@@ -19,19 +21,18 @@ pub fn respond(
 ) -> Vec<Action> {
     let rules = state.rules.clone();
     let compiled = state.compiled().clone();
+    if compiled.keywords.is_empty() {
+        return Vec::new();
+    }
+    let hits = compiled.phrases.scan(folded, &message.text);
     for (rule, keyword) in rules.keywords.iter().zip(&compiled.keywords) {
         if !rule.enabled || level < rule.level {
             continue;
         }
-        let text = if rule.case_sensitive {
-            message.text.as_str()
-        } else {
-            folded
-        };
         let group_hit = keyword
             .groups
             .iter()
-            .any(|g| g.iter().all(|p| text.contains(p.as_str())));
+            .any(|g| g.iter().all(|id| hits.has(*id)));
         let regex_hit = || {
             keyword
                 .regex
