@@ -3,8 +3,6 @@
 //! Caps and symbols ignore characters inside emotes (`KEKW` is not shouting). Links are found
 //! in folded text so full-width or look-alike dots and letters do not hide them.
 
-use std::collections::BTreeMap;
-
 use regex::Regex;
 
 use crate::engine::fold::combining_marks;
@@ -75,14 +73,13 @@ pub fn repetition(filter: &FilterRule, folded: &str) -> bool {
 }
 
 fn max_word_count(text: &str) -> usize {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut max = 0;
-    for word in text.split_whitespace() {
-        let count = counts.entry(word).or_insert(0);
-        *count += 1;
-        max = max.max(*count);
-    }
-    max
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    words.sort_unstable();
+    words
+        .chunk_by(|a, b| a == b)
+        .map(<[&str]>::len)
+        .max()
+        .unwrap_or(0)
 }
 
 fn max_char_run(text: &str) -> usize {
