@@ -5,7 +5,7 @@
 //! Built once whenever the rules change ([`Compiled::build`], which validates first), shared
 //! behind an `Arc` and never mutated.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexSet, RegexSetBuilder};
@@ -165,6 +165,8 @@ impl BannedSet {
 /// The compiled form of a [`ChannelRules`].
 #[derive(Debug, Clone, Default)]
 pub struct Compiled {
+    /// Lower-case logins of the channel's regulars.
+    pub regulars: BTreeSet<String>,
     /// Lower-case command name or alias to command index.
     pub commands: BTreeMap<String, usize>,
     pub command_templates: Vec<Template>,
@@ -217,7 +219,10 @@ impl Compiled {
 
     /// Everything but the link detector and the banned-phrase set.
     fn build_unfiltered(rules: &ChannelRules) -> Result<Compiled, RuleError> {
-        let mut compiled = Compiled::default();
+        let mut compiled = Compiled {
+            regulars: rules.regulars.iter().map(|r| r.to_lowercase()).collect(),
+            ..Compiled::default()
+        };
         for (i, command) in rules.commands.iter().enumerate() {
             for name in std::iter::once(&command.name).chain(&command.aliases) {
                 compiled.commands.insert(name.to_lowercase(), i);

@@ -231,7 +231,7 @@ pub fn handle(state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> V
 fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> Vec<Action> {
     state.messages_seen += 1;
     state.runtime.lines += 1;
-    let level = Level::of(&message.user, &state.rules.regulars);
+    let level = Level::of(&message.user, &state.compiled.regulars);
     let folded = fold::fold(&message.text);
     let mut actions = filters::check(state, message, &folded, level, now_ms);
     let moderated = actions.iter().any(Action::is_moderation);

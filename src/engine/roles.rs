@@ -5,6 +5,8 @@
 //! subscriber) but with no platform powers (so below a VIP the broadcaster picked). The order is
 //! `everyone < subscriber < regular < vip < moderator < broadcaster`.
 
+use std::collections::BTreeSet;
+
 use super::{ChatUser, Role};
 
 /// A permission level, ordered from least to most trusted.
@@ -45,7 +47,8 @@ impl Level {
     }
 
     /// The effective level of `user`, raised to [`Level::Regular`] when the channel lists them.
-    pub fn of(user: &ChatUser, regulars: &[String]) -> Self {
+    /// `regulars` holds lower-case logins.
+    pub fn of(user: &ChatUser, regulars: &BTreeSet<String>) -> Self {
         let base = Level::from_role(user.role);
         if base < Level::Regular && is_regular(&user.login, regulars) {
             Level::Regular
@@ -55,8 +58,15 @@ impl Level {
     }
 }
 
-fn is_regular(login: &str, regulars: &[String]) -> bool {
-    regulars.iter().any(|r| r.eq_ignore_ascii_case(login))
+fn is_regular(login: &str, regulars: &BTreeSet<String>) -> bool {
+    if regulars.is_empty() {
+        return false;
+    }
+    if login.bytes().any(|b| b.is_ascii_uppercase()) {
+        regulars.contains(&login.to_ascii_lowercase())
+    } else {
+        regulars.contains(login)
+    }
 }
 
 #[cfg(test)]
@@ -73,10 +83,11 @@ mod tests {
 
     #[test]
     fn levels_are_ordered_and_regulars_are_raised_only_upwards() {
-        let regulars = vec!["Reggie".to_string()];
+        let regulars = BTreeSet::from(["reggie".to_string()]);
         let table = [
             (user("anon", Role::Everyone), Level::Everyone),
             (user("reggie", Role::Everyone), Level::Regular),
+            (user("ReGGie", Role::Everyone), Level::Regular),
             (user("reggie", Role::Subscriber), Level::Regular),
             (user("reggie", Role::Vip), Level::Vip),
             (user("reggie", Role::Moderator), Level::Moderator),
