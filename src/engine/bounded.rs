@@ -2,7 +2,7 @@
 //! without limit.
 //!
 //! [`ExpiringMap`] holds entries with an expiry time (cooldowns, warnings, permits). When it is
-//! full it first drops expired entries, then the entry that expires soonest. It is a `BTreeMap`
+//! full it first drops expired entries, then the eighth of the entries that expire soonest. It is a `BTreeMap`
 //! so that iteration (and therefore eviction) is deterministic.
 
 use std::collections::BTreeMap;
@@ -62,17 +62,21 @@ impl<K: Ord + Clone, V> ExpiringMap<K, V> {
         self.entries.is_empty()
     }
 
+    /// Drops expired entries; if still full, the eighth of the map that expires soonest, so
+    /// the cost of a full map is amortised over many inserts.
     fn evict(&mut self, now_ms: u64) {
         self.entries.retain(|_, (expires, _)| *expires > now_ms);
         if self.entries.len() < self.cap {
             return;
         }
-        let soonest = self
+        let batch = (self.cap / 8).max(1);
+        let mut by_expiry: Vec<(u64, K)> = self
             .entries
             .iter()
-            .min_by_key(|(_, (expires, _))| *expires)
-            .map(|(key, _)| key.clone());
-        if let Some(key) = soonest {
+            .map(|(key, (expires, _))| (*expires, key.clone()))
+            .collect();
+        by_expiry.select_nth_unstable_by_key(batch - 1, |(expires, _)| *expires);
+        for (_, key) in by_expiry.into_iter().take(batch) {
             self.entries.remove(&key);
         }
     }
@@ -81,6 +85,18 @@ impl<K: Ord + Clone, V> ExpiringMap<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_map_evicts_a_batch_of_the_soonest_expiring() {
+        let mut map = ExpiringMap::new(16);
+        for i in 0..16u64 {
+            map.insert(i, (), 1000 + i, 0);
+        }
+        map.insert(99, (), 5000, 1);
+        assert_eq!(map.len(), 15, "two soonest dropped, one added");
+        assert!(!map.contains(&0, 1) && !map.contains(&1, 1) && map.contains(&2, 1));
+        assert!(map.contains(&99, 1));
+    }
 
     #[test]
     fn entries_expire_and_the_cap_evicts_expired_then_soonest() {
