@@ -1,4 +1,8 @@
 //! Actions: what the engine asks a transport to do, the same for every platform.
+//!
+//! Every moderation action carries the `rule` that caused it (a filter name, `nuke`, ...) so
+//! the service can write a moderation log. Rules in shadow mode return [`Action::Shadow`]:
+//! what they would have done, for counting and logging, never to be carried out.
 
 /// One thing the bot wants done in the channel the event came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -9,15 +13,24 @@ pub enum Action {
     /// Post a message threaded as a reply to `parent_id`.
     Reply { parent_id: String, text: String },
     /// Delete one message.
-    Delete { message_id: String },
+    Delete { message_id: String, rule: String },
     /// Time a user out for `duration_s` seconds.
     Timeout {
         user_id: String,
         duration_s: u64,
         reason: String,
+        rule: String,
     },
     /// Ban a user.
-    Ban { user_id: String, reason: String },
+    Ban {
+        user_id: String,
+        reason: String,
+        rule: String,
+    },
+    /// Lift a ban or timeout (used by `!nukeundo`).
+    Unban { user_id: String, rule: String },
+    /// What a rule in shadow mode would have done; never carried out.
+    Shadow { rule: String, would: Box<Action> },
 }
 
 impl Action {
@@ -26,6 +39,38 @@ impl Action {
         match self {
             Action::Say { text } | Action::Reply { text, .. } => Some(text),
             _ => None,
+        }
+    }
+
+    /// Whether this action deletes, times out or bans (shadow actions do not count).
+    pub fn is_moderation(&self) -> bool {
+        matches!(
+            self,
+            Action::Delete { .. } | Action::Timeout { .. } | Action::Ban { .. }
+        )
+    }
+
+    /// The rule a moderation or shadow action names, if any.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Action::Delete { rule, .. }
+            | Action::Timeout { rule, .. }
+            | Action::Ban { rule, .. }
+            | Action::Unban { rule, .. }
+            | Action::Shadow { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+
+    /// Wraps `self` as a shadow record of `rule` when `shadow` is set.
+    pub fn shadowed(self, rule: &str, shadow: bool) -> Action {
+        if shadow {
+            Action::Shadow {
+                rule: rule.to_string(),
+                would: Box::new(self),
+            }
+        } else {
+            self
         }
     }
 }

@@ -105,6 +105,13 @@ pub enum EventKind {
         user: ChatUser,
         text: Option<String>,
     },
+    /// The channel actor's one-second heartbeat; drives timers and expiries.
+    Tick,
+    /// The stream went live (`online`, optionally since `started_at_ms`) or offline.
+    StreamStatus {
+        online: bool,
+        started_at_ms: Option<u64>,
+    },
 }
 
 /// A chat event addressed to one channel.

@@ -1,25 +1,109 @@
 //! The bot engine: pure, transport-free chat logic.
 //!
 //! Everything in here is a function of `(channel state, chat event, time)` and returns the
-//! [`Action`]s the bot wants taken. No sockets, no clocks, no database: the caller (a channel
-//! actor in the service, or a one-shot handler) brings the event in and carries the actions out.
-//! That keeps the engine cheap to test, to fuzz and to run anywhere.
+//! [`Action`]s the bot wants taken. No sockets, no clocks, no database, no OS randomness: the
+//! caller (a channel actor in the service, or a one-shot handler) brings the event in and
+//! carries the actions out. That keeps the engine cheap to test, to fuzz and to run anywhere.
 //!
-//! - [`event`]: the platform-neutral chat event the engine reads.
-//! - [`action`]: the platform-neutral actions it returns.
-//! - [`builtin`]: the built-in commands (`!ping`, `!echo`).
+//! - [`event`], [`action`]: the platform-neutral input and output.
+//! - [`rules`]: the channel configuration, [`compiled`]: its matchers, built once per change.
+//! - [`template`]: response templates; [`fold`]: text folding for matching.
+//! - [`builtin`], [`commands`], [`keywords`], [`timers`], [`filters`], [`nuke`]: the features.
+//! - [`roles`]: permission levels; [`bounded`], [`rng`]: bounded state, deterministic randomness.
+//!
+//! A chat message goes through: filters (harshest action wins) and live nukes; a moderated
+//! message gets no answer. Otherwise the first of built-in commands, moderator commands,
+//! custom commands and keywords that answers does, and the message joins the nuke scrollback.
+//! `EventKind::Tick` (every second) drives timers; `EventKind::StreamStatus` sets uptime and
+//! the online/offline conditions. Rules are validated and compiled once per change.
 //!
 //! The seam is the [`ChatHandler`] trait: the service holds an `Arc<dyn ChatHandler>`, so an
 //! operator (or a test) can put another piece in its place.
 
 pub mod action;
+pub mod bounded;
 pub mod builtin;
+pub mod commands;
+pub mod compiled;
 pub mod event;
+pub mod filters;
+pub mod fold;
+pub mod keywords;
+pub mod nuke;
+pub mod rng;
+pub mod roles;
+pub mod rules;
+pub mod template;
+pub mod timers;
+
+#[cfg(test)]
+mod tests;
 
 pub use action::Action;
 pub use event::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
+pub use roles::Level;
+pub use rules::{ChannelRules, RuleError};
+pub use template::{Template, TemplateError};
 
-use std::time::SystemTime;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bounded::ExpiringMap;
+use compiled::Compiled;
+use nuke::{NukeBook, Scrollback};
+use rng::XorShift;
+use template::Counters;
+
+/// Most live cooldown entries per channel.
+pub const MAX_COOLDOWNS: usize = 20_000;
+/// Most live filter warnings per channel.
+pub const MAX_WARNINGS: usize = 20_000;
+/// Most live link permits per channel.
+pub const MAX_PERMITS: usize = 1_000;
+/// How long `!permit` lasts.
+pub const PERMIT_S: u64 = 60;
+
+/// Runtime bookkeeping of a channel: everything that changes as chat flows.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// When the stream went live, `None` while offline.
+    pub stream_started_ms: Option<u64>,
+    /// Chat lines seen (for timers' minimum lines).
+    pub lines: u64,
+    /// Uses of each custom command, by command name.
+    pub command_uses: BTreeMap<String, u64>,
+    pub counters: Counters,
+    /// Cooldowns keyed by (rule key, user id or empty for global).
+    pub cooldowns: ExpiringMap<(String, String), ()>,
+    /// Filter warnings keyed by (filter name, user id).
+    pub warnings: ExpiringMap<(String, String), ()>,
+    /// One-link permits keyed by lower-case login.
+    pub permits: ExpiringMap<String, ()>,
+    pub scrollback: Scrollback,
+    pub nukes: NukeBook,
+    /// Per timer name: (last fired or first seen at ms, lines at that time).
+    pub timers: BTreeMap<String, (u64, u64)>,
+    pub rng: XorShift,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            stream_started_ms: None,
+            lines: 0,
+            command_uses: BTreeMap::new(),
+            counters: Counters::default(),
+            cooldowns: ExpiringMap::new(MAX_COOLDOWNS),
+            warnings: ExpiringMap::new(MAX_WARNINGS),
+            permits: ExpiringMap::new(MAX_PERMITS),
+            scrollback: Scrollback::default(),
+            nukes: NukeBook::default(),
+            timers: BTreeMap::new(),
+            rng: XorShift::default(),
+        }
+    }
+}
 
 /// Per-channel engine state, owned by exactly one channel actor.
 ///
@@ -33,14 +117,71 @@ pub struct ChannelState {
     pub messages_seen: u64,
     /// Commands answered since it was created.
     pub commands_answered: u64,
+    /// The channel's rules; replaced as a whole (copy-on-write) when edited.
+    pub rules: Arc<ChannelRules>,
+    compiled: Arc<Compiled>,
+    pub runtime: Runtime,
 }
 
 impl ChannelState {
+    /// A channel with no rules beyond the built-in commands.
     pub fn new(channel: impl Into<String>) -> Self {
+        let channel = channel.into();
+        let runtime = Runtime {
+            rng: XorShift::seeded(&channel),
+            ..Runtime::default()
+        };
         Self {
-            channel: channel.into(),
+            channel,
+            runtime,
             ..Self::default()
         }
+    }
+
+    /// A channel running `rules`, refused if they do not validate.
+    pub fn with_rules(channel: impl Into<String>, rules: ChannelRules) -> Result<Self, RuleError> {
+        let mut state = Self::new(channel);
+        state.set_rules(rules)?;
+        Ok(state)
+    }
+
+    /// Replaces the rules (validated and compiled first; on error nothing changes).
+    pub fn set_rules(&mut self, rules: ChannelRules) -> Result<(), RuleError> {
+        let compiled = if rules.filters == self.rules.filters && !rules.filters.is_empty() {
+            Compiled::rebuild(&rules, &self.compiled)?
+        } else {
+            Compiled::build(&rules)?
+        };
+        let names: std::collections::BTreeSet<&str> =
+            rules.commands.iter().map(|c| c.name.as_str()).collect();
+        self.runtime
+            .command_uses
+            .retain(|name, _| names.contains(name.as_str()));
+        self.rules = Arc::new(rules);
+        self.compiled = Arc::new(compiled);
+        Ok(())
+    }
+
+    /// Applies `edit` to a copy of the rules and installs the copy if it still validates.
+    pub fn edit_rules(&mut self, edit: impl FnOnce(&mut ChannelRules)) -> Result<(), RuleError> {
+        let mut rules = (*self.rules).clone();
+        edit(&mut rules);
+        self.set_rules(rules)
+    }
+
+    /// The compiled matchers of the current rules.
+    pub fn compiled(&self) -> &Arc<Compiled> {
+        &self.compiled
+    }
+
+    /// Whether the stream is live.
+    pub fn online(&self) -> bool {
+        self.runtime.stream_started_ms.is_some()
+    }
+
+    /// Marks the stream live since `started_ms`, or offline with `None`.
+    pub fn set_stream_started(&mut self, started_ms: Option<u64>) {
+        self.runtime.stream_started_ms = started_ms;
     }
 }
 
@@ -52,7 +193,7 @@ pub trait ChatHandler: Send + Sync + 'static {
     fn handle(&self, state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> Vec<Action>;
 }
 
-/// The default engine: today the built-in commands only.
+/// The default engine.
 #[derive(Debug, Default, Clone)]
 pub struct Engine;
 
@@ -62,15 +203,73 @@ impl ChatHandler for Engine {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 for times before it).
+pub fn millis(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Handles one chat event for one channel and returns what the bot should do.
-pub fn handle(state: &mut ChannelState, event: &ChatEvent, _now: SystemTime) -> Vec<Action> {
-    let EventKind::Message(message) = &event.kind else {
-        return Vec::new();
-    };
+pub fn handle(state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> Vec<Action> {
+    let now_ms = millis(now);
+    match &event.kind {
+        EventKind::Message(message) => on_message(state, message, now_ms),
+        EventKind::Tick => timers::on_tick(state, now_ms),
+        EventKind::StreamStatus {
+            online,
+            started_at_ms,
+        } => {
+            let started = online.then(|| started_at_ms.unwrap_or(now_ms));
+            state.set_stream_started(started);
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> Vec<Action> {
     state.messages_seen += 1;
-    let actions = builtin::answer(message);
-    if !actions.is_empty() {
+    state.runtime.lines += 1;
+    let level = Level::of(&message.user, &state.compiled.regulars);
+    let folded = fold::fold(&message.text);
+    let mut actions = filters::check(state, message, &folded, level, now_ms);
+    let moderated = actions.iter().any(Action::is_moderation);
+    if !moderated {
+        actions.extend(nuke::check_live(state, message, &folded, level, now_ms));
+    }
+    if actions.iter().any(Action::is_moderation) {
+        return actions;
+    }
+    let answered = answer(state, message, &folded, level, now_ms);
+    // Remembered after answering, so a `!nuke` never matches its own command message.
+    state
+        .runtime
+        .scrollback
+        .push(message, &folded, level, now_ms);
+    if answered.iter().any(|a| a.chat_text().is_some()) {
         state.commands_answered += 1;
     }
+    actions.extend(answered);
     actions
+}
+
+fn answer(
+    state: &mut ChannelState,
+    message: &ChatMessage,
+    folded: &str,
+    level: Level,
+    now_ms: u64,
+) -> Vec<Action> {
+    let builtin = builtin::answer(message);
+    if !builtin.is_empty() {
+        return builtin;
+    }
+    if let Some(actions) = commands::manage(state, message, level, now_ms) {
+        return actions;
+    }
+    if let Some(actions) = commands::run_custom(state, message, level, now_ms) {
+        return actions;
+    }
+    keywords::respond(state, message, folded, level, now_ms)
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub outbound_queued: Gauge,
     /// Moderation actions with no moderation backend configured (counted, not executed).
     pub moderation_not_configured: Family<Labels, Counter>,
+    /// Actions that rules in shadow mode would have taken, by rule.
+    pub shadow_actions: Family<Labels, Counter>,
     /// Seconds from a message's arrival to its reply being written to the connection.
     pub reply_latency: Histogram,
     /// The same in microseconds, for summaries (demo, bench).
@@ -72,6 +74,7 @@ impl Metrics {
             outbound_deduplicated: Counter::default(),
             outbound_queued: Gauge::default(),
             moderation_not_configured: Family::default(),
+            shadow_actions: Family::default(),
             reply_latency: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             reply_latency_us: Mutex::new(new_latency_histogram()),
             registry: Registry::default(),
@@ -150,6 +153,11 @@ impl Metrics {
             "moderation_not_configured",
             "Moderation actions dropped because no moderation backend is configured",
             m.moderation_not_configured.clone(),
+        );
+        registry.register(
+            "shadow_actions",
+            "Actions rules in shadow mode would have taken (not carried out), by rule",
+            m.shadow_actions.clone(),
         );
         registry.register(
             "reply_latency_seconds",

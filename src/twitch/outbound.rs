@@ -91,6 +91,8 @@ impl ActionSink for TwitchOutbound {
             Action::Delete { .. } => return self.not_configured("delete"),
             Action::Timeout { .. } => return self.not_configured("timeout"),
             Action::Ban { .. } => return self.not_configured("ban"),
+            Action::Unban { .. } => return self.not_configured("unban"),
+            Action::Shadow { rule, would } => return self.shadow(&event.channel, &rule, &would),
         };
         let pending = Pending {
             channel: Arc::clone(&event.channel),
@@ -108,6 +110,15 @@ impl ActionSink for TwitchOutbound {
 }
 
 impl TwitchOutbound {
+    /// A rule in shadow mode: counted and logged, never carried out.
+    fn shadow(&self, channel: &str, rule: &str, would: &Action) {
+        self.metrics
+            .shadow_actions
+            .get_or_create(&vec![("rule", rule.to_string())])
+            .inc();
+        tracing::info!(channel, rule, would = ?would, "shadow rule matched (not acted on)");
+    }
+
     fn not_configured(&self, action: &str) {
         self.metrics
             .moderation_not_configured

@@ -1,0 +1,624 @@
+//! Channel rules: the configuration a channel's owners write (TOML or JSON) and moderators
+//! edit from chat.
+//!
+//! [`ChannelRules`] is plain data (serde in and out). [`ChannelRules::validate`] checks every
+//! item and names the item and the fault in its [`RuleError`]; the engine never runs rules that
+//! did not validate. Everything is bounded: counts of items, pattern lengths, regex program
+//! sizes (the `regex` crate is linear-time; a pattern whose compiled program exceeds
+//! [`REGEX_SIZE_LIMIT`] is refused), durations.
+
+use regex::{Regex, RegexBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::roles::Level;
+use super::template::Template;
+
+/// Largest compiled program one regex may have, in bytes.
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// Longest pattern (phrase or regex) accepted, in characters.
+pub const MAX_PATTERN_CHARS: usize = 500;
+/// Longest timeout Twitch accepts (two weeks), in seconds.
+pub const MAX_TIMEOUT_S: u64 = 1_209_600;
+const MAX_COMMANDS: usize = 1000;
+const MAX_KEYWORDS: usize = 200;
+const MAX_TIMERS: usize = 100;
+const MAX_FILTERS: usize = 100;
+const MAX_PHRASES: usize = 5000;
+const MAX_REGULARS: usize = 10_000;
+const MAX_COOLDOWN_S: u64 = 86_400;
+/// Commands the engine answers itself; custom commands may not take these names.
+pub const RESERVED_COMMANDS: &[&str] = &[
+    "!ping",
+    "!echo",
+    "!addcom",
+    "!editcom",
+    "!delcom",
+    "!permit",
+    "!filters",
+    "!nuke",
+    "!nukeundo",
+];
+
+/// A rule that does not validate: which item, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item}: {fault}")]
+pub struct RuleError {
+    pub item: String,
+    pub fault: String,
+}
+
+fn fault(item: impl Into<String>, fault: impl Into<String>) -> RuleError {
+    RuleError {
+        item: item.into(),
+        fault: fault.into(),
+    }
+}
+
+/// A moderation action as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModAction {
+    #[default]
+    Delete,
+    /// Timeout for this many seconds.
+    Timeout(u64),
+    Ban,
+}
+
+impl ModAction {
+    /// Orders actions by harshness: ban > longer timeout > shorter timeout > delete.
+    pub fn severity(self) -> (u8, u64) {
+        match self {
+            ModAction::Delete => (1, 0),
+            ModAction::Timeout(s) => (2, s),
+            ModAction::Ban => (3, 0),
+        }
+    }
+}
+
+/// How a command or keyword response is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseKind {
+    /// A plain message.
+    #[default]
+    Say,
+    /// A threaded reply to the triggering message.
+    Reply,
+    /// A plain message starting with `@user`.
+    Mention,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Everything a channel configures.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelRules {
+    /// Logins the channel trusts (level `regular`, between subscriber and VIP).
+    pub regulars: Vec<String>,
+    pub commands: Vec<CommandRule>,
+    pub keywords: Vec<KeywordRule>,
+    pub timers: Vec<TimerRule>,
+    pub filters: Vec<FilterRule>,
+    pub nuke: NukeSettings,
+}
+
+/// A custom command such as `!discord`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRule {
+    /// Name including the prefix, e.g. `!discord`; matched case-insensitively.
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Response template.
+    pub response: String,
+    #[serde(default)]
+    pub response_type: ResponseKind,
+    /// Lowest level allowed to use it.
+    #[serde(default)]
+    pub level: Level,
+    #[serde(default)]
+    pub global_cooldown_s: u64,
+    #[serde(default)]
+    pub user_cooldown_s: u64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// A response to message content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeywordRule {
+    pub name: String,
+    /// Phrase groups: every phrase of a group must occur; any one group suffices.
+    #[serde(default)]
+    pub groups: Vec<Vec<String>>,
+    /// A regex that also triggers it (in addition to the groups).
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub case_sensitive: bool,
+    pub response: String,
+    #[serde(default)]
+    pub response_type: ResponseKind,
+    #[serde(default)]
+    pub level: Level,
+    #[serde(default)]
+    pub global_cooldown_s: u64,
+    #[serde(default)]
+    pub user_cooldown_s: u64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// A message posted every `interval_s` if at least `min_lines` chat lines passed since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerRule {
+    pub name: String,
+    pub message: String,
+    pub interval_s: u64,
+    #[serde(default)]
+    pub min_lines: u64,
+    #[serde(default)]
+    pub online_only: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// What a moderation filter looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterKind {
+    Caps,
+    Links,
+    Symbols,
+    Emotes,
+    Repetition,
+    Length,
+    Zalgo,
+    BannedPhrases,
+}
+
+/// How a banned phrase is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhraseKind {
+    /// A substring.
+    #[default]
+    Plain,
+    /// A substring where `*` stands for any run of characters.
+    Wildcard,
+    /// A regex (linear-time `regex` syntax), matched on folded text; `\b` is an ASCII word
+    /// boundary there.
+    Regex,
+}
+
+/// One banned phrase. Matching is on folded text (case, accents, zalgo, look-alikes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BannedPhrase {
+    pub pattern: String,
+    #[serde(default)]
+    pub kind: PhraseKind,
+    /// Overrides the filter's action for this phrase.
+    #[serde(default)]
+    pub action: Option<ModAction>,
+    /// The phrase stops applying at this time (ms since the epoch).
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+    #[serde(default)]
+    pub online_only: bool,
+    #[serde(default)]
+    pub offline_only: bool,
+}
+
+/// A moderation filter: what it detects (`kind` and its parameters) and what it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterRule {
+    pub name: String,
+    pub kind: FilterKind,
+    /// caps, symbols: messages with fewer counted characters are ignored.
+    #[serde(default)]
+    pub min_length: usize,
+    /// caps, symbols: largest allowed share (0..=1) of upper-case letters / symbols.
+    #[serde(default = "default_share")]
+    pub max_share: f64,
+    /// emotes: most emotes allowed; zalgo: most combining marks allowed.
+    #[serde(default)]
+    pub max_count: usize,
+    /// repetition: most times one word may appear (0 = not checked).
+    #[serde(default)]
+    pub max_word_repeats: usize,
+    /// repetition: longest run of one character (0 = not checked).
+    #[serde(default)]
+    pub max_char_run: usize,
+    /// length: most characters allowed.
+    #[serde(default)]
+    pub max_length: usize,
+    /// links: domains allowed (subdomains included).
+    #[serde(default)]
+    pub allow_domains: Vec<String>,
+    /// banned_phrases: the phrases.
+    #[serde(default)]
+    pub phrases: Vec<BannedPhrase>,
+    /// Users at this level or above are exempt.
+    #[serde(default = "default_exempt")]
+    pub exempt: Level,
+    #[serde(default)]
+    pub action: ModAction,
+    /// First offence gets `warning_action`; another within `warning_expiry_s` gets `action`.
+    #[serde(default)]
+    pub warning_first: bool,
+    #[serde(default)]
+    pub warning_action: ModAction,
+    #[serde(default = "default_warning_expiry")]
+    pub warning_expiry_s: u64,
+    /// Template posted when the filter acts (unless `silent`).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Template posted on a warning (falls back to `message`).
+    #[serde(default)]
+    pub warning_message: Option<String>,
+    #[serde(default)]
+    pub silent: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+fn default_share() -> f64 {
+    0.7
+}
+
+fn default_exempt() -> Level {
+    Level::Moderator
+}
+
+fn default_warning_expiry() -> u64 {
+    600
+}
+
+/// Defaults and limits of `!nuke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NukeSettings {
+    /// How long a nuke keeps acting on new matching messages, in seconds.
+    pub window_s: u64,
+    /// Scrollback searched when the command gives none, in seconds (at most 600).
+    pub default_scrollback_s: u64,
+    pub default_action: ModAction,
+    /// Users at this level or above are never nuked.
+    pub exempt: Level,
+}
+
+impl Default for NukeSettings {
+    fn default() -> Self {
+        Self {
+            window_s: 120,
+            default_scrollback_s: 60,
+            default_action: ModAction::Timeout(60),
+            exempt: Level::Vip,
+        }
+    }
+}
+
+/// Compiles `pattern` as a case-insensitive (unless told) regex within the size limit.
+pub fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+    if pattern.chars().count() > MAX_PATTERN_CHARS {
+        return Err(format!(
+            "pattern longer than {MAX_PATTERN_CHARS} characters"
+        ));
+    }
+    RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => format!(
+                "regex is too large (compiled program over {REGEX_SIZE_LIMIT} bytes); simplify it"
+            ),
+            other => format!("invalid regex: {other}"),
+        })
+}
+
+/// Rewrites `\b` and `\B` as ASCII word boundaries. Used for patterns matched on folded text
+/// (mostly ASCII), which keeps the regex crate on its fast DFA instead of its PikeVM even when
+/// a message holds emoji or other non-ASCII characters.
+pub fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The regex source (for folded text) of a wildcard phrase: `*` is any run of characters.
+pub fn wildcard_to_regex(folded: &str) -> String {
+    folded
+        .split('*')
+        .map(regex::escape)
+        .collect::<Vec<_>>()
+        .join(".*")
+}
+
+impl ChannelRules {
+    /// Checks every item; the error names the first bad item and its fault.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        self.validate_except_filters()?;
+        self.filters.iter().try_for_each(validate_filter)?;
+        unique(self.filters.iter().map(|f| &f.name), "filter")
+    }
+
+    /// [`ChannelRules::validate`] without the (already validated, unchanged) filters.
+    pub fn validate_except_filters(&self) -> Result<(), RuleError> {
+        self.validate_counts()?;
+        for login in &self.regulars {
+            if login.is_empty() || login.contains(char::is_whitespace) {
+                return Err(fault(format!("regular '{login}'"), "must be one login"));
+            }
+        }
+        self.validate_commands()?;
+        self.keywords.iter().try_for_each(validate_keyword)?;
+        self.timers.iter().try_for_each(validate_timer)?;
+        unique(self.keywords.iter().map(|k| &k.name), "keyword")?;
+        unique(self.timers.iter().map(|t| &t.name), "timer")?;
+        validate_nuke(&self.nuke)
+    }
+
+    fn validate_counts(&self) -> Result<(), RuleError> {
+        let phrases: usize = self.filters.iter().map(|f| f.phrases.len()).sum();
+        let counts = [
+            ("commands", self.commands.len(), MAX_COMMANDS),
+            ("keywords", self.keywords.len(), MAX_KEYWORDS),
+            ("timers", self.timers.len(), MAX_TIMERS),
+            ("filters", self.filters.len(), MAX_FILTERS),
+            ("banned phrases", phrases, MAX_PHRASES),
+            ("regulars", self.regulars.len(), MAX_REGULARS),
+        ];
+        for (item, count, max) in counts {
+            if count > max {
+                return Err(fault(item, format!("{count} given, at most {max} allowed")));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_commands(&self) -> Result<(), RuleError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for command in &self.commands {
+            validate_command(command)?;
+            for name in std::iter::once(&command.name).chain(&command.aliases) {
+                if !seen.insert(name.to_lowercase()) {
+                    let item = format!("command '{}'", command.name);
+                    return Err(fault(item, format!("name '{name}' is used twice")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unique<'a>(names: impl Iterator<Item = &'a String>, what: &str) -> Result<(), RuleError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        if name.trim().is_empty() {
+            return Err(fault(what, "has an empty name"));
+        }
+        if !seen.insert(name.to_lowercase()) {
+            return Err(fault(format!("{what} '{name}'"), "name is used twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a command name such as `!discord`.
+pub fn validate_command_name(name: &str) -> Result<(), String> {
+    let len = name.chars().count();
+    if !name.starts_with('!') || !(2..=32).contains(&len) || name.contains(char::is_whitespace) {
+        return Err("name must be '!' followed by 1 to 31 non-space characters".into());
+    }
+    if RESERVED_COMMANDS.contains(&name.to_lowercase().as_str()) {
+        return Err("name is a built-in command".into());
+    }
+    Ok(())
+}
+
+fn validate_command(command: &CommandRule) -> Result<(), RuleError> {
+    let item = format!("command '{}'", command.name);
+    for name in std::iter::once(&command.name).chain(&command.aliases) {
+        validate_command_name(name).map_err(|e| fault(&item, format!("{name}: {e}")))?;
+    }
+    check_template(&item, "response", &command.response)?;
+    check_cooldowns(&item, command.global_cooldown_s, command.user_cooldown_s)
+}
+
+fn check_template(item: &str, field: &str, source: &str) -> Result<(), RuleError> {
+    Template::parse(source)
+        .map(|_| ())
+        .map_err(|e| fault(item, format!("{field} template {e}")))
+}
+
+fn check_cooldowns(item: &str, global: u64, user: u64) -> Result<(), RuleError> {
+    if global > MAX_COOLDOWN_S || user > MAX_COOLDOWN_S {
+        return Err(fault(
+            item,
+            format!("cooldowns are at most {MAX_COOLDOWN_S} s"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_keyword(keyword: &KeywordRule) -> Result<(), RuleError> {
+    let item = format!("keyword '{}'", keyword.name);
+    if keyword.groups.is_empty() && keyword.regex.is_none() {
+        return Err(fault(&item, "needs at least one phrase group or a regex"));
+    }
+    for group in &keyword.groups {
+        if group.is_empty() || group.iter().any(|p| p.trim().is_empty()) {
+            return Err(fault(&item, "phrase groups must hold non-empty phrases"));
+        }
+        if group.iter().any(|p| p.chars().count() > MAX_PATTERN_CHARS) {
+            return Err(fault(&item, "a phrase is longer than 500 characters"));
+        }
+    }
+    if let Some(pattern) = &keyword.regex {
+        build_regex(pattern, !keyword.case_sensitive).map_err(|e| fault(&item, e))?;
+    }
+    check_template(&item, "response", &keyword.response)?;
+    check_cooldowns(&item, keyword.global_cooldown_s, keyword.user_cooldown_s)
+}
+
+fn validate_timer(timer: &TimerRule) -> Result<(), RuleError> {
+    let item = format!("timer '{}'", timer.name);
+    if !(1..=MAX_COOLDOWN_S).contains(&timer.interval_s) {
+        return Err(fault(&item, "interval_s must be 1 to 86400"));
+    }
+    check_template(&item, "message", &timer.message)
+}
+
+fn validate_action(item: &str, action: ModAction) -> Result<(), RuleError> {
+    match action {
+        ModAction::Timeout(s) if !(1..=MAX_TIMEOUT_S).contains(&s) => Err(fault(
+            item,
+            format!("timeout of {s} s is outside 1 to {MAX_TIMEOUT_S}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_filter(filter: &FilterRule) -> Result<(), RuleError> {
+    let item = format!("filter '{}'", filter.name);
+    validate_action(&item, filter.action)?;
+    validate_action(&item, filter.warning_action)?;
+    if filter.warning_expiry_s > MAX_COOLDOWN_S {
+        return Err(fault(&item, "warning_expiry_s is at most 86400"));
+    }
+    for (field, source) in [
+        ("message", &filter.message),
+        ("warning_message", &filter.warning_message),
+    ] {
+        if let Some(source) = source {
+            check_template(&item, field, source)?;
+        }
+    }
+    validate_filter_params(&item, filter)
+}
+
+fn validate_filter_params(item: &str, filter: &FilterRule) -> Result<(), RuleError> {
+    let bad = match filter.kind {
+        FilterKind::Caps | FilterKind::Symbols
+            if !(filter.max_share > 0.0 && filter.max_share <= 1.0) =>
+        {
+            Some("max_share must be above 0 and at most 1")
+        }
+        FilterKind::Repetition if filter.max_word_repeats == 0 && filter.max_char_run == 0 => {
+            Some("set max_word_repeats and/or max_char_run")
+        }
+        FilterKind::Length if filter.max_length == 0 => Some("max_length must be at least 1"),
+        FilterKind::BannedPhrases if filter.phrases.is_empty() => Some("phrases is empty"),
+        FilterKind::Links => {
+            return filter
+                .allow_domains
+                .iter()
+                .try_for_each(|d| check_domain(item, d));
+        }
+        FilterKind::BannedPhrases => {
+            return filter
+                .phrases
+                .iter()
+                .try_for_each(|p| validate_phrase(item, p));
+        }
+        _ => None,
+    };
+    bad.map_or(Ok(()), |fault_text| Err(fault(item, fault_text)))
+}
+
+fn check_domain(item: &str, domain: &str) -> Result<(), RuleError> {
+    if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(fault(
+            item,
+            format!("allowed domain '{domain}' must be a bare host name"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_phrase(item: &str, phrase: &BannedPhrase) -> Result<(), RuleError> {
+    let item = format!("{item} phrase '{}'", phrase.pattern);
+    if phrase.pattern.trim().is_empty() || phrase.pattern.chars().all(|c| c == '*') {
+        return Err(fault(item, "pattern is empty"));
+    }
+    if phrase.online_only && phrase.offline_only {
+        return Err(fault(item, "cannot be both online_only and offline_only"));
+    }
+    if let Some(action) = phrase.action {
+        validate_action(&item, action)?;
+    }
+    match phrase.kind {
+        PhraseKind::Regex => build_regex(&ascii_word_boundaries(&phrase.pattern), true).map(|_| ()),
+        PhraseKind::Wildcard => build_regex(&wildcard_to_regex(&phrase.pattern), true).map(|_| ()),
+        PhraseKind::Plain if phrase.pattern.chars().count() > MAX_PATTERN_CHARS => {
+            Err("pattern longer than 500 characters".to_string())
+        }
+        PhraseKind::Plain => Ok(()),
+    }
+    .map_err(|e| fault(item, e))
+}
+
+fn validate_nuke(nuke: &NukeSettings) -> Result<(), RuleError> {
+    if nuke.default_scrollback_s > 600 || nuke.window_s > 3600 {
+        return Err(fault(
+            "nuke",
+            "default_scrollback_s is at most 600 and window_s at most 3600",
+        ));
+    }
+    validate_action("nuke", nuke.default_action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_boundaries_become_ascii_and_other_escapes_stay() {
+        let table = [
+            (r"\bfoo\b", r"(?-u:\b)foo(?-u:\b)"),
+            (r"a\Bb", r"a(?-u:\B)b"),
+            (r"\\b", r"\\b"),
+            (r"\d+\.", r"\d+\."),
+            ("trailing\\", "trailing\\"),
+        ];
+        for (input, want) in table {
+            assert_eq!(ascii_word_boundaries(input), want, "{input}");
+        }
+        let re = build_regex(&ascii_word_boundaries(r"\bspam\b"), true).expect("regex");
+        assert!(re.is_match("🙂 spam 🙂") && re.is_match("spam!") && !re.is_match("spammer"));
+        assert_eq!(wildcard_to_regex("buy*views"), "buy.*views");
+    }
+}
