@@ -22,11 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::supervisor::{DrainReport, SupervisorArgs};
 use crate::actors::{
-    ChannelContext, ChannelKey, ChannelRegistry, ChannelStatus, JoinOutcome, ProcessedTap,
-    Supervisor, SupervisorMsg,
+    ChannelContext, ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome,
+    ProcessedTap, RulesBook, Supervisor, SupervisorMsg,
 };
 use crate::config::{is_login, Config, Secret};
-use crate::engine::{ChatHandler, Engine};
+use crate::engine::{ChannelRules, ChatHandler, Engine};
 use crate::obs::Metrics;
 use crate::router::Router;
 use crate::twitch::{OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
@@ -52,6 +52,7 @@ impl Default for ServiceOptions {
 /// What the HTTP layer and the CLI need from a running service.
 pub struct Core {
     pub config: Config,
+    pub rules: Arc<RulesBook>,
     pub registry: Arc<ChannelRegistry>,
     pub metrics: Arc<Metrics>,
     pub twitch: TwitchClient,
@@ -108,6 +109,30 @@ impl Core {
         .map_err(|e| format!("supervisor did not answer: {e}"))
     }
 
+    /// Replaces a channel's rules after validating them; a running channel picks them up at
+    /// once (its actor compiles them), others when they start.
+    pub async fn set_rules(&self, login: &str, rules: ChannelRules) -> Result<(), String> {
+        rules.validate().map_err(|e| e.to_string())?;
+        let rules = Arc::new(rules);
+        let actor = self
+            .registry
+            .get(&ChannelKey::twitch(login))
+            .and_then(|c| c.actor());
+        match actor {
+            Some(actor) => ractor::call_t!(
+                actor,
+                ChannelMsg::SetRules,
+                ADMIN_CALL_TIMEOUT.as_millis() as u64,
+                rules
+            )
+            .map_err(|e| format!("channel actor did not answer: {e}"))?,
+            None => {
+                self.rules.set(login, rules);
+                Ok(())
+            }
+        }
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
@@ -148,9 +173,24 @@ impl Core {
     }
 }
 
+/// Sends timer ticks to the channels whose rules have timers (at most one pending each).
+async fn run_ticker(registry: Arc<ChannelRegistry>, every: Duration, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = interval.tick() => {
+                registry.for_each(|channel| channel.tick());
+            }
+        }
+    }
+}
+
 /// A running service.
 pub struct Service {
     core: Arc<Core>,
+    ticker_stop: CancellationToken,
     http_addr: SocketAddr,
     stops: TwitchStops,
     outbound_drain: CancellationToken,
@@ -200,10 +240,15 @@ impl Service {
             outbound_drain.clone(),
             Duration::from_millis(config.supervisor.drain_timeout_ms),
         );
+        let rules = match config.engine.rules_dir() {
+            Some(dir) => RulesBook::load_dir(dir).map_err(|e| anyhow::anyhow!(e))?,
+            None => RulesBook::new(),
+        };
         let context = ChannelContext {
             handler: options.handler,
             sink: Arc::new(outbound),
             tap: options.tap,
+            rules: Arc::clone(&rules),
         };
         let (supervisor, supervisor_task) = Actor::spawn(
             None,
@@ -217,8 +262,15 @@ impl Service {
         )
         .await
         .map_err(|e| anyhow::anyhow!("starting the supervisor: {e}"))?;
+        let ticker_stop = CancellationToken::new();
+        tokio::spawn(run_ticker(
+            Arc::clone(&registry),
+            Duration::from_millis(config.engine.tick_interval_ms),
+            ticker_stop.clone(),
+        ));
         let core = Arc::new(Core {
             config: config.clone(),
+            rules,
             registry,
             metrics,
             twitch,
@@ -236,6 +288,7 @@ impl Service {
         tracing::info!(%http_addr, "HTTP endpoints listening");
         Ok(Service {
             core,
+            ticker_stop,
             http_addr,
             stops,
             outbound_drain,
@@ -275,6 +328,7 @@ impl Service {
         let core = &self.core;
         core.shutting_down.store(true, Ordering::Release);
         self.stops.intake.cancel();
+        self.ticker_stop.cancel();
         let deadline = Duration::from_millis(core.config.supervisor.drain_timeout_ms);
         let drain = ractor::call_t!(
             core.supervisor,

@@ -8,12 +8,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::atomic::Ordering;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::delivery::Delivery;
 use super::registry::{ChannelShared, ChannelStatus};
+use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
-use crate::engine::{ChannelState, ChatHandler};
+use crate::engine::{ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind};
 
 /// Handling that took at least this long is followed by a yield to the scheduler.
 const SLOW_HANDLING: Duration = Duration::from_micros(500);
@@ -28,6 +31,10 @@ pub enum ChannelMsg {
     Deliver(Delivery),
     /// Handle any orphans waiting for this actor.
     Wake,
+    /// A timer tick (sent only to channels with timers, at most one pending).
+    Tick,
+    /// Replace the channel's rules (admin API); replies with the validation error, if any.
+    SetRules(Arc<ChannelRules>, RpcReplyPort<Result<(), String>>),
 }
 
 /// What every channel actor of a service shares: the engine and where its output goes.
@@ -36,6 +43,7 @@ pub struct ChannelContext {
     pub handler: Arc<dyn ChatHandler>,
     pub sink: Arc<dyn ActionSink>,
     pub tap: Option<Arc<dyn ProcessedTap>>,
+    pub rules: Arc<RulesBook>,
 }
 
 impl std::fmt::Debug for ChannelContext {
@@ -67,11 +75,22 @@ impl Actor for ChannelActor {
         _myself: ActorRef<Self::Msg>,
         args: ChannelArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(ChannelActorState {
-            engine: ChannelState::new(args.shared.key.name.as_ref()),
+        let name = args.shared.key.name.to_string();
+        let rules = args.context.rules.get(&name);
+        // Rules in the book were validated when they went in; should they still fail to compile,
+        // the channel runs the built-ins and says why rather than not running at all.
+        let engine = ChannelState::with_rules(name.clone(), (*rules).clone()).unwrap_or_else(|e| {
+            args.shared
+                .set_last_error(format!("rules refused, running built-ins only: {e}"));
+            ChannelState::new(name)
+        });
+        let state = ChannelActorState {
+            engine,
             shared: args.shared,
             context: args.context,
-        })
+        };
+        state.note_rules();
+        Ok(state)
     }
 
     async fn post_start(
@@ -107,8 +126,59 @@ impl Actor for ChannelActor {
                 }
             }
             ChannelMsg::Wake => handle_orphans_before(state, u64::MAX),
+            ChannelMsg::Tick => handle_tick(state),
+            ChannelMsg::SetRules(rules, reply) => {
+                let result = state
+                    .engine
+                    .set_rules((*rules).clone())
+                    .map_err(|e| e.to_string());
+                if result.is_ok() {
+                    state
+                        .context
+                        .rules
+                        .set(&state.engine.channel, Arc::clone(&state.engine.rules));
+                    state.note_rules();
+                }
+                let _ = reply.send(result);
+            }
         }
         Ok(())
+    }
+}
+
+impl ChannelActorState {
+    /// Publishes what the scheduler needs to know about the current rules.
+    fn note_rules(&self) {
+        self.shared
+            .wants_ticks
+            .store(!self.engine.rules.timers.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Moderators edit rules from chat (`!addcom`...): keep the book current, so a restarted
+    /// actor and the admin API see the edit.
+    fn write_back_rules(&self, before: &Arc<ChannelRules>) {
+        if !Arc::ptr_eq(before, &self.engine.rules) {
+            self.context
+                .rules
+                .set(&self.engine.channel, Arc::clone(&self.engine.rules));
+            self.note_rules();
+        }
+    }
+}
+
+fn handle_tick(state: &mut ChannelActorState) {
+    state.shared.tick_pending.store(false, Ordering::Relaxed);
+    let event = ChatEvent {
+        platform: state.shared.key.platform,
+        channel: Arc::clone(&state.shared.key.name),
+        kind: EventKind::Tick,
+    };
+    let actions = state
+        .context
+        .handler
+        .handle(&mut state.engine, &event, SystemTime::now());
+    for action in actions {
+        state.context.sink.submit(&event, action, None);
     }
 }
 
@@ -124,10 +194,12 @@ fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) {
     let Some(event) = delivery.begin() else {
         return;
     };
+    let rules_before = Arc::clone(&state.engine.rules);
     let actions = state
         .context
         .handler
         .handle(&mut state.engine, event, SystemTime::now());
+    state.write_back_rules(&rules_before);
     for action in actions {
         state.context.sink.submit(event, action, received_at);
     }

@@ -5,6 +5,7 @@
 //! - [`channel`]: the `ChannelActor`, sole owner of one channel's engine state.
 //! - [`registry`]: per-channel shared data (admission gate, counters, status) that outlives
 //!   any one actor.
+//! - [`rules_book`]: each channel's engine rules, loaded from files and edited at run time.
 //! - [`delivery`]: one admitted message, accounted for however it ends.
 //!
 //! Output leaves through two seams: [`ActionSink`] (the transport's outbound side) and the
@@ -13,10 +14,12 @@
 pub mod channel;
 pub mod delivery;
 pub mod registry;
+pub mod rules_book;
 pub mod supervisor;
 
 pub use channel::{ChannelContext, ChannelMsg};
 pub use registry::{ChannelKey, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
+pub use rules_book::RulesBook;
 pub use supervisor::{JoinOutcome, Supervisor, SupervisorMsg};
 
 use std::time::Instant;

@@ -7,7 +7,7 @@
 //! actor picks up where the failed one stopped.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use dashmap::DashMap;
@@ -160,6 +160,10 @@ pub struct ChannelShared {
     /// Messages in the waiting line or being delivered from it. While it is above zero, new
     /// messages queue behind them, so order holds.
     pub(crate) waiting: AtomicUsize,
+    /// The channel's rules have timers: the ticker sends it ticks.
+    pub wants_ticks: AtomicBool,
+    /// A tick is in the mailbox; no second one is sent until it is handled.
+    pub tick_pending: AtomicBool,
 }
 
 impl ChannelShared {
@@ -177,6 +181,8 @@ impl ChannelShared {
             orphan_count: AtomicUsize::new(0),
             waiting_line: Mutex::new(None),
             waiting: AtomicUsize::new(0),
+            wants_ticks: AtomicBool::new(false),
+            tick_pending: AtomicBool::new(false),
         })
     }
 
@@ -191,6 +197,21 @@ impl ChannelShared {
     /// Messages admitted and not yet finished (mailbox, handler, or waiting for a restart).
     pub fn in_flight(&self) -> u64 {
         (self.capacity as u64).saturating_sub(self.gate.available_permits() as u64)
+    }
+
+    /// Sends a timer tick unless one is already pending or the channel has no timers.
+    pub fn tick(&self) {
+        if !self.wants_ticks.load(Ordering::Relaxed)
+            || self.tick_pending.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let sent = self
+            .actor()
+            .is_some_and(|a| a.send_message(ChannelMsg::Tick).is_ok());
+        if !sent {
+            self.tick_pending.store(false, Ordering::Release);
+        }
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -286,6 +307,14 @@ impl ChannelRegistry {
             .collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
+    }
+
+    /// Calls `f` on every channel, in no particular order, without collecting them.
+    /// `f` must not touch the registry itself.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<ChannelShared>)) {
+        for entry in self.channels.iter() {
+            f(entry.value());
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -30,6 +30,7 @@ pub struct Config {
     pub admission: AdmissionConfig,
     pub supervisor: SupervisorConfig,
     pub http: HttpConfig,
+    pub engine: EngineConfig,
     /// Secrets, filled from env or files by [`Config::load`]; never (de)serialized.
     #[serde(skip)]
     pub secrets: Secrets,
@@ -232,6 +233,31 @@ impl Default for HttpConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Folder of per-channel rules files, `<channel>.toml` each (see `config/channels/`).
+    /// Channels without a file run the built-in commands only. Empty = none.
+    pub rules_dir: String,
+    /// Milliseconds between timer ticks sent to channels that have timers.
+    pub tick_interval_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            rules_dir: String::new(),
+            tick_interval_ms: 1_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn rules_dir(&self) -> Option<&Path> {
+        (!self.rules_dir.is_empty()).then(|| Path::new(&self.rules_dir))
+    }
+}
+
 /// A configuration problem, naming the key and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -376,6 +402,15 @@ impl Config {
         }
         positive("supervisor.restart_window_ms", sv.restart_window_ms)?;
         positive("supervisor.drain_timeout_ms", sv.drain_timeout_ms)?;
+        positive("engine.tick_interval_ms", self.engine.tick_interval_ms)?;
+        if let Some(dir) = self.engine.rules_dir() {
+            crate::actors::rules_book::RulesBook::load_dir(dir).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "engine.rules_dir".to_string(),
+                    reason,
+                }
+            })?;
+        }
         Ok(())
     }
 

@@ -8,6 +8,8 @@
 //! | `GET /v1/channels` | - | JSON: one entry per channel |
 //! | `POST /v1/channels/{login}` | bearer | join (or revive a failed channel) |
 //! | `DELETE /v1/channels/{login}` | bearer | part |
+//! | `GET /v1/channels/{login}/rules` | bearer | the channel's rules |
+//! | `GET/PUT/DELETE /v1/channels/{login}/{commands,keywords,timers,filters}/{name}` | bearer | one rule (see [`rules`]) |
 //!
 //! The admin token is compared in constant time ([`subtle`]); without a configured token the
 //! admin routes refuse every request.
@@ -27,6 +29,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+mod rules;
 
 use crate::actors::{JoinOutcome, ShedReason};
 use crate::service::Core;
@@ -56,6 +60,13 @@ pub fn routes(core: Arc<Core>) -> Router {
         .route(
             "/v1/channels/{login}",
             post(join_channel).delete(part_channel),
+        )
+        .route("/v1/channels/{login}/rules", get(rules::get_rules))
+        .route(
+            "/v1/channels/{login}/{kind}/{name}",
+            get(rules::get_item)
+                .put(rules::put_item)
+                .delete(rules::delete_item),
         )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&core),
@@ -169,7 +180,7 @@ async fn part_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) 
     }
 }
 
-fn error_response(status: StatusCode, error: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 

@@ -1,0 +1,270 @@
+//! The engine inside the service: rules from `engine.rules_dir`, answered commands, timers
+//! driven by ticks, moderators' chat edits, and the admin API for rules.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use firehose::service::ServiceOptions;
+
+const RULES: &str = r#"
+[[commands]]
+name = "!discord"
+response = "Join the Discord, $(user): https://discord.gg/example"
+
+[[timers]]
+name = "hydrate"
+message = "Remember to drink water"
+interval_s = 1
+min_lines = 0
+"#;
+
+fn moderator_line(channel: &str, text: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "@badge-info=;badges=moderator/1;color=;display-name=Modder;emotes=;first-msg=0;flags=;id=mod-{now};mod=1;room-id=1;subscriber=0;tmi-sent-ts={now};turbo=0;user-id=999;user-type=mod :modder!modder@modder.tmi.twitch.tv PRIVMSG #{channel} :{text}"
+    )
+}
+
+fn said(sim: &firehose::sim::SimHandle, channel: &str, needle: &str) -> bool {
+    sim.received()
+        .iter()
+        .any(|m| m.channel == channel && m.text.contains(needle))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_files_drive_commands_timers_and_chat_edits() {
+    let sim = sim(2, |_| {}).await;
+    let channels = sim_channels(2);
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(format!("{}.toml", channels[0])), RULES).expect("write rules");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    config.engine.tick_interval_ms = 100;
+    let service = service(config, ServiceOptions::default()).await;
+
+    sim.send_privmsg(&channels[0], "viewer", "!discord")
+        .await
+        .expect("joined");
+    wait_until(
+        "the custom command is answered",
+        Duration::from_secs(5),
+        || said(&sim, &channels[0], "Join the Discord"),
+    )
+    .await;
+    wait_until("the timer fires", Duration::from_secs(5), || {
+        said(&sim, &channels[0], "Remember to drink water")
+    })
+    .await;
+    // The other channel has no rules file: no custom command, no timer.
+    sim.send_privmsg(&channels[1], "viewer", "!discord")
+        .await
+        .expect("joined");
+    sim.send_privmsg(&channels[1], "viewer", "!ping")
+        .await
+        .expect("joined");
+    wait_until(
+        "the built-in still answers there",
+        Duration::from_secs(5),
+        || said(&sim, &channels[1], "pong"),
+    )
+    .await;
+    assert!(!said(&sim, &channels[1], "Join the Discord"));
+    assert!(!said(&sim, &channels[1], "drink water"));
+
+    // A moderator adds a command from chat; it works, and the admin API sees it.
+    assert_eq!(
+        sim.inject_raw(&moderator_line(
+            &channels[0],
+            "!addcom !hello Hello there, $(user)!"
+        ))
+        .await,
+        1
+    );
+    wait_until(
+        "the rules book has the new command",
+        Duration::from_secs(5),
+        || {
+            service
+                .core()
+                .rules
+                .get(&channels[0])
+                .commands
+                .iter()
+                .any(|c| c.name == "!hello")
+        },
+    )
+    .await;
+    sim.send_privmsg(&channels[0], "viewer", "!hello")
+        .await
+        .expect("joined");
+    wait_until(
+        "the chat-added command answers",
+        Duration::from_secs(5),
+        || said(&sim, &channels[0], "Hello there,"),
+    )
+    .await;
+    let url = format!(
+        "http://{}/v1/channels/{}/commands/!hello",
+        service.http_addr(),
+        channels[0]
+    );
+    let item: serde_json::Value = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(item["response"], "Hello there, $(user)!");
+    service.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_edits_rules_with_clear_errors() {
+    let sim = sim(1, |_| {}).await;
+    let channels = sim_channels(1);
+    let channel = &channels[0];
+    let service = service(
+        config_for(sim.local_addr(), &channels),
+        ServiceOptions::default(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/v1/channels/{channel}", service.http_addr());
+
+    let unauthorized = http
+        .put(format!("{base}/commands/!so"))
+        .json(&serde_json::json!({"response": "x"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(unauthorized.status(), 401);
+
+    let created = http
+        .put(format!("{base}/commands/!so"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"response": "Go follow $(touser)!"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(created.status(), 201);
+    sim.send_privmsg(channel, "viewer", "!so @somebody")
+        .await
+        .expect("joined");
+    wait_until(
+        "the API-added command answers",
+        Duration::from_secs(5),
+        || said(&sim, channel, "Go follow somebody!"),
+    )
+    .await;
+
+    let replaced = http
+        .put(format!("{base}/commands/!so"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"name": "!so", "response": "Shout-out to $(touser)"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(replaced.status(), 200);
+
+    let bad_template = http
+        .put(format!("{base}/commands/!broken"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"response": "oops $(user"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(bad_template.status(), 400);
+    let error = bad_template
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["error"]
+        .to_string();
+    assert!(
+        error.contains("!broken"),
+        "the error names the command: {error}"
+    );
+
+    let unknown_field = http
+        .put(format!("{base}/keywords/hi"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"respnse": "typo"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(unknown_field.status(), 400);
+    assert!(unknown_field
+        .text()
+        .await
+        .expect("text")
+        .contains("respnse"));
+
+    let not_json = http
+        .put(format!("{base}/commands/!x"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body("{nope")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(not_json.status(), 400);
+    let mismatch = http
+        .put(format!("{base}/commands/!x"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"name": "!y", "response": "r"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(mismatch.status(), 400);
+    let unknown_kind = http
+        .get(format!("{base}/widgets/x"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unknown_kind.status(), 404);
+
+    let rules: serde_json::Value = http
+        .get(format!("{base}/rules"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let commands = rules["commands"].as_array().expect("commands");
+    assert_eq!(commands.len(), 1, "only the valid command went in: {rules}");
+    assert_eq!(commands[0]["response"], "Shout-out to $(touser)");
+
+    let deleted = http
+        .delete(format!("{base}/commands/!so"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 200);
+    let gone = http
+        .get(format!("{base}/commands/!so"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(gone.status(), 404);
+    let again = http
+        .delete(format!("{base}/commands/!so"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(again.status(), 404);
+    service.shutdown().await;
+    sim.shutdown().await;
+}
