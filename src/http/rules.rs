@@ -21,6 +21,15 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error_response;
+
+/// A refusal: status and message, rendered as `{"error": ...}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self.0, &self.1)
+    }
+}
 use crate::config::is_login;
 use crate::engine::ChannelRules;
 use crate::service::Core;
@@ -43,7 +52,7 @@ pub(super) async fn get_item(
 ) -> Response {
     let (rules, kind) = match current(&core, &login, &kind) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     match items(&rules, kind)
         .iter()
@@ -61,7 +70,7 @@ pub(super) async fn put_item(
 ) -> Response {
     let (mut rules, kind) = match current(&core, &login, &kind) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let mut item: Value = match serde_json::from_slice(&body) {
         Ok(item) => item,
@@ -89,7 +98,7 @@ pub(super) async fn put_item(
     }
     let list = match items_mut(&mut rules, kind) {
         Ok(list) => list,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let existed = match list.iter_mut().find(|i| i["name"] == name.as_str()) {
         Some(slot) => {
@@ -112,7 +121,7 @@ pub(super) async fn put_item(
             Json(json!({ "channel": login, kind: name, "created": true })),
         )
             .into_response(),
-        Err(response) => response,
+        Err(error) => error.into_response(),
     }
 }
 
@@ -122,11 +131,11 @@ pub(super) async fn delete_item(
 ) -> Response {
     let (mut rules, kind) = match current(&core, &login, &kind) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let list = match items_mut(&mut rules, kind) {
         Ok(list) => list,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let before = list.len();
     list.retain(|i| i["name"] != name.as_str());
@@ -135,25 +144,28 @@ pub(super) async fn delete_item(
     }
     match apply(&core, &login, rules).await {
         Ok(()) => Json(json!({ "channel": login, kind: name, "deleted": true })).into_response(),
-        Err(response) => response,
+        Err(error) => error.into_response(),
     }
 }
 
 /// The channel's rules as JSON, and the kind named in the path.
-fn current(core: &Core, login: &str, kind: &str) -> Result<(Value, &'static str), Response> {
+fn current(core: &Core, login: &str, kind: &str) -> Result<(Value, &'static str), ApiError> {
     if !is_login(login) {
-        return Err(bad_login(login));
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{login}` is not a channel login"),
+        ));
     }
     let Some(kind) = KINDS.iter().find(|k| **k == kind) else {
-        return Err(error_response(
+        return Err(ApiError(
             StatusCode::NOT_FOUND,
-            &format!("unknown rule kind `{kind}`; one of {}", KINDS.join(", ")),
+            format!("unknown rule kind `{kind}`; one of {}", KINDS.join(", ")),
         ));
     };
     let rules = serde_json::to_value(core.rules.get(login).as_ref()).map_err(|e| {
-        error_response(
+        ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("rules do not serialize: {e}"),
+            format!("rules do not serialize: {e}"),
         )
     })?;
     Ok((rules, kind))
@@ -163,22 +175,25 @@ fn items<'a>(rules: &'a Value, kind: &str) -> &'a [Value] {
     rules[kind].as_array().map_or(&[], Vec::as_slice)
 }
 
-fn items_mut<'a>(rules: &'a mut Value, kind: &str) -> Result<&'a mut Vec<Value>, Response> {
+fn items_mut<'a>(rules: &'a mut Value, kind: &str) -> Result<&'a mut Vec<Value>, ApiError> {
     if !rules[kind].is_array() {
         rules[kind] = Value::Array(Vec::new());
     }
-    rules[kind]
-        .as_array_mut()
-        .ok_or_else(|| error_response(StatusCode::INTERNAL_SERVER_ERROR, "rules are not an object"))
+    rules[kind].as_array_mut().ok_or_else(|| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rules are not an object".into(),
+        )
+    })
 }
 
 /// Checks the edited rules like a rules file and hands them to the channel.
-async fn apply(core: &Core, login: &str, rules: Value) -> Result<(), Response> {
+async fn apply(core: &Core, login: &str, rules: Value) -> Result<(), ApiError> {
     let rules: ChannelRules = serde_json::from_value(rules)
-        .map_err(|e| error_response(StatusCode::BAD_REQUEST, &format!("invalid rule: {e}")))?;
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
     core.set_rules(login, rules)
         .await
-        .map_err(|e| error_response(StatusCode::BAD_REQUEST, &format!("invalid rule: {e}")))
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))
 }
 
 fn bad_login(login: &str) -> Response {
