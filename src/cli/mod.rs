@@ -1,8 +1,10 @@
 //! The subcommands behind `firehose` (the binary only parses arguments and calls these).
 
 mod demo;
+mod replay;
 
 pub use demo::{demo, demo_config, run_demo, DemoArgs, DemoSummary};
+pub use replay::{replay, ReplayArgs};
 
 use std::net::SocketAddr;
 use std::path::Path;
