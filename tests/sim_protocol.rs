@@ -660,36 +660,3 @@ async fn standalone_runner_stops_after_its_duration() {
 
 /// Throughput of the generator with one draining client. Run with
 /// `cargo test --release --test sim_protocol -- --ignored --nocapture sim_throughput`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
-async fn sim_throughput() {
-    let config = SimConfig {
-        rate: 1_000_000.0,
-        limits: SendLimits::unlimited(),
-        ..SimConfig::with_channels(100)
-    };
-    let sim = start(config).await;
-    let mut client = Client::logged_in(&sim, "bot").await;
-    let names: Vec<String> = (0..20).map(|i| format!("sim{i:04}")).collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    client.join(&refs).await;
-    let reader = tokio::spawn(async move {
-        let mut count = 0u64;
-        while client.next_line().await.is_some() {
-            count += 1;
-        }
-        count
-    });
-    let before = sim.stats().privmsgs_sent;
-    let started = std::time::Instant::now();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let sent = sim.stats().privmsgs_sent - before;
-    let rate = sent as f64 / started.elapsed().as_secs_f64();
-    eprintln!(
-        "generator throughput: {rate:.0} PRIVMSG/s; {:?}",
-        sim.stats().generator_skipped
-    );
-    sim.shutdown().await;
-    let _ = reader.await;
-    assert!(rate > 1_000.0);
-}
