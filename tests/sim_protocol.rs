@@ -657,6 +657,3 @@ async fn standalone_runner_stops_after_its_duration() {
         .expect("stops in time");
     assert!(result.is_ok(), "{result:?}");
 }
-
-/// Throughput of the generator with one draining client. Run with
-/// `cargo test --release --test sim_protocol -- --ignored --nocapture sim_throughput`.
