@@ -391,3 +391,62 @@ async fn the_log_records_every_outcome_in_memory_and_in_the_file() {
     let after = s.moderator.submit(request(ban("12")));
     assert_eq!(after, Err(Refused::Closed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_logs_queued_actions_as_dropped() {
+    let s = start(|c| c.max_in_flight = 1);
+    s.fake.set_delay(Duration::from_millis(300));
+    for i in 0..4 {
+        s.moderator
+            .submit(request(delete(&format!("s{i}"))))
+            .unwrap();
+    }
+    wait_for(Duration::from_secs(5), "the first call", || {
+        !s.fake.requests().is_empty()
+    })
+    .await;
+    s.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), s.handle)
+        .await
+        .unwrap()
+        .unwrap();
+    let log = s.moderator.log();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(log.iter().filter(|e| e.outcome == "ok").count(), 1);
+    let dropped = log.iter().filter(|e| e.outcome == "dropped: shutdown");
+    assert_eq!(dropped.count(), 3);
+    let series = "firehose_helix_dropped_total{reason=\"shutdown\"}";
+    assert_eq!(metric(&s.registry, series), 3.0);
+    assert_eq!(metric(&s.registry, "firehose_helix_queue_depth"), 0.0);
+}
+
+/// The fake's checks are what make the exact-request test mean something: they must refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_refuses_malformed_requests() {
+    let fake = FakeHelix::start();
+    let http = reqwest::Client::new();
+    let base = fake.base_url();
+    let bans = format!("{base}/moderation/bans?broadcaster_id=1&moderator_id=2");
+    let send = |req: reqwest::RequestBuilder| async move {
+        req.header("Client-Id", FAKE_CLIENT_ID)
+            .bearer_auth(FAKE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let flat = json!({"user_id": "5"});
+    assert_eq!(send(http.post(&bans).json(&flat)).await, 400);
+    let zero = json!({"data": {"user_id": "5", "duration": 0}});
+    assert_eq!(send(http.post(&bans).json(&zero)).await, 400);
+    let chat = format!("{base}/moderation/chat?broadcaster_id=1&moderator_id=2");
+    assert_eq!(send(http.delete(&chat)).await, 400);
+    let no_auth = http.post(&bans).json(&json!({"data": {"user_id": "5"}}));
+    assert_eq!(no_auth.send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(fake.rejected().len(), 4, "{:?}", fake.rejected());
+    assert!(fake.requests().is_empty());
+    let good = json!({"data": {"user_id": "5", "duration": 60}});
+    assert_eq!(send(http.post(&bans).json(&good)).await, 200);
+    assert_eq!(fake.requests().len(), 1);
+}

@@ -7,6 +7,7 @@
 //! until `Ratelimit-Reset`. Every attempt costs a budget point. The token is only ever put in
 //! the `Authorization` header: it is never logged.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -135,6 +136,8 @@ pub struct Executor {
     max_retries: u32,
     retry_backoff: Duration,
     shutdown: CancellationToken,
+    /// Set by a 401, cleared by a success: the invalid-token error is logged once per spell.
+    token_refused: AtomicBool,
 }
 
 impl Executor {
@@ -165,6 +168,7 @@ impl Executor {
             max_retries: config.max_retries,
             retry_backoff: Duration::from_millis(config.retry_backoff_ms),
             shutdown,
+            token_refused: AtomicBool::new(false),
         }))
     }
 
@@ -224,16 +228,18 @@ impl Executor {
         let status = response.status();
         let headers = rate_headers(response.headers());
         self.budget.observe(headers);
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS && headers.reset.is_some() {
             self.budget
                 .pause_until(self.budget.reset_instant(headers.reset));
         }
         if status.is_success() {
+            self.token_refused.store(false, Ordering::Relaxed);
             return Attempt::Ok;
         }
         let verdict = classify(status, &error_message(response).await, kind);
-        if status == StatusCode::UNAUTHORIZED {
-            tracing::error!(client_id = %self.client_id, "Helix refused the moderation token (401): it is invalid, expired or lacks moderator scopes");
+        if status == StatusCode::UNAUTHORIZED && !self.token_refused.swap(true, Ordering::Relaxed) {
+            // Once until the next success, not once per action.
+            tracing::error!(client_id = %self.client_id, "Helix refused the moderation token (401): it is invalid, expired or lacks moderator scopes; moderation actions fail until it is replaced");
         }
         verdict
     }

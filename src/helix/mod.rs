@@ -134,20 +134,16 @@ impl HelixModerator {
         let job = Job::from_request(request).inspect_err(|refused| {
             inner.metrics.dropped(refused.reason());
         })?;
-        match inner.tx.try_send(job) {
-            Ok(()) => {
-                inner.metrics.queue_depth.inc();
-                Ok(())
-            }
-            Err(mpsc::error::TrySendError::Full(job)) => {
-                worker::record_dropped(&inner.log, &inner.metrics, &job, "queue_full");
-                Err(Refused::QueueFull)
-            }
-            Err(mpsc::error::TrySendError::Closed(job)) => {
-                worker::record_dropped(&inner.log, &inner.metrics, &job, "closed");
-                Err(Refused::Closed)
-            }
-        }
+        // Counted before sending so the worker's decrement can never come first.
+        inner.metrics.queue_depth.inc();
+        let (job, refused, reason) = match inner.tx.try_send(job) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(job)) => (job, Refused::QueueFull, "queue_full"),
+            Err(mpsc::error::TrySendError::Closed(job)) => (job, Refused::Closed, "closed"),
+        };
+        inner.metrics.queue_depth.dec();
+        worker::record_dropped(&inner.log, &inner.metrics, &job, reason);
+        Err(refused)
     }
 
     /// The in-memory moderation log, newest last.
