@@ -450,3 +450,43 @@ async fn the_fake_refuses_malformed_requests() {
     assert_eq!(send(http.post(&bans).json(&good)).await, 200);
     assert_eq!(fake.requests().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_ban_that_went_through_is_not_reported_as_failed() {
+    let s = start(|c| c.request_timeout_ms = 150);
+    // The fake bans at once but answers late: the client times out and retries.
+    s.fake.set_delay(Duration::from_millis(400));
+    s.moderator.submit(request(ban("20"))).unwrap();
+    wait_for(Duration::from_secs(5), "the first call", || {
+        !s.fake.requests().is_empty()
+    })
+    .await;
+    s.fake.set_delay(Duration::ZERO);
+    let log = wait_log(&s, 1).await;
+    assert_eq!(log[0].outcome, "ok");
+    assert_eq!(log[0].attempts, 2);
+    let statuses: Vec<u16> = s.fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 400]);
+    assert_eq!(metric(&s.registry, "firehose_helix_retries_total"), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_errors_are_retried_then_fail() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let fake = FakeHelix::start();
+    let mut config = config(&fake);
+    config.base_url = format!("http://{addr}/helix");
+    config.max_retries = 2;
+    let s = start_with(fake, config, FAKE_TOKEN);
+    s.moderator.submit(request(delete("t1"))).unwrap();
+    let log = wait_log(&s, 1).await;
+    assert!(
+        log[0].outcome.starts_with("failed: connect error"),
+        "{}",
+        log[0].outcome
+    );
+    assert_eq!(log[0].attempts, 3);
+    assert_eq!(metric(&s.registry, "firehose_helix_retries_total"), 2.0);
+}

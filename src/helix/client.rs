@@ -2,7 +2,9 @@
 //!
 //! 2xx is success. 401 is final (the token is invalid or lacks a scope: logged as an error).
 //! Other 4xx are final too: Helix refuses them the same way every time (already banned, not
-//! banned, message already deleted). 429, 5xx and transport errors are retried up to
+//! banned, message already deleted); such an "already done" answer counts as success only
+//! after an earlier attempt that may have been carried out (a timeout, a transport error, a
+//! 5xx), since that attempt is the likely cause. 429, 5xx and transport errors are retried up to
 //! `max_retries` times with exponential backoff and jitter; a 429 also pauses the whole budget
 //! until `Ratelimit-Reset`. Every attempt costs a budget point. The token is only ever put in
 //! the `Authorization` header: it is never logged.
@@ -60,7 +62,19 @@ impl Outcome {
 pub enum Attempt {
     Ok,
     Final(String),
-    Retry(String),
+    /// Helix says the action is already in effect (already banned, not banned any more,
+    /// message gone). Final; it counts as success only after an earlier attempt whose fate is
+    /// unknown (timeout, transport error, 5xx), which may well have carried it out.
+    AlreadyDone(String),
+    /// Worth another try; `maybe_applied` when Helix may have carried it out anyway.
+    Retry {
+        why: String,
+        maybe_applied: bool,
+    },
+}
+
+fn retry(why: String, maybe_applied: bool) -> Attempt {
+    Attempt::Retry { why, maybe_applied }
 }
 
 /// Classifies a Helix answer (`message` is the error body's `message`, if any).
@@ -75,13 +89,17 @@ pub fn classify(status: StatusCode, message: &str, kind: Kind) -> Attempt {
     if status.is_success() {
         return Attempt::Ok;
     }
+    let lower = message.to_ascii_lowercase();
     match status.as_u16() {
         401 => Attempt::Final(detail("token invalid or missing scope")),
-        429 => Attempt::Retry(detail("rate limited")),
-        s if s >= 500 => Attempt::Retry(detail("server error")),
-        400 | 404 if kind == Kind::Delete => Attempt::Final(detail("message not deleted")),
-        400 if message.to_ascii_lowercase().contains("already banned") => {
-            Attempt::Final(detail("already banned"))
+        429 => retry(detail("rate limited"), false),
+        s if s >= 500 => retry(detail("server error"), true),
+        400 | 404 if kind == Kind::Delete => Attempt::AlreadyDone(detail("message not deleted")),
+        400 if kind != Kind::Unban && lower.contains("already banned") => {
+            Attempt::AlreadyDone(detail("already banned"))
+        }
+        400 if kind == Kind::Unban && lower.contains("not banned") => {
+            Attempt::AlreadyDone(detail("not banned"))
         }
         _ => Attempt::Final(detail("refused")),
     }
@@ -176,6 +194,7 @@ impl Executor {
     pub async fn execute(&self, job: &Job) -> (Outcome, u32) {
         let call = job.call();
         let mut attempts = 0;
+        let mut maybe_applied = false;
         loop {
             if !self.budget.take(&self.shutdown).await {
                 return (Outcome::Dropped("shutdown".into()), attempts);
@@ -183,8 +202,17 @@ impl Executor {
             attempts += 1;
             let why = match self.attempt(&call, job.kind).await {
                 Attempt::Ok => return (Outcome::Ok, attempts),
-                Attempt::Final(why) => return (Outcome::Failed(why), attempts),
-                Attempt::Retry(why) => why,
+                Attempt::AlreadyDone(_) if maybe_applied => return (Outcome::Ok, attempts),
+                Attempt::Final(why) | Attempt::AlreadyDone(why) => {
+                    return (Outcome::Failed(why), attempts)
+                }
+                Attempt::Retry {
+                    why,
+                    maybe_applied: m,
+                } => {
+                    maybe_applied |= m;
+                    why
+                }
             };
             if attempts > self.max_retries {
                 let why = format!("{why}; gave up after {attempts} attempts");
@@ -223,7 +251,7 @@ impl Executor {
         self.metrics.observe_call(started.elapsed());
         let response = match response {
             Ok(response) => response,
-            Err(e) => return Attempt::Retry(transport_error(&e)),
+            Err(e) => return retry(transport_error(&e), true),
         };
         let status = response.status();
         let headers = rate_headers(response.headers());
@@ -269,18 +297,32 @@ mod tests {
         let s = |n| StatusCode::from_u16(n).unwrap_or(StatusCode::IM_A_TEAPOT);
         assert_eq!(classify(s(204), "", Kind::Delete), Attempt::Ok);
         assert!(matches!(classify(s(401), "", Kind::Ban), Attempt::Final(_)));
-        assert!(matches!(classify(s(429), "", Kind::Ban), Attempt::Retry(_)));
-        assert!(matches!(classify(s(503), "", Kind::Ban), Attempt::Retry(_)));
+        assert!(matches!(
+            classify(s(429), "", Kind::Ban),
+            Attempt::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(s(503), "", Kind::Ban),
+            Attempt::Retry { .. }
+        ));
         assert!(matches!(
             classify(s(404), "", Kind::Delete),
-            Attempt::Final(_)
+            Attempt::AlreadyDone(_)
         ));
         let banned = classify(
             s(400),
             "The user specified in the user_id field is already banned.",
             Kind::Ban,
         );
-        assert!(matches!(banned, Attempt::Final(why) if why.starts_with("already banned (400)")));
+        assert!(
+            matches!(banned, Attempt::AlreadyDone(why) if why.starts_with("already banned (400)"))
+        );
+        let not_banned = classify(s(400), "The user is not banned.", Kind::Unban);
+        assert!(matches!(not_banned, Attempt::AlreadyDone(_)));
+        assert!(matches!(
+            classify(s(400), "bad", Kind::Ban),
+            Attempt::Final(_)
+        ));
     }
 
     #[test]
