@@ -11,6 +11,7 @@ pub mod actors;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod helix;
 pub mod http;
 pub mod obs;
 pub mod router;

@@ -1,0 +1,499 @@
+//! A fake Helix moderation API for tests: an axum server on 127.0.0.1 that checks every request
+//! the way Helix would (method, path, query parameters, `Client-Id` and `Bearer` headers, JSON
+//! body shape and limits), records it, and answers like Helix (ban state, deleted messages,
+//! `Ratelimit-*` headers, a points bucket).
+//!
+//! Requests that fail the checks are answered 400/401/404 and listed in [`FakeHelix::rejected`];
+//! the others are listed in [`FakeHelix::requests`] with the status they got. Faults:
+//! [`FakeHelix::fail_next`] answers the next n valid requests with a status (429 comes with
+//! `Ratelimit-Remaining: 0` and a reset one second ahead), [`FakeHelix::set_delay`] slows every
+//! answer. The server stops when the `FakeHelix` is dropped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{MAX_REASON_CHARS, MAX_TIMEOUT_S};
+use super::log::unix_ms;
+
+/// The client id the fake expects in `Client-Id`.
+pub const FAKE_CLIENT_ID: &str = "fakeclientid0123456789";
+/// The token the fake expects in `Authorization: Bearer <token>`.
+pub const FAKE_TOKEN: &str = "faketoken0123456789abcdef";
+/// Path prefix of the fake's API (like `https://api.twitch.tv/helix`).
+const PREFIX: &str = "/helix";
+/// Most requests (and rejections) remembered.
+const MAX_RECORDS: usize = 100_000;
+
+/// One request that passed the checks.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Full path, e.g. `/helix/moderation/bans`.
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub body: Option<Value>,
+    pub client_id: Option<String>,
+    pub authorization: Option<String>,
+    /// The status the fake answered.
+    pub status: u16,
+    pub at: Instant,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    limit: u32,
+    window: Duration,
+    started: Instant,
+    used: u32,
+}
+
+impl Bucket {
+    /// Takes a point; returns (allowed, remaining, reset unix seconds).
+    fn take(&mut self, now: Instant) -> (bool, u32, u64) {
+        if now.duration_since(self.started) >= self.window {
+            self.started = now;
+            self.used = 0;
+        }
+        let allowed = self.used < self.limit;
+        if allowed {
+            self.used += 1;
+        }
+        let left = self.window.saturating_sub(now.duration_since(self.started));
+        let reset = (unix_ms() + left.as_millis() as u64).div_ceil(1_000);
+        (allowed, self.limit - self.used, reset)
+    }
+}
+
+#[derive(Debug)]
+struct FakeState {
+    requests: Vec<RecordedRequest>,
+    rejected: Vec<String>,
+    fail_remaining: u32,
+    fail_status: u16,
+    delay: Duration,
+    /// (broadcaster, user) -> permanent ban (false: timeout).
+    bans: HashMap<(String, String), bool>,
+    deleted: HashSet<String>,
+    bucket: Bucket,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, FakeState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The running fake. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeHelix {
+    base_url: String,
+    state: Shared,
+    stop: CancellationToken,
+}
+
+impl Drop for FakeHelix {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl FakeHelix {
+    /// Starts the fake on 127.0.0.1:0. Must be called inside a tokio runtime; panics if it
+    /// cannot bind (it is a test tool; see [`FakeHelix::try_start`]).
+    #[allow(clippy::expect_used)]
+    pub fn start() -> FakeHelix {
+        FakeHelix::try_start().expect("the fake Helix binds 127.0.0.1:0")
+    }
+
+    pub fn try_start() -> std::io::Result<FakeHelix> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let state: Shared = Arc::new(Mutex::new(FakeState {
+            requests: Vec::new(),
+            rejected: Vec::new(),
+            fail_remaining: 0,
+            fail_status: 500,
+            delay: Duration::ZERO,
+            bans: HashMap::new(),
+            deleted: HashSet::new(),
+            bucket: Bucket {
+                limit: 800,
+                window: Duration::from_secs(60),
+                started: Instant::now(),
+                used: 0,
+            },
+        }));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        let stop = CancellationToken::new();
+        let server =
+            axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+        tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::warn!(error = %e, "fake Helix server ended");
+            }
+        });
+        Ok(FakeHelix {
+            base_url: format!("http://{addr}{PREFIX}"),
+            state,
+            stop,
+        })
+    }
+
+    /// The API root to put in `helix.base_url`.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Requests that passed the checks, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Why each refused request failed the checks.
+    pub fn rejected(&self) -> Vec<String> {
+        lock(&self.state).rejected.clone()
+    }
+
+    /// Answers the next `n` valid requests with `status` instead of carrying them out.
+    pub fn fail_next(&self, n: u32, status: u16) {
+        let mut state = lock(&self.state);
+        state.fail_remaining = n;
+        state.fail_status = status;
+    }
+
+    /// Delays every answer by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        lock(&self.state).delay = delay;
+    }
+
+    /// The fake's own points bucket (default 800 per 60 s, like Helix); over it: 429.
+    pub fn set_ratelimit(&self, limit: u32, window: Duration) {
+        lock(&self.state).bucket = Bucket {
+            limit,
+            window,
+            started: Instant::now(),
+            used: 0,
+        };
+    }
+}
+
+/// A request that passed the checks, before it is carried out.
+struct Checked {
+    record: RecordedRequest,
+    route: Route,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Ban,
+    Unban,
+    Delete,
+}
+
+type Rejection = (StatusCode, String);
+
+fn reject(status: StatusCode, why: impl Into<String>) -> Rejection {
+    (status, why.into())
+}
+
+fn helix_error(status: StatusCode, message: &str) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let body = json!({"error": reason, "status": status.as_u16(), "message": message});
+    (status, axum::Json(body)).into_response()
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name)?.to_str().ok().map(str::to_string)
+}
+
+fn is_id(value: Option<&String>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn route_of(method: &Method, path: &str) -> Result<Route, Rejection> {
+    match (method.as_str(), path.strip_prefix(PREFIX).unwrap_or("")) {
+        ("POST", "/moderation/bans") => Ok(Route::Ban),
+        ("DELETE", "/moderation/bans") => Ok(Route::Unban),
+        ("DELETE", "/moderation/chat") => Ok(Route::Delete),
+        _ => Err(reject(
+            StatusCode::NOT_FOUND,
+            format!("no such endpoint: {method} {path}"),
+        )),
+    }
+}
+
+fn check_headers(headers: &HeaderMap) -> Result<(), Rejection> {
+    if header(headers, "client-id").as_deref() != Some(FAKE_CLIENT_ID) {
+        return Err(reject(
+            StatusCode::UNAUTHORIZED,
+            "Client-Id missing or wrong",
+        ));
+    }
+    let expected = format!("Bearer {FAKE_TOKEN}");
+    if header(headers, "authorization").as_deref() != Some(expected.as_str()) {
+        return Err(reject(
+            StatusCode::UNAUTHORIZED,
+            "Authorization is not `Bearer <token>`",
+        ));
+    }
+    Ok(())
+}
+
+fn check_query(route: Route, query: &BTreeMap<String, String>) -> Result<(), Rejection> {
+    let extra = match route {
+        Route::Ban => None,
+        Route::Unban => Some("user_id"),
+        Route::Delete => Some("message_id"),
+    };
+    for key in query.keys() {
+        let known = key == "broadcaster_id" || key == "moderator_id" || Some(key.as_str()) == extra;
+        if !known {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                format!("unexpected query parameter {key}"),
+            ));
+        }
+    }
+    for key in ["broadcaster_id", "moderator_id"].into_iter().chain(extra) {
+        let ok = match key {
+            "message_id" => query.get(key).is_some_and(|v| !v.is_empty()),
+            _ => is_id(query.get(key)),
+        };
+        if !ok {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                format!("missing or invalid {key}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `{"data":{"user_id":"..","duration":1..=1209600?,"reason":"<=500 chars"?}}`, nothing else.
+fn check_ban_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Rejection> {
+    let bad = |why: &str| reject(StatusCode::BAD_REQUEST, why.to_string());
+    let json_type =
+        header(headers, "content-type").is_some_and(|t| t.starts_with("application/json"));
+    if !json_type {
+        return Err(bad("Content-Type is not application/json"));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| bad("body is not JSON"))?;
+    let top = value
+        .as_object()
+        .ok_or_else(|| bad("body is not an object"))?;
+    if top.len() != 1 {
+        return Err(bad("body must hold only `data`"));
+    }
+    let data = top
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("`data` missing or not an object"))?;
+    for (key, field) in data {
+        let ok = match key.as_str() {
+            "user_id" => field
+                .as_str()
+                .is_some_and(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit())),
+            "duration" => field
+                .as_u64()
+                .is_some_and(|d| (1..=MAX_TIMEOUT_S).contains(&d)),
+            "reason" => field
+                .as_str()
+                .is_some_and(|r| r.chars().count() <= MAX_REASON_CHARS),
+            _ => false,
+        };
+        if !ok {
+            return Err(bad(&format!(
+                "data.{key} is not allowed or invalid: {field}"
+            )));
+        }
+    }
+    if !data.contains_key("user_id") {
+        return Err(bad("data.user_id missing"));
+    }
+    Ok(value)
+}
+
+fn check(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Checked, Rejection> {
+    let route = route_of(method, uri.path())?;
+    check_headers(headers)?;
+    let query = Query::<BTreeMap<String, String>>::try_from_uri(uri)
+        .map_err(|e| reject(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?
+        .0;
+    check_query(route, &query)?;
+    let body = match route {
+        Route::Ban => Some(check_ban_body(headers, body)?),
+        _ if body.is_empty() => None,
+        _ => return Err(reject(StatusCode::BAD_REQUEST, "DELETE must have no body")),
+    };
+    Ok(Checked {
+        route,
+        record: RecordedRequest {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            query,
+            body,
+            client_id: header(headers, "client-id"),
+            authorization: header(headers, "authorization"),
+            status: 0,
+            at: Instant::now(),
+        },
+    })
+}
+
+/// Carries out a checked request against the fake's state: status and Helix error message.
+fn carry_out(state: &mut FakeState, checked: &Checked) -> (StatusCode, Option<&'static str>) {
+    let q = &checked.record.query;
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let data = checked.record.body.as_ref().and_then(|b| b.get("data"));
+    match checked.route {
+        Route::Ban => {
+            let user = data
+                .and_then(|d| d.get("user_id"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let key = (get("broadcaster_id"), user.to_string());
+            let permanent = data.and_then(|d| d.get("duration")).is_none();
+            if state.bans.get(&key) == Some(&true) {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Some("The user specified in the user_id field is already banned."),
+                );
+            }
+            if state.bans.len() < MAX_RECORDS {
+                state.bans.insert(key, permanent);
+            }
+            (StatusCode::OK, None)
+        }
+        Route::Unban => match state.bans.remove(&(get("broadcaster_id"), get("user_id"))) {
+            Some(_) => (StatusCode::NO_CONTENT, None),
+            None => (
+                StatusCode::BAD_REQUEST,
+                Some("The user specified in the user_id field is not banned."),
+            ),
+        },
+        Route::Delete => {
+            let id = get("message_id");
+            if state.deleted.contains(&id) {
+                return (
+                    StatusCode::NOT_FOUND,
+                    Some("The message specified in the message_id field was not found."),
+                );
+            }
+            if state.deleted.len() < MAX_RECORDS {
+                state.deleted.insert(id);
+            }
+            (StatusCode::NO_CONTENT, None)
+        }
+    }
+}
+
+fn with_rate_headers(mut response: Response, limit: u32, remaining: u32, reset: u64) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(reset));
+    response
+}
+
+fn ok_body(checked: &Checked, status: StatusCode) -> Response {
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
+    let q = &checked.record.query;
+    let data = checked
+        .record
+        .body
+        .as_ref()
+        .and_then(|b| b.get("data"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let body = json!({"data": [{
+        "broadcaster_id": q.get("broadcaster_id"),
+        "moderator_id": q.get("moderator_id"),
+        "user_id": data.get("user_id"),
+        "created_at": "2026-01-01T00:00:00Z",
+        "end_time": Value::Null,
+    }]});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Decides the answer to a checked request and records it; returns (answer, delay).
+fn answer(state: &mut FakeState, mut checked: Checked) -> (Response, Duration) {
+    let now = Instant::now();
+    let limit = state.bucket.limit;
+    let (response, remaining, reset) = if state.fail_remaining > 0 {
+        state.fail_remaining -= 1;
+        let status =
+            StatusCode::from_u16(state.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let reset = unix_ms() / 1_000 + 1;
+        let remaining = if status == StatusCode::TOO_MANY_REQUESTS {
+            0
+        } else {
+            limit
+        };
+        (helix_error(status, "injected fault"), remaining, reset)
+    } else {
+        let (allowed, remaining, reset) = state.bucket.take(now);
+        let response = if !allowed {
+            helix_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+        } else {
+            match carry_out(state, &checked) {
+                (status, None) => ok_body(&checked, status),
+                (status, Some(message)) => helix_error(status, message),
+            }
+        };
+        (response, remaining, reset)
+    };
+    checked.record.status = response.status().as_u16();
+    if state.requests.len() < MAX_RECORDS {
+        state.requests.push(checked.record);
+    }
+    (
+        with_rate_headers(response, limit, remaining, reset),
+        state.delay,
+    )
+}
+
+async fn handle(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (response, delay) = {
+        let mut guard = lock(&state);
+        match check(&method, &uri, &headers, &body) {
+            Ok(checked) => answer(&mut guard, checked),
+            Err((status, why)) => {
+                if guard.rejected.len() < MAX_RECORDS {
+                    guard.rejected.push(format!("{method} {uri}: {why}"));
+                }
+                (helix_error(status, &why), guard.delay)
+            }
+        }
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}

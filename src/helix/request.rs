@@ -1,0 +1,304 @@
+//! From an engine [`Action`] to the exact Helix call: method, path, query and JSON body.
+//!
+//! [`Job::from_request`] validates a [`ModerationRequest`] once, at submission (only Delete,
+//! Timeout, Ban and Unban are accepted; durations are clamped to Helix's 1..=1209600 s and
+//! reasons cut to 500 characters), so the worker only ever holds calls Helix can accept.
+
+use std::time::Instant;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::config::{MAX_REASON_CHARS, MAX_TIMEOUT_S};
+use crate::engine::Action;
+
+/// One moderation action for one channel, as the service submits it.
+#[derive(Debug, Clone)]
+pub struct ModerationRequest {
+    pub channel_login: String,
+    /// The channel's user id (`room-id`).
+    pub broadcaster_id: String,
+    /// The bot's user id (the token's owner, a moderator of the channel).
+    pub moderator_id: String,
+    /// Only Delete, Timeout, Ban and Unban are sent; anything else is refused.
+    pub action: Action,
+    /// When the chat message that caused it arrived (for the log's latency).
+    pub received_at: Option<Instant>,
+}
+
+/// Why [`crate::helix::HelixModerator::submit`] did not take a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the pending-action queue is full")]
+    QueueFull,
+    #[error("the Helix moderator has shut down")]
+    Closed,
+    #[error("action `{0}` is not a Helix moderation action")]
+    Unsupported(&'static str),
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+}
+
+impl Refused {
+    /// Label for `helix_dropped_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::QueueFull => "queue_full",
+            Refused::Closed => "closed",
+            Refused::Unsupported(_) => "unsupported",
+            Refused::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// The four Helix moderation calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Delete,
+    Timeout,
+    Ban,
+    Unban,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Delete => "delete",
+            Kind::Timeout => "timeout",
+            Kind::Ban => "ban",
+            Kind::Unban => "unban",
+        }
+    }
+}
+
+/// A validated request, ready to be sent (and retried) by the worker.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub kind: Kind,
+    pub channel: String,
+    pub broadcaster_id: String,
+    pub moderator_id: String,
+    pub user_id: Option<String>,
+    pub message_id: Option<String>,
+    pub duration_s: Option<u64>,
+    pub reason: Option<String>,
+    pub rule: String,
+    /// `received_at` of the request, else the submission time.
+    pub since: Instant,
+}
+
+/// One HTTP call, relative to the configured base URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: Method,
+    pub path: &'static str,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Say { .. } => "say",
+        Action::Reply { .. } => "reply",
+        Action::Shadow { .. } => "shadow",
+        Action::Delete { .. } => "delete",
+        Action::Timeout { .. } => "timeout",
+        Action::Ban { .. } => "ban",
+        Action::Unban { .. } => "unban",
+    }
+}
+
+/// Cuts `reason` to Helix's limit on a character boundary.
+pub fn cut_reason(reason: &str) -> String {
+    reason.chars().take(MAX_REASON_CHARS).collect()
+}
+
+fn non_empty(value: &str, what: &'static str) -> Result<String, Refused> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err(Refused::Invalid(what))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+impl Job {
+    /// Validates a request; refuses non-moderation actions and empty ids.
+    pub fn from_request(request: ModerationRequest) -> Result<Job, Refused> {
+        let mut job = Job {
+            kind: Kind::Delete,
+            channel: request.channel_login,
+            broadcaster_id: non_empty(&request.broadcaster_id, "empty broadcaster_id")?,
+            moderator_id: non_empty(&request.moderator_id, "empty moderator_id")?,
+            user_id: None,
+            message_id: None,
+            duration_s: None,
+            reason: None,
+            rule: request.action.rule().unwrap_or_default().to_string(),
+            since: request.received_at.unwrap_or_else(Instant::now),
+        };
+        match request.action {
+            Action::Delete { message_id, .. } => {
+                job.message_id = Some(non_empty(&message_id, "empty message_id")?);
+            }
+            Action::Timeout {
+                user_id,
+                duration_s,
+                reason,
+                ..
+            } => {
+                job.kind = Kind::Timeout;
+                job.user_id = Some(non_empty(&user_id, "empty user_id")?);
+                job.duration_s = Some(duration_s.clamp(1, MAX_TIMEOUT_S));
+                job.reason = Some(cut_reason(&reason));
+            }
+            Action::Ban {
+                user_id, reason, ..
+            } => {
+                job.kind = Kind::Ban;
+                job.user_id = Some(non_empty(&user_id, "empty user_id")?);
+                job.reason = Some(cut_reason(&reason));
+            }
+            Action::Unban { user_id, .. } => {
+                job.kind = Kind::Unban;
+                job.user_id = Some(non_empty(&user_id, "empty user_id")?);
+            }
+            other => return Err(Refused::Unsupported(action_name(&other))),
+        }
+        Ok(job)
+    }
+
+    /// The Helix call that carries this job out.
+    pub fn call(&self) -> Call {
+        let mut query = vec![
+            ("broadcaster_id", self.broadcaster_id.clone()),
+            ("moderator_id", self.moderator_id.clone()),
+        ];
+        let user_id = self.user_id.clone().unwrap_or_default();
+        match self.kind {
+            Kind::Delete => {
+                query.push(("message_id", self.message_id.clone().unwrap_or_default()));
+                Call {
+                    method: Method::DELETE,
+                    path: "/moderation/chat",
+                    query,
+                    body: None,
+                }
+            }
+            Kind::Unban => {
+                query.push(("user_id", user_id));
+                Call {
+                    method: Method::DELETE,
+                    path: "/moderation/bans",
+                    query,
+                    body: None,
+                }
+            }
+            Kind::Timeout | Kind::Ban => Call {
+                method: Method::POST,
+                path: "/moderation/bans",
+                query,
+                body: Some(self.ban_body(user_id)),
+            },
+        }
+    }
+
+    fn ban_body(&self, user_id: String) -> Value {
+        let mut data = json!({ "user_id": user_id });
+        if let Some(duration) = self.duration_s {
+            data["duration"] = json!(duration);
+        }
+        if let Some(reason) = self.reason.as_deref().filter(|r| !r.is_empty()) {
+            data["reason"] = json!(reason);
+        }
+        json!({ "data": data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(action: Action) -> ModerationRequest {
+        ModerationRequest {
+            channel_login: "chan".into(),
+            broadcaster_id: "100".into(),
+            moderator_id: "200".into(),
+            action,
+            received_at: None,
+        }
+    }
+
+    #[test]
+    fn timeout_is_a_post_with_duration_and_reason() {
+        let job = Job::from_request(request(Action::Timeout {
+            user_id: "7".into(),
+            duration_s: 600,
+            reason: "spam".into(),
+            rule: "links".into(),
+        }));
+        let call = job.map(|j| j.call()).ok();
+        let expected = Call {
+            method: Method::POST,
+            path: "/moderation/bans",
+            query: vec![
+                ("broadcaster_id", "100".into()),
+                ("moderator_id", "200".into()),
+            ],
+            body: Some(json!({"data": {"user_id": "7", "duration": 600, "reason": "spam"}})),
+        };
+        assert_eq!(call, Some(expected));
+    }
+
+    #[test]
+    fn durations_are_clamped_and_reasons_cut() {
+        let long = "x".repeat(700);
+        let job = Job::from_request(request(Action::Timeout {
+            user_id: "7".into(),
+            duration_s: 99_999_999,
+            reason: long,
+            rule: "r".into(),
+        }));
+        let job = job.ok();
+        assert_eq!(job.as_ref().and_then(|j| j.duration_s), Some(MAX_TIMEOUT_S));
+        let reason_len = job.and_then(|j| j.reason).map(|r| r.chars().count());
+        assert_eq!(reason_len, Some(MAX_REASON_CHARS));
+        let zero = Job::from_request(request(Action::Timeout {
+            user_id: "7".into(),
+            duration_s: 0,
+            reason: String::new(),
+            rule: "r".into(),
+        }));
+        assert_eq!(zero.ok().and_then(|j| j.duration_s), Some(1));
+    }
+
+    #[test]
+    fn ban_has_no_duration_and_empty_reason_is_left_out() {
+        let job = Job::from_request(request(Action::Ban {
+            user_id: "7".into(),
+            reason: String::new(),
+            rule: "r".into(),
+        }));
+        let body = job.ok().and_then(|j| j.call().body);
+        assert_eq!(body, Some(json!({"data": {"user_id": "7"}})));
+    }
+
+    #[test]
+    fn chat_and_shadow_actions_and_empty_ids_are_refused() {
+        let say = Job::from_request(request(Action::Say { text: "hi".into() }));
+        assert_eq!(say.err(), Some(Refused::Unsupported("say")));
+        let shadow = Job::from_request(request(Action::Shadow {
+            rule: "r".into(),
+            would: Box::new(Action::Unban {
+                user_id: "1".into(),
+                rule: "r".into(),
+            }),
+        }));
+        assert_eq!(shadow.err(), Some(Refused::Unsupported("shadow")));
+        let empty = Job::from_request(request(Action::Delete {
+            message_id: " ".into(),
+            rule: "r".into(),
+        }));
+        assert_eq!(empty.err(), Some(Refused::Invalid("empty message_id")));
+    }
+}
