@@ -27,6 +27,7 @@ use crate::actors::{
 };
 use crate::config::{is_login, Config, Secret};
 use crate::engine::{ChannelRules, ChatHandler, Engine};
+use crate::helix::HelixModerator;
 use crate::obs::Metrics;
 use crate::router::Router;
 use crate::twitch::{OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
@@ -52,6 +53,8 @@ impl Default for ServiceOptions {
 /// What the HTTP layer and the CLI need from a running service.
 pub struct Core {
     pub config: Config,
+    /// Helix moderation, when configured (its log is readable here).
+    pub moderation: Option<HelixModerator>,
     pub rules: Arc<RulesBook>,
     pub registry: Arc<ChannelRegistry>,
     pub metrics: Arc<Metrics>,
@@ -191,6 +194,8 @@ async fn run_ticker(registry: Arc<ChannelRegistry>, every: Duration, stop: Cance
 pub struct Service {
     core: Arc<Core>,
     ticker_stop: CancellationToken,
+    helix_stop: CancellationToken,
+    helix_task: Option<JoinHandle<()>>,
     http_addr: SocketAddr,
     stops: TwitchStops,
     outbound_drain: CancellationToken,
@@ -214,7 +219,24 @@ impl Service {
     /// endpoints listen; the connection and joins proceed in the background (see `/readyz`).
     pub async fn start(config: Config, options: ServiceOptions) -> anyhow::Result<Service> {
         let registry = ChannelRegistry::new();
-        let metrics = Metrics::new(Arc::clone(&registry));
+        let helix_stop = CancellationToken::new();
+        let mut helix = None;
+        let metrics = Metrics::new(Arc::clone(&registry), |prometheus| {
+            if let (true, Some(token)) =
+                (config.helix_enabled(), config.secrets.helix_token.clone())
+            {
+                helix = Some(HelixModerator::start(
+                    config.helix.clone(),
+                    token,
+                    prometheus,
+                    helix_stop.clone(),
+                ));
+            }
+        });
+        let (moderation, helix_task) = match helix {
+            Some((moderator, task)) => (Some(moderator), Some(task)),
+            None => (None, None),
+        };
         let router = Router::new(
             Arc::clone(&registry),
             Arc::clone(&metrics),
@@ -237,6 +259,7 @@ impl Service {
             },
             Arc::clone(twitch.status()),
             Arc::clone(&metrics),
+            moderation.clone(),
             outbound_drain.clone(),
             Duration::from_millis(config.supervisor.drain_timeout_ms),
         );
@@ -270,6 +293,7 @@ impl Service {
         ));
         let core = Arc::new(Core {
             config: config.clone(),
+            moderation,
             rules,
             registry,
             metrics,
@@ -289,6 +313,8 @@ impl Service {
         Ok(Service {
             core,
             ticker_stop,
+            helix_stop,
+            helix_task,
             http_addr,
             stops,
             outbound_drain,
@@ -339,6 +365,10 @@ impl Service {
         .unwrap_or_default();
         self.outbound_drain.cancel();
         let _ = tokio::time::timeout(deadline + Duration::from_secs(1), self.outbound_task).await;
+        self.helix_stop.cancel();
+        if let Some(task) = self.helix_task {
+            let _ = tokio::time::timeout(deadline + Duration::from_secs(1), task).await;
+        }
         self.stops.close.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.twitch_task).await;
         core.supervisor.stop(None);

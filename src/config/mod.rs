@@ -31,6 +31,8 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub http: HttpConfig,
     pub engine: EngineConfig,
+    /// Moderation through the Twitch Helix API; enabled when `helix.client_id` is set.
+    pub helix: crate::helix::HelixConfig,
     /// Secrets, filled from env or files by [`Config::load`]; never (de)serialized.
     #[serde(skip)]
     pub secrets: Secrets,
@@ -42,6 +44,8 @@ pub struct Secrets {
     pub twitch_token: Option<Secret>,
     /// Bearer token for the admin endpoints. None = admin endpoints refuse every request.
     pub admin_token: Option<Secret>,
+    /// User token for Helix moderation calls (the bot's, with moderator scopes).
+    pub helix_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,6 +318,12 @@ impl Config {
             })?;
         config.secrets = Secrets::load(&config, env)?;
         config.validate()?;
+        if config.helix_enabled() && config.secrets.helix_token.is_none() {
+            return Err(invalid(
+                "helix.token_file",
+                "helix.client_id is set but there is no token: set FIREHOSE_HELIX_TOKEN or helix.token_file",
+            ));
+        }
         Ok(config)
     }
 
@@ -403,6 +413,14 @@ impl Config {
         positive("supervisor.restart_window_ms", sv.restart_window_ms)?;
         positive("supervisor.drain_timeout_ms", sv.drain_timeout_ms)?;
         positive("engine.tick_interval_ms", self.engine.tick_interval_ms)?;
+        if self.helix_enabled() {
+            self.helix.validate().map_err(|message| {
+                let (key, reason) = message
+                    .split_once(": ")
+                    .unwrap_or(("helix", message.as_str()));
+                invalid(key, reason)
+            })?;
+        }
         if let Some(dir) = self.engine.rules_dir() {
             crate::actors::rules_book::RulesBook::load_dir(dir).map_err(|reason| {
                 ConfigError::Invalid {
@@ -412,6 +430,11 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    /// Whether moderation actions go to Helix (a client id is configured).
+    pub fn helix_enabled(&self) -> bool {
+        !self.helix.client_id.is_empty()
     }
 
     /// The account-wide send limit that applies to a channel.
@@ -457,6 +480,12 @@ impl Secrets {
                 "http.admin_token_file",
                 config.http.admin_token_file.as_deref(),
             )?,
+            helix_token: secret::from_env_or_file(
+                env,
+                "FIREHOSE_HELIX_TOKEN",
+                "helix.token_file",
+                config.helix.token_file.as_deref(),
+            )?,
         })
     }
 }
@@ -477,6 +506,7 @@ mod env_overrides {
     const NOT_KEYS: &[&str] = &[
         "FIREHOSE_TWITCH_TOKEN",
         "FIREHOSE_ADMIN_TOKEN",
+        "FIREHOSE_HELIX_TOKEN",
         "FIREHOSE_LOG",
     ];
 

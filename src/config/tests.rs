@@ -134,3 +134,28 @@ fn a_missing_secret_file_is_an_error_naming_the_key() {
         .to_string();
     assert!(err.contains("twitch.token_file"), "{err}");
 }
+
+#[test]
+fn helix_needs_a_token_once_enabled() {
+    let err = load("[helix]\nclient_id = \"abc\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("helix.token_file"), "{err}");
+    let config = load(
+        "[helix]\nclient_id = \"abc\"\n",
+        &[("FIREHOSE_HELIX_TOKEN", "tok")],
+    )
+    .expect("valid");
+    assert!(config.helix_enabled());
+    assert_eq!(
+        config.secrets.helix_token.as_ref().map(|t| t.expose()),
+        Some("tok")
+    );
+    let err = load(
+        "[helix]\nclient_id = \"abc\"\npoints_per_minute = 0\n",
+        &[("FIREHOSE_HELIX_TOKEN", "tok")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("helix.points_per_minute"), "{err}");
+}

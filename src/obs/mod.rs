@@ -56,8 +56,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(channels: Arc<ChannelRegistry>) -> Arc<Metrics> {
+    /// Builds the metrics; `more` registers other components' metrics (e.g. Helix) alongside.
+    pub fn new(channels: Arc<ChannelRegistry>, more: impl FnOnce(&mut Registry)) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("firehose");
+        more(&mut registry);
         let m = Metrics {
             irc_lines_received: Counter::default(),
             irc_lines_malformed: Counter::default(),

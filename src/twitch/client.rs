@@ -336,6 +336,11 @@ impl Session {
             ServerMessage::Part(part) if part.user_login == self.config.login => {
                 self.status.set_joined(&part.channel_login, false);
             }
+            ServerMessage::RoomState(room) => {
+                self.status
+                    .set_room_id(&room.channel_login, &room.channel_id);
+            }
+            ServerMessage::GlobalUserState(me) => self.status.set_bot_user_id(&me.user_id),
             ServerMessage::UserState(state) => {
                 let moderator = super::convert::role(&state.badges) >= crate::engine::Role::Vip;
                 self.status.set_moderator(&state.channel_login, moderator);

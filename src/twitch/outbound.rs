@@ -12,8 +12,9 @@
 //!   with an invisible suffix instead of being dropped by Twitch (counted);
 //! - a message that waited longer than `max_age_ms` is dropped (counted), never sent late.
 //!
-//! Moderation actions (delete, timeout, ban) go through Helix, not IRC; until a moderation
-//! backend is configured they are counted in `firehose_moderation_not_configured_total`.
+//! Moderation actions (delete, timeout, ban, unban) go through Helix, not IRC (`crate::helix`),
+//! with the channel's id from ROOMSTATE and the bot's from GLOBALUSERSTATE; without a Helix
+//! configuration they are counted in `firehose_moderation_not_configured_total`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use super::window::SlidingWindow;
 use crate::actors::ActionSink;
 use crate::config::SendLimits;
 use crate::engine::{Action, ChatEvent, Platform};
+use crate::helix::{HelixModerator, ModerationRequest};
 use crate::obs::Metrics;
 
 /// Added to the rate-limit window and the per-channel gap so our count never disagrees with
@@ -49,10 +51,21 @@ struct Pending {
 }
 
 /// The sink channel actors submit to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TwitchOutbound {
     queue: mpsc::Sender<Pending>,
     metrics: Arc<Metrics>,
+    status: Arc<TwitchStatus>,
+    /// Helix moderation, when configured.
+    moderation: Option<HelixModerator>,
+}
+
+impl std::fmt::Debug for TwitchOutbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwitchOutbound")
+            .field("moderation", &self.moderation.is_some())
+            .finish()
+    }
 }
 
 /// Limits as the scheduler applies them.
@@ -70,13 +83,20 @@ impl TwitchOutbound {
         limits: OutboundLimits,
         status: Arc<TwitchStatus>,
         metrics: Arc<Metrics>,
+        moderation: Option<HelixModerator>,
         drain: CancellationToken,
         drain_deadline: Duration,
     ) -> (TwitchOutbound, JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(limits.send.queue_capacity);
-        let scheduler = Scheduler::new(limits, status, Arc::clone(&metrics));
+        let scheduler = Scheduler::new(limits, Arc::clone(&status), Arc::clone(&metrics));
         let task = tokio::spawn(scheduler.run(rx, drain, drain_deadline));
-        (TwitchOutbound { queue, metrics }, task)
+        let outbound = TwitchOutbound {
+            queue,
+            metrics,
+            status,
+            moderation,
+        };
+        (outbound, task)
     }
 }
 
@@ -88,10 +108,10 @@ impl ActionSink for TwitchOutbound {
         let (text, reply_to) = match action {
             Action::Say { text } => (text, None),
             Action::Reply { parent_id, text } => (text, Some(parent_id)),
-            Action::Delete { .. } => return self.not_configured("delete"),
-            Action::Timeout { .. } => return self.not_configured("timeout"),
-            Action::Ban { .. } => return self.not_configured("ban"),
-            Action::Unban { .. } => return self.not_configured("unban"),
+            Action::Delete { .. }
+            | Action::Timeout { .. }
+            | Action::Ban { .. }
+            | Action::Unban { .. } => return self.moderate(&event.channel, action, received_at),
             Action::Shadow { rule, would } => return self.shadow(&event.channel, &rule, &would),
         };
         let pending = Pending {
@@ -117,6 +137,34 @@ impl TwitchOutbound {
             .get_or_create(&vec![("rule", rule.to_string())])
             .inc();
         tracing::info!(channel, rule, would = ?would, "shadow rule matched (not acted on)");
+    }
+
+    /// Hands a moderation action to Helix with the channel's and the bot's user ids.
+    fn moderate(&self, channel: &str, action: Action, received_at: Option<Instant>) {
+        let name = moderation_name(&action);
+        let Some(helix) = &self.moderation else {
+            return self.not_configured(name);
+        };
+        let (Some(broadcaster_id), Some(moderator_id)) =
+            (self.status.room_id(channel), self.status.bot_user_id())
+        else {
+            self.metrics.outbound_dropped("moderation_ids_unknown");
+            tracing::warn!(
+                channel,
+                action = name,
+                "moderation action dropped: channel or bot user id not known yet"
+            );
+            return;
+        };
+        let request = ModerationRequest {
+            channel_login: channel.to_string(),
+            broadcaster_id,
+            moderator_id,
+            action,
+            received_at,
+        };
+        // A refusal (queue full, shutting down) is counted and logged by the moderator.
+        let _ = helix.submit(request);
     }
 
     fn not_configured(&self, action: &str) {
@@ -392,6 +440,16 @@ enum Attempt {
     Sent,
     Expired,
     WaitUntil(Instant),
+}
+
+fn moderation_name(action: &Action) -> &'static str {
+    match action {
+        Action::Delete { .. } => "delete",
+        Action::Timeout { .. } => "timeout",
+        Action::Ban { .. } => "ban",
+        Action::Unban { .. } => "unban",
+        _ => "other",
+    }
 }
 
 /// The PRIVMSG line for a message, threaded as a reply when `reply_to` is set. Text starting

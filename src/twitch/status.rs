@@ -15,6 +15,10 @@ pub struct TwitchStatus {
     wanted: Mutex<BTreeSet<String>>,
     joined: Mutex<HashSet<String>>,
     moderator_in: DashSet<String>,
+    /// Channel login -> its user id (`room-id` from ROOMSTATE), for Helix calls.
+    room_ids: dashmap::DashMap<String, String>,
+    /// The bot's own user id (GLOBALUSERSTATE), for Helix calls.
+    bot_user_id: RwLock<Option<String>>,
     /// Lines to write on the current connection (bounded); None while disconnected.
     wire: RwLock<Option<mpsc::Sender<String>>>,
 }
@@ -100,6 +104,26 @@ impl TwitchStatus {
             .into_iter()
             .filter(|c| !joined.contains(c))
             .collect()
+    }
+
+    pub fn room_id(&self, channel: &str) -> Option<String> {
+        self.room_ids.get(channel).map(|id| id.value().clone())
+    }
+
+    pub(crate) fn set_room_id(&self, channel: &str, id: &str) {
+        if !id.is_empty() {
+            self.room_ids.insert(channel.to_string(), id.to_string());
+        }
+    }
+
+    pub fn bot_user_id(&self) -> Option<String> {
+        self.bot_user_id.read().ok().and_then(|id| id.clone())
+    }
+
+    pub(crate) fn set_bot_user_id(&self, id: &str) {
+        if let Ok(mut slot) = self.bot_user_id.write() {
+            *slot = Some(id.to_string());
+        }
     }
 
     pub fn is_moderator(&self, channel: &str) -> bool {
