@@ -27,6 +27,7 @@ use crate::actors::{
 };
 use crate::config::{is_login, Config, Secret};
 use crate::engine::{ChannelRules, ChatHandler, Engine};
+use crate::helix::streams::{spawn_stream_watcher, StreamMetrics};
 use crate::helix::HelixModerator;
 use crate::obs::Metrics;
 use crate::router::Router;
@@ -221,6 +222,7 @@ impl Service {
         let registry = ChannelRegistry::new();
         let helix_stop = CancellationToken::new();
         let mut helix = None;
+        let mut stream_metrics = None;
         let metrics = Metrics::new(Arc::clone(&registry), |prometheus| {
             if let (true, Some(token)) =
                 (config.helix_enabled(), config.secrets.helix_token.clone())
@@ -231,6 +233,7 @@ impl Service {
                     prometheus,
                     helix_stop.clone(),
                 ));
+                stream_metrics = Some(StreamMetrics::register(prometheus));
             }
         });
         let (moderation, helix_task) = match helix {
@@ -285,6 +288,24 @@ impl Service {
         )
         .await
         .map_err(|e| anyhow::anyhow!("starting the supervisor: {e}"))?;
+        if let (Some(stream_metrics), Some(token)) =
+            (stream_metrics, config.secrets.helix_token.clone())
+        {
+            let wanted = Arc::clone(twitch.status());
+            let channels = Arc::clone(&registry);
+            spawn_stream_watcher(
+                config.helix.clone(),
+                token,
+                stream_metrics,
+                move || wanted.wanted(),
+                move |login, since| {
+                    if let Some(channel) = channels.get(&ChannelKey::twitch(login)) {
+                        channel.set_live_since(since);
+                    }
+                },
+                helix_stop.clone(),
+            );
+        }
         let ticker_stop = CancellationToken::new();
         tokio::spawn(run_ticker(
             Arc::clone(&registry),

@@ -212,3 +212,86 @@ async fn without_helix_moderation_is_counted_not_lost() {
     service.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_status_from_helix_drives_uptime_and_online_only_timers() {
+    let helix = FakeHelix::start();
+    let sim = sim(1, |_| {}).await;
+    let channels = sim_channels(1);
+    let channel = &channels[0];
+    let dir = tempfile::tempdir().expect("dir");
+    let rules = r#"
+[[commands]]
+name = "!uptime"
+response = "Live for $(uptime)."
+
+[[timers]]
+name = "live-only"
+message = "We are live, say hi"
+interval_s = 1
+online_only = true
+"#;
+    std::fs::write(dir.path().join(format!("{channel}.toml")), rules).expect("rules");
+    let two_hours_ago = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        - 2 * 3_600_000
+        - 5 * 60_000;
+    // Helix reports whole seconds.
+    let two_hours_ago = two_hours_ago / 1000 * 1000;
+    helix.set_live(channel, Some(two_hours_ago));
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    config.engine.tick_interval_ms = 100;
+    config.helix.base_url = helix.base_url();
+    config.helix.client_id = FAKE_CLIENT_ID.to_string();
+    config.helix.stream_poll_interval_ms = 1_000;
+    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
+    let service = service(config, ServiceOptions::default()).await;
+    let shared = common::channel(&service, channel);
+    wait_until(
+        "the stream is known to be live",
+        Duration::from_secs(5),
+        || shared.live_since() == Some(two_hours_ago),
+    )
+    .await;
+    sim.send_privmsg(channel, "viewer", "!uptime")
+        .await
+        .expect("joined");
+    wait_until(
+        "uptime answers from Helix's started_at",
+        Duration::from_secs(5),
+        || sim.received().iter().any(|m| m.text == "Live for 2h 05m."),
+    )
+    .await;
+    wait_until(
+        "the online-only timer fires while live",
+        Duration::from_secs(5),
+        || {
+            sim.received()
+                .iter()
+                .any(|m| m.text.contains("We are live"))
+        },
+    )
+    .await;
+    helix.set_live(channel, None);
+    wait_until(
+        "the stream is known to be offline",
+        Duration::from_secs(5),
+        || shared.live_since().is_none(),
+    )
+    .await;
+    sim.send_privmsg(channel, "viewer", "!uptime")
+        .await
+        .expect("joined");
+    wait_until("uptime says offline", Duration::from_secs(5), || {
+        sim.received()
+            .iter()
+            .any(|m| m.text.starts_with("Live for offline"))
+    })
+    .await;
+    assert!(helix.rejected().is_empty(), "{:?}", helix.rejected());
+    service.shutdown().await;
+    sim.shutdown().await;
+}

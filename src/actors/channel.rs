@@ -33,6 +33,8 @@ pub enum ChannelMsg {
     Wake,
     /// A timer tick (sent only to channels with timers, at most one pending).
     Tick,
+    /// The stream went live (since unix ms) or offline.
+    StreamStatus(Option<u64>),
     /// Replace the channel's rules (admin API); replies with the validation error, if any.
     SetRules(Arc<ChannelRules>, RpcReplyPort<Result<(), String>>),
 }
@@ -104,6 +106,9 @@ impl Actor for ChannelActor {
         ) {
             state.shared.set_status(ChannelStatus::Running);
         }
+        if let Some(since) = state.shared.live_since() {
+            handle_stream_status(state, Some(since));
+        }
         handle_orphans_before(state, u64::MAX);
         Ok(())
     }
@@ -127,6 +132,7 @@ impl Actor for ChannelActor {
             }
             ChannelMsg::Wake => handle_orphans_before(state, u64::MAX),
             ChannelMsg::Tick => handle_tick(state),
+            ChannelMsg::StreamStatus(since) => handle_stream_status(state, since),
             ChannelMsg::SetRules(rules, reply) => {
                 let result = state
                     .engine
@@ -168,10 +174,25 @@ impl ChannelActorState {
 
 fn handle_tick(state: &mut ChannelActorState) {
     state.shared.tick_pending.store(false, Ordering::Relaxed);
+    handle_internal(state, EventKind::Tick);
+}
+
+fn handle_stream_status(state: &mut ChannelActorState, since: Option<u64>) {
+    handle_internal(
+        state,
+        EventKind::StreamStatus {
+            online: since.is_some(),
+            started_at_ms: since,
+        },
+    );
+}
+
+/// Runs the engine on an event the service made (not chat): ticks, stream status.
+fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
     let event = ChatEvent {
         platform: state.shared.key.platform,
         channel: Arc::clone(&state.shared.key.name),
-        kind: EventKind::Tick,
+        kind,
     };
     let actions = state
         .context

@@ -164,6 +164,9 @@ pub struct ChannelShared {
     pub wants_ticks: AtomicBool,
     /// A tick is in the mailbox; no second one is sent until it is handled.
     pub tick_pending: AtomicBool,
+    /// When the stream went live (unix ms); 0 while offline or unknown. Outlives actors, so a
+    /// restarted actor knows at once.
+    live_since_ms: AtomicU64,
 }
 
 impl ChannelShared {
@@ -183,6 +186,7 @@ impl ChannelShared {
             waiting: AtomicUsize::new(0),
             wants_ticks: AtomicBool::new(false),
             tick_pending: AtomicBool::new(false),
+            live_since_ms: AtomicU64::new(0),
         })
     }
 
@@ -211,6 +215,20 @@ impl ChannelShared {
             .is_some_and(|a| a.send_message(ChannelMsg::Tick).is_ok());
         if !sent {
             self.tick_pending.store(false, Ordering::Release);
+        }
+    }
+
+    /// Live since (unix ms), if the stream is live.
+    pub fn live_since(&self) -> Option<u64> {
+        Some(self.live_since_ms.load(Ordering::Acquire)).filter(|ms| *ms > 0)
+    }
+
+    /// Records a stream status change and tells the actor.
+    pub fn set_live_since(&self, since: Option<u64>) {
+        self.live_since_ms
+            .store(since.unwrap_or(0), Ordering::Release);
+        if let Some(actor) = self.actor() {
+            let _ = actor.send_message(ChannelMsg::StreamStatus(since));
         }
     }
 

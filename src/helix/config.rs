@@ -41,6 +41,8 @@ pub struct HelixConfig {
     pub moderation_log: Option<PathBuf>,
     /// In-memory moderation log entries kept (oldest dropped first).
     pub log_capacity: usize,
+    /// How often stream status (live or not, since when) is polled from `GET /streams`.
+    pub stream_poll_interval_ms: u64,
 }
 
 impl Default for HelixConfig {
@@ -58,6 +60,7 @@ impl Default for HelixConfig {
             max_in_flight: 8,
             moderation_log: None,
             log_capacity: 10_000,
+            stream_poll_interval_ms: 60_000,
         }
     }
 }
@@ -84,6 +87,9 @@ impl HelixConfig {
         }
         if self.client_id.trim().is_empty() {
             return Err(invalid("client_id", "must not be empty"));
+        }
+        if self.stream_poll_interval_ms < 1_000 {
+            return Err(invalid("stream_poll_interval_ms", "must be at least 1000"));
         }
         in_range(
             "points_per_minute",

@@ -83,6 +83,9 @@ struct FakeState {
     bans: HashMap<(String, String), bool>,
     deleted: HashSet<String>,
     bucket: Bucket,
+    /// Live channels (login -> started at, ms) for `GET /streams`.
+    live: HashMap<String, u64>,
+    stream_polls: u64,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -134,8 +137,11 @@ impl FakeHelix {
                 started: Instant::now(),
                 used: 0,
             },
+            live: HashMap::new(),
+            stream_polls: 0,
         }));
         let app = axum::Router::new()
+            .route(&format!("{PREFIX}/streams"), axum::routing::get(streams))
             .fallback(handle)
             .with_state(state.clone());
         let stop = CancellationToken::new();
@@ -159,6 +165,20 @@ impl FakeHelix {
     }
 
     /// Requests that passed the checks, in arrival order.
+    /// Marks a channel live since `started_ms` (unix ms), or offline with None.
+    pub fn set_live(&self, login: &str, started_ms: Option<u64>) {
+        let mut guard = lock(&self.state);
+        match started_ms {
+            Some(ms) => guard.live.insert(login.to_string(), ms),
+            None => guard.live.remove(login),
+        };
+    }
+
+    /// `GET /streams` requests answered.
+    pub fn stream_polls(&self) -> u64 {
+        lock(&self.state).stream_polls
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
     }
@@ -471,6 +491,40 @@ fn answer(state: &mut FakeState, mut checked: Checked) -> (Response, Duration) {
         with_rate_headers(response, limit, remaining, reset),
         state.delay,
     )
+}
+
+/// `GET /streams?user_login=..&user_login=..`: the live ones among them, Helix-shaped.
+async fn streams(State(state): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err((status, why)) = check_headers(&headers) {
+        return helix_error(status, &why);
+    }
+    let query = match Query::<Vec<(String, String)>>::try_from_uri(&uri) {
+        Ok(Query(query)) => query,
+        Err(e) => return helix_error(StatusCode::BAD_REQUEST, &format!("bad query: {e}")),
+    };
+    let logins: Vec<&str> = query
+        .iter()
+        .filter(|(k, _)| k == "user_login")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if logins.is_empty() || logins.len() > 100 {
+        return helix_error(StatusCode::BAD_REQUEST, "1 to 100 user_login parameters");
+    }
+    let mut guard = lock(&state);
+    guard.stream_polls += 1;
+    let data: Vec<Value> = logins
+        .iter()
+        .filter_map(|login| {
+            let started = guard.live.get(*login)?;
+            let started_at = chrono::DateTime::from_timestamp_millis(*started as i64)?
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            Some(serde_json::json!({
+                "id": "1", "user_id": "1", "user_login": login, "user_name": login,
+                "type": "live", "title": "live", "viewer_count": 50000, "started_at": started_at
+            }))
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "data": data, "pagination": {} })).into_response()
 }
 
 async fn handle(

@@ -18,6 +18,7 @@ pub mod fake;
 mod log;
 mod metrics;
 mod request;
+pub mod streams;
 mod worker;
 
 pub use client::Outcome;

@@ -1,0 +1,162 @@
+//! Stream status: which channels are live, and since when, polled from Helix `GET /streams`.
+//!
+//! The engine needs it for `$(uptime)`, online-only timers and online/offline-only banned
+//! phrases. Every `helix.stream_poll_interval_ms` the watcher asks for the wanted channels, 100
+//! logins per request (Helix's page size), and reports each change (live since T / offline) to
+//! `on_change`. A failed poll changes nothing and is counted; the next poll tries again.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::HelixConfig;
+use crate::config::Secret;
+
+/// Logins per `GET /streams` request (Helix's maximum page size).
+const LOGINS_PER_REQUEST: usize = 100;
+
+#[derive(Debug, Deserialize)]
+struct StreamsPage {
+    data: Vec<LiveStream>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LiveStream {
+    user_login: String,
+    #[serde(rename = "type")]
+    kind: String,
+    started_at: String,
+}
+
+/// Counters of the watcher.
+#[derive(Debug, Clone, Default)]
+pub struct StreamMetrics {
+    pub polls: Counter,
+    pub poll_failures: Counter,
+}
+
+impl StreamMetrics {
+    pub fn register(registry: &mut Registry) -> StreamMetrics {
+        let metrics = StreamMetrics::default();
+        registry.register(
+            "helix_stream_polls",
+            "Helix GET /streams requests",
+            metrics.polls.clone(),
+        );
+        registry.register(
+            "helix_stream_poll_failures",
+            "Helix GET /streams requests that failed (status unchanged until the next poll)",
+            metrics.poll_failures.clone(),
+        );
+        metrics
+    }
+}
+
+/// Polls Helix for the channels `logins()` returns and calls `on_change(login, live_since_ms)`
+/// when a channel goes live (`Some(start)`) or offline (`None`), including the first poll.
+pub fn spawn_stream_watcher(
+    config: HelixConfig,
+    token: Secret,
+    metrics: StreamMetrics,
+    logins: impl Fn() -> Vec<String> + Send + 'static,
+    on_change: impl Fn(&str, Option<u64>) + Send + 'static,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(error = %e, "stream watcher: cannot build an HTTP client");
+                return;
+            }
+        };
+        let mut known: HashMap<String, Option<u64>> = HashMap::new();
+        let mut interval =
+            tokio::time::interval(Duration::from_millis(config.stream_poll_interval_ms));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let wanted = logins();
+            known.retain(|login, _| wanted.contains(login));
+            for chunk in wanted.chunks(LOGINS_PER_REQUEST) {
+                metrics.polls.inc();
+                match poll(&client, &config, &token, chunk).await {
+                    Ok(live) => report(chunk, &live, &mut known, &on_change),
+                    Err(e) => {
+                        metrics.poll_failures.inc();
+                        tracing::warn!(error = %e, "stream status poll failed");
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Asks Helix which of `logins` are live; returns login -> live since (ms).
+async fn poll(
+    client: &reqwest::Client,
+    config: &HelixConfig,
+    token: &Secret,
+    logins: &[String],
+) -> Result<HashMap<String, u64>, String> {
+    let mut query: Vec<(&str, &str)> = logins.iter().map(|l| ("user_login", l.as_str())).collect();
+    let first = LOGINS_PER_REQUEST.to_string();
+    query.push(("first", &first));
+    let bearer = token
+        .expose()
+        .strip_prefix("oauth:")
+        .unwrap_or(token.expose());
+    let response = client
+        .get(format!("{}/streams", config.base_url.trim_end_matches('/')))
+        .query(&query)
+        .header("Client-Id", &config.client_id)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .map_err(|e| format!("GET /streams: {}", e.without_url()))?;
+    if !response.status().is_success() {
+        return Err(format!("GET /streams answered {}", response.status()));
+    }
+    let page: StreamsPage = response
+        .json()
+        .await
+        .map_err(|e| format!("GET /streams body: {e}"))?;
+    Ok(page
+        .data
+        .into_iter()
+        .filter(|s| s.kind == "live")
+        .filter_map(|s| {
+            let started = chrono::DateTime::parse_from_rfc3339(&s.started_at).ok()?;
+            Some((
+                s.user_login.to_ascii_lowercase(),
+                started.timestamp_millis().max(0) as u64,
+            ))
+        })
+        .collect())
+}
+
+fn report(
+    logins: &[String],
+    live: &HashMap<String, u64>,
+    known: &mut HashMap<String, Option<u64>>,
+    on_change: &impl Fn(&str, Option<u64>),
+) {
+    for login in logins {
+        let now = live.get(login).copied();
+        if known.get(login) != Some(&now) {
+            known.insert(login.clone(), now);
+            on_change(login, now);
+        }
+    }
+}
