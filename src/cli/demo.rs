@@ -94,18 +94,21 @@ pub fn demo_config(sim_addr: SocketAddr, channels: &[String], http: SocketAddr) 
     config
 }
 
-/// `!ping`s per second the demo stays under: 80 % of a verified bot's 7,500 replies / 30 s, so
-/// the measured latency is the pipeline's, not time spent waiting for Twitch's send window.
-pub const MAX_PINGS_PER_S: f64 = 200.0;
+/// Replies per second the demo's traffic asks for at most: 80 % of a verified bot's 7,500
+/// messages / 30 s, so the measured latency is the pipeline's, not time spent waiting for
+/// Twitch's send window. Two thirds go to `!ping`, one third to `!echo`.
+pub const MAX_REPLIES_PER_S: f64 = 200.0;
 
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let mut sim_config = SimConfig::with_channels(args.channels);
     sim_config.rate = 0.0;
-    sim_config.ping_fraction = args.ping_fraction.min(MAX_PINGS_PER_S / args.rate.max(1.0));
+    let reply_share = MAX_REPLIES_PER_S / args.rate.max(1.0);
+    sim_config.ping_fraction = args.ping_fraction.min(reply_share * 2.0 / 3.0);
+    sim_config.echo_fraction = sim_config.echo_fraction.min(reply_share / 3.0);
     if sim_config.ping_fraction < args.ping_fraction {
         eprintln!(
-            "demo: !ping share lowered to {:.4} to stay under {MAX_PINGS_PER_S} replies/s (Twitch's verified-bot send limit is 250/s)",
-            sim_config.ping_fraction
+            "demo: !ping share lowered to {:.4} (and !echo to {:.4}) to stay under {MAX_REPLIES_PER_S} replies/s (Twitch's verified-bot send limit is 250/s)",
+            sim_config.ping_fraction, sim_config.echo_fraction
         );
     }
     sim_config.corpus = args.corpus.clone();
@@ -138,6 +141,12 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let traffic_seconds = started.elapsed().as_secs_f64();
     settle(&sim, &service, Duration::from_secs(10)).await;
     let summary = summarize(&sim, &service, traffic_seconds);
+    for line in service.core().metrics.render().lines() {
+        let replies = line.starts_with("firehose_outbound_sent_total") || line.starts_with("firehose_outbound_dropped_total");
+        if replies {
+            eprintln!("demo: {line}");
+        }
+    }
     let _ = service.shutdown().await;
     sim.shutdown().await;
     Ok(summary)

@@ -22,6 +22,8 @@ pub struct SimConfig {
     pub zipf_exponent: f64,
     /// Share of generated PRIVMSGs that are `!ping`.
     pub ping_fraction: f64,
+    /// Share of generated PRIVMSGs that are `!echo <text>`.
+    pub echo_fraction: f64,
     /// Share of generated lines that are USERNOTICE/CLEARCHAT/CLEARMSG (clamped to 0..=0.9).
     pub event_fraction: f64,
     /// File of raw IRC lines whose PRIVMSG texts (and emotes) are reused as content.
@@ -61,6 +63,7 @@ impl Default for SimConfig {
             max_messages: None,
             zipf_exponent: 1.0,
             ping_fraction: 0.01,
+            echo_fraction: 0.005,
             event_fraction: 0.01,
             corpus: None,
             record_sent: false,

@@ -29,8 +29,6 @@ const MAX_BATCH: u64 = 4_096;
 const MAX_BACKLOG: Duration = Duration::from_secs(1);
 /// Chatters per channel (Zipf population).
 const CHATTERS_PER_CHANNEL: usize = 5_000;
-/// Share of chat messages that are `!echo <text>`.
-const ECHO_FRACTION: f64 = 0.005;
 /// Share of chat messages that reply to the previous message in the channel.
 const REPLY_FRACTION: f64 = 0.03;
 /// Largest share of generated lines that may be events.
@@ -282,7 +280,7 @@ impl Generator {
             return ("!ping".to_string(), String::new());
         }
         let text = self.content.pick(&mut self.rng).clone();
-        if roll < ping_fraction + ECHO_FRACTION {
+        if roll < ping_fraction + self.shared.config.echo_fraction {
             let body = text.body.trim_start_matches('\u{1}').replace('\u{1}', "");
             return (format!("!echo {body}"), String::new());
         }
