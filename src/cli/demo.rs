@@ -142,7 +142,8 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     settle(&sim, &service, Duration::from_secs(10)).await;
     let summary = summarize(&sim, &service, traffic_seconds);
     for line in service.core().metrics.render().lines() {
-        let replies = line.starts_with("firehose_outbound_sent_total") || line.starts_with("firehose_outbound_dropped_total");
+        let replies = line.starts_with("firehose_outbound_sent_total")
+            || line.starts_with("firehose_outbound_dropped_total");
         if replies {
             eprintln!("demo: {line}");
         }
