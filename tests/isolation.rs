@@ -29,7 +29,14 @@ async fn slow_neighbour_case(policy: OverflowPolicy) {
     let tap = Arc::new(RecordingTap::default());
     let service = service(config, options_with(engine, Some(Arc::clone(&tap)))).await;
     let per_channel = 400;
+    // About 1,000 msgs/s per channel: ten times what the slow channel can handle (10 ms per
+    // message), easy for its neighbour. A late tick is not made up with a burst.
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for i in 0..per_channel {
+        if i % 10 == 0 {
+            pace.tick().await;
+        }
         sim.send_privmsg(&slow, "viewer", &format!("slow {i}"))
             .await
             .expect("joined");

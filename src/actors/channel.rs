@@ -125,7 +125,7 @@ impl Actor for ChannelActor {
                 handle_orphans_before(state, delivery.seq());
                 handle_delivery(state, delivery);
                 // A handler that took long must not hog its worker thread for a whole mailbox:
-                // let the tasks queued behind it (other channels, the router) run first.
+                // let the tasks queued behind it (other channels, the reader) run first.
                 if started.elapsed() >= SLOW_HANDLING {
                     tokio::task::yield_now().await;
                 }
