@@ -121,6 +121,7 @@ impl HelixModerator {
                 metrics,
             },
             rx,
+            staged_capacity: config.queue_capacity.max(1),
             max_in_flight: config.max_in_flight.max(1),
             drain_timeout: Duration::from_millis(config.request_timeout_ms)
                 + Duration::from_secs(1),

@@ -1,10 +1,16 @@
 //! The worker: takes jobs off the bounded queue and runs up to `max_in_flight` of them at once,
 //! so one slow call does not stall the rest, and writes each outcome to the log and metrics.
 //!
+//! Jobs wait in a [`FairQueue`]: one line per channel, served round-robin, so a nuke that
+//! queues hundreds of timeouts in one channel does not delay a ban in another. The lines hold at
+//! most `staged_capacity` jobs in total; past that the worker stops taking jobs off the bounded
+//! channel, whose own bound then applies to `submit`.
+//!
 //! On shutdown it stops taking jobs, logs the ones still queued as `dropped: shutdown`, lets the
 //! calls in flight finish (their budget waits and backoffs end at once), then stops the log
 //! file writer after everything is written.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,9 +68,52 @@ async fn run_one(shared: Shared, job: Job) {
     shared.log.record(entry(&job, &outcome, attempts));
 }
 
+/// Queued jobs, one line per channel, served round-robin.
+#[derive(Debug, Default)]
+pub struct FairQueue {
+    lines: HashMap<String, VecDeque<Job>>,
+    turn: VecDeque<String>,
+    len: usize,
+}
+
+impl FairQueue {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, job: Job) {
+        let line = self.lines.entry(job.channel.clone()).or_default();
+        if line.is_empty() {
+            self.turn.push_back(job.channel.clone());
+        }
+        line.push_back(job);
+        self.len += 1;
+    }
+
+    /// The next job, from the channel whose turn it is.
+    pub fn pop(&mut self) -> Option<Job> {
+        let channel = self.turn.pop_front()?;
+        let line = self.lines.get_mut(&channel)?;
+        let job = line.pop_front()?;
+        if line.is_empty() {
+            self.lines.remove(&channel);
+        } else {
+            self.turn.push_back(channel);
+        }
+        self.len -= 1;
+        Some(job)
+    }
+}
+
 pub struct Worker {
     pub shared: Shared,
     pub rx: mpsc::Receiver<Job>,
+    /// Jobs taken off `rx` and waiting their channel's turn, at most.
+    pub staged_capacity: usize,
     pub max_in_flight: usize,
     /// Longest wait for in-flight calls at shutdown.
     pub drain_timeout: Duration,
@@ -77,20 +126,37 @@ impl Worker {
         writer: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
     ) {
         let mut in_flight = JoinSet::new();
+        let mut staged = FairQueue::default();
+        let mut closed = false;
         loop {
-            let room = in_flight.len() < self.max_in_flight;
+            while in_flight.len() < self.max_in_flight {
+                let Some(job) = staged.pop() else { break };
+                self.shared.metrics.queue_depth.dec();
+                in_flight.spawn(run_one(self.shared.clone(), job));
+            }
+            if closed && staged.is_empty() && in_flight.is_empty() {
+                break;
+            }
+            let take = !closed && staged.len() < self.staged_capacity;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                job = self.rx.recv(), if room => match job {
+                job = self.rx.recv(), if take => match job {
                     Some(job) => {
-                        self.shared.metrics.queue_depth.dec();
-                        in_flight.spawn(run_one(self.shared.clone(), job));
+                        staged.push(job);
+                        while staged.len() < self.staged_capacity {
+                            let Ok(job) = self.rx.try_recv() else { break };
+                            staged.push(job);
+                        }
                     }
-                    None => break,
+                    None => closed = true,
                 },
             }
+        }
+        while let Some(job) = staged.pop() {
+            self.shared.metrics.queue_depth.dec();
+            record_dropped(&self.shared.log, &self.shared.metrics, &job, "shutdown");
         }
         self.drain_queue();
         self.finish(in_flight).await;
