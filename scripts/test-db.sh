@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# Runs a throw-away single-node Apache Cassandra 5.0 for firehose's tests (a stand-in for ScyllaDB:
+# both speak CQL v4 on port 9042). Cassandra comes from Maven Central as the `cassandra-all` jar plus
+# its transitive dependencies (the binary tarball is not on Maven Central), and runs on OpenJDK 17.
+#
+#   scripts/test-db.sh fetch    download cassandra-all and its deps into .cache/cassandra/lib/ (once)
+#   scripts/test-db.sh start    start the node, wait until CQL answers, print FIREHOSE_SCYLLA_URI=...
+#   scripts/test-db.sh stop     stop the node (SIGTERM, then SIGKILL) and delete its data
+#   scripts/test-db.sh status   say whether the node runs, and where
+#
+# If FIREHOSE_SCYLLA_URI is already set, `start` only echoes it: an external ScyllaDB/Cassandra is used
+# (e.g. `docker run -p 9042:9042 scylladb/scylla --smp 1`). See docs/TEST-DATABASE.md.
+#
+# Environment knobs: CASSANDRA_VERSION (default 5.0.8), CASSANDRA_JAVA_HOME (default OpenJDK 17),
+# CASSANDRA_START_TIMEOUT (seconds, default 180), CASSANDRA_HEAP / CASSANDRA_HEAP_MIN (1g / 512m).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+CASSANDRA_VERSION="${CASSANDRA_VERSION:-5.0.8}"
+# Cassandra 5.0 supports Java 11 and 17 only; the machine's default `java` may be newer.
+JAVA_HOME="${CASSANDRA_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
+JAVA="$JAVA_HOME/bin/java"
+START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-180}"
+STOP_TIMEOUT=30
+
+CACHE="$ROOT/.cache/cassandra"
+LIB="$CACHE/lib"                   # all jars (cassandra-all + transitive deps)
+FETCH_DIR="$CACHE/fetch"           # the generated pom used to resolve them
+MARKER="$LIB/.complete-$CASSANDRA_VERSION"
+RUN="$CACHE/run"                   # config, data, logs, pid of the running node
+CONF="$RUN/conf"
+DATA="$RUN/data"
+LOG="$RUN/cassandra.log"
+PIDFILE="$RUN/cassandra.pid"
+PORTFILE="$RUN/native_port"
+LAST_LOG="$CACHE/last-run.log"     # copy of the log kept after `stop` deletes the run dir
+
+log() { echo "test-db: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------
+# fetch: resolve org.apache.cassandra:cassandra-all and every runtime dependency into $LIB.
+# ---------------------------------------------------------------------------------------------------
+cmd_fetch() {
+  if [ -f "$MARKER" ]; then
+    log "cassandra-all $CASSANDRA_VERSION already cached in $LIB ($(ls "$LIB"/*.jar | wc -l) jars)"
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
+  mkdir -p "$FETCH_DIR"
+  # A throw-away project whose only dependency is cassandra-all; the dependency plugin version is
+  # pinned so the result does not depend on Maven's built-in default.
+  cat >"$FETCH_DIR/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>firehose.test</groupId>
+  <artifactId>cassandra-fetch</artifactId>
+  <version>0</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.cassandra</groupId>
+      <artifactId>cassandra-all</artifactId>
+      <version>$CASSANDRA_VERSION</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <pluginManagement>
+      <plugins>
+        <plugin>
+          <groupId>org.apache.maven.plugins</groupId>
+          <artifactId>maven-dependency-plugin</artifactId>
+          <version>3.6.1</version>
+        </plugin>
+      </plugins>
+    </pluginManagement>
+  </build>
+</project>
+EOF
+  # Start from an empty lib dir so jars of another version never mix in.
+  rm -rf "$LIB"
+  mkdir -p "$LIB"
+  log "resolving cassandra-all $CASSANDRA_VERSION and its dependencies with Maven..."
+  # includeScope=runtime: compile + runtime deps, no test/provided ones.
+  (cd "$FETCH_DIR" && mvn -q -B dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$LIB")
+  [ -f "$LIB/cassandra-all-$CASSANDRA_VERSION.jar" ] || die "cassandra-all-$CASSANDRA_VERSION.jar missing after fetch"
+  touch "$MARKER"
+  log "cached $(ls "$LIB"/*.jar | wc -l) jars, $(du -sh "$LIB" | cut -f1) in $LIB"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers for start/stop/status.
+# ---------------------------------------------------------------------------------------------------
+
+# True if something listens on 127.0.0.1:$1 (ss when present, else a bash /dev/tcp connect).
+port_in_use() {
+  if command -v ss >/dev/null; then
+    ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
+  fi
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# First free port at or after $1, skipping the ones given after it.
+free_port() {
+  local p="$1"; shift
+  while port_in_use "$p" || [[ " $* " == *" $p "* ]]; do p=$((p + 1)); done
+  echo "$p"
+}
+
+# Pid of our running node, or nothing.
+running_pid() {
+  [ -f "$PIDFILE" ] || return 0
+  local pid; pid="$(cat "$PIDFILE")"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi
+}
+
+write_config() {
+  local native="$1" storage="$2"
+  mkdir -p "$CONF" "$DATA"/{data,commitlog,hints,saved_caches,cdc_raw} "$RUN/triggers"
+  # Minimal single-node config; everything not named takes Cassandra's built-in default.
+  cat >"$CONF/cassandra.yaml" <<EOF
+cluster_name: firehose-test
+num_tokens: 1
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: $storage
+start_native_transport: true
+native_transport_port: $native
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "127.0.0.1:$storage"
+data_file_directories:
+  - $DATA/data
+commitlog_directory: $DATA/commitlog
+hints_directory: $DATA/hints
+saved_caches_directory: $DATA/saved_caches
+cdc_raw_directory: $DATA/cdc_raw
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+# A test node: no snapshots on TRUNCATE/DROP, no auth, small caches.
+auto_snapshot: false
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+key_cache_size: 8MiB
+counter_cache_size: 0MiB
+EOF
+  # Console-only logging at INFO (stdout/stderr go to $LOG); noisy loggers turned down.
+  cat >"$CONF/logback.xml" <<'EOF'
+<configuration scan="false">
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <logger name="org.apache.cassandra" level="INFO"/>
+  <logger name="com.datastax" level="WARN"/>
+  <logger name="io.netty" level="WARN"/>
+  <root level="INFO"><appender-ref ref="STDOUT"/></root>
+</configuration>
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------------
+# start
+# ---------------------------------------------------------------------------------------------------
+cmd_start() {
+  # An external database was configured: nothing to start.
+  if [ -n "${FIREHOSE_SCYLLA_URI:-}" ]; then
+    log "FIREHOSE_SCYLLA_URI is set; using the external database"
+    echo "FIREHOSE_SCYLLA_URI=$FIREHOSE_SCYLLA_URI"
+    return 0
+  fi
+  local pid; pid="$(running_pid)"
+  if [ -n "$pid" ]; then
+    log "already running (pid $pid)"
+    echo "FIREHOSE_SCYLLA_URI=127.0.0.1:$(cat "$PORTFILE")"
+    return 0
+  fi
+  [ -x "$JAVA" ] || die "$JAVA not found (Cassandra 5.0 needs Java 11 or 17: apt-get install openjdk-17-jre-headless)"
+  cmd_fetch
+
+  # Fresh run dir each time: a test node keeps no state between runs.
+  rm -rf "$RUN"
+  mkdir -p "$RUN"
+
+  # Ports: CQL on 9042 unless taken; storage (gossip) and local JMX on free ports distinct from it.
+  local native storage jmx
+  native="$(free_port 9042)"
+  storage="$(free_port 7000 "$native")"
+  jmx="$(free_port 7199 "$native" "$storage")"
+  write_config "$native" "$storage"
+  echo "$native" >"$PORTFILE"
+
+  # Java 17 module flags from Cassandra's conf/jvm17-server.options.
+  local exports=(java.base/jdk.internal.misc java.base/jdk.internal.ref java.base/sun.nio.ch
+    java.management.rmi/com.sun.jmx.remote.internal.rmi java.rmi/sun.rmi.registry java.rmi/sun.rmi.server
+    java.sql/java.sql java.base/java.lang.ref jdk.unsupported/sun.misc
+    jdk.compiler/com.sun.tools.javac.file jdk.attach/sun.tools.attach)
+  local opens=(java.base/java.lang.module java.base/jdk.internal.loader java.base/jdk.internal.ref
+    java.base/jdk.internal.reflect java.base/jdk.internal.math java.base/jdk.internal.module
+    java.base/jdk.internal.util.jar jdk.management/com.sun.management.internal java.base/sun.nio.ch
+    java.base/java.io java.base/java.nio java.base/java.lang.reflect jdk.compiler/com.sun.tools.javac
+    java.base/java.lang java.base/java.util)
+  local jvm=()
+  for m in "${exports[@]}"; do jvm+=(--add-exports "$m=ALL-UNNAMED"); done
+  for m in "${opens[@]}"; do jvm+=(--add-opens "$m=ALL-UNNAMED"); done
+  jvm+=(-Djdk.attach.allowAttachSelf=true -Dio.netty.tryReflectionSetAccessible=true
+    -Djava.net.preferIPv4Stack=true)
+  # Small heap, no AlwaysPreTouch (the stock option touches the whole heap at start).
+  jvm+=(-Xms"${CASSANDRA_HEAP_MIN:-512m}" -Xmx"${CASSANDRA_HEAP:-1g}" -Xss256k -XX:+UseG1GC
+    -XX:+ExitOnOutOfMemoryError)
+  # The jamm agent lets Cassandra measure object sizes exactly (as the stock launcher does).
+  local jamm; jamm="$(ls "$LIB"/jamm-*.jar 2>/dev/null | head -n1 || true)"
+  [ -n "$jamm" ] && jvm+=(-javaagent:"$jamm")
+  # Launcher properties: config, storage/log dirs, foreground, local-only JMX.
+  jvm+=(-Dcassandra.config="file://$CONF/cassandra.yaml"
+    -Dlogback.configurationFile="file://$CONF/logback.xml"
+    -Dcassandra.storagedir="$DATA" -Dcassandra.logdir="$RUN" -Dcassandra.triggers_dir="$RUN/triggers"
+    -Dcassandra-foreground=yes -Dcassandra.jmx.local.port="$jmx")
+  # Fast single-node start: no gossip settling, no ring delay, no superuser setup delay, no fsync.
+  jvm+=(-Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.ring_delay_ms=0
+    -Dcassandra.superuser_setup_delay_ms=0 -Dcassandra.skip_sync=true)
+
+  log "starting Cassandra $CASSANDRA_VERSION (CQL 127.0.0.1:$native, storage $storage, JMX $jmx), log $LOG"
+  local t0; t0="$(date +%s)"
+  # In its own session (setsid) so it outlives this script and a Ctrl-C in the caller's terminal;
+  # setsid execs java, so $! is java's pid.
+  setsid "$JAVA" "${jvm[@]}" -cp "$CONF:$LIB/*" org.apache.cassandra.service.CassandraDaemon \
+    </dev/null >"$LOG" 2>&1 &
+  pid=$!
+  echo "$pid" >"$PIDFILE"
+
+  # Ready = the log says the CQL server listens AND the port accepts a TCP connection.
+  local deadline=$((t0 + START_TIMEOUT))
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "Cassandra exited during start-up; last 50 log lines:"
+      tail -n 50 "$LOG" >&2
+      cp "$LOG" "$LAST_LOG" 2>/dev/null || true
+      rm -rf "$RUN"
+      exit 1
+    fi
+    if grep -q "listening for CQL clients" "$LOG" && (exec 3<>"/dev/tcp/127.0.0.1/$native") 2>/dev/null; then
+      break
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "Cassandra not ready after ${START_TIMEOUT}s; last 50 log lines:"
+      tail -n 50 "$LOG" >&2
+      cmd_stop >/dev/null 2>&1 || true
+      exit 1
+    fi
+    sleep 1
+  done
+  log "CQL ready after $(( $(date +%s) - t0 ))s (pid $pid)"
+  echo "FIREHOSE_SCYLLA_URI=127.0.0.1:$native"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# stop
+# ---------------------------------------------------------------------------------------------------
+cmd_stop() {
+  local pid; pid="$(running_pid)"
+  if [ -n "$pid" ]; then
+    log "stopping Cassandra (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local i=0
+    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt "$STOP_TIMEOUT" ]; do sleep 1; i=$((i + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "still alive after ${STOP_TIMEOUT}s; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+    fi
+  else
+    log "not running"
+  fi
+  # Keep the last log for post-mortems, then drop config + data.
+  [ -f "$LOG" ] && cp "$LOG" "$LAST_LOG"
+  rm -rf "$RUN"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# status
+# ---------------------------------------------------------------------------------------------------
+cmd_status() {
+  if [ -n "${FIREHOSE_SCYLLA_URI:-}" ]; then
+    echo "external database: FIREHOSE_SCYLLA_URI=$FIREHOSE_SCYLLA_URI"
+    return 0
+  fi
+  local pid; pid="$(running_pid)"
+  if [ -z "$pid" ]; then echo "stopped"; return 1; fi
+  local port; port="$(cat "$PORTFILE")"
+  local rss; rss="$(awk '/VmRSS/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo '?')"
+  if grep -q "listening for CQL clients" "$LOG" 2>/dev/null; then
+    echo "running: pid $pid, RSS $rss, FIREHOSE_SCYLLA_URI=127.0.0.1:$port"
+  else
+    echo "starting: pid $pid, RSS $rss, CQL port $port not ready yet"
+  fi
+}
+
+case "${1:-}" in
+  fetch) cmd_fetch ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+esac
