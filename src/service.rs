@@ -102,6 +102,10 @@ impl Core {
 
     /// Parts a Twitch channel; false when it was not joined.
     pub async fn part(&self, login: &str) -> Result<bool, String> {
+        if !is_login(login) {
+            // Also keeps anything but a login out of the PART line we send.
+            return Err(format!("`{login}` is not a channel login"));
+        }
         let key = ChannelKey::twitch(login);
         self.twitch.part(login).await;
         ractor::call_t!(
@@ -299,8 +303,12 @@ impl Service {
                 stream_metrics,
                 move || wanted.wanted(),
                 move |login, since| {
+                    // Compared with the channel itself (not the watcher's memory), so a channel
+                    // parted and joined again between polls still learns its status.
                     if let Some(channel) = channels.get(&ChannelKey::twitch(login)) {
-                        channel.set_live_since(since);
+                        if channel.live_since() != since {
+                            channel.set_live_since(since);
+                        }
                     }
                 },
                 helix_stop.clone(),
@@ -386,6 +394,14 @@ impl Service {
         .unwrap_or_default();
         self.outbound_drain.cancel();
         let _ = tokio::time::timeout(deadline + Duration::from_secs(1), self.outbound_task).await;
+        // Moderation actions produced by the last messages go out too, within the deadline;
+        // the worker then lets calls in flight finish.
+        if let Some(moderation) = &core.moderation {
+            let until = tokio::time::Instant::now() + deadline;
+            while moderation.queued() > 0 && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         self.helix_stop.cancel();
         if let Some(task) = self.helix_task {
             let _ = tokio::time::timeout(deadline + Duration::from_secs(1), task).await;

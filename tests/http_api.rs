@@ -233,6 +233,64 @@ async fn admin_join_and_part_need_the_token() {
     })
     .await;
 
+    // Raw IRC can never be smuggled through the path (it is percent-decoded).
+    let injected = http
+        .delete(url(&service, "/v1/channels/x%0D%0APRIVMSG%20%23c%20%3Ahi"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(injected.status(), 400);
+
+    // Part and join again at once: the channel ends up joined.
+    let joined = http
+        .post(&path)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(joined.status(), 201);
+    wait_until_async("joined again", Duration::from_secs(5), || async {
+        service.core().twitch.status().is_joined(target)
+    })
+    .await;
+    let parted = http
+        .delete(&path)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(parted.status(), 200);
+    let rejoined = http
+        .post(&path)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(rejoined.status(), 201);
+    wait_until_async(
+        "joined after a quick part and join",
+        Duration::from_secs(10),
+        || async {
+            service.core().twitch.status().is_joined(target) && service.core().readiness().ready
+        },
+    )
+    .await;
+    let id = sim
+        .send_privmsg(target, "viewer", "!ping")
+        .await
+        .expect("the sim has us joined");
+    wait_until(
+        "answered after the quick re-join",
+        Duration::from_secs(5),
+        || {
+            sim.received()
+                .iter()
+                .any(|m| m.reply_parent.as_deref() == Some(id.as_str()))
+        },
+    )
+    .await;
+
     service.shutdown().await;
     sim.shutdown().await;
 }

@@ -181,6 +181,53 @@ async fn spam_in_chat_becomes_the_matching_helix_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_from_the_last_messages_still_goes_out_at_shutdown() {
+    let helix = FakeHelix::start();
+    helix.set_delay(Duration::from_millis(50));
+    let sim = sim(1, |_| {}).await;
+    let channels = sim_channels(1);
+    let channel = &channels[0];
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(format!("{channel}.toml")), RULES).expect("rules");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    config.helix.base_url = helix.base_url();
+    config.helix.client_id = FAKE_CLIENT_ID.to_string();
+    config.helix.max_in_flight = 1;
+    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
+    let service = service(config, ServiceOptions::default()).await;
+    let status = service.core().twitch.status();
+    wait_until("ids known", Duration::from_secs(5), || {
+        status.room_id(channel).is_some() && status.bot_user_id().is_some()
+    })
+    .await;
+    for i in 0..5 {
+        let user_id = format!("{}", 4000 + i);
+        let line = chat_line(
+            channel,
+            &format!("s-{i}"),
+            "scammer",
+            &user_id,
+            "free bitcoin",
+        );
+        sim.inject_raw(&line).await;
+    }
+    wait_until(
+        "the five spam messages were handled",
+        Duration::from_secs(5),
+        || common::processed(&service, channel) == 5,
+    )
+    .await;
+    let moderation = service.core().moderation.clone().expect("helix");
+    service.shutdown().await;
+    let log = moderation.log();
+    assert_eq!(log.len(), 5, "{log:?}");
+    assert!(log.iter().all(|e| e.outcome == "ok"), "{log:?}");
+    assert_eq!(helix.requests().len(), 5);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_helix_moderation_is_counted_not_lost() {
     let sim = sim(1, |_| {}).await;
     let channels = sim_channels(1);

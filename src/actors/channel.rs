@@ -106,6 +106,8 @@ impl Actor for ChannelActor {
         ) {
             state.shared.set_status(ChannelStatus::Running);
         }
+        // A tick that died in a failed predecessor's mailbox must not block ticks for good.
+        state.shared.tick_pending.store(false, Ordering::Release);
         if let Some(since) = state.shared.live_since() {
             handle_stream_status(state, Some(since));
         }

@@ -109,23 +109,23 @@ impl Drop for Delivery {
                 channel.counters.add_shed(ShedReason::Poisoned);
                 tracing::warn!(channel = %channel.key, seq = inner.seq, "message dropped: its handler failed on it");
             }
-            Stage::Pending if channel.accepts_orphans() => {
-                let seq = inner.seq;
-                channel.keep_orphan(
-                    seq,
-                    Delivery {
-                        inner: Some(inner),
-                        stage: Stage::Pending,
-                    },
-                );
-            }
             Stage::Pending => {
-                let reason = if channel.status() == ChannelStatus::Failed {
-                    ShedReason::ChannelFailed
-                } else {
-                    ShedReason::Parted
+                let seq = inner.seq;
+                let orphan = Delivery {
+                    inner: Some(inner),
+                    stage: Stage::Pending,
                 };
-                channel.counters.add_shed(reason);
+                if let Some(mut refused) = channel.keep_orphan(seq, orphan) {
+                    // The channel will not get another actor: count it as shed.
+                    let reason = if channel.status() == ChannelStatus::Failed {
+                        ShedReason::ChannelFailed
+                    } else {
+                        ShedReason::Parted
+                    };
+                    refused.inner.take();
+                    refused.stage = Stage::Done;
+                    channel.counters.add_shed(reason);
+                }
             }
         }
     }

@@ -264,12 +264,32 @@ impl ChannelShared {
         )
     }
 
-    /// Keeps a delivery whose actor died before handling it, for the next actor.
-    pub(crate) fn keep_orphan(&self, seq: u64, delivery: Delivery) {
-        if let Ok(mut orphans) = self.orphans.lock() {
-            orphans.insert(seq, delivery);
-            self.orphan_count.store(orphans.len(), Ordering::Release);
+    /// Keeps a delivery whose actor died before handling it, for the next actor. Hands it back
+    /// when the channel stopped taking orphans (failed or parting) meanwhile: the status is
+    /// checked under the same lock `take_orphans_before` uses after setting it, so no orphan can
+    /// slip in after the last sweep.
+    pub(crate) fn keep_orphan(&self, seq: u64, delivery: Delivery) -> Option<Delivery> {
+        let Ok(mut orphans) = self.orphans.lock() else {
+            return Some(delivery);
+        };
+        if !self.accepts_orphans() {
+            return Some(delivery);
         }
+        orphans.insert(seq, delivery);
+        self.orphan_count.store(orphans.len(), Ordering::Release);
+        None
+    }
+
+    /// Takes every kept delivery, always under the lock (no fast path), so a sweep after a
+    /// status change cannot miss an orphan being kept at that moment.
+    pub(crate) fn take_all_orphans(&self) -> Vec<Delivery> {
+        let Ok(mut orphans) = self.orphans.lock() else {
+            return Vec::new();
+        };
+        let all = std::mem::take(&mut *orphans);
+        self.orphan_count.store(0, Ordering::Release);
+        drop(orphans);
+        all.into_values().collect()
     }
 
     /// Takes the kept deliveries older than `before` (all with `u64::MAX`), oldest first.

@@ -197,6 +197,9 @@ fn part(state: &mut SupervisorState, key: &ChannelKey) -> bool {
     };
     let shared = entry.shared;
     shared.set_status(ChannelStatus::Parting);
+    // The draining actor is no longer this key's: should it fail, a re-joined channel of the
+    // same name must not be touched.
+    state.by_actor.retain(|_, k| k != key);
     state.args.registry.remove(key);
     state.args.router.forget(&shared);
     if let Some(actor) = shared.actor() {
@@ -223,6 +226,12 @@ fn on_actor_failed(
     };
     let shared = Arc::clone(&entry.shared);
     shared.set_actor(None);
+    if shared.status() == ChannelStatus::Parting {
+        // Shutting down or parting: no restart; what it left is shed and counted.
+        shared.set_last_error(error);
+        shed_orphans(&shared);
+        return;
+    }
     shared
         .counters
         .restarts
@@ -309,7 +318,7 @@ async fn drain_all(state: &mut SupervisorState, deadline: Duration) -> DrainRepo
 
 /// Drops (and so counts as shed) the orphans of a channel that will not get another actor.
 fn shed_orphans(shared: &ChannelShared) {
-    drop(shared.take_orphans_before(u64::MAX));
+    drop(shared.take_all_orphans());
 }
 
 #[cfg(test)]

@@ -508,6 +508,16 @@ mod env_overrides {
         "FIREHOSE_ADMIN_TOKEN",
         "FIREHOSE_HELIX_TOKEN",
         "FIREHOSE_LOG",
+        // The test database of the storage work (scripts/test-db.sh), not a service key.
+        "FIREHOSE_SCYLLA_URI",
+    ];
+
+    /// Optional keys (absent by default), overridable like the others.
+    const OPTIONAL_KEYS: &[&[&str]] = &[
+        &["twitch", "token_file"],
+        &["http", "admin_token_file"],
+        &["helix", "token_file"],
+        &["helix", "moderation_log"],
     ];
 
     pub(super) fn apply(
@@ -520,13 +530,24 @@ mod env_overrides {
         };
         let mut leaves = Vec::new();
         collect_leaves(&defaults, &mut Vec::new(), &mut leaves);
+        // Keys whose default is "absent" do not serialize; they are file paths (strings).
+        for path in OPTIONAL_KEYS {
+            let path = path.iter().map(|p| p.to_string()).collect();
+            leaves.push((path, toml::Value::String(String::new())));
+        }
         for (var, raw) in env {
             if !var.starts_with("FIREHOSE_") || NOT_KEYS.contains(&var.as_str()) {
                 continue;
             }
             let Some((path, default)) = leaves.iter().find(|(path, _)| env_name(path) == *var)
             else {
-                continue;
+                // A misspelt override must not be silently ignored.
+                return Err(ConfigError::Env {
+                    var: var.clone(),
+                    key: "(none)".to_string(),
+                    reason: "no configuration key has this name; see config/firehose.toml"
+                        .to_string(),
+                });
             };
             let key = path.join(".");
             let value = parse_like(default, raw).map_err(|reason| ConfigError::Env {

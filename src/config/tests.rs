@@ -159,3 +159,20 @@ fn helix_needs_a_token_once_enabled() {
     .to_string();
     assert!(err.contains("helix.points_per_minute"), "{err}");
 }
+
+#[test]
+fn optional_keys_have_overrides_and_misspelt_ones_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("admin");
+    std::fs::write(&file, "from-file").expect("write");
+    let path = file.display().to_string();
+    let config = load("", &[("FIREHOSE_HTTP_ADMIN_TOKEN_FILE", path.as_str())]).expect("valid");
+    assert_eq!(
+        config.secrets.admin_token.as_ref().map(|t| t.expose()),
+        Some("from-file")
+    );
+    let err = load("", &[("FIREHOSE_ADMISION_CAPACITY", "7")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FIREHOSE_ADMISION_CAPACITY"), "{err}");
+}

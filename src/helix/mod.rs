@@ -155,6 +155,7 @@ impl HelixModerator {
 
     /// Actions waiting in the queue.
     pub fn queued(&self) -> usize {
-        self.inner.tx.max_capacity() - self.inner.tx.capacity()
+        // Submitted and not yet dispatched: in the channel or waiting its channel's turn.
+        self.inner.metrics.queue_depth.get().max(0) as usize
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! The engine needs it for `$(uptime)`, online-only timers and online/offline-only banned
 //! phrases. Every `helix.stream_poll_interval_ms` the watcher asks for the wanted channels, 100
-//! logins per request (Helix's page size), and reports each change (live since T / offline) to
-//! `on_change`. A failed poll changes nothing and is counted; the next poll tries again.
+//! logins per request (Helix's page size), and reports each channel's status (live since T, or
+//! offline) to `on_change`, which acts only on changes. A failed poll changes nothing and is counted; the next poll tries again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -58,7 +58,7 @@ impl StreamMetrics {
 }
 
 /// Polls Helix for the channels `logins()` returns and calls `on_change(login, live_since_ms)`
-/// when a channel goes live (`Some(start)`) or offline (`None`), including the first poll.
+/// with each one's status: live (`Some(start)`) or offline (`None`).
 pub fn spawn_stream_watcher(
     config: HelixConfig,
     token: Secret,
@@ -78,7 +78,6 @@ pub fn spawn_stream_watcher(
                 return;
             }
         };
-        let mut known: HashMap<String, Option<u64>> = HashMap::new();
         let mut interval =
             tokio::time::interval(Duration::from_millis(config.stream_poll_interval_ms));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,11 +87,10 @@ pub fn spawn_stream_watcher(
                 _ = interval.tick() => {}
             }
             let wanted = logins();
-            known.retain(|login, _| wanted.contains(login));
             for chunk in wanted.chunks(LOGINS_PER_REQUEST) {
                 metrics.polls.inc();
                 match poll(&client, &config, &token, chunk).await {
-                    Ok(live) => report(chunk, &live, &mut known, &on_change),
+                    Ok(live) => report(chunk, &live, &on_change),
                     Err(e) => {
                         metrics.poll_failures.inc();
                         tracing::warn!(error = %e, "stream status poll failed");
@@ -146,17 +144,8 @@ async fn poll(
         .collect())
 }
 
-fn report(
-    logins: &[String],
-    live: &HashMap<String, u64>,
-    known: &mut HashMap<String, Option<u64>>,
-    on_change: &impl Fn(&str, Option<u64>),
-) {
+fn report(logins: &[String], live: &HashMap<String, u64>, on_change: &impl Fn(&str, Option<u64>)) {
     for login in logins {
-        let now = live.get(login).copied();
-        if known.get(login) != Some(&now) {
-            known.insert(login.clone(), now);
-            on_change(login, now);
-        }
+        on_change(login, live.get(login).copied());
     }
 }

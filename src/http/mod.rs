@@ -166,6 +166,12 @@ async fn join_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) 
 }
 
 async fn part_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) -> Response {
+    if !crate::config::is_login(&login) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("`{login}` is not a channel login"),
+        );
+    }
     match core.part(&login).await {
         Ok(true) => (
             StatusCode::OK,

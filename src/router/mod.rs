@@ -197,6 +197,8 @@ async fn serve_waiting_line(
             Ok(_) => shared.counters.add_shed(ShedReason::Parted),
             Err(_) => shared.counters.add_shed(ShedReason::Deadline),
         }
+        // Only now, with the message in the mailbox (or counted), may newer ones overtake the line.
+        shared.waiting.fetch_sub(1, Ordering::AcqRel);
     }
     // The line closed (channel parted): anything left was dropped with it.
 }

@@ -335,6 +335,12 @@ impl Session {
             }
             ServerMessage::Part(part) if part.user_login == self.config.login => {
                 self.status.set_joined(&part.channel_login, false);
+                if self.status.wants(&part.channel_login) {
+                    // Parted and joined again in quick succession: join once more.
+                    let _ = self
+                        .joins
+                        .try_send(JoinCmd::Join(part.channel_login.clone()));
+                }
             }
             ServerMessage::RoomState(room) => {
                 self.status
@@ -342,7 +348,9 @@ impl Session {
             }
             ServerMessage::GlobalUserState(me) => self.status.set_bot_user_id(&me.user_id),
             ServerMessage::UserState(state) => {
-                let moderator = super::convert::role(&state.badges) >= crate::engine::Role::Vip;
+                // Twitch's higher limits are for moderators and the broadcaster, not VIPs.
+                let moderator =
+                    super::convert::role(&state.badges) >= crate::engine::Role::Moderator;
                 self.status.set_moderator(&state.channel_login, moderator);
             }
             ServerMessage::Notice(notice) => {
@@ -364,7 +372,8 @@ impl Session {
     }
 }
 
-/// Writes queued lines to the socket, flushing when the queue runs dry.
+/// Writes queued lines to the socket, flushing when the queue runs dry. On `close` it first
+/// writes what is still queued.
 async fn write_lines(
     writer: impl tokio::io::AsyncWrite + Unpin,
     mut lines: mpsc::Receiver<String>,
@@ -373,9 +382,12 @@ async fn write_lines(
 ) {
     let mut writer = BufWriter::new(writer);
     loop {
+        // Queued lines go out before a graceful close (the last replies of a shutdown); a broken
+        // connection stops at once.
         let line = tokio::select! {
-            line = lines.recv() => line,
+            biased;
             _ = broken.cancelled() => None,
+            line = lines.recv() => line,
             _ = close.cancelled() => None,
         };
         let Some(line) = line else { break };

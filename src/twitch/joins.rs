@@ -48,11 +48,17 @@ pub(crate) async fn run_join_pacer(
             },
             _ = tokio::time::sleep_until(free_at), if ready_to_send => {
                 let Some(channel) = queue.pop() else { continue };
-                // Without a connection the send fails; the next `Connected` requeues it.
-                if status.wants(&channel) && !status.is_joined(&channel) && status.send_line(format!("JOIN #{channel}")) {
+                if !status.wants(&channel) || status.is_joined(&channel) {
+                    continue;
+                }
+                if status.send_line(format!("JOIN #{channel}")) {
                     sent.record(Instant::now());
                     metrics.twitch_joins_sent.inc();
+                } else if status.is_connected() {
+                    // The connection's send queue was full: try again in turn.
+                    queue.push(channel);
                 }
+                // Disconnected: the next `Connected` requeues every wanted channel.
             }
         }
     }
@@ -92,6 +98,8 @@ impl JoinQueue {
                 if self.queued.remove(&channel) {
                     self.order.retain(|c| *c != channel);
                 }
+                // Not joined from now on, so a quick re-join is queued rather than ignored.
+                status.set_joined(&channel, false);
                 status.send_line(format!("PART #{channel}"));
             }
             JoinCmd::Connected => {

@@ -391,7 +391,10 @@ impl Scheduler {
             return Attempt::Expired;
         };
         self.queued -= 1;
-        let mut text = limit_length(&item.text, self.limits.send.max_message_chars);
+        let mut text = limit_length(
+            &neutralise_commands(&item.text),
+            self.limits.send.max_message_chars,
+        );
         if text.len() < item.text.len() {
             self.metrics.outbound_truncated.inc();
         }
@@ -455,11 +458,7 @@ fn moderation_name(action: &Action) -> &'static str {
 /// The PRIVMSG line for a message, threaded as a reply when `reply_to` is set. Text starting
 /// with `/` or `.` would run as a chat command, so it is prefixed to stay plain text.
 pub fn privmsg_line(channel: &str, text: &str, reply_to: Option<&str>) -> String {
-    let text = if text.starts_with('/') || text.starts_with('.') {
-        format!("\u{200B}{text}")
-    } else {
-        text.to_string()
-    };
+    let text = neutralise_commands(text);
     let mut tags = IRCTags::new();
     if let Some(parent) = reply_to {
         tags.0
@@ -467,6 +466,16 @@ pub fn privmsg_line(channel: &str, text: &str, reply_to: Option<&str>) -> String
     }
     let params = vec![format!("#{channel}"), text.replace(['\r', '\n'], " ")];
     IRCMessage::new(tags, None, "PRIVMSG".to_string(), params).as_raw_irc()
+}
+
+/// Text starting with `/` or `.` would run as a chat command: prefix it to keep it plain text.
+/// Idempotent, so applying it before the length limit and again when formatting is safe.
+pub fn neutralise_commands(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with('/') || text.starts_with('.') {
+        std::borrow::Cow::Owned(format!("\u{200B}{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Cuts text to at most `max` characters, on a character boundary, marking the cut with `…`.
@@ -510,6 +519,19 @@ mod tests {
         let line = privmsg_line("chan", "/ban someone", None);
         assert!(line.ends_with(":\u{200B}/ban someone"), "{line}");
         assert_eq!(privmsg_line("c", "a\r\nb", None), "PRIVMSG #c :a  b");
+    }
+
+    #[test]
+    fn a_neutralised_command_still_fits_the_limit() {
+        let text = limit_length(&neutralise_commands(&"/".repeat(600)), 500);
+        assert_eq!(text.chars().count(), 500);
+        let line = privmsg_line("c", &text, None);
+        let parsed = IRCMessage::parse(&line).expect("parses");
+        assert_eq!(
+            parsed.params[1].chars().count(),
+            500,
+            "formatting must not add a second prefix"
+        );
     }
 
     #[test]
