@@ -20,6 +20,7 @@ use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::actors::channel::{RulesEdit, RulesRefused};
 use crate::actors::supervisor::{DrainReport, SupervisorArgs};
 use crate::actors::{
     ChannelContext, ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome,
@@ -62,6 +63,14 @@ pub struct Core {
     pub twitch: TwitchClient,
     supervisor: ActorRef<SupervisorMsg>,
     shutting_down: AtomicBool,
+}
+
+/// Why a rules edit did not happen.
+#[derive(Debug)]
+pub enum SetRulesError {
+    Refused(RulesRefused),
+    /// The channel actor did not answer in time.
+    Unavailable(String),
 }
 
 /// Readiness and, when not ready, why.
@@ -119,8 +128,18 @@ impl Core {
 
     /// Replaces a channel's rules after validating them; a running channel picks them up at
     /// once (its actor compiles them), others when they start.
-    pub async fn set_rules(&self, login: &str, rules: ChannelRules) -> Result<(), String> {
-        rules.validate().map_err(|e| e.to_string())?;
+    ///
+    /// `base` is the version the edit was made from: if the rules changed meanwhile (another
+    /// edit, a moderator's `!addcom`), nothing changes and the edit is refused as a conflict.
+    pub async fn set_rules(
+        &self,
+        login: &str,
+        base: Arc<ChannelRules>,
+        rules: ChannelRules,
+    ) -> Result<(), SetRulesError> {
+        rules
+            .validate()
+            .map_err(|e| SetRulesError::Refused(RulesRefused::Invalid(e.to_string())))?;
         let rules = Arc::new(rules);
         let actor = self
             .registry
@@ -131,13 +150,12 @@ impl Core {
                 actor,
                 ChannelMsg::SetRules,
                 ADMIN_CALL_TIMEOUT.as_millis() as u64,
-                rules
+                RulesEdit { base, rules }
             )
-            .map_err(|e| format!("channel actor did not answer: {e}"))?,
-            None => {
-                self.rules.set(login, rules);
-                Ok(())
-            }
+            .map_err(|e| SetRulesError::Unavailable(format!("channel actor did not answer: {e}")))?
+            .map_err(SetRulesError::Refused),
+            None if self.rules.replace_if(login, &base, rules) => Ok(()),
+            None => Err(SetRulesError::Refused(RulesRefused::Conflict)),
         }
     }
 

@@ -76,7 +76,9 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
     assert!(!said(&sim, &channels[1], "Join the Discord"));
     assert!(!said(&sim, &channels[1], "drink water"));
 
-    // A moderator adds a command from chat; it works, and the admin API sees it.
+    // A moderator adds a command from chat; it works, and the admin API sees it. An edit made
+    // from the rules as they were before is refused as a conflict, not applied over it.
+    let stale = service.core().rules.get(&channels[0]);
     assert_eq!(
         sim.inject_raw(&moderator_line(
             &channels[0],
@@ -123,6 +125,30 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
         .await
         .expect("json");
     assert_eq!(item["response"], "Hello there, $(user)!");
+    let outcome = service
+        .core()
+        .set_rules(
+            &channels[0],
+            stale,
+            firehose::engine::ChannelRules::default(),
+        )
+        .await;
+    assert!(
+        matches!(
+            outcome,
+            Err(firehose::service::SetRulesError::Refused(
+                firehose::actors::channel::RulesRefused::Conflict
+            ))
+        ),
+        "{outcome:?}"
+    );
+    assert!(service
+        .core()
+        .rules
+        .get(&channels[0])
+        .commands
+        .iter()
+        .any(|c| c.name == "!hello"));
     service.shutdown().await;
     sim.shutdown().await;
 }

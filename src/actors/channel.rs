@@ -35,8 +35,25 @@ pub enum ChannelMsg {
     Tick,
     /// The stream went live (since unix ms) or offline.
     StreamStatus(Option<u64>),
-    /// Replace the channel's rules (admin API); replies with the validation error, if any.
-    SetRules(Arc<ChannelRules>, RpcReplyPort<Result<(), String>>),
+    /// Replace the channel's rules (admin API) if they are still `base` (the version the edit
+    /// was made on); replies with the refusal, if any.
+    SetRules(RulesEdit, RpcReplyPort<Result<(), RulesRefused>>),
+}
+
+/// An admin edit of a channel's rules: the new rules and the version they were made from.
+#[derive(Debug)]
+pub struct RulesEdit {
+    pub base: Arc<ChannelRules>,
+    pub rules: Arc<ChannelRules>,
+}
+
+/// Why an edit was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesRefused {
+    /// The rules do not validate.
+    Invalid(String),
+    /// The rules changed since the edit read them (e.g. a moderator's `!addcom`).
+    Conflict,
 }
 
 /// What every channel actor of a service shares: the engine and where its output goes.
@@ -81,11 +98,19 @@ impl Actor for ChannelActor {
         let rules = args.context.rules.get(&name);
         // Rules in the book were validated when they went in; should they still fail to compile,
         // the channel runs the built-ins and says why rather than not running at all.
-        let engine = ChannelState::with_rules(name.clone(), (*rules).clone()).unwrap_or_else(|e| {
-            args.shared
-                .set_last_error(format!("rules refused, running built-ins only: {e}"));
-            ChannelState::new(name)
-        });
+        let engine = match ChannelState::with_rules(name.clone(), (*rules).clone()) {
+            Ok(engine) => {
+                // The book holds the very `Arc` the engine runs, so edits can tell whether they
+                // are based on the current version.
+                args.context.rules.set(&name, Arc::clone(&engine.rules));
+                engine
+            }
+            Err(e) => {
+                args.shared
+                    .set_last_error(format!("rules refused, running built-ins only: {e}"));
+                ChannelState::new(name)
+            }
+        };
         let state = ChannelActorState {
             engine,
             shared: args.shared,
@@ -135,11 +160,15 @@ impl Actor for ChannelActor {
             ChannelMsg::Wake => handle_orphans_before(state, u64::MAX),
             ChannelMsg::Tick => handle_tick(state),
             ChannelMsg::StreamStatus(since) => handle_stream_status(state, since),
-            ChannelMsg::SetRules(rules, reply) => {
-                let result = state
-                    .engine
-                    .set_rules((*rules).clone())
-                    .map_err(|e| e.to_string());
+            ChannelMsg::SetRules(edit, reply) => {
+                let result = if Arc::ptr_eq(&state.engine.rules, &edit.base) {
+                    state
+                        .engine
+                        .set_rules((*edit.rules).clone())
+                        .map_err(|e| RulesRefused::Invalid(e.to_string()))
+                } else {
+                    Err(RulesRefused::Conflict)
+                };
                 if result.is_ok() {
                     state
                         .context

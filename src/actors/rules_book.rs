@@ -62,6 +62,24 @@ impl RulesBook {
         self.rules.insert(channel.to_string(), rules);
     }
 
+    /// Replaces the channel's rules only if they are still `base`; false otherwise.
+    pub fn replace_if(
+        &self,
+        channel: &str,
+        base: &Arc<ChannelRules>,
+        rules: Arc<ChannelRules>,
+    ) -> bool {
+        let mut entry = self
+            .rules
+            .entry(channel.to_string())
+            .or_insert_with(|| Arc::clone(&self.empty));
+        if !Arc::ptr_eq(entry.value(), base) {
+            return false;
+        }
+        *entry.value_mut() = rules;
+        true
+    }
+
     /// Channels that have rules of their own.
     pub fn channels(&self) -> Vec<String> {
         let mut channels: Vec<String> = self.rules.iter().map(|e| e.key().clone()).collect();

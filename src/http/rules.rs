@@ -9,7 +9,9 @@
 //!
 //! Every change is checked the way rules files are (serde with unknown fields refused, then
 //! `ChannelRules::validate`, which compiles templates and patterns) and refused with a 400 that
-//! says what is wrong. A running channel switches to the new rules at once.
+//! says what is wrong. A running channel switches to the new rules at once. An edit is applied
+//! only to the version it was made from: if the rules changed in between (another edit, a
+//! moderator's `!addcom` in chat), the answer is 409 and nothing is lost.
 
 use std::sync::Arc;
 
@@ -30,9 +32,10 @@ impl IntoResponse for ApiError {
         error_response(self.0, &self.1)
     }
 }
+use crate::actors::channel::RulesRefused;
 use crate::config::is_login;
 use crate::engine::ChannelRules;
-use crate::service::Core;
+use crate::service::{Core, SetRulesError};
 
 const KINDS: [&str; 4] = ["commands", "keywords", "timers", "filters"];
 
@@ -50,7 +53,7 @@ pub(super) async fn get_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
 ) -> Response {
-    let (rules, kind) = match current(&core, &login, &kind) {
+    let (rules, kind, _) = match current(&core, &login, &kind) {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
@@ -68,7 +71,7 @@ pub(super) async fn put_item(
     Path((login, kind, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let (mut rules, kind) = match current(&core, &login, &kind) {
+    let (mut rules, kind, base) = match current(&core, &login, &kind) {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
@@ -110,7 +113,7 @@ pub(super) async fn put_item(
             false
         }
     };
-    match apply(&core, &login, rules).await {
+    match apply(&core, &login, base, rules).await {
         Ok(()) if existed => (
             StatusCode::OK,
             Json(json!({ "channel": login, kind: name, "replaced": true })),
@@ -129,7 +132,7 @@ pub(super) async fn delete_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
 ) -> Response {
-    let (mut rules, kind) = match current(&core, &login, &kind) {
+    let (mut rules, kind, base) = match current(&core, &login, &kind) {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
@@ -142,14 +145,19 @@ pub(super) async fn delete_item(
     if list.len() == before {
         return not_found(kind, &name);
     }
-    match apply(&core, &login, rules).await {
+    match apply(&core, &login, base, rules).await {
         Ok(()) => Json(json!({ "channel": login, kind: name, "deleted": true })).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
 /// The channel's rules as JSON, and the kind named in the path.
-fn current(core: &Core, login: &str, kind: &str) -> Result<(Value, &'static str), ApiError> {
+/// The channel's rules as JSON, the kind named in the path, and the version read.
+fn current(
+    core: &Core,
+    login: &str,
+    kind: &str,
+) -> Result<(Value, &'static str, Arc<ChannelRules>), ApiError> {
     if !is_login(login) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -162,13 +170,14 @@ fn current(core: &Core, login: &str, kind: &str) -> Result<(Value, &'static str)
             format!("unknown rule kind `{kind}`; one of {}", KINDS.join(", ")),
         ));
     };
-    let rules = serde_json::to_value(core.rules.get(login).as_ref()).map_err(|e| {
+    let base = core.rules.get(login);
+    let rules = serde_json::to_value(base.as_ref()).map_err(|e| {
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("rules do not serialize: {e}"),
         )
     })?;
-    Ok((rules, kind))
+    Ok((rules, kind, base))
 }
 
 fn items<'a>(rules: &'a Value, kind: &str) -> &'a [Value] {
@@ -188,12 +197,24 @@ fn items_mut<'a>(rules: &'a mut Value, kind: &str) -> Result<&'a mut Vec<Value>,
 }
 
 /// Checks the edited rules like a rules file and hands them to the channel.
-async fn apply(core: &Core, login: &str, rules: Value) -> Result<(), ApiError> {
+async fn apply(
+    core: &Core,
+    login: &str,
+    base: Arc<ChannelRules>,
+    rules: Value,
+) -> Result<(), ApiError> {
     let rules: ChannelRules = serde_json::from_value(rules)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
-    core.set_rules(login, rules)
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))
+    core.set_rules(login, base, rules).await.map_err(|e| match e {
+        SetRulesError::Refused(RulesRefused::Invalid(why)) => {
+            ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {why}"))
+        }
+        SetRulesError::Refused(RulesRefused::Conflict) => ApiError(
+            StatusCode::CONFLICT,
+            "the channel's rules changed meanwhile (another edit or a moderator in chat); read them again and retry".into(),
+        ),
+        SetRulesError::Unavailable(why) => ApiError(StatusCode::SERVICE_UNAVAILABLE, why),
+    })
 }
 
 fn bad_login(login: &str) -> Response {
