@@ -9,10 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use firehose::engine::compiled::Compiled;
-use firehose::engine::{
-    handle, ChannelRules, ChannelState, ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind,
-    Platform, Role,
-};
+use firehose::engine::{handle, ChannelRules, ChannelState, ChatEvent};
+use firehose::twitch::convert::to_chat_event;
 use twitch_irc::message::{IRCMessage, ServerMessage};
 
 const CORPUS: &str = include_str!(concat!(
@@ -20,42 +18,11 @@ const CORPUS: &str = include_str!(concat!(
     "/../shared/corpus/xqcow-chat-2019.txt"
 ));
 
+/// A corpus line as the service would see it (the same conversion as `twitch::convert`).
 fn to_event(line: &str) -> Option<ChatEvent> {
     let irc = IRCMessage::parse(line).ok()?;
-    let ServerMessage::Privmsg(m) = ServerMessage::try_from(irc).ok()? else {
-        return None;
-    };
-    let subscriber = m.badges.iter().any(|b| b.name == "subscriber");
-    let emotes = m
-        .emotes
-        .iter()
-        .map(|e| EmoteSpan {
-            id: e.id.clone(),
-            start: e.char_range.start,
-            end: e.char_range.end,
-        })
-        .collect();
-    let message = ChatMessage {
-        id: m.message_id.clone(),
-        user: ChatUser {
-            id: m.sender.id.clone(),
-            login: m.sender.login.clone(),
-            display_name: m.sender.name.clone(),
-            role: if subscriber {
-                Role::Subscriber
-            } else {
-                Role::Everyone
-            },
-        },
-        text: m.message_text.clone(),
-        emotes,
-        ..ChatMessage::default()
-    };
-    Some(ChatEvent {
-        platform: Platform::Twitch,
-        channel: "xqcow".into(),
-        kind: EventKind::Message(message),
-    })
+    let event = to_chat_event(&ServerMessage::try_from(irc).ok()?)?;
+    event.message().is_some().then_some(event)
 }
 
 fn rules_toml() -> String {

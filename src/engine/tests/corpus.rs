@@ -14,44 +14,11 @@ pub fn corpus_messages() -> Vec<ChatMessage> {
     CORPUS.lines().filter_map(to_message).collect()
 }
 
+/// A corpus line as the service would see it (the same conversion as `twitch::convert`).
 fn to_message(line: &str) -> Option<ChatMessage> {
     let irc = IRCMessage::parse(line).ok()?;
-    let ServerMessage::Privmsg(m) = ServerMessage::try_from(irc).ok()? else {
-        return None;
-    };
-    let role = if m.badges.iter().any(|b| b.name == "broadcaster") {
-        Role::Broadcaster
-    } else if m.badges.iter().any(|b| b.name == "moderator") {
-        Role::Moderator
-    } else if m.badges.iter().any(|b| b.name == "vip") {
-        Role::Vip
-    } else if m.badges.iter().any(|b| b.name == "subscriber") {
-        Role::Subscriber
-    } else {
-        Role::Everyone
-    };
-    let emotes = m
-        .emotes
-        .iter()
-        .map(|e| EmoteSpan {
-            id: e.id.clone(),
-            start: e.char_range.start,
-            end: e.char_range.end,
-        })
-        .collect();
-    Some(ChatMessage {
-        id: m.message_id.clone(),
-        user: ChatUser {
-            id: m.sender.id.clone(),
-            login: m.sender.login.clone(),
-            display_name: m.sender.name.clone(),
-            role,
-        },
-        text: m.message_text.clone(),
-        emotes,
-        sent_at_ms: u64::try_from(m.server_timestamp.timestamp_millis()).unwrap_or(0),
-        ..ChatMessage::default()
-    })
+    let event = crate::twitch::convert::to_chat_event(&ServerMessage::try_from(irc).ok()?)?;
+    event.message().cloned()
 }
 
 #[test]
