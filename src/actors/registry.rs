@@ -18,6 +18,9 @@ use super::channel::ChannelMsg;
 use super::delivery::Delivery;
 use crate::engine::Platform;
 
+/// Longest `last_error` kept per channel.
+pub const MAX_ERROR_CHARS: usize = 200;
+
 /// Identifies a channel: platform plus its key there (Twitch login, Discord channel id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelKey {
@@ -250,9 +253,16 @@ impl ChannelShared {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// Records the latest failure, cut to its first line and `MAX_ERROR_CHARS` characters: a
+    /// panic message can quote chat, and `/v1/channels` shows it.
     pub fn set_last_error(&self, error: String) {
+        let first_line = error.lines().next().unwrap_or_default();
+        let mut cut: String = first_line.chars().take(MAX_ERROR_CHARS).collect();
+        if cut.len() < error.len() {
+            cut.push('…');
+        }
         if let Ok(mut slot) = self.last_error.lock() {
-            *slot = Some(error);
+            *slot = Some(cut);
         }
     }
 
@@ -361,5 +371,21 @@ impl ChannelRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.channels.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_error_is_one_bounded_line() {
+        let channel = ChannelShared::new(ChannelKey::twitch("c"), 1);
+        channel.set_last_error(format!("{}\nsecond line", "é".repeat(1_000)));
+        let shown = channel.last_error().expect("set");
+        assert_eq!(shown.chars().count(), MAX_ERROR_CHARS + 1);
+        assert!(shown.ends_with('…') && !shown.contains('\n'));
+        channel.set_last_error("short".into());
+        assert_eq!(channel.last_error().as_deref(), Some("short"));
     }
 }
