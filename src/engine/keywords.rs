@@ -8,17 +8,16 @@
 //! cooldowns; at most one keyword answers a message (the first that matches and is ready).
 
 use super::commands::{cooldown_ok, render, respond as response_action};
-use super::roles::Level;
-use super::{Action, ChannelState, ChatMessage};
+use super::{Action, ChannelState, Incoming};
 
 /// The answer of the first ready matching keyword, if any.
-pub fn respond(
-    state: &mut ChannelState,
-    message: &ChatMessage,
-    folded: &str,
-    level: Level,
-    now_ms: u64,
-) -> Vec<Action> {
+pub fn respond(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> {
+    let Incoming {
+        message,
+        folded,
+        level,
+        now_ms,
+    } = incoming;
     let rules = state.rules.clone();
     let compiled = state.compiled().clone();
     if compiled.keywords.is_empty() {

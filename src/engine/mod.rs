@@ -228,20 +228,37 @@ pub fn handle(state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> V
     }
 }
 
+/// One chat message on its way through the engine's stages, with what each of them needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub message: &'a ChatMessage,
+    /// The text folded for matching (case, accents, look-alikes, zalgo).
+    pub folded: &'a str,
+    /// The author's level in this channel (regulars included).
+    pub level: Level,
+    pub now_ms: u64,
+}
+
 fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> Vec<Action> {
     state.messages_seen += 1;
     state.runtime.lines += 1;
     let level = Level::of(&message.user, &state.compiled.regulars);
     let folded = fold::fold(&message.text);
-    let mut actions = filters::check(state, message, &folded, level, now_ms);
+    let incoming = Incoming {
+        message,
+        folded: &folded,
+        level,
+        now_ms,
+    };
+    let mut actions = filters::check(state, incoming);
     let moderated = actions.iter().any(Action::is_moderation);
     if !moderated {
-        actions.extend(nuke::check_live(state, message, &folded, level, now_ms));
+        actions.extend(nuke::check_live(state, incoming));
     }
     if actions.iter().any(Action::is_moderation) {
         return actions;
     }
-    let answered = answer(state, message, &folded, level, now_ms);
+    let answered = answer(state, incoming);
     // Remembered after answering, so a `!nuke` never matches its own command message.
     state
         .runtime
@@ -254,13 +271,13 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
     actions
 }
 
-fn answer(
-    state: &mut ChannelState,
-    message: &ChatMessage,
-    folded: &str,
-    level: Level,
-    now_ms: u64,
-) -> Vec<Action> {
+fn answer(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> {
+    let Incoming {
+        message,
+        level,
+        now_ms,
+        ..
+    } = incoming;
     let builtin = builtin::answer(message);
     if !builtin.is_empty() {
         return builtin;
@@ -271,5 +288,5 @@ fn answer(
     if let Some(actions) = commands::run_custom(state, message, level, now_ms) {
         return actions;
     }
-    keywords::respond(state, message, folded, level, now_ms)
+    keywords::respond(state, incoming)
 }

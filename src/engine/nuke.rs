@@ -16,7 +16,7 @@ use super::filters::mod_action;
 use super::fold::fold;
 use super::roles::Level;
 use super::rules::{ascii_word_boundaries, build_regex, ModAction};
-use super::{Action, ChannelState, ChatMessage, ChatUser};
+use super::{Action, ChannelState, ChatMessage, ChatUser, Incoming};
 
 /// Most messages the scrollback keeps.
 pub const SCROLLBACK_MESSAGES: usize = 5000;
@@ -231,13 +231,13 @@ fn act(nuke: &mut Nuke, message_id: &str, user_id: &str) -> Option<Action> {
 }
 
 /// Applies live nukes to a new message.
-pub fn check_live(
-    state: &mut ChannelState,
-    message: &ChatMessage,
-    folded: &str,
-    level: Level,
-    now_ms: u64,
-) -> Vec<Action> {
+pub fn check_live(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> {
+    let Incoming {
+        message,
+        folded,
+        level,
+        now_ms,
+    } = incoming;
     if level >= state.rules.nuke.exempt || !state.runtime.nukes.any_live(now_ms) {
         return Vec::new();
     }

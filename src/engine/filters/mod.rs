@@ -16,7 +16,7 @@ use super::compiled::Compiled;
 use super::roles::Level;
 use super::rules::{FilterKind, FilterRule, ModAction};
 use super::template::RenderContext;
-use super::{Action, ChannelState, ChatMessage};
+use super::{Action, ChannelState, ChatMessage, Incoming};
 
 /// One filter's decision about one message.
 #[derive(Debug, Clone)]
@@ -35,19 +35,16 @@ impl Verdict {
 }
 
 /// Runs every filter over `message`; returns moderation actions, messages and shadow records.
-pub fn check(
-    state: &mut ChannelState,
-    message: &ChatMessage,
-    folded: &str,
-    level: Level,
-    now_ms: u64,
-) -> Vec<Action> {
+pub fn check(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> {
+    let Incoming {
+        message, now_ms, ..
+    } = incoming;
     if state.rules.filters.is_empty() {
         return Vec::new();
     }
     let rules = state.rules.clone();
     let compiled = state.compiled().clone();
-    let hits = detect(state, &compiled, message, folded, level, now_ms);
+    let hits = detect(state, &compiled, incoming);
     let mut actions = Vec::new();
     let mut winner: Option<Verdict> = None;
     for (filter, action) in hits {
@@ -78,11 +75,14 @@ pub fn check(
 fn detect(
     state: &mut ChannelState,
     compiled: &Compiled,
-    message: &ChatMessage,
-    folded: &str,
-    level: Level,
-    now_ms: u64,
+    incoming: Incoming<'_>,
 ) -> Vec<(usize, ModAction)> {
+    let Incoming {
+        message,
+        folded,
+        level,
+        now_ms,
+    } = incoming;
     let rules = state.rules.clone();
     let online = state.online();
     let mut hits = banned_hits(&rules.filters, compiled, folded, level, online, now_ms);
