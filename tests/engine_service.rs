@@ -117,10 +117,8 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
     );
     let item: serde_json::Value = reqwest::Client::new()
         .get(&url)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+        .send_as_admin()
         .await
-        .expect("get")
         .json()
         .await
         .expect("json");
@@ -249,20 +247,13 @@ async fn the_admin_api_edits_rules_with_clear_errors() {
         .await
         .expect("put");
     assert_eq!(mismatch.status(), 400);
-    let unknown_kind = http
-        .get(format!("{base}/widgets/x"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("get");
+    let unknown_kind = http.get(format!("{base}/widgets/x")).send_as_admin().await;
     assert_eq!(unknown_kind.status(), 404);
 
     let rules: serde_json::Value = http
         .get(format!("{base}/rules"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+        .send_as_admin()
         .await
-        .expect("get")
         .json()
         .await
         .expect("json");
@@ -272,24 +263,18 @@ async fn the_admin_api_edits_rules_with_clear_errors() {
 
     let deleted = http
         .delete(format!("{base}/commands/!so"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("delete");
+        .send_as_admin()
+        .await;
     assert_eq!(deleted.status(), 200);
     let gone = http
         .get(format!("{base}/commands/!so"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("get");
+        .send_as_admin()
+        .await;
     assert_eq!(gone.status(), 404);
     let again = http
         .delete(format!("{base}/commands/!so"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("delete");
+        .send_as_admin()
+        .await;
     assert_eq!(again.status(), 404);
     service.shutdown().await;
     sim.shutdown().await;

@@ -165,12 +165,7 @@ async fn admin_join_and_part_need_the_token() {
         "nothing joined without the token"
     );
 
-    let joined = http
-        .post(&path)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("post");
+    let joined = http.post(&path).send_as_admin().await;
     assert_eq!(joined.status(), 201);
     wait_until_async(
         "the new channel is joined on chat",
@@ -188,20 +183,13 @@ async fn admin_join_and_part_need_the_token() {
             .any(|m| m.reply_parent.as_deref() == Some(id.as_str()))
     })
     .await;
-    let again = http
-        .post(&path)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("post");
+    let again = http.post(&path).send_as_admin().await;
     assert_eq!(again.status(), 200, "joining twice is not an error");
 
     let bad = http
         .post(url(&service, "/v1/channels/Not%20A%20Login"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("post");
+        .send_as_admin()
+        .await;
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.expect("json");
     assert!(
@@ -213,20 +201,10 @@ async fn admin_join_and_part_need_the_token() {
 
     let no_token_delete = http.delete(&path).send().await.expect("delete");
     assert_eq!(no_token_delete.status(), 401);
-    let parted = http
-        .delete(&path)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("delete");
+    let parted = http.delete(&path).send_as_admin().await;
     assert_eq!(parted.status(), 200);
     assert!(service.core().registry.len() == 1);
-    let gone = http
-        .delete(&path)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("delete");
+    let gone = http.delete(&path).send_as_admin().await;
     assert_eq!(gone.status(), 404);
     wait_until("the sim saw the PART", Duration::from_secs(5), || {
         sim.stats().parts >= 1
@@ -236,37 +214,20 @@ async fn admin_join_and_part_need_the_token() {
     // Raw IRC can never be smuggled through the path (it is percent-decoded).
     let injected = http
         .delete(url(&service, "/v1/channels/x%0D%0APRIVMSG%20%23c%20%3Ahi"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("delete");
+        .send_as_admin()
+        .await;
     assert_eq!(injected.status(), 400);
 
     // Part and join again at once: the channel ends up joined.
-    let joined = http
-        .post(&path)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("post");
+    let joined = http.post(&path).send_as_admin().await;
     assert_eq!(joined.status(), 201);
     wait_until_async("joined again", Duration::from_secs(5), || async {
         service.core().twitch.status().is_joined(target)
     })
     .await;
-    let parted = http
-        .delete(&path)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("delete");
+    let parted = http.delete(&path).send_as_admin().await;
     assert_eq!(parted.status(), 200);
-    let rejoined = http
-        .post(&path)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("post");
+    let rejoined = http.post(&path).send_as_admin().await;
     assert_eq!(rejoined.status(), 201);
     wait_until_async(
         "joined after a quick part and join",

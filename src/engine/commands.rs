@@ -10,7 +10,7 @@ use super::nuke;
 use super::roles::Level;
 use super::rules::{validate_command_name, CommandRule, ResponseKind};
 use super::template::{truncate_chars, RenderContext, Template, MAX_OUTPUT_CHARS};
-use super::{Action, ChannelState, ChatMessage, PERMIT_S};
+use super::{Action, ChannelState, ChatMessage, Incoming, PERMIT_S};
 
 /// Splits a message into its lower-cased first word and the remaining words.
 fn split(text: &str) -> (String, Vec<&str>) {
@@ -97,12 +97,13 @@ pub fn render(
 }
 
 /// Runs a custom command; `None` when the message is not one.
-pub fn run_custom(
-    state: &mut ChannelState,
-    message: &ChatMessage,
-    level: Level,
-    now_ms: u64,
-) -> Option<Vec<Action>> {
+pub fn run_custom(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Vec<Action>> {
+    let Incoming {
+        message,
+        level,
+        now_ms,
+        ..
+    } = incoming;
     let (name, args) = split(&message.text);
     let compiled = state.compiled().clone();
     let index = *compiled.commands.get(&name)?;
@@ -138,12 +139,13 @@ pub fn run_custom(
 }
 
 /// Runs a moderator command; `None` when the message is not one (or the user may not).
-pub fn manage(
-    state: &mut ChannelState,
-    message: &ChatMessage,
-    level: Level,
-    now_ms: u64,
-) -> Option<Vec<Action>> {
+pub fn manage(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Vec<Action>> {
+    let Incoming {
+        message,
+        level,
+        now_ms,
+        ..
+    } = incoming;
     let (name, args) = split(&message.text);
     if level < Level::Moderator {
         return None;

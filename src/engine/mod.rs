@@ -272,20 +272,14 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
 }
 
 fn answer(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> {
-    let Incoming {
-        message,
-        level,
-        now_ms,
-        ..
-    } = incoming;
-    let builtin = builtin::answer(message);
+    let builtin = builtin::answer(incoming.message);
     if !builtin.is_empty() {
         return builtin;
     }
-    if let Some(actions) = commands::manage(state, message, level, now_ms) {
+    if let Some(actions) = commands::manage(state, incoming) {
         return actions;
     }
-    if let Some(actions) = commands::run_custom(state, message, level, now_ms) {
+    if let Some(actions) = commands::run_custom(state, incoming) {
         return actions;
     }
     keywords::respond(state, incoming)

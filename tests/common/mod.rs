@@ -182,3 +182,17 @@ pub fn metric_value(text: &str, prefix: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Sends a request with the admin bearer token; panics only if the request cannot be sent.
+pub trait SendAsAdmin {
+    fn send_as_admin(self) -> impl Future<Output = reqwest::Response>;
+}
+
+impl SendAsAdmin for reqwest::RequestBuilder {
+    async fn send_as_admin(self) -> reqwest::Response {
+        self.bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the admin request is sent")
+    }
+}
