@@ -17,4 +17,5 @@ pub mod obs;
 pub mod router;
 pub mod service;
 pub mod sim;
+pub mod store;
 pub mod twitch;

@@ -10,7 +10,7 @@ use super::nuke;
 use super::roles::Level;
 use super::rules::{validate_command_name, CommandRule, ResponseKind};
 use super::template::{truncate_chars, RenderContext, Template, MAX_OUTPUT_CHARS};
-use super::{Action, ChannelState, ChatMessage, Incoming, PERMIT_S};
+use super::{Action, ChannelState, ChatMessage, Incoming, StateChange, PERMIT_S};
 
 /// Splits a message into its lower-cased first word and the remaining words.
 fn split(text: &str) -> (String, Vec<&str>) {
@@ -124,6 +124,9 @@ pub fn run_custom(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Ve
         .or_insert(0);
     *uses += 1;
     let count = *uses;
+    state.runtime.journal.push(StateChange::CommandUsed {
+        name: command.name.clone(),
+    });
     let template = &compiled.command_templates[index];
     let text = render(
         state,

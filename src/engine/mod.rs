@@ -28,6 +28,7 @@ pub mod compiled;
 pub mod event;
 pub mod filters;
 pub mod fold;
+pub mod journal;
 pub mod keywords;
 pub mod nuke;
 pub mod rng;
@@ -41,6 +42,7 @@ mod tests;
 
 pub use action::Action;
 pub use event::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
+pub use journal::{SavedState, StateChange};
 pub use roles::Level;
 pub use rules::{ChannelRules, RuleError};
 pub use template::{Template, TemplateError};
@@ -85,6 +87,8 @@ pub struct Runtime {
     /// Per timer name: (last fired or first seen at ms, lines at that time).
     pub timers: BTreeMap<String, (u64, u64)>,
     pub rng: XorShift,
+    /// Changes to lasting state not yet taken by the caller (see [`journal`]).
+    pub journal: Vec<StateChange>,
 }
 
 impl Default for Runtime {
@@ -101,6 +105,7 @@ impl Default for Runtime {
             nukes: NukeBook::default(),
             timers: BTreeMap::new(),
             rng: XorShift::default(),
+            journal: Vec::new(),
         }
     }
 }
@@ -177,6 +182,45 @@ impl ChannelState {
     /// Whether the stream is live.
     pub fn online(&self) -> bool {
         self.runtime.stream_started_ms.is_some()
+    }
+
+    /// Takes the changes to lasting state made since the last call (counter increments of one
+    /// name are summed).
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        let mut changes = std::mem::take(&mut self.runtime.journal);
+        for (name, delta) in self.runtime.counters.take_increments() {
+            changes.push(StateChange::CounterAdded { name, delta });
+        }
+        changes
+    }
+
+    /// Puts back what a store kept: counters, command uses and live warnings. Values the state
+    /// already holds for the same keys are replaced; nothing is journalled.
+    pub fn restore(&mut self, saved: &SavedState, now_ms: u64) {
+        for (name, value) in &saved.counters {
+            self.runtime.counters.set(name, *value);
+        }
+        let names: std::collections::BTreeSet<&str> = self
+            .rules
+            .commands
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        for (name, uses) in &saved.command_uses {
+            if names.contains(name.as_str()) {
+                self.runtime.command_uses.insert(name.clone(), *uses);
+            }
+        }
+        for (filter, user, expires_ms) in &saved.warnings {
+            if *expires_ms > now_ms {
+                self.runtime.warnings.insert(
+                    (filter.clone(), user.clone()),
+                    (),
+                    *expires_ms,
+                    now_ms,
+                );
+            }
+        }
     }
 
     /// Marks the stream live since `started_ms`, or offline with `None`.

@@ -63,6 +63,8 @@ pub struct Template {
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
     values: BTreeMap<String, i64>,
+    /// Increments since the last `take_increments`, by name (for the journal).
+    increments: BTreeMap<String, i64>,
 }
 
 impl Counters {
@@ -73,15 +75,34 @@ impl Counters {
 
     /// Adds one and returns the new value; a new counter beyond the cap is not created (0).
     pub fn increment(&mut self, name: &str) -> i64 {
-        if let Some(value) = self.values.get_mut(name) {
+        let value = if let Some(value) = self.values.get_mut(name) {
             *value = value.saturating_add(1);
-            return *value;
-        }
-        if self.values.len() >= MAX_COUNTERS {
+            *value
+        } else if self.values.len() >= MAX_COUNTERS {
             return 0;
+        } else {
+            self.values.insert(name.to_string(), 1);
+            1
+        };
+        *self.increments.entry(name.to_string()).or_insert(0) += 1;
+        value
+    }
+
+    /// Sets a counter (restoring saved state); not journalled. Beyond the cap it is ignored.
+    pub fn set(&mut self, name: &str, value: i64) {
+        if self.values.contains_key(name) || self.values.len() < MAX_COUNTERS {
+            self.values.insert(name.to_string(), value);
         }
-        self.values.insert(name.to_string(), 1);
-        1
+    }
+
+    /// Takes the increments made since the last call, summed by name.
+    pub fn take_increments(&mut self) -> BTreeMap<String, i64> {
+        std::mem::take(&mut self.increments)
+    }
+
+    /// Every counter and its value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), *v))
     }
 }
 

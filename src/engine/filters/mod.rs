@@ -16,7 +16,7 @@ use super::compiled::Compiled;
 use super::roles::Level;
 use super::rules::{FilterKind, FilterRule, ModAction};
 use super::template::RenderContext;
-use super::{Action, ChannelState, ChatMessage, Incoming};
+use super::{Action, ChannelState, ChatMessage, Incoming, StateChange};
 
 /// One filter's decision about one message.
 #[derive(Debug, Clone)]
@@ -179,6 +179,11 @@ fn escalate(
     let warned = state.runtime.warnings.contains(&key, now_ms);
     let expires = now_ms.saturating_add(filter.warning_expiry_s.saturating_mul(1000));
     state.runtime.warnings.insert(key, (), expires, now_ms);
+    state.runtime.journal.push(StateChange::Warned {
+        filter: filter.name.clone(),
+        user_id: user_id.to_string(),
+        expires_ms: expires,
+    });
     if warned {
         Verdict {
             filter: index,

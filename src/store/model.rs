@@ -1,0 +1,222 @@
+//! The rows both store backends keep, independent of how each lays them out.
+//!
+//! A channel is named by its [`ChannelKey`](crate::actors::ChannelKey) display form
+//! (`twitch:login`, `discord:<id>`), so two platforms never share a row.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{ChannelRules, RuleError, SavedState};
+
+/// Partitions a channel's user stats are spread over (part of the schema: changing it needs a
+/// migration that moves the rows).
+pub const USER_BUCKETS: u32 = 16;
+
+/// Counter names with a meaning outside the engine's named counters.
+pub mod counter {
+    /// Chat messages the channel handled.
+    pub const MESSAGES: &str = "messages";
+    /// Prefix of the engine's named counters (`$(count.increment x)` is `count:x`).
+    pub const NAMED: &str = "count:";
+    /// Prefix of custom command uses (`uses:!discord`).
+    pub const USES: &str = "uses:";
+}
+
+/// One item of a channel's rules as stored: `kind` is `command`, `keyword`, `timer`,
+/// `filter` or `settings`; `body` its JSON.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RuleRow {
+    pub kind: String,
+    pub name: String,
+    pub body: String,
+}
+
+/// Per-user per-channel stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub login: String,
+    pub messages: i64,
+    pub last_seen_ms: i64,
+    pub warnings: i64,
+}
+
+/// A live filter warning.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WarningRow {
+    pub filter: String,
+    pub user_id: String,
+    pub expires_ms: i64,
+}
+
+/// One moderation action the engine decided, as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModerationEntry {
+    /// Unique per channel; the same entry written twice is one row.
+    pub id: String,
+    pub at_ms: i64,
+    /// `delete`, `timeout`, `ban` or `unban`.
+    pub action: String,
+    pub user_id: String,
+    pub rule: String,
+    pub reason: String,
+    pub duration_s: i64,
+}
+
+/// Everything a channel actor starts from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredChannel {
+    /// The channel's rules items, if it has any stored (run-time edits win over files).
+    pub rules: Vec<RuleRow>,
+    /// Counters by name (see [`counter`]).
+    pub counters: BTreeMap<String, i64>,
+    /// Live warnings.
+    pub warnings: Vec<WarningRow>,
+}
+
+impl StoredChannel {
+    /// The engine's part of it: named counters, command uses, live warnings.
+    pub fn saved_state(&self) -> SavedState {
+        let mut saved = SavedState::default();
+        for (name, value) in &self.counters {
+            if let Some(named) = name.strip_prefix(counter::NAMED) {
+                saved.counters.insert(named.to_string(), *value);
+            } else if let Some(command) = name.strip_prefix(counter::USES) {
+                saved
+                    .command_uses
+                    .insert(command.to_string(), u64::try_from(*value).unwrap_or(0));
+            }
+        }
+        saved.warnings = self
+            .warnings
+            .iter()
+            .map(|w| {
+                let expires = u64::try_from(w.expires_ms).unwrap_or(0);
+                (w.filter.clone(), w.user_id.clone(), expires)
+            })
+            .collect();
+        saved
+    }
+
+    /// The stored rules, if any.
+    pub fn channel_rules(&self) -> Result<Option<ChannelRules>, String> {
+        if self.rules.is_empty() {
+            return Ok(None);
+        }
+        rules_from_rows(&self.rules).map(Some)
+    }
+}
+
+/// What one flush writes for one channel: absolute values only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelWrite {
+    pub channel: String,
+    /// Counters and their new absolute values.
+    pub counters: Vec<(String, i64)>,
+    pub users: Vec<UserRow>,
+    pub warnings: Vec<WarningRow>,
+    /// Rule items to store, and (kind, name) of items to delete.
+    pub rules_upsert: Vec<RuleRow>,
+    pub rules_delete: Vec<(String, String)>,
+    pub moderation: Vec<ModerationEntry>,
+    /// Lifetime of moderation log entries.
+    pub moderation_ttl_s: u32,
+}
+
+impl ChannelWrite {
+    /// An empty write for `channel`.
+    pub fn new(channel: impl Into<String>, moderation_ttl_s: u32) -> Self {
+        ChannelWrite {
+            channel: channel.into(),
+            moderation_ttl_s,
+            ..ChannelWrite::default()
+        }
+    }
+
+    /// Rows this write touches.
+    pub fn rows(&self) -> u64 {
+        (self.counters.len()
+            + self.users.len()
+            + self.warnings.len()
+            + self.rules_upsert.len()
+            + self.rules_delete.len()
+            + self.moderation.len()) as u64
+    }
+}
+
+/// Result of asking for a channel lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The caller holds the lease until its ttl runs out.
+    Held,
+    /// Another owner holds it.
+    HeldBy(String),
+}
+
+/// A channel's rules as stored items, one per command, keyword, timer and filter, plus one
+/// `settings` item (regulars and nuke settings) so that stored rules always have a row.
+pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, String> {
+    fn row<T: Serialize>(kind: &str, name: &str, item: &T) -> Result<RuleRow, String> {
+        let body = serde_json::to_string(item).map_err(|e| format!("{kind} {name}: {e}"))?;
+        Ok(RuleRow {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            body,
+        })
+    }
+    let mut rows = Vec::new();
+    for c in &rules.commands {
+        rows.push(row("command", &c.name, c)?);
+    }
+    for k in &rules.keywords {
+        rows.push(row("keyword", &k.name, k)?);
+    }
+    for t in &rules.timers {
+        rows.push(row("timer", &t.name, t)?);
+    }
+    for f in &rules.filters {
+        rows.push(row("filter", &f.name, f)?);
+    }
+    let settings = Settings {
+        regulars: rules.regulars.clone(),
+        nuke: rules.nuke.clone(),
+    };
+    rows.push(row("settings", "channel", &settings)?);
+    rows.sort();
+    Ok(rows)
+}
+
+/// Rebuilds and validates rules from stored items.
+pub fn rules_from_rows(rows: &[RuleRow]) -> Result<ChannelRules, String> {
+    fn parse<T: serde::de::DeserializeOwned>(row: &RuleRow) -> Result<T, String> {
+        serde_json::from_str(&row.body)
+            .map_err(|e| format!("stored {} {:?}: {e}", row.kind, row.name))
+    }
+    let mut rules = ChannelRules::default();
+    for row in rows {
+        match row.kind.as_str() {
+            "command" => rules.commands.push(parse(row)?),
+            "keyword" => rules.keywords.push(parse(row)?),
+            "timer" => rules.timers.push(parse(row)?),
+            "filter" => rules.filters.push(parse(row)?),
+            "settings" => {
+                let settings: Settings = parse(row)?;
+                rules.regulars = settings.regulars;
+                rules.nuke = settings.nuke;
+            }
+            other => return Err(format!("stored rule of unknown kind {other:?}")),
+        }
+    }
+    rules
+        .validate()
+        .map_err(|e: RuleError| format!("stored rules do not validate: {e}"))?;
+    Ok(rules)
+}
+
+/// The channel-wide part of the rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Settings {
+    regulars: Vec<String>,
+    nuke: crate::engine::rules::NukeSettings,
+}

@@ -1,0 +1,921 @@
+//! The write-behind writer: one task that owns every change not yet in the database.
+//!
+//! Channel actors send it [`Change`]s through a bounded queue ([`StoreHandle::submit`]). It
+//! coalesces them per key: counters and user stats sum their deltas, fields (a user's login
+//! and last-seen time, a warning, the channel's rules) keep the last write. Every
+//! `flush_interval_ms`, or once `flush_max_keys` keys are dirty, it hands the dirty set to a
+//! flush task and keeps taking changes into a fresh one.
+//!
+//! **Exactly once.** A flush never writes a delta. For each key it adds the pending delta to the
+//! key's *base*, the value the database holds (read once, then kept from our own writes), and
+//! writes the absolute result. A write that times out but did land, and is then retried,
+//! writes the same value again. Only after a write succeeded does the base move. This relies
+//! on one writer per channel (a channel-lease table is there for several instances).
+//!
+//! **Backpressure.** When the database is slow or down, failed flushes put their changes back
+//! (deltas add up again) and retry with backoff. Dirty keys are capped at `max_pending_keys`:
+//! at the cap the writer stops reading its queue, the queue fills, and `submit` waits; so the
+//! channel actors wait, their admission gates fill, and the router sheds or blocks per its
+//! policy, counted per channel. Nothing is dropped silently.
+//!
+//! **Recovery.** [`StoreHandle::load`] answers a starting channel actor with what the database
+//! has plus what is still pending here, so an actor that crashed loses nothing. Loads and
+//! flushes never overlap (a load would otherwise see a half-applied flush).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::model::{counter, rules_to_rows, ChannelWrite, ModerationEntry, StoredChannel};
+use super::model::{UserRow, WarningRow};
+use super::{StateStore, StoreError, StoreResult};
+use crate::config::StoreConfig;
+use crate::engine::ChannelRules;
+
+/// One change a channel actor hands the writer.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A channel counter (see [`counter`]) went up or down by `delta`.
+    Counter { name: String, delta: i64 },
+    /// A user wrote a message at `at_ms`.
+    UserMessage {
+        user_id: String,
+        login: String,
+        at_ms: i64,
+    },
+    /// A user was warned by a filter.
+    UserWarned { user_id: String },
+    /// A live filter warning (last write wins).
+    Warning(WarningRow),
+    /// The channel's rules were replaced (last write wins).
+    Rules(Arc<ChannelRules>),
+    /// A moderation action for the log.
+    Moderation(ModerationEntry),
+}
+
+/// The writer's settings (from `[store]`).
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub flush_interval: Duration,
+    pub flush_max_keys: usize,
+    pub max_pending_keys: usize,
+    pub queue_capacity: usize,
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+    pub max_lag: Duration,
+    pub moderation_ttl_s: u32,
+    pub max_cached_users: usize,
+    /// Channels flushed at once.
+    pub flush_concurrency: usize,
+}
+
+impl WriterConfig {
+    pub fn from_config(c: &StoreConfig) -> WriterConfig {
+        WriterConfig {
+            flush_interval: Duration::from_millis(c.flush_interval_ms),
+            flush_max_keys: c.flush_max_keys,
+            max_pending_keys: c.max_pending_keys,
+            queue_capacity: c.queue_capacity,
+            retry_backoff: Duration::from_millis(c.retry_backoff_ms),
+            retry_backoff_max: Duration::from_millis(c.retry_backoff_max_ms),
+            max_lag: Duration::from_millis(c.max_lag_ms),
+            moderation_ttl_s: c.moderation_log_ttl_s,
+            max_cached_users: c.max_cached_users,
+            flush_concurrency: 16,
+        }
+    }
+}
+
+/// What the writer shows the rest of the service: metrics, `/readyz`.
+#[derive(Debug)]
+pub struct StoreStatus {
+    pub backend: &'static str,
+    /// Changes taken from channel actors.
+    pub changes_received: AtomicU64,
+    /// Rows written (or deleted) in the database.
+    pub rows_written: AtomicU64,
+    pub flushes_ok: AtomicU64,
+    pub flushes_failed: AtomicU64,
+    /// Times a channel actor had to wait for room in the writer's queue (backpressure).
+    pub submit_waits: AtomicU64,
+    /// Changes refused because the writer had stopped (counted, never silent).
+    pub changes_refused: AtomicU64,
+    /// Stored state loads that failed or timed out (the channel ran without, then retried).
+    pub load_failures: AtomicU64,
+    /// Dirty keys held in memory (pending plus in flight).
+    pub pending_keys: AtomicU64,
+    /// Age of the oldest change not yet in the database, ms.
+    pub lag_ms: AtomicU64,
+    /// Whether the last flush failed.
+    pub failing: AtomicBool,
+    /// Whether the writer stopped taking changes because `max_pending_keys` was reached.
+    pub full: AtomicBool,
+    pub last_error: Mutex<Option<String>>,
+    /// Flush durations, microseconds.
+    pub flush_latency_us: Mutex<hdrhistogram::Histogram<u64>>,
+    max_lag_ms: u64,
+}
+
+impl StoreStatus {
+    fn new(backend: &'static str, max_lag: Duration) -> StoreStatus {
+        StoreStatus {
+            backend,
+            changes_received: AtomicU64::new(0),
+            rows_written: AtomicU64::new(0),
+            flushes_ok: AtomicU64::new(0),
+            flushes_failed: AtomicU64::new(0),
+            submit_waits: AtomicU64::new(0),
+            changes_refused: AtomicU64::new(0),
+            load_failures: AtomicU64::new(0),
+            pending_keys: AtomicU64::new(0),
+            lag_ms: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            full: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            flush_latency_us: Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3)
+                    .unwrap_or_else(|_| hdrhistogram::Histogram::new(3).expect("3 sigfig")),
+            ),
+            max_lag_ms: u64::try_from(max_lag.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Why the store is degraded, if it is (for `/readyz`): chat is still handled meanwhile.
+    pub fn degraded_reason(&self) -> Option<String> {
+        let lag = self.lag_ms.load(Ordering::Relaxed);
+        let failing = self.failing.load(Ordering::Relaxed);
+        if !failing && lag <= self.max_lag_ms && !self.full.load(Ordering::Relaxed) {
+            return None;
+        }
+        let error = self
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_default();
+        let error: String = error.chars().take(200).collect();
+        Some(format!(
+            "store ({}) behind: {} keys pending, oldest {} ms{}{}",
+            self.backend,
+            self.pending_keys.load(Ordering::Relaxed),
+            lag,
+            if failing { "; last flush failed: " } else { "" },
+            if failing { error.as_str() } else { "" },
+        ))
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        self.failing.store(error.is_some(), Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            if error.is_some() {
+                *last = error;
+            }
+        }
+    }
+}
+
+/// One handled event's changes for one channel.
+struct ChangeBatch {
+    channel: Arc<str>,
+    changes: Vec<Change>,
+}
+
+enum Control {
+    Load {
+        channel: Arc<str>,
+        reply: oneshot::Sender<StoreResult<StoredChannel>>,
+    },
+    /// Flush everything pending now; reply when nothing is pending or a flush failed.
+    Flush {
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
+    /// Take everything queued, flush until nothing is pending or `deadline`, then stop.
+    Shutdown {
+        deadline: Instant,
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// The channel actors' and the service's handle on the writer.
+#[derive(Clone)]
+pub struct StoreHandle {
+    data: mpsc::Sender<ChangeBatch>,
+    control: mpsc::Sender<Control>,
+    store: Arc<dyn StateStore>,
+    pub status: Arc<StoreStatus>,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreHandle({})", self.status.backend)
+    }
+}
+
+impl StoreHandle {
+    /// Starts the writer task over `store`.
+    pub fn start(
+        store: Arc<dyn StateStore>,
+        config: WriterConfig,
+    ) -> (StoreHandle, JoinHandle<()>) {
+        let (data_tx, data_rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (control_tx, control_rx) = mpsc::channel(1024);
+        let status = Arc::new(StoreStatus::new(store.backend(), config.max_lag));
+        let writer = Writer {
+            store: Arc::clone(&store),
+            status: Arc::clone(&status),
+            pending: HashMap::new(),
+            pending_keys: 0,
+            pending_since: None,
+            in_flight: None,
+            loads: FuturesUnordered::new(),
+            deferred_loads: Vec::new(),
+            load_replies: HashMap::new(),
+            flush_waiters: Vec::new(),
+            bases: HashMap::new(),
+            user_bases: HashMap::new(),
+            backoff: config.retry_backoff,
+            next_attempt: Instant::now(),
+            last_flush: Instant::now(),
+            shutdown: None,
+            config,
+        };
+        let task = tokio::spawn(writer.run(data_rx, control_rx));
+        let handle = StoreHandle {
+            data: data_tx,
+            control: control_tx,
+            store,
+            status,
+        };
+        (handle, task)
+    }
+
+    /// The store behind the writer (for reads that need no pending overlay).
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// Hands one event's changes to the writer, waiting while its queue is full.
+    pub async fn submit(&self, channel: &Arc<str>, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let n = changes.len() as u64;
+        let batch = ChangeBatch {
+            channel: Arc::clone(channel),
+            changes,
+        };
+        let result = match self.data.try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(batch)) => {
+                self.status.submit_waits.fetch_add(1, Ordering::Relaxed);
+                self.data.send(batch).await.map_err(|_| ())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        };
+        if result.is_err() {
+            self.status.changes_refused.fetch_add(n, Ordering::Relaxed);
+            tracing::error!(%channel, changes = n, "store writer stopped; changes not stored");
+        }
+    }
+
+    /// The channel's stored state plus everything still pending in the writer.
+    pub async fn load(&self, channel: &Arc<str>) -> StoreResult<StoredChannel> {
+        let (reply, rx) = oneshot::channel();
+        let request = Control::Load {
+            channel: Arc::clone(channel),
+            reply,
+        };
+        self.control
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    /// Flushes everything pending now (tests, `replay`); fails if a flush fails.
+    pub async fn flush(&self) -> StoreResult<()> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::Flush { reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    /// Flushes everything (retrying) until nothing is pending or `timeout` passes, then stops
+    /// the writer. Returns the keys left unwritten (0 = everything is stored).
+    pub async fn shutdown(&self, timeout: Duration) -> usize {
+        let (reply, rx) = oneshot::channel();
+        let request = Control::Shutdown {
+            deadline: Instant::now() + timeout,
+            reply,
+        };
+        if self.control.send(request).await.is_err() {
+            return self.status.pending_keys.load(Ordering::Relaxed) as usize;
+        }
+        rx.await
+            .unwrap_or_else(|_| self.status.pending_keys.load(Ordering::Relaxed) as usize)
+    }
+}
+
+/// Changes of one user, coalesced.
+#[derive(Debug, Clone, Default)]
+struct UserDelta {
+    login: String,
+    last_seen_ms: i64,
+    messages: i64,
+    warnings: i64,
+}
+
+/// A channel's coalesced changes.
+#[derive(Debug, Default)]
+struct Pending {
+    counters: HashMap<String, i64>,
+    users: HashMap<String, UserDelta>,
+    warnings: HashMap<(String, String), i64>,
+    rules: Option<Arc<ChannelRules>>,
+    moderation: Vec<ModerationEntry>,
+}
+
+impl Pending {
+    fn keys(&self) -> usize {
+        self.counters.len()
+            + self.users.len()
+            + self.warnings.len()
+            + usize::from(self.rules.is_some())
+            + self.moderation.len()
+    }
+
+    /// Adds one change; returns how many new keys it made dirty.
+    fn apply(&mut self, change: Change) -> usize {
+        let before = self.keys();
+        match change {
+            Change::Counter { name, delta } => *self.counters.entry(name).or_insert(0) += delta,
+            Change::UserMessage {
+                user_id,
+                login,
+                at_ms,
+            } => {
+                let user = self.users.entry(user_id).or_default();
+                user.messages += 1;
+                user.login = login;
+                user.last_seen_ms = user.last_seen_ms.max(at_ms);
+            }
+            Change::UserWarned { user_id } => {
+                self.users.entry(user_id).or_default().warnings += 1;
+            }
+            Change::Warning(w) => {
+                self.warnings.insert((w.filter, w.user_id), w.expires_ms);
+            }
+            Change::Rules(rules) => self.rules = Some(rules),
+            Change::Moderation(entry) => self.moderation.push(entry),
+        }
+        self.keys() - before
+    }
+
+    /// Puts back changes of a failed flush (`older`) under the ones made since (`self`):
+    /// deltas add up, fields keep the newer value.
+    fn merge_older(&mut self, older: Pending) {
+        for (name, delta) in older.counters {
+            *self.counters.entry(name).or_insert(0) += delta;
+        }
+        for (id, old) in older.users {
+            let user = self.users.entry(id).or_default();
+            user.messages += old.messages;
+            user.warnings += old.warnings;
+            if user.login.is_empty() {
+                user.login = old.login;
+            }
+            user.last_seen_ms = user.last_seen_ms.max(old.last_seen_ms);
+        }
+        for (key, expires) in older.warnings {
+            self.warnings.entry(key).or_insert(expires);
+        }
+        if self.rules.is_none() {
+            self.rules = older.rules;
+        }
+        let newer = std::mem::take(&mut self.moderation);
+        self.moderation = older.moderation;
+        self.moderation.extend(newer);
+    }
+
+    /// `stored` with these changes on top (what a restarting actor starts from).
+    fn overlay(&self, stored: &mut StoredChannel) -> Result<(), String> {
+        for (name, delta) in &self.counters {
+            *stored.counters.entry(name.clone()).or_insert(0) += delta;
+        }
+        for ((filter, user_id), expires_ms) in &self.warnings {
+            stored
+                .warnings
+                .retain(|w| !(w.filter == *filter && w.user_id == *user_id));
+            stored.warnings.push(WarningRow {
+                filter: filter.clone(),
+                user_id: user_id.clone(),
+                expires_ms: *expires_ms,
+            });
+        }
+        stored.warnings.sort();
+        if let Some(rules) = &self.rules {
+            stored.rules = rules_to_rows(rules)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the database holds for a channel, as far as the writer needs it: counter values and
+/// the rules items present (to delete the ones an edit removed).
+#[derive(Debug, Clone, Default)]
+struct ChannelBase {
+    counters: BTreeMap<String, i64>,
+    rule_keys: HashSet<(String, String)>,
+}
+
+impl ChannelBase {
+    fn from_stored(stored: &StoredChannel) -> ChannelBase {
+        ChannelBase {
+            counters: stored.counters.clone(),
+            rule_keys: stored
+                .rules
+                .iter()
+                .map(|r| (r.kind.clone(), r.name.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A channel's flush, done or failed.
+struct ChannelFlushed {
+    channel: Arc<str>,
+    /// The base after the write (or the one read before a failed write, if any).
+    base: Option<ChannelBase>,
+    users: Vec<UserRow>,
+    rows: u64,
+    /// On failure: the changes to put back and why.
+    failed: Option<(Pending, StoreError)>,
+}
+
+struct InFlight {
+    since: Instant,
+    keys: usize,
+    task: JoinHandle<Vec<ChannelFlushed>>,
+    started: Instant,
+}
+
+type LoadFuture = futures::future::BoxFuture<'static, (Arc<str>, StoreResult<StoredChannel>)>;
+
+struct Writer {
+    store: Arc<dyn StateStore>,
+    config: WriterConfig,
+    status: Arc<StoreStatus>,
+    pending: HashMap<Arc<str>, Pending>,
+    pending_keys: usize,
+    /// When the oldest change in `pending` arrived.
+    pending_since: Option<Instant>,
+    in_flight: Option<InFlight>,
+    loads: FuturesUnordered<LoadFuture>,
+    /// Loads waiting for a flush to end, and their reply ports (by channel).
+    deferred_loads: Vec<(Arc<str>, oneshot::Sender<StoreResult<StoredChannel>>)>,
+    load_replies: HashMap<Arc<str>, Vec<oneshot::Sender<StoreResult<StoredChannel>>>>,
+    flush_waiters: Vec<oneshot::Sender<StoreResult<()>>>,
+    bases: HashMap<Arc<str>, ChannelBase>,
+    user_bases: HashMap<(Arc<str>, String), UserRow>,
+    backoff: Duration,
+    next_attempt: Instant,
+    last_flush: Instant,
+    shutdown: Option<(Instant, oneshot::Sender<usize>)>,
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut data: mpsc::Receiver<ChangeBatch>,
+        mut control: mpsc::Receiver<Control>,
+    ) {
+        let tick = self.config.flush_interval.min(Duration::from_millis(50));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let accepting = self.pending_keys < self.config.max_pending_keys;
+            self.status.full.store(!accepting, Ordering::Relaxed);
+            tokio::select! {
+                biased;
+                Some(request) = control.recv() => self.on_control(request, &mut data),
+                flushed = wait_flush(&mut self.in_flight) => self.on_flushed(flushed),
+                Some((channel, result)) = self.loads.next() => self.on_loaded(channel, result),
+                Some(batch) = data.recv(), if accepting && self.shutdown.is_none() => {
+                    self.merge(batch);
+                }
+                _ = ticker.tick() => {}
+            }
+            self.maybe_flush();
+            self.publish();
+            if self.finished_shutdown(&mut data) {
+                return;
+            }
+        }
+    }
+
+    fn merge(&mut self, batch: ChangeBatch) {
+        self.status
+            .changes_received
+            .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
+        let pending = self.pending.entry(batch.channel).or_default();
+        for change in batch.changes {
+            self.pending_keys += pending.apply(change);
+        }
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Takes every batch already queued (they were sent before whatever asked for this).
+    fn drain_queue(&mut self, data: &mut mpsc::Receiver<ChangeBatch>) {
+        while let Ok(batch) = data.try_recv() {
+            self.merge(batch);
+        }
+    }
+
+    fn on_control(&mut self, request: Control, data: &mut mpsc::Receiver<ChangeBatch>) {
+        match request {
+            Control::Load { channel, reply } => {
+                // The requester's earlier changes are in the queue: take them first.
+                self.drain_queue(data);
+                if self.in_flight.is_some() {
+                    self.deferred_loads.push((channel, reply));
+                } else {
+                    self.start_load(channel, reply);
+                }
+            }
+            Control::Flush { reply } => {
+                self.drain_queue(data);
+                if self.pending_keys == 0 && self.in_flight.is_none() {
+                    let _ = reply.send(Ok(()));
+                } else {
+                    self.flush_waiters.push(reply);
+                    self.next_attempt = Instant::now();
+                    self.last_flush = Instant::now() - self.config.flush_interval;
+                }
+            }
+            Control::Shutdown { deadline, reply } => {
+                self.drain_queue(data);
+                self.shutdown = Some((deadline, reply));
+                self.next_attempt = Instant::now();
+            }
+        }
+    }
+
+    fn start_load(
+        &mut self,
+        channel: Arc<str>,
+        reply: oneshot::Sender<StoreResult<StoredChannel>>,
+    ) {
+        let waiting = self.load_replies.entry(Arc::clone(&channel)).or_default();
+        waiting.push(reply);
+        if waiting.len() > 1 {
+            return; // a load of this channel is already running
+        }
+        let store = Arc::clone(&self.store);
+        self.loads.push(Box::pin(async move {
+            let result = store.load_channel(&channel).await;
+            (channel, result)
+        }));
+    }
+
+    fn on_loaded(&mut self, channel: Arc<str>, result: StoreResult<StoredChannel>) {
+        let result = result.and_then(|mut stored| {
+            self.bases
+                .entry(Arc::clone(&channel))
+                .or_insert_with(|| ChannelBase::from_stored(&stored));
+            if let Some(pending) = self.pending.get(&channel) {
+                pending.overlay(&mut stored).map_err(StoreError::Schema)?;
+            }
+            Ok(stored)
+        });
+        if result.is_err() {
+            self.status.load_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        for reply in self.load_replies.remove(&channel).unwrap_or_default() {
+            let copy = match &result {
+                Ok(stored) => Ok(stored.clone()),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            };
+            let _ = reply.send(copy);
+        }
+    }
+
+    fn due(&self) -> bool {
+        if self.pending_keys == 0 || Instant::now() < self.next_attempt {
+            return false;
+        }
+        self.shutdown.is_some()
+            || !self.flush_waiters.is_empty()
+            || self.pending_keys >= self.config.flush_max_keys
+            || self.last_flush.elapsed() >= self.config.flush_interval
+    }
+
+    fn maybe_flush(&mut self) {
+        if self.in_flight.is_some() || !self.loads.is_empty() || !self.due() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let keys = std::mem::take(&mut self.pending_keys);
+        let since = self.pending_since.take().unwrap_or_else(Instant::now);
+        let mut jobs = Vec::with_capacity(pending.len());
+        for (channel, changes) in pending {
+            let base = self.bases.get(&channel).cloned();
+            let users = changes
+                .users
+                .keys()
+                .filter_map(|id| {
+                    self.user_bases
+                        .get(&(Arc::clone(&channel), id.clone()))
+                        .map(|row| (id.clone(), row.clone()))
+                })
+                .collect();
+            jobs.push(FlushJob {
+                channel,
+                changes,
+                base,
+                users,
+            });
+        }
+        let store = Arc::clone(&self.store);
+        let config = self.config.clone();
+        let task = tokio::spawn(async move {
+            futures::stream::iter(jobs)
+                .map(|job| flush_channel(Arc::clone(&store), job, config.moderation_ttl_s))
+                .buffer_unordered(config.flush_concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await
+        });
+        self.last_flush = Instant::now();
+        self.in_flight = Some(InFlight {
+            since,
+            keys,
+            task,
+            started: Instant::now(),
+        });
+    }
+
+    fn on_flushed(&mut self, flushed: (Vec<ChannelFlushed>, Instant, Instant)) {
+        let (results, started, since) = flushed;
+        let mut failure = None;
+        let mut rows = 0;
+        for result in results {
+            rows += result.rows;
+            if let Some(base) = result.base {
+                self.bases.insert(Arc::clone(&result.channel), base);
+            }
+            for user in result.users {
+                let key = (Arc::clone(&result.channel), user.user_id.clone());
+                self.user_bases.insert(key, user);
+            }
+            if let Some((changes, error)) = result.failed {
+                let pending = self.pending.entry(Arc::clone(&result.channel)).or_default();
+                let before = pending.keys();
+                pending.merge_older(changes);
+                self.pending_keys += pending.keys() - before;
+                failure = Some(error);
+            }
+        }
+        if self.user_bases.len() > self.config.max_cached_users {
+            self.user_bases.clear();
+        }
+        self.status.rows_written.fetch_add(rows, Ordering::Relaxed);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Ok(mut h) = self.status.flush_latency_us.lock() {
+            let _ = h.record(micros.max(1));
+        }
+        match failure {
+            None => {
+                self.status.flushes_ok.fetch_add(1, Ordering::Relaxed);
+                self.status.set_error(None);
+                self.backoff = self.config.retry_backoff;
+                if self.pending_keys == 0 {
+                    for waiter in self.flush_waiters.drain(..) {
+                        let _ = waiter.send(Ok(()));
+                    }
+                }
+            }
+            Some(error) => {
+                // Changes put back are as old as the flush's oldest.
+                self.pending_since = Some(self.pending_since.map_or(since, |s| s.min(since)));
+                self.status.flushes_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, retry_in_ms = self.backoff.as_millis() as u64, "store flush failed; changes kept");
+                self.status.set_error(Some(error.to_string()));
+                self.next_attempt = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(self.config.retry_backoff_max);
+                for waiter in self.flush_waiters.drain(..) {
+                    let _ = waiter.send(Err(StoreError::Unavailable(error.to_string())));
+                }
+            }
+        }
+        for (channel, reply) in std::mem::take(&mut self.deferred_loads) {
+            self.start_load(channel, reply);
+        }
+    }
+
+    fn publish(&self) {
+        let in_flight = self.in_flight.as_ref();
+        let keys = self.pending_keys + in_flight.map_or(0, |f| f.keys);
+        self.status
+            .pending_keys
+            .store(keys as u64, Ordering::Relaxed);
+        let oldest = match (self.pending_since, in_flight.map(|f| f.since)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let lag = oldest.map_or(0, |t| t.elapsed().as_millis() as u64);
+        self.status.lag_ms.store(lag, Ordering::Relaxed);
+    }
+
+    /// Whether a requested shutdown is complete (replied); gives up at its deadline.
+    fn finished_shutdown(&mut self, data: &mut mpsc::Receiver<ChangeBatch>) -> bool {
+        let Some(deadline) = self.shutdown.as_ref().map(|(d, _)| *d) else {
+            return false;
+        };
+        self.drain_queue(data);
+        let idle = self.pending_keys == 0 && self.in_flight.is_none();
+        if !idle && Instant::now() < deadline {
+            return false;
+        }
+        let left = self.pending_keys + self.in_flight.as_ref().map_or(0, |f| f.keys);
+        if left > 0 {
+            tracing::error!(keys = left, "store writer stopped with changes not written");
+        }
+        if let Some((_, reply)) = self.shutdown.take() {
+            let _ = reply.send(left);
+        }
+        data.close();
+        true
+    }
+}
+
+/// Waits for the in-flight flush (forever when there is none).
+async fn wait_flush(in_flight: &mut Option<InFlight>) -> (Vec<ChannelFlushed>, Instant, Instant) {
+    let Some(flight) = in_flight.as_mut() else {
+        return futures::future::pending().await;
+    };
+    let results = (&mut flight.task).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "store flush task failed");
+        Vec::new()
+    });
+    let (started, since) = (flight.started, flight.since);
+    *in_flight = None;
+    (results, started, since)
+}
+
+struct FlushJob {
+    channel: Arc<str>,
+    changes: Pending,
+    base: Option<ChannelBase>,
+    /// Known stored rows of the users in `changes`.
+    users: HashMap<String, UserRow>,
+}
+
+/// Flushes one channel: reads what it must (its base, unknown users), writes absolutes.
+async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) -> ChannelFlushed {
+    let FlushJob {
+        channel,
+        changes,
+        base,
+        mut users,
+    } = job;
+    let base = match base {
+        Some(base) => base,
+        None => match store.load_channel(&channel).await {
+            Ok(stored) => ChannelBase::from_stored(&stored),
+            Err(e) => return failed(channel, None, changes, e),
+        },
+    };
+    let unknown: Vec<String> = changes
+        .users
+        .keys()
+        .filter(|id| !users.contains_key(*id))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        match store.load_users(&channel, &unknown).await {
+            Ok(rows) => users.extend(rows.into_iter().map(|r| (r.user_id.clone(), r))),
+            Err(e) => return failed(channel, Some(base), changes, e),
+        }
+    }
+    let (write, new_base, new_users) = match compose(&channel, &changes, &base, &users, ttl_s) {
+        Ok(composed) => composed,
+        Err(e) => return failed(channel, Some(base), changes, StoreError::Schema(e)),
+    };
+    match store.write(&write).await {
+        Ok(rows) => ChannelFlushed {
+            channel,
+            base: Some(new_base),
+            users: new_users,
+            rows,
+            failed: None,
+        },
+        Err(e) => failed(channel, Some(base), changes, e),
+    }
+}
+
+fn failed(
+    channel: Arc<str>,
+    base: Option<ChannelBase>,
+    changes: Pending,
+    error: StoreError,
+) -> ChannelFlushed {
+    ChannelFlushed {
+        channel,
+        base,
+        users: Vec::new(),
+        rows: 0,
+        failed: Some((changes, error)),
+    }
+}
+
+/// The absolute rows for `changes` on top of `base` and `users`, and the base after them.
+fn compose(
+    channel: &str,
+    changes: &Pending,
+    base: &ChannelBase,
+    users: &HashMap<String, UserRow>,
+    ttl_s: u32,
+) -> Result<(ChannelWrite, ChannelBase, Vec<UserRow>), String> {
+    let mut write = ChannelWrite::new(channel, ttl_s);
+    let mut new_base = base.clone();
+    for (name, delta) in &changes.counters {
+        let value = base
+            .counters
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(*delta);
+        write.counters.push((name.clone(), value));
+        new_base.counters.insert(name.clone(), value);
+    }
+    write.counters.sort();
+    for (id, delta) in &changes.users {
+        let stored = users.get(id);
+        let login = if delta.login.is_empty() {
+            stored.map(|u| u.login.clone()).unwrap_or_default()
+        } else {
+            delta.login.clone()
+        };
+        write.users.push(UserRow {
+            user_id: id.clone(),
+            login,
+            messages: stored.map_or(0, |u| u.messages) + delta.messages,
+            last_seen_ms: stored.map_or(0, |u| u.last_seen_ms).max(delta.last_seen_ms),
+            warnings: stored.map_or(0, |u| u.warnings) + delta.warnings,
+        });
+    }
+    write.users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    for ((filter, user_id), expires_ms) in &changes.warnings {
+        write.warnings.push(WarningRow {
+            filter: filter.clone(),
+            user_id: user_id.clone(),
+            expires_ms: *expires_ms,
+        });
+    }
+    write.warnings.sort();
+    if let Some(rules) = &changes.rules {
+        let rows = rules_to_rows(rules)?;
+        let keep: HashSet<(String, String)> = rows
+            .iter()
+            .map(|r| (r.kind.clone(), r.name.clone()))
+            .collect();
+        let mut gone: Vec<(String, String)> = base.rule_keys.difference(&keep).cloned().collect();
+        gone.sort();
+        write.rules_delete = gone;
+        write.rules_upsert = rows;
+        new_base.rule_keys = keep;
+    }
+    write.moderation = changes.moderation.clone();
+    let new_users = write.users.clone();
+    Ok((write, new_base, new_users))
+}
+
+/// The counter name of an engine change.
+pub fn counter_name(prefix: &str, name: &str) -> String {
+    format!("{prefix}{name}")
+}
+
+/// The changes of one handled chat message besides the engine's own: the channel's message
+/// count and the author's stats.
+pub fn message_changes(user_id: &str, login: &str, at_ms: i64) -> [Change; 2] {
+    [
+        Change::Counter {
+            name: counter::MESSAGES.to_string(),
+            delta: 1,
+        },
+        Change::UserMessage {
+            user_id: user_id.to_string(),
+            login: login.to_string(),
+            at_ms,
+        },
+    ]
+}
