@@ -33,6 +33,12 @@ enum Command {
     Demo(firehose::cli::DemoArgs),
     /// Run the engine over recorded chat and print every action it would take (JSON lines).
     Replay(firehose::cli::ReplayArgs),
+    /// Bring the configured state store's schema up to date (ScyllaDB/Cassandra or embedded).
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Check a configuration file: exit 0 when valid, else name the bad key and why.
     CheckConfig {
         /// Configuration file (TOML).
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
             Command::Sim(args) => firehose::cli::sim(args).await,
             Command::Demo(args) => firehose::cli::demo(args).await,
             Command::Replay(args) => firehose::cli::replay(args),
+            Command::Migrate { config } => firehose::cli::migrate(&config).await,
             Command::CheckConfig { path } => firehose::cli::check_config(&path),
         }
     });

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Shutdown order (SIGTERM / Ctrl-C): readiness turns 503; the connection stops reading (intake
-//! stops); every channel mailbox drains within the deadline; the send queue flushes what the
+//! stops); every channel mailbox drains within the deadline; the state store writes every
+//! pending change within the deadline; the send queue flushes what the
 //! limits allow within the deadline; the connection closes; the HTTP server stops.
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use crate::helix::streams::{spawn_stream_watcher, StreamMetrics};
 use crate::helix::HelixModerator;
 use crate::obs::Metrics;
 use crate::router::Router;
+use crate::store::{StoreHandle, WriterConfig};
 use crate::twitch::{OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
 
 /// Replaceable pieces of a service.
@@ -61,6 +63,8 @@ pub struct Core {
     pub registry: Arc<ChannelRegistry>,
     pub metrics: Arc<Metrics>,
     pub twitch: TwitchClient,
+    /// The state store's writer (and through it the store).
+    pub store: StoreHandle,
     supervisor: ActorRef<SupervisorMsg>,
     shutting_down: AtomicBool,
 }
@@ -78,6 +82,8 @@ pub enum SetRulesError {
 pub struct Readiness {
     pub ready: bool,
     pub reasons: Vec<String>,
+    /// Ready, but something is behind (the state store): chat is still handled.
+    pub degraded: Vec<String>,
 }
 
 const ADMIN_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -192,11 +198,36 @@ impl Core {
         if !failed.is_empty() {
             reasons.push(format!("channels failed: {}", failed.join(", ")));
         }
+        let degraded = self.store.status.degraded_reason().into_iter().collect();
         Readiness {
             ready: reasons.is_empty(),
             reasons,
+            degraded,
         }
     }
+}
+
+/// Opens the configured store and brings its schema up to date (or checks that it is).
+pub async fn open_store(
+    config: &crate::config::StoreConfig,
+) -> anyhow::Result<Arc<dyn crate::store::StateStore>> {
+    let store = crate::store::open(config).await?;
+    if config.migrate_on_start {
+        let applied = store.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(backend = store.backend(), ?applied, "store migrations applied");
+        }
+    } else {
+        let version = store.schema_version().await?;
+        let latest = crate::store::migrations::latest();
+        if version != latest {
+            anyhow::bail!(
+                "the {} store has schema version {version}, this build needs {latest}: run `firehose migrate --config <file>` (or set store.migrate_on_start)",
+                store.backend()
+            );
+        }
+    }
+    Ok(store)
 }
 
 /// Sends timer ticks to the channels whose rules have timers (at most one pending each).
@@ -227,12 +258,15 @@ pub struct Service {
     outbound_task: JoinHandle<()>,
     http_task: JoinHandle<()>,
     supervisor_task: JoinHandle<()>,
+    store_task: JoinHandle<()>,
 }
 
 /// What shutdown managed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ShutdownReport {
     pub drain: DrainReport,
+    /// State changes the store could not write before the deadline (0 = all stored).
+    pub store_unwritten: usize,
     pub processed: u64,
     pub shed: u64,
 }
@@ -242,10 +276,15 @@ impl Service {
     /// endpoints listen; the connection and joins proceed in the background (see `/readyz`).
     pub async fn start(config: Config, options: ServiceOptions) -> anyhow::Result<Service> {
         let registry = ChannelRegistry::new();
+        let store = open_store(&config.store).await?;
+        let (store, store_task) = StoreHandle::start(store, WriterConfig::from_config(&config.store));
         let helix_stop = CancellationToken::new();
         let mut helix = None;
         let mut stream_metrics = None;
         let metrics = Metrics::new(Arc::clone(&registry), |prometheus| {
+            prometheus.register_collector(Box::new(crate::obs::store::StoreCollector {
+                status: Arc::clone(&store.status),
+            }));
             if let (true, Some(token)) =
                 (config.helix_enabled(), config.secrets.helix_token.clone())
             {
@@ -297,6 +336,8 @@ impl Service {
             sink: Arc::new(outbound),
             tap: options.tap,
             rules: Arc::clone(&rules),
+            store: store.clone(),
+            load_timeout: Duration::from_millis(config.store.load_timeout_ms),
         };
         let (supervisor, supervisor_task) = Actor::spawn(
             None,
@@ -345,6 +386,7 @@ impl Service {
             registry,
             metrics,
             twitch,
+            store,
             supervisor,
             shutting_down: AtomicBool::new(false),
         });
@@ -370,6 +412,7 @@ impl Service {
             outbound_task,
             http_task,
             supervisor_task,
+            store_task,
         })
     }
 
@@ -410,6 +453,9 @@ impl Service {
             deadline
         )
         .unwrap_or_default();
+        // Every handled message's changes are with the writer now: write them all.
+        let store_unwritten = core.store.shutdown(deadline).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.store_task).await;
         self.outbound_drain.cancel();
         let _ = tokio::time::timeout(deadline + Duration::from_secs(1), self.outbound_task).await;
         // Moderation actions produced by the last messages go out too, within the deadline;
@@ -433,6 +479,7 @@ impl Service {
         let channels = core.registry.all();
         ShutdownReport {
             drain,
+            store_unwritten,
             processed: channels
                 .iter()
                 .map(|c| c.counters.processed.load(Ordering::Relaxed))

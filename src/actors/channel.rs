@@ -4,6 +4,13 @@
 //! resulting actions to the [`ActionSink`]. Before each message it first handles any orphans
 //! older than it (messages its failed predecessor never got to), so order within a channel holds
 //! across restarts. A panic in the engine fails the actor; its supervisor restarts it.
+//!
+//! Lasting state goes through the state store: the actor loads it when it starts (what the
+//! database has plus what the writer still holds, so a restart loses nothing; if the store
+//! does not answer in time the channel runs without it and loads it again later), and after
+//! every event hands the writer what changed (the engine's journal, the message count and the
+//! author's stats, rules edits, the moderation log). That hand-off waits while the writer's
+//! queue is full: backpressure reaches this mailbox, then admission.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +23,16 @@ use super::delivery::Delivery;
 use super::registry::{ChannelShared, ChannelStatus};
 use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
-use crate::engine::{ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind};
+use crate::engine::{
+    millis, Action, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind, StateChange,
+};
+use crate::store::model::{counter, ModerationEntry, StoredChannel, WarningRow};
+use crate::store::writer::message_changes;
+use crate::store::{Change, StoreHandle};
+
+/// First delay before loading stored state again after a failed load (doubles up to 30 s).
+const RELOAD_FIRST: Duration = Duration::from_secs(1);
+const RELOAD_MAX: Duration = Duration::from_secs(30);
 
 /// Handling that took at least this long is followed by a yield to the scheduler.
 const SLOW_HANDLING: Duration = Duration::from_micros(500);
@@ -38,6 +54,8 @@ pub enum ChannelMsg {
     /// Replace the channel's rules (admin API) if they are still `base` (the version the edit
     /// was made on); replies with the refusal, if any.
     SetRules(RulesEdit, RpcReplyPort<Result<(), RulesRefused>>),
+    /// Load the stored state again (after it could not be loaded at start).
+    Reload,
 }
 
 /// An admin edit of a channel's rules: the new rules and the version they were made from.
@@ -63,6 +81,10 @@ pub struct ChannelContext {
     pub sink: Arc<dyn ActionSink>,
     pub tap: Option<Arc<dyn ProcessedTap>>,
     pub rules: Arc<RulesBook>,
+    /// Where lasting state goes (the write-behind writer).
+    pub store: StoreHandle,
+    /// How long a starting actor waits for its stored state.
+    pub load_timeout: Duration,
 }
 
 impl std::fmt::Debug for ChannelContext {
@@ -82,6 +104,16 @@ pub struct ChannelActorState {
     engine: ChannelState,
     shared: Arc<ChannelShared>,
     context: ChannelContext,
+    /// The channel's name in the store (`twitch:login`).
+    store_id: Arc<str>,
+    /// Whether the stored state is in the engine; if not, when to try again.
+    loaded: bool,
+    reload_delay: Duration,
+    /// The rules the actor started with (stored rules loaded late replace them only if
+    /// nobody edited them meanwhile).
+    rules_at_start: Arc<ChannelRules>,
+    /// Moderation log entries made, for unique ids.
+    log_seq: u64,
 }
 
 impl Actor for ChannelActor {
@@ -91,11 +123,24 @@ impl Actor for ChannelActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: ChannelArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let name = args.shared.key.name.to_string();
-        let rules = args.context.rules.get(&name);
+        let store_id: Arc<str> = Arc::from(args.shared.key.to_string());
+        let stored = load_stored(&args.context, &store_id).await;
+        let stored_rules = match &stored {
+            Ok(stored) => stored.channel_rules().unwrap_or_else(|e| {
+                args.shared
+                    .set_last_error(format!("stored rules refused, using the book's: {e}"));
+                None
+            }),
+            Err(_) => None,
+        };
+        let rules = match stored_rules {
+            Some(rules) => Arc::new(rules),
+            None => args.context.rules.get(&name),
+        };
         // Rules in the book were validated when they went in; should they still fail to compile,
         // the channel runs the built-ins and says why rather than not running at all.
         let engine = match ChannelState::with_rules(name.clone(), (*rules).clone()) {
@@ -111,11 +156,20 @@ impl Actor for ChannelActor {
                 ChannelState::new(name)
             }
         };
-        let state = ChannelActorState {
+        let mut state = ChannelActorState {
+            rules_at_start: Arc::clone(&engine.rules),
             engine,
             shared: args.shared,
             context: args.context,
+            store_id,
+            loaded: false,
+            reload_delay: RELOAD_FIRST,
+            log_seq: 0,
         };
+        match stored {
+            Ok(stored) => state.restore(&stored),
+            Err(e) => state.schedule_reload(&myself, &e),
+        }
         state.note_rules();
         Ok(state)
     }
@@ -134,32 +188,40 @@ impl Actor for ChannelActor {
         // A tick that died in a failed predecessor's mailbox must not block ticks for good.
         state.shared.tick_pending.store(false, Ordering::Release);
         if let Some(since) = state.shared.live_since() {
-            handle_stream_status(state, Some(since));
+            handle_stream_status(state, Some(since)).await;
         }
-        handle_orphans_before(state, u64::MAX);
+        handle_orphans_before(state, u64::MAX).await;
         Ok(())
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: ChannelMsg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ChannelMsg::Deliver(delivery) => {
                 let started = Instant::now();
-                handle_orphans_before(state, delivery.seq());
-                handle_delivery(state, delivery);
+                handle_orphans_before(state, delivery.seq()).await;
+                handle_delivery(state, delivery).await;
                 // A handler that took long must not hog its worker thread for a whole mailbox:
                 // let the tasks queued behind it (other channels, the reader) run first.
                 if started.elapsed() >= SLOW_HANDLING {
                     tokio::task::yield_now().await;
                 }
             }
-            ChannelMsg::Wake => handle_orphans_before(state, u64::MAX),
-            ChannelMsg::Tick => handle_tick(state),
-            ChannelMsg::StreamStatus(since) => handle_stream_status(state, since),
+            ChannelMsg::Wake => handle_orphans_before(state, u64::MAX).await,
+            ChannelMsg::Tick => handle_tick(state).await,
+            ChannelMsg::StreamStatus(since) => handle_stream_status(state, since).await,
+            ChannelMsg::Reload => {
+                if !state.loaded {
+                    match load_stored(&state.context, &state.store_id).await {
+                        Ok(stored) => state.restore(&stored),
+                        Err(e) => state.schedule_reload(&myself, &e),
+                    }
+                }
+            }
             ChannelMsg::SetRules(edit, reply) => {
                 let result = if Arc::ptr_eq(&state.engine.rules, &edit.base) {
                     state
@@ -175,6 +237,8 @@ impl Actor for ChannelActor {
                         .rules
                         .set(&state.engine.channel, Arc::clone(&state.engine.rules));
                     state.note_rules();
+                    let change = Change::Rules(Arc::clone(&state.engine.rules));
+                    state.context.store.submit(&state.store_id, vec![change]).await;
                 }
                 let _ = reply.send(result);
             }
@@ -192,34 +256,161 @@ impl ChannelActorState {
     }
 
     /// Moderators edit rules from chat (`!addcom`...): keep the book current, so a restarted
-    /// actor and the admin API see the edit.
-    fn write_back_rules(&self, before: &Arc<ChannelRules>) {
+    /// actor and the admin API see the edit, and store the edit.
+    fn write_back_rules(&self, before: &Arc<ChannelRules>, changes: &mut Vec<Change>) {
         if !Arc::ptr_eq(before, &self.engine.rules) {
             self.context
                 .rules
                 .set(&self.engine.channel, Arc::clone(&self.engine.rules));
             self.note_rules();
+            changes.push(Change::Rules(Arc::clone(&self.engine.rules)));
+        }
+    }
+
+    /// Puts the stored state into the engine.
+    fn restore(&mut self, stored: &StoredChannel) {
+        if !stored.rules.is_empty() && Arc::ptr_eq(&self.engine.rules, &self.rules_at_start) {
+            if let Ok(Some(rules)) = stored.channel_rules() {
+                if self.engine.set_rules(rules).is_ok() {
+                    self.context
+                        .rules
+                        .set(&self.engine.channel, Arc::clone(&self.engine.rules));
+                    self.rules_at_start = Arc::clone(&self.engine.rules);
+                    self.note_rules();
+                }
+            }
+        }
+        self.engine
+            .restore(&stored.saved_state(), millis(SystemTime::now()));
+        self.loaded = true;
+        self.shared.clear_last_error_prefix(STATE_NOT_LOADED);
+    }
+
+    /// Runs without stored state for now and tries again later.
+    fn schedule_reload(&mut self, myself: &ActorRef<ChannelMsg>, error: &str) {
+        self.shared
+            .set_last_error(format!("{STATE_NOT_LOADED}: {error}"));
+        let delay = self.reload_delay;
+        self.reload_delay = (self.reload_delay * 2).min(RELOAD_MAX);
+        let _ = myself.send_after(delay, || ChannelMsg::Reload);
+    }
+
+    /// The store changes of one handled event: the engine's journal plus `extra`.
+    fn journal(&mut self, event: &ChatEvent, actions: &[Action], mut extra: Vec<Change>) -> Vec<Change> {
+        let now = i64::try_from(millis(SystemTime::now())).unwrap_or(i64::MAX);
+        for change in self.engine.take_changes() {
+            match change {
+                StateChange::CounterAdded { name, delta } => extra.push(Change::Counter {
+                    name: format!("{}{name}", counter::NAMED),
+                    delta,
+                }),
+                StateChange::CommandUsed { name } => extra.push(Change::Counter {
+                    name: format!("{}{name}", counter::USES),
+                    delta: 1,
+                }),
+                StateChange::Warned {
+                    filter,
+                    user_id,
+                    expires_ms,
+                } => {
+                    extra.push(Change::UserWarned {
+                        user_id: user_id.clone(),
+                    });
+                    extra.push(Change::Warning(WarningRow {
+                        filter,
+                        user_id,
+                        expires_ms: i64::try_from(expires_ms).unwrap_or(i64::MAX),
+                    }));
+                }
+            }
+        }
+        for action in actions {
+            if let Some(entry) = self.log_entry(event, action, now) {
+                extra.push(Change::Moderation(entry));
+            }
+        }
+        extra
+    }
+
+    /// The moderation log entry of an action, if it is a moderation action.
+    fn log_entry(&mut self, event: &ChatEvent, action: &Action, now: i64) -> Option<ModerationEntry> {
+        let author = match &event.kind {
+            EventKind::Message(m) => Some(m),
+            _ => None,
+        };
+        let (kind, user_id, reason, duration_s, rule) = match action {
+            Action::Delete { rule, .. } => (
+                "delete",
+                author.map(|m| m.user.id.clone()).unwrap_or_default(),
+                String::new(),
+                0,
+                rule,
+            ),
+            Action::Timeout {
+                user_id,
+                duration_s,
+                reason,
+                rule,
+            } => ("timeout", user_id.clone(), reason.clone(), *duration_s, rule),
+            Action::Ban {
+                user_id,
+                reason,
+                rule,
+            } => ("ban", user_id.clone(), reason.clone(), 0, rule),
+            Action::Unban { user_id, rule } => ("unban", user_id.clone(), String::new(), 0, rule),
+            _ => return None,
+        };
+        self.log_seq += 1;
+        let origin = author.map_or_else(|| now.to_string(), |m| m.id.clone());
+        Some(ModerationEntry {
+            id: format!("{origin}:{kind}:{}", self.log_seq),
+            at_ms: now,
+            action: kind.to_string(),
+            user_id,
+            rule: rule.clone(),
+            reason,
+            duration_s: i64::try_from(duration_s).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// The prefix of `last_error` while the stored state is not loaded.
+const STATE_NOT_LOADED: &str = "stored state not loaded yet";
+
+/// Asks the writer for the channel's stored state, within the load timeout.
+async fn load_stored(context: &ChannelContext, id: &Arc<str>) -> Result<StoredChannel, String> {
+    match tokio::time::timeout(context.load_timeout, context.store.load(id)).await {
+        Ok(Ok(stored)) => Ok(stored),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => {
+            context
+                .store
+                .status
+                .load_failures
+                .fetch_add(1, Ordering::Relaxed);
+            Err(format!("no answer within {} ms", context.load_timeout.as_millis()))
         }
     }
 }
 
-fn handle_tick(state: &mut ChannelActorState) {
+async fn handle_tick(state: &mut ChannelActorState) {
     state.shared.tick_pending.store(false, Ordering::Relaxed);
-    handle_internal(state, EventKind::Tick);
+    handle_internal(state, EventKind::Tick).await;
 }
 
-fn handle_stream_status(state: &mut ChannelActorState, since: Option<u64>) {
+async fn handle_stream_status(state: &mut ChannelActorState, since: Option<u64>) {
     handle_internal(
         state,
         EventKind::StreamStatus {
             online: since.is_some(),
             started_at_ms: since,
         },
-    );
+    )
+    .await;
 }
 
 /// Runs the engine on an event the service made (not chat): ticks, stream status.
-fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
+async fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
     let event = ChatEvent {
         platform: state.shared.key.platform,
         channel: Arc::clone(&state.shared.key.name),
@@ -229,18 +420,20 @@ fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
         .context
         .handler
         .handle(&mut state.engine, &event, SystemTime::now());
+    let changes = state.journal(&event, &actions, Vec::new());
     for action in actions {
         state.context.sink.submit(&event, action, None);
     }
+    state.context.store.submit(&state.store_id, changes).await;
 }
 
-fn handle_orphans_before(state: &mut ChannelActorState, seq: u64) {
+async fn handle_orphans_before(state: &mut ChannelActorState, seq: u64) {
     for orphan in state.shared.take_orphans_before(seq) {
-        handle_delivery(state, orphan);
+        handle_delivery(state, orphan).await;
     }
 }
 
-fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) {
+async fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) {
     let seq = delivery.seq();
     let received_at = delivery.received_at();
     let Some(event) = delivery.begin() else {
@@ -251,7 +444,13 @@ fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) {
         .context
         .handler
         .handle(&mut state.engine, event, SystemTime::now());
-    state.write_back_rules(&rules_before);
+    let mut extra = Vec::new();
+    if let EventKind::Message(message) = &event.kind {
+        let at = i64::try_from(message.sent_at_ms).unwrap_or(i64::MAX);
+        extra.extend(message_changes(&message.user.id, &message.user.login, at));
+    }
+    state.write_back_rules(&rules_before, &mut extra);
+    let changes = state.journal(event, &actions, extra);
     for action in actions {
         state.context.sink.submit(event, action, received_at);
     }
@@ -264,4 +463,5 @@ fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) {
         .processed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     delivery.finish();
+    state.context.store.submit(&state.store_id, changes).await;
 }

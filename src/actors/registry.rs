@@ -266,6 +266,15 @@ impl ChannelShared {
         }
     }
 
+    /// Clears `last_error` if it starts with `prefix` (a condition that has passed).
+    pub fn clear_last_error_prefix(&self, prefix: &str) {
+        if let Ok(mut slot) = self.last_error.lock() {
+            if slot.as_deref().is_some_and(|e| e.starts_with(prefix)) {
+                *slot = None;
+            }
+        }
+    }
+
     /// Whether messages should still be kept for a (re)started actor.
     pub fn accepts_orphans(&self) -> bool {
         matches!(

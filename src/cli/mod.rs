@@ -19,7 +19,7 @@ use crate::sim::{SimConfig, Simulator};
 /// Logs to stderr; level from `FIREHOSE_LOG` (e.g. `info`, `firehose=debug`), default `info`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FIREHOSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,scylla=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -53,6 +53,32 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let report = service.shutdown().await;
     tracing::info!(?report, "stopped");
+    Ok(())
+}
+
+/// `firehose migrate`: applies the store migrations not yet applied and says which.
+pub async fn migrate(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let store = crate::store::open(&config.store).await?;
+    let before = store.schema_version().await?;
+    let applied = store.migrate().await?;
+    let where_ = if config.store.uses_scylla() {
+        format!("keyspace {} at {}", config.store.keyspace, config.store.scylla_uri)
+    } else if config.store.embedded_path.is_empty() {
+        "embedded store in memory (nothing kept: set store.embedded_path)".to_string()
+    } else {
+        format!("embedded store {}", config.store.embedded_path)
+    };
+    if applied.is_empty() {
+        println!("{} store, {where_}: schema version {before}, up to date", store.backend());
+    } else {
+        println!(
+            "{} store, {where_}: schema version {before} -> {}, applied {:?}",
+            store.backend(),
+            crate::store::migrations::latest(),
+            applied
+        );
+    }
     Ok(())
 }
 

@@ -19,6 +19,8 @@ use prometheus_client::registry::Registry;
 
 use crate::actors::{ChannelRegistry, ChannelStatus, ShedReason};
 
+pub mod store;
+
 type Labels = Vec<(&'static str, String)>;
 
 /// Process-wide metrics. Cheap to clone handles out of (each metric is an `Arc` inside).
