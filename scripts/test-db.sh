@@ -7,12 +7,17 @@
 #   scripts/test-db.sh start    start the node, wait until CQL answers, print FIREHOSE_SCYLLA_URI=...
 #   scripts/test-db.sh stop     stop the node (SIGTERM, then SIGKILL) and delete its data
 #   scripts/test-db.sh status   say whether the node runs, and where
+#   scripts/test-db.sh kill     SIGKILL the node and keep its data (crash tests); `start` with
+#                               CASSANDRA_KEEP_DATA=1 brings it back on the same ports and data
 #
 # If FIREHOSE_SCYLLA_URI is already set, `start` only echoes it: an external ScyllaDB/Cassandra is used
 # (e.g. `docker run -p 9042:9042 scylladb/scylla --smp 1`). See docs/TEST-DATABASE.md.
 #
 # Environment knobs: CASSANDRA_VERSION (default 5.0.8), CASSANDRA_JAVA_HOME (default OpenJDK 17),
-# CASSANDRA_START_TIMEOUT (seconds, default 180), CASSANDRA_HEAP / CASSANDRA_HEAP_MIN (1g / 512m).
+# CASSANDRA_START_TIMEOUT (seconds, default 180), CASSANDRA_HEAP / CASSANDRA_HEAP_MIN (1g / 512m),
+# CASSANDRA_RUN_DIR (where a node's config, data and log live; default .cache/cassandra/run: a
+# second node needs its own), CASSANDRA_NATIVE_PORT (first CQL port tried, default 9042),
+# CASSANDRA_KEEP_DATA=1 (start: reuse the run dir's data and ports, after `kill`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -28,13 +33,14 @@ CACHE="$ROOT/.cache/cassandra"
 LIB="$CACHE/lib"                   # all jars (cassandra-all + transitive deps)
 FETCH_DIR="$CACHE/fetch"           # the generated pom used to resolve them
 MARKER="$LIB/.complete-$CASSANDRA_VERSION"
-RUN="$CACHE/run"                   # config, data, logs, pid of the running node
+RUN="${CASSANDRA_RUN_DIR:-$CACHE/run}"  # config, data, logs, pid of the running node
 CONF="$RUN/conf"
 DATA="$RUN/data"
 LOG="$RUN/cassandra.log"
 PIDFILE="$RUN/cassandra.pid"
 PORTFILE="$RUN/native_port"
-LAST_LOG="$CACHE/last-run.log"     # copy of the log kept after `stop` deletes the run dir
+PORTSFILE="$RUN/ports"             # "native storage jmx", for a restart on the same ports
+LAST_LOG="$RUN.last-run.log"       # copy of the log kept after `stop` deletes the run dir
 
 log() { echo "test-db: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -183,17 +189,24 @@ cmd_start() {
   [ -x "$JAVA" ] || die "$JAVA not found (Cassandra 5.0 needs Java 11 or 17: apt-get install openjdk-17-jre-headless)"
   cmd_fetch
 
-  # Fresh run dir each time: a test node keeps no state between runs.
-  rm -rf "$RUN"
-  mkdir -p "$RUN"
-
-  # Ports: CQL on 9042 unless taken; storage (gossip) and local JMX on free ports distinct from it.
   local native storage jmx
-  native="$(free_port 9042)"
-  storage="$(free_port 7000 "$native")"
-  jmx="$(free_port 7199 "$native" "$storage")"
-  write_config "$native" "$storage"
-  echo "$native" >"$PORTFILE"
+  if [ "${CASSANDRA_KEEP_DATA:-0}" = 1 ] && [ -f "$PORTSFILE" ]; then
+    # A restart after `kill`: same ports, same data.
+    read -r native storage jmx <"$PORTSFILE"
+  else
+    # Fresh run dir each time: a test node keeps no state between runs.
+    rm -rf "$RUN"
+    mkdir -p "$RUN"
+    # Ports: CQL on 9042 unless taken; storage (gossip) and local JMX on free ports distinct from it.
+    native="$(free_port "${CASSANDRA_NATIVE_PORT:-9042}")"
+    storage="$(free_port 7000 "$native")"
+    jmx="$(free_port 7199 "$native" "$storage")"
+    write_config "$native" "$storage"
+    echo "$native" >"$PORTFILE"
+    echo "$native $storage $jmx" >"$PORTSFILE"
+  fi
+  # The log of this start only (readiness is read from it).
+  : >"$LOG"
 
   # Java 17 module flags from Cassandra's conf/jvm17-server.options.
   local exports=(java.base/jdk.internal.misc java.base/jdk.internal.ref java.base/sun.nio.ch
@@ -283,6 +296,17 @@ cmd_stop() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# kill: a crash (SIGKILL), data kept
+# ---------------------------------------------------------------------------------------------------
+cmd_kill() {
+  local pid; pid="$(running_pid)"
+  [ -n "$pid" ] || die "not running"
+  log "killing Cassandra (pid $pid) with SIGKILL; data kept in $RUN"
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+}
+
+# ---------------------------------------------------------------------------------------------------
 # status
 # ---------------------------------------------------------------------------------------------------
 cmd_status() {
@@ -306,5 +330,6 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+  kill) cmd_kill ;;
+  *) echo "usage: $0 fetch|start|stop|status|kill" >&2; exit 2 ;;
 esac

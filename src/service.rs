@@ -43,6 +43,9 @@ pub struct ServiceOptions {
     pub handler: Arc<dyn ChatHandler>,
     /// Observer of every handled message (tests, benchmarks).
     pub tap: Option<Arc<dyn ProcessedTap>>,
+    /// A store to use instead of the one `[store]` names (tests put a fault-injecting proxy
+    /// in front of the database this way). It is migrated like a configured one.
+    pub store: Option<Arc<dyn crate::store::StateStore>>,
 }
 
 impl Default for ServiceOptions {
@@ -50,6 +53,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             handler: Arc::new(Engine),
             tap: None,
+            store: None,
         }
     }
 }
@@ -212,10 +216,22 @@ pub async fn open_store(
     config: &crate::config::StoreConfig,
 ) -> anyhow::Result<Arc<dyn crate::store::StateStore>> {
     let store = crate::store::open(config).await?;
+    prepare_store(store, config).await
+}
+
+/// Migrates `store` (or checks its schema) per `config`.
+async fn prepare_store(
+    store: Arc<dyn crate::store::StateStore>,
+    config: &crate::config::StoreConfig,
+) -> anyhow::Result<Arc<dyn crate::store::StateStore>> {
     if config.migrate_on_start {
         let applied = store.migrate().await?;
         if !applied.is_empty() {
-            tracing::info!(backend = store.backend(), ?applied, "store migrations applied");
+            tracing::info!(
+                backend = store.backend(),
+                ?applied,
+                "store migrations applied"
+            );
         }
     } else {
         let version = store.schema_version().await?;
@@ -276,8 +292,12 @@ impl Service {
     /// endpoints listen; the connection and joins proceed in the background (see `/readyz`).
     pub async fn start(config: Config, options: ServiceOptions) -> anyhow::Result<Service> {
         let registry = ChannelRegistry::new();
-        let store = open_store(&config.store).await?;
-        let (store, store_task) = StoreHandle::start(store, WriterConfig::from_config(&config.store));
+        let store = match options.store.clone() {
+            Some(store) => prepare_store(store, &config.store).await?,
+            None => open_store(&config.store).await?,
+        };
+        let (store, store_task) =
+            StoreHandle::start(store, WriterConfig::from_config(&config.store));
         let helix_stop = CancellationToken::new();
         let mut helix = None;
         let mut stream_metrics = None;

@@ -238,7 +238,11 @@ impl Actor for ChannelActor {
                         .set(&state.engine.channel, Arc::clone(&state.engine.rules));
                     state.note_rules();
                     let change = Change::Rules(Arc::clone(&state.engine.rules));
-                    state.context.store.submit(&state.store_id, vec![change]).await;
+                    state
+                        .context
+                        .store
+                        .submit(&state.store_id, vec![change])
+                        .await;
                 }
                 let _ = reply.send(result);
             }
@@ -296,7 +300,12 @@ impl ChannelActorState {
     }
 
     /// The store changes of one handled event: the engine's journal plus `extra`.
-    fn journal(&mut self, event: &ChatEvent, actions: &[Action], mut extra: Vec<Change>) -> Vec<Change> {
+    fn journal(
+        &mut self,
+        event: &ChatEvent,
+        actions: &[Action],
+        mut extra: Vec<Change>,
+    ) -> Vec<Change> {
         let now = i64::try_from(millis(SystemTime::now())).unwrap_or(i64::MAX);
         for change in self.engine.take_changes() {
             match change {
@@ -333,7 +342,12 @@ impl ChannelActorState {
     }
 
     /// The moderation log entry of an action, if it is a moderation action.
-    fn log_entry(&mut self, event: &ChatEvent, action: &Action, now: i64) -> Option<ModerationEntry> {
+    fn log_entry(
+        &mut self,
+        event: &ChatEvent,
+        action: &Action,
+        now: i64,
+    ) -> Option<ModerationEntry> {
         let author = match &event.kind {
             EventKind::Message(m) => Some(m),
             _ => None,
@@ -351,7 +365,13 @@ impl ChannelActorState {
                 duration_s,
                 reason,
                 rule,
-            } => ("timeout", user_id.clone(), reason.clone(), *duration_s, rule),
+            } => (
+                "timeout",
+                user_id.clone(),
+                reason.clone(),
+                *duration_s,
+                rule,
+            ),
             Action::Ban {
                 user_id,
                 reason,
@@ -388,7 +408,10 @@ async fn load_stored(context: &ChannelContext, id: &Arc<str>) -> Result<StoredCh
                 .status
                 .load_failures
                 .fetch_add(1, Ordering::Relaxed);
-            Err(format!("no answer within {} ms", context.load_timeout.as_millis()))
+            Err(format!(
+                "no answer within {} ms",
+                context.load_timeout.as_millis()
+            ))
         }
     }
 }

@@ -63,14 +63,20 @@ pub async fn migrate(path: &Path) -> anyhow::Result<()> {
     let before = store.schema_version().await?;
     let applied = store.migrate().await?;
     let where_ = if config.store.uses_scylla() {
-        format!("keyspace {} at {}", config.store.keyspace, config.store.scylla_uri)
+        format!(
+            "keyspace {} at {}",
+            config.store.keyspace, config.store.scylla_uri
+        )
     } else if config.store.embedded_path.is_empty() {
         "embedded store in memory (nothing kept: set store.embedded_path)".to_string()
     } else {
         format!("embedded store {}", config.store.embedded_path)
     };
     if applied.is_empty() {
-        println!("{} store, {where_}: schema version {before}, up to date", store.backend());
+        println!(
+            "{} store, {where_}: schema version {before}, up to date",
+            store.backend()
+        );
     } else {
         println!(
             "{} store, {where_}: schema version {before} -> {}, applied {:?}",

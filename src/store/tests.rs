@@ -1,1 +1,325 @@
-//! Unit tests of the store: the writer against a store that fails on demand.
+//! Unit tests of the write-behind writer against the embedded store (in memory), wrapped in
+//! a store that fails on demand: before writing, or *after* writing (the write landed but
+//! the caller saw an error, the case that double-counts with non-idempotent writes).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::embedded::EmbeddedStore;
+use super::model::{counter, ChannelWrite, LeaseOutcome, ModerationEntry, StoredChannel};
+use super::model::{UserRow, WarningRow};
+use super::writer::{message_changes, Change, StoreHandle, WriterConfig};
+use super::{StateStore, StoreError, StoreResult};
+use crate::config::StoreConfig;
+
+/// The embedded store with switches.
+struct Flaky {
+    inner: EmbeddedStore,
+    fail_before_write: AtomicBool,
+    fail_after_write: AtomicBool,
+    fail_loads: AtomicBool,
+    writes: AtomicU64,
+}
+
+impl Flaky {
+    fn new() -> Arc<Flaky> {
+        let inner = EmbeddedStore::open(&StoreConfig::default()).expect("in-memory store");
+        Arc::new(Flaky {
+            inner,
+            fail_before_write: AtomicBool::new(false),
+            fail_after_write: AtomicBool::new(false),
+            fail_loads: AtomicBool::new(false),
+            writes: AtomicU64::new(0),
+        })
+    }
+}
+
+fn down() -> StoreError {
+    StoreError::Unavailable("switched off by the test".into())
+}
+
+impl StateStore for Flaky {
+    fn backend(&self) -> &'static str {
+        "flaky"
+    }
+    fn migrate(&self) -> BoxFuture<'_, StoreResult<Vec<u32>>> {
+        self.inner.migrate()
+    }
+    fn schema_version(&self) -> BoxFuture<'_, StoreResult<u32>> {
+        self.inner.schema_version()
+    }
+    fn load_channel<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, StoreResult<StoredChannel>> {
+        Box::pin(async move {
+            if self.fail_loads.load(Ordering::SeqCst) {
+                return Err(down());
+            }
+            self.inner.load_channel(channel).await
+        })
+    }
+    fn load_users<'a>(
+        &'a self,
+        channel: &'a str,
+        user_ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<UserRow>>> {
+        Box::pin(async move {
+            if self.fail_loads.load(Ordering::SeqCst) {
+                return Err(down());
+            }
+            self.inner.load_users(channel, user_ids).await
+        })
+    }
+    fn write<'a>(&'a self, write: &'a ChannelWrite) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            if self.fail_before_write.load(Ordering::SeqCst) {
+                return Err(down());
+            }
+            let rows = self.inner.write(write).await?;
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            if self.fail_after_write.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("timed out (but landed)".into()));
+            }
+            Ok(rows)
+        })
+    }
+    fn moderation_log<'a>(
+        &'a self,
+        channel: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, StoreResult<Vec<ModerationEntry>>> {
+        self.inner.moderation_log(channel, limit)
+    }
+    fn acquire_lease<'a>(
+        &'a self,
+        channel: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<LeaseOutcome>> {
+        self.inner.acquire_lease(channel, owner, ttl)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        channel: &'a str,
+        owner: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        self.inner.release_lease(channel, owner)
+    }
+}
+
+fn config() -> WriterConfig {
+    let mut c = WriterConfig::from_config(&StoreConfig::default());
+    c.flush_interval = Duration::from_secs(3600); // flushes only when a test asks
+    c.retry_backoff = Duration::from_millis(5);
+    c.retry_backoff_max = Duration::from_millis(20);
+    c
+}
+
+async fn started(config: WriterConfig) -> (Arc<Flaky>, StoreHandle) {
+    let store = Flaky::new();
+    store.migrate().await.expect("migrate");
+    let (handle, _task) = StoreHandle::start(Arc::clone(&store) as Arc<dyn StateStore>, config);
+    (store, handle)
+}
+
+fn channel() -> Arc<str> {
+    Arc::from("twitch:chan")
+}
+
+fn message(user: &str) -> Vec<Change> {
+    message_changes(user, user, 1_000).to_vec()
+}
+
+async fn stored(store: &Flaky) -> StoredChannel {
+    store.inner.load_channel("twitch:chan").await.expect("load")
+}
+
+#[tokio::test]
+async fn coalesces_many_changes_into_few_rows() {
+    let (store, handle) = started(config()).await;
+    for i in 0..1_000 {
+        handle
+            .submit(&channel(), message(&format!("u{}", i % 10)))
+            .await;
+    }
+    handle.flush().await.expect("flush");
+    // 1 channel counter + 10 users, however many messages.
+    assert_eq!(handle.status.rows_written.load(Ordering::Relaxed), 11);
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 1_000);
+    let users = store
+        .inner
+        .load_users("twitch:chan", &["u3".to_string()])
+        .await
+        .expect("users");
+    assert_eq!(users[0].messages, 100);
+}
+
+#[tokio::test]
+async fn a_write_that_landed_but_failed_is_not_counted_twice() {
+    let (store, handle) = started(config()).await;
+    for _ in 0..5 {
+        handle.submit(&channel(), message("alice")).await;
+    }
+    store.fail_after_write.store(true, Ordering::SeqCst);
+    assert!(handle.flush().await.is_err(), "the flush saw an error");
+    assert!(handle.status.failing.load(Ordering::Relaxed));
+    store.fail_after_write.store(false, Ordering::SeqCst);
+    for _ in 0..2 {
+        handle.submit(&channel(), message("alice")).await;
+    }
+    handle.flush().await.expect("retry");
+    assert!(store.writes.load(Ordering::SeqCst) >= 2, "written twice");
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 7);
+    let users = store
+        .inner
+        .load_users("twitch:chan", &["alice".to_string()])
+        .await
+        .expect("users");
+    assert_eq!(users[0].messages, 7);
+    assert!(!handle.status.failing.load(Ordering::Relaxed));
+}
+
+#[tokio::test]
+async fn failed_flushes_keep_changes_and_retry_until_written() {
+    let (store, handle) = started(config()).await;
+    store.fail_before_write.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        handle.submit(&channel(), message("bob")).await;
+    }
+    assert!(handle.flush().await.is_err());
+    assert!(handle.status.degraded_reason().is_some());
+    handle.submit(&channel(), message("bob")).await;
+    store.fail_before_write.store(false, Ordering::SeqCst);
+    handle.flush().await.expect("flush after recovery");
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 4);
+    assert!(handle.status.flushes_failed.load(Ordering::Relaxed) >= 1);
+    assert_eq!(handle.status.pending_keys.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_load_sees_the_store_plus_what_is_pending() {
+    let (store, handle) = started(config()).await;
+    handle
+        .submit(
+            &channel(),
+            vec![Change::Counter {
+                name: "count:deaths".into(),
+                delta: 2,
+            }],
+        )
+        .await;
+    handle.flush().await.expect("flush");
+    store.fail_before_write.store(true, Ordering::SeqCst);
+    handle
+        .submit(
+            &channel(),
+            vec![
+                Change::Counter {
+                    name: "count:deaths".into(),
+                    delta: 3,
+                },
+                Change::Warning(WarningRow {
+                    filter: "caps".into(),
+                    user_id: "u1".into(),
+                    expires_ms: i64::MAX,
+                }),
+            ],
+        )
+        .await;
+    let loaded = handle.load(&channel()).await.expect("load");
+    assert_eq!(loaded.counters["count:deaths"], 5, "2 stored + 3 pending");
+    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(stored(&store).await.counters["count:deaths"], 2);
+}
+
+#[tokio::test]
+async fn a_full_writer_makes_submitters_wait_and_loses_nothing() {
+    let mut c = config();
+    c.flush_max_keys = 4;
+    c.max_pending_keys = 4;
+    c.queue_capacity = 2;
+    let (store, handle) = started(c).await;
+    store.fail_before_write.store(true, Ordering::SeqCst);
+    let submitter = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            for i in 0..50 {
+                handle.submit(&channel(), message(&format!("u{i}"))).await;
+            }
+        })
+    };
+    // The writer holds at most its bound; the submitter is stuck waiting.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handle.status.submit_waits.load(Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never waited");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!submitter.is_finished());
+    assert!(handle.status.full.load(Ordering::Relaxed));
+    store.fail_before_write.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), submitter)
+        .await
+        .expect("submitter finishes once the store is back")
+        .expect("no panic");
+    handle.flush().await.expect("flush");
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 50);
+    assert_eq!(handle.status.changes_refused.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn shutdown_writes_everything_pending() {
+    let (store, handle) = started(config()).await;
+    handle.submit(&channel(), message("carol")).await;
+    let rules = crate::engine::ChannelRules::default();
+    handle
+        .submit(&channel(), vec![Change::Rules(Arc::new(rules))])
+        .await;
+    assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
+    let s = stored(&store).await;
+    assert_eq!(s.counters[counter::MESSAGES], 1);
+    assert_eq!(s.rules.len(), 1, "the settings row of empty rules");
+    // After shutdown nothing is taken silently: it is counted as refused.
+    handle.submit(&channel(), message("late")).await;
+    assert_eq!(handle.status.changes_refused.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn a_rules_edit_deletes_removed_items() {
+    let (store, handle) = started(config()).await;
+    let with_two: crate::engine::ChannelRules = toml::from_str(
+        r#"
+        [[commands]]
+        name = "!a"
+        response = "a"
+        [[commands]]
+        name = "!b"
+        response = "b"
+        "#,
+    )
+    .expect("rules");
+    handle
+        .submit(&channel(), vec![Change::Rules(Arc::new(with_two.clone()))])
+        .await;
+    handle.flush().await.expect("flush");
+    assert_eq!(stored(&store).await.rules.len(), 3);
+    let mut with_one = with_two;
+    with_one.commands.retain(|c| c.name == "!a");
+    handle
+        .submit(&channel(), vec![Change::Rules(Arc::new(with_one))])
+        .await;
+    handle.flush().await.expect("flush");
+    let s = stored(&store).await;
+    let names: Vec<&str> = s.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["!a", "channel"]);
+    let rules = s.channel_rules().expect("valid").expect("some");
+    assert_eq!(rules.commands.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_load_is_an_error_not_empty_state() {
+    let (store, handle) = started(config()).await;
+    store.fail_loads.store(true, Ordering::SeqCst);
+    assert!(handle.load(&channel()).await.is_err());
+    assert_eq!(handle.status.load_failures.load(Ordering::Relaxed), 1);
+}

@@ -589,9 +589,13 @@ impl Writer {
 
     fn on_loaded(&mut self, channel: Arc<str>, result: StoreResult<StoredChannel>) {
         let result = result.and_then(|mut stored| {
-            self.bases
+            // A cached base is what we know to be stored; the database may also hold a write
+            // that failed for us but landed, whose deltas are pending again: count them once.
+            let base = self
+                .bases
                 .entry(Arc::clone(&channel))
                 .or_insert_with(|| ChannelBase::from_stored(&stored));
+            stored.counters = base.counters.clone();
             if let Some(pending) = self.pending.get(&channel) {
                 pending.overlay(&mut stored).map_err(StoreError::Schema)?;
             }
@@ -685,7 +689,14 @@ impl Writer {
             }
         }
         if self.user_bases.len() > self.config.max_cached_users {
-            self.user_bases.clear();
+            // Bases of users with changes still pending must stay: they may be the values from
+            // before a write that landed without our knowing it.
+            let pending = &self.pending;
+            self.user_bases.retain(|(channel, user), _| {
+                pending
+                    .get(channel)
+                    .is_some_and(|p| p.users.contains_key(user))
+            });
         }
         self.status.rows_written.fetch_add(rows, Ordering::Relaxed);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -802,7 +813,16 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
         .collect();
     if !unknown.is_empty() {
         match store.load_users(&channel, &unknown).await {
-            Ok(rows) => users.extend(rows.into_iter().map(|r| (r.user_id.clone(), r))),
+            Ok(rows) => {
+                users.extend(rows.into_iter().map(|r| (r.user_id.clone(), r)));
+                // No row yet is a base too (zero): remembered like any other.
+                for id in unknown {
+                    users.entry(id.clone()).or_insert_with(|| UserRow {
+                        user_id: id,
+                        ..UserRow::default()
+                    });
+                }
+            }
             Err(e) => return failed(channel, Some(base), changes, e),
         }
     }
@@ -818,7 +838,13 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
             rows,
             failed: None,
         },
-        Err(e) => failed(channel, Some(base), changes, e),
+        Err(e) => {
+            // The write may have landed in part. The values read before it stay the bases, so
+            // the retry writes base + all deltas again instead of adding them to what landed.
+            let mut flushed = failed(channel, Some(base), changes, e);
+            flushed.users = users.into_values().collect();
+            flushed
+        }
     }
 }
 

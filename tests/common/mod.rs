@@ -173,6 +173,7 @@ pub fn options_with(handler: impl ChatHandler, tap: Option<Arc<RecordingTap>>) -
     ServiceOptions {
         handler: Arc::new(handler),
         tap: tap.map(|t| t as Arc<dyn ProcessedTap>),
+        store: None,
     }
 }
 
@@ -194,5 +195,40 @@ impl SendAsAdmin for reqwest::RequestBuilder {
             .send()
             .await
             .expect("the admin request is sent")
+    }
+}
+
+/// The CQL database the tests use: `FIREHOSE_SCYLLA_URI` (set by `scripts/test.sh`, which
+/// starts a Cassandra node, or by whoever points the suite at their own ScyllaDB). Tests that
+/// need it fail without it, never skip.
+pub fn scylla_uri() -> String {
+    match std::env::var("FIREHOSE_SCYLLA_URI") {
+        Ok(uri) if !uri.trim().is_empty() => uri,
+        _ => panic!(
+            "FIREHOSE_SCYLLA_URI is not set: run the suite with ./scripts/test.sh (it starts a \
+             Cassandra node) or point FIREHOSE_SCYLLA_URI at a ScyllaDB/Cassandra"
+        ),
+    }
+}
+
+/// A store config on the test database with a keyspace of its own (parallel-safe).
+pub fn scylla_store_config(test: &str) -> firehose::config::StoreConfig {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut keyspace = format!("fh_t_{}_{}_{}", test, std::process::id(), n);
+    keyspace.truncate(48);
+    firehose::config::StoreConfig {
+        scylla_uri: scylla_uri(),
+        keyspace,
+        request_timeout_ms: 5_000,
+        ..Default::default()
+    }
+}
+
+/// An embedded store config: a file in `dir`.
+pub fn embedded_store_config(dir: &std::path::Path) -> firehose::config::StoreConfig {
+    firehose::config::StoreConfig {
+        embedded_path: dir.join("state.redb").display().to_string(),
+        ..Default::default()
     }
 }

@@ -1,0 +1,279 @@
+//! One contract for every `StateStore` backend: the same assertions run against the embedded
+//! store (redb in a temporary file) and the CQL store (a real Cassandra or ScyllaDB node from
+//! `FIREHOSE_SCYLLA_URI`, a keyspace per test).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use firehose::store::model::{rules_to_rows, ChannelWrite, ModerationEntry, UserRow, WarningRow};
+use firehose::store::{migrations, LeaseOutcome, StateStore};
+
+use common::{embedded_store_config, scylla_store_config, wait_until_async};
+
+/// Runs `$contract` against both backends as two tests.
+macro_rules! contract {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn embedded() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = firehose::store::open(&super::embedded_store_config(dir.path()))
+                    .await
+                    .expect("open embedded");
+                super::$name(store).await;
+            }
+
+            #[tokio::test]
+            async fn scylla() {
+                let config = super::scylla_store_config(stringify!($name));
+                let store = firehose::store::open(&config).await.expect("open scylla");
+                super::$name(store).await;
+            }
+        }
+    };
+}
+
+contract!(migrations_apply_once_in_order);
+contract!(writes_read_back_and_are_idempotent);
+contract!(rules_items_upsert_and_delete);
+contract!(user_stats_span_buckets);
+contract!(warnings_and_log_expire);
+contract!(leases_exclude_other_owners);
+
+async fn migrated(store: &Arc<dyn StateStore>) {
+    store.migrate().await.expect("migrate");
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(firehose::engine::millis(std::time::SystemTime::now())).expect("ms")
+}
+
+async fn migrations_apply_once_in_order(store: Arc<dyn StateStore>) {
+    assert_eq!(store.schema_version().await.expect("version"), 0);
+    let applied = store.migrate().await.expect("migrate");
+    let all: Vec<u32> = (1..=migrations::latest()).collect();
+    assert_eq!(applied, all);
+    assert_eq!(store.migrate().await.expect("again"), Vec::<u32>::new());
+    assert_eq!(
+        store.schema_version().await.expect("version"),
+        migrations::latest()
+    );
+}
+
+fn sample_write(channel: &str) -> ChannelWrite {
+    let now = now_ms();
+    let mut write = ChannelWrite::new(channel, 3_600);
+    write.counters = vec![("messages".into(), 42), ("count:deaths".into(), 7)];
+    write.users = vec![UserRow {
+        user_id: "1001".into(),
+        login: "alice".into(),
+        messages: 40,
+        last_seen_ms: now,
+        warnings: 1,
+    }];
+    write.warnings = vec![WarningRow {
+        filter: "caps".into(),
+        user_id: "1001".into(),
+        expires_ms: now + 600_000,
+    }];
+    write.moderation = (0..3)
+        .map(|i| ModerationEntry {
+            id: format!("m{i}"),
+            at_ms: now - 1_000 + i,
+            action: "timeout".into(),
+            user_id: "1001".into(),
+            rule: "caps".into(),
+            reason: "caps".into(),
+            duration_s: 10,
+        })
+        .collect();
+    write
+}
+
+async fn writes_read_back_and_are_idempotent(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    let write = sample_write("twitch:chan");
+    assert_eq!(store.write(&write).await.expect("write"), 7);
+    let first = store.load_channel("twitch:chan").await.expect("load");
+    // Written again (a retry): the same state, nothing counted twice.
+    store.write(&write).await.expect("rewrite");
+    let second = store.load_channel("twitch:chan").await.expect("load");
+    assert_eq!(first, second);
+    assert_eq!(second.counters["messages"], 42);
+    assert_eq!(second.counters["count:deaths"], 7);
+    assert_eq!(second.warnings, write.warnings);
+    let log = store.moderation_log("twitch:chan", 2).await.expect("log");
+    let ids: Vec<&str> = log.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, vec!["m2", "m1"], "newest first, limited");
+    assert_eq!(
+        store
+            .moderation_log("twitch:chan", 10)
+            .await
+            .expect("log")
+            .len(),
+        3
+    );
+    let users = store
+        .load_users("twitch:chan", &["1001".to_string(), "nobody".to_string()])
+        .await
+        .expect("users");
+    assert_eq!(users, write.users);
+    // Another channel sees none of it.
+    let other = store.load_channel("twitch:other").await.expect("load");
+    assert!(other.counters.is_empty() && other.warnings.is_empty() && other.rules.is_empty());
+}
+
+async fn rules_items_upsert_and_delete(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    let rules: firehose::engine::ChannelRules = toml::from_str(
+        r#"
+        regulars = ["bob"]
+        [[commands]]
+        name = "!discord"
+        response = "discord.gg/x"
+        [[keywords]]
+        name = "hello"
+        phrases = [["hello"]]
+        response = "hi $(user)"
+        "#,
+    )
+    .expect("rules");
+    let mut write = ChannelWrite::new("twitch:chan", 60);
+    write.rules_upsert = rules_to_rows(&rules).expect("rows");
+    store.write(&write).await.expect("write");
+    let stored = store.load_channel("twitch:chan").await.expect("load");
+    assert_eq!(stored.rules.len(), 3);
+    assert_eq!(stored.channel_rules().expect("valid"), Some(rules));
+    let mut delete = ChannelWrite::new("twitch:chan", 60);
+    delete.rules_delete = vec![("keyword".into(), "hello".into())];
+    store.write(&delete).await.expect("delete");
+    let stored = store.load_channel("twitch:chan").await.expect("load");
+    let kinds: Vec<&str> = stored.rules.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["command", "settings"]);
+}
+
+async fn user_stats_span_buckets(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    let mut write = ChannelWrite::new("twitch:big", 60);
+    let ids: Vec<String> = (0..300).map(|i| format!("user{i}")).collect();
+    write.users = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| UserRow {
+            user_id: id.clone(),
+            login: id.clone(),
+            messages: i as i64,
+            last_seen_ms: 1,
+            warnings: 0,
+        })
+        .collect();
+    let buckets: std::collections::BTreeSet<i32> = ids
+        .iter()
+        .map(|id| firehose::store::user_bucket(id))
+        .collect();
+    assert_eq!(buckets.len(), firehose::store::model::USER_BUCKETS as usize);
+    store.write(&write).await.expect("write");
+    let mut users = store.load_users("twitch:big", &ids).await.expect("users");
+    users.sort_by_key(|u| u.messages);
+    assert_eq!(users, write.users);
+}
+
+async fn warnings_and_log_expire(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    let now = now_ms();
+    let mut write = ChannelWrite::new("twitch:chan", 1);
+    write.warnings = vec![
+        WarningRow {
+            filter: "links".into(),
+            user_id: "1".into(),
+            expires_ms: now + 1_500,
+        },
+        WarningRow {
+            filter: "links".into(),
+            user_id: "2".into(),
+            expires_ms: now + 600_000,
+        },
+    ];
+    write.moderation = vec![ModerationEntry {
+        id: "short".into(),
+        at_ms: now,
+        action: "delete".into(),
+        user_id: "1".into(),
+        rule: "links".into(),
+        reason: String::new(),
+        duration_s: 0,
+    }];
+    store.write(&write).await.expect("write");
+    assert_eq!(
+        store
+            .load_channel("twitch:chan")
+            .await
+            .expect("load")
+            .warnings
+            .len(),
+        2
+    );
+    wait_until_async(
+        "the short warning and log entry expire",
+        Duration::from_secs(10),
+        || {
+            let store = Arc::clone(&store);
+            async move {
+                let warnings = store
+                    .load_channel("twitch:chan")
+                    .await
+                    .expect("load")
+                    .warnings;
+                let log = store.moderation_log("twitch:chan", 10).await.expect("log");
+                warnings.len() == 1 && warnings[0].user_id == "2" && log.is_empty()
+            }
+        },
+    )
+    .await;
+}
+
+async fn leases_exclude_other_owners(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        store.acquire_lease("twitch:c", "a", ttl).await.expect("a"),
+        LeaseOutcome::Held
+    );
+    assert_eq!(
+        store.acquire_lease("twitch:c", "b", ttl).await.expect("b"),
+        LeaseOutcome::HeldBy("a".into())
+    );
+    assert_eq!(
+        store
+            .acquire_lease("twitch:c", "a", ttl)
+            .await
+            .expect("renew"),
+        LeaseOutcome::Held
+    );
+    store.release_lease("twitch:c", "b").await.expect("not b's");
+    assert_eq!(
+        store.acquire_lease("twitch:c", "b", ttl).await.expect("b"),
+        LeaseOutcome::HeldBy("a".into())
+    );
+    store.release_lease("twitch:c", "a").await.expect("release");
+    assert_eq!(
+        store.acquire_lease("twitch:c", "b", ttl).await.expect("b"),
+        LeaseOutcome::Held
+    );
+    // A lease runs out by itself.
+    let short = Duration::from_secs(1);
+    assert_eq!(
+        store
+            .acquire_lease("twitch:d", "a", short)
+            .await
+            .expect("a"),
+        LeaseOutcome::Held
+    );
+    wait_until_async("a's lease runs out", Duration::from_secs(10), || {
+        let store = Arc::clone(&store);
+        async move { store.acquire_lease("twitch:d", "b", ttl).await.expect("b") == LeaseOutcome::Held }
+    })
+    .await;
+}
