@@ -135,7 +135,7 @@ async fn rules_items_upsert_and_delete(store: Arc<dyn StateStore>) {
         response = "discord.gg/x"
         [[keywords]]
         name = "hello"
-        phrases = [["hello"]]
+        groups = [["hello"]]
         response = "hi $(user)"
         "#,
     )

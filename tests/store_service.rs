@@ -142,7 +142,6 @@ async fn state_survives_a_restart(store: StoreConfig) {
     let total = first_processed + processed(&second, &channel);
     let report = second.shutdown().await;
     assert_eq!(report.store_unwritten, 0);
-    drop(second);
 
     let stored = store_handle.store().load_channel(&id).await.expect("load");
     assert_eq!(
@@ -187,7 +186,7 @@ async fn a_restarted_actor_gets_back_what_the_writer_held() {
     .await;
     say(&sim, &channel, "viewer", "POISON").await;
     wait_until("the actor restarted", Duration::from_secs(10), || {
-        channel(&service, &channel)
+        common::channel(&service, &channel)
             .counters
             .restarts
             .load(std::sync::atomic::Ordering::Relaxed)
