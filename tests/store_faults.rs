@@ -341,7 +341,7 @@ impl OwnNode {
         let uri = out
             .lines()
             .filter_map(|l| l.strip_prefix("FIREHOSE_SCYLLA_URI="))
-            .last()
+            .next_back()
             .expect("the script prints the URI")
             .to_string();
         (node, uri)

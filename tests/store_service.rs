@@ -101,7 +101,7 @@ async fn state_survives_a_restart(store: StoreConfig) {
     wait_until(
         "the chat-added command came back",
         Duration::from_secs(10),
-        || said(&sim, &channel, "Hello there, viewer"),
+        || said(&sim, &channel, "Hello there,"),
     )
     .await;
     // A second offence within the warning's life: the full action this time.
@@ -174,7 +174,7 @@ async fn a_restarted_actor_gets_back_what_the_writer_held() {
     let channel = sim_channels(1).remove(0);
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join(format!("{channel}.toml")), RULES).expect("rules");
-    let mut config = config_for(sim.local_addr(), &[channel.clone()]);
+    let mut config = config_for(sim.local_addr(), std::slice::from_ref(&channel));
     config.engine.rules_dir = dir.path().display().to_string();
     config.store.flush_interval_ms = 3_600_000; // nothing reaches the database in this test
     let service = service(config, options_with(FaultyEngine::default(), None)).await;

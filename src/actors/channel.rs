@@ -296,7 +296,8 @@ impl ChannelActorState {
             .set_last_error(format!("{STATE_NOT_LOADED}: {error}"));
         let delay = self.reload_delay;
         self.reload_delay = (self.reload_delay * 2).min(RELOAD_MAX);
-        let _ = myself.send_after(delay, || ChannelMsg::Reload);
+        // The timer task ends by itself; nothing waits for it.
+        drop(myself.send_after(delay, || ChannelMsg::Reload));
     }
 
     /// The store changes of one handled event: the engine's journal plus `extra`.

@@ -253,6 +253,17 @@ impl ScyllaStore {
     }
 }
 
+/// A `user_stats` row as selected: user id, login, messages, last seen, warnings.
+type UserSelect = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+/// A `user_stats` insert: channel, bucket, user id, login, messages, last seen, warnings.
+type UserInsert<'a> = (&'a str, i32, &'a str, &'a str, i64, i64, i64);
+
 /// An address map, as [`ScyllaStore::connect_with`] takes it.
 pub type HashMap = std::collections::HashMap<SocketAddr, SocketAddr>;
 
@@ -414,13 +425,7 @@ impl StateStore for ScyllaStore {
                     let result = self
                         .execute(&p.select_users, (channel, bucket, ids))
                         .await?;
-                    let found: Vec<(
-                        String,
-                        Option<String>,
-                        Option<i64>,
-                        Option<i64>,
-                        Option<i64>,
-                    )> = rows(result, "user_stats")?;
+                    let found: Vec<UserSelect> = rows(result, "user_stats")?;
                     Ok::<_, StoreError>(
                         found
                             .into_iter()
@@ -457,8 +462,7 @@ impl StateStore for ScyllaStore {
                     .collect();
                 jobs.push(Box::pin(self.batched(&p.counter, values)));
             }
-            let mut buckets: BTreeMap<i32, Vec<(&str, i32, &str, &str, i64, i64, i64)>> =
-                BTreeMap::new();
+            let mut buckets: BTreeMap<i32, Vec<UserInsert<'_>>> = BTreeMap::new();
             for u in &write.users {
                 let bucket = user_bucket(&u.user_id);
                 buckets.entry(bucket).or_default().push((
