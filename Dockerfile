@@ -15,11 +15,15 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin firehose
+    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin firehose \
+    && mkdir -p /var/lib/firehose && chown firehose:firehose /var/lib/firehose
 COPY --from=build /src/target/release/firehose /usr/local/bin/firehose
 COPY config/firehose.toml /etc/firehose/firehose.toml
-# Inside a container the endpoints must listen beyond loopback.
-ENV FIREHOSE_HTTP_LISTEN=0.0.0.0:8080
+# Inside a container the endpoints must listen beyond loopback. State: the embedded store in a
+# volume, unless FIREHOSE_STORE_SCYLLA_URI names a ScyllaDB cluster.
+ENV FIREHOSE_HTTP_LISTEN=0.0.0.0:8080 \
+    FIREHOSE_STORE_EMBEDDED_PATH=/var/lib/firehose/state.redb
+VOLUME /var/lib/firehose
 USER firehose:firehose
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

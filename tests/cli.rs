@@ -1,4 +1,6 @@
-//! The binary: `check-config` answers, and `run` shuts down cleanly on SIGTERM.
+//! The binary: `check-config` answers, `migrate` brings either store's schema up to date
+//! once, `run` refuses an unmigrated store when told not to migrate, and `run` shuts down
+//! cleanly on SIGTERM.
 
 mod common;
 
@@ -35,6 +37,9 @@ fn check_config_names_the_bad_key_and_why() {
         ("[http]\nlisten = \"not an address\"\n", "listen"),
         ("[admission]\noverflow = \"sometimes\"\n", "overflow"),
         ("this is not toml", "invalid config"),
+        ("[store]\nscylla_uri = \"no-port\"\n", "store.scylla_uri"),
+        ("[store]\nkeyspace = \"Bad-Name\"\n", "store.keyspace"),
+        ("[store]\nmax_pending_keys = 1\n", "store.max_pending_keys"),
     ];
     for (text, key) in cases {
         let mut file = tempfile::NamedTempFile::new().expect("temp");
@@ -134,4 +139,71 @@ async fn run_serves_then_exits_0_on_sigterm_without_leaking_the_token() {
         "the token leaked into the logs"
     );
     sim.shutdown().await;
+}
+
+fn migrate(config: &std::path::Path) -> String {
+    let out = firehose()
+        .args(["migrate", "--config"])
+        .arg(config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn migrate_twice(store_section: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("firehose.toml");
+    std::fs::write(&config, store_section).expect("write");
+    let first = migrate(&config);
+    assert!(first.contains("schema version 0 -> 1"), "{first}");
+    let second = migrate(&config);
+    assert!(second.contains("schema version 1, up to date"), "{second}");
+}
+
+#[test]
+fn migrate_applies_the_embedded_schema_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("state.redb");
+    migrate_twice(&format!(
+        "[store]\nembedded_path = \"{}\"\n",
+        path.display()
+    ));
+    assert!(path.exists());
+}
+
+#[test]
+fn migrate_applies_the_cql_schema_once() {
+    let store = scylla_store_config("cli");
+    migrate_twice(&format!(
+        "[store]\nscylla_uri = \"{}\"\nkeyspace = \"{}\"\n",
+        store.scylla_uri, store.keyspace
+    ));
+}
+
+#[test]
+fn run_refuses_an_unmigrated_store_when_told_not_to_migrate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("firehose.toml");
+    let path = dir.path().join("state.redb");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[store]\nembedded_path = \"{}\"\nmigrate_on_start = false\n",
+            path.display()
+        ),
+    )
+    .expect("write");
+    let out = firehose()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("firehose migrate"), "{stderr}");
 }

@@ -302,7 +302,9 @@ async fn every_message_counted_once_through_database_faults() {
     assert_counted_once(&sim, &service, &channels, &db).await;
     assert_eq!(status.changes_refused.load(Ordering::Relaxed), 0);
     service.shutdown().await;
-    let _ = proxy.finish().await;
+    // Not `proxy.finish()`: scylla-proxy 0.0.8 can panic there ("Worker await logic bug");
+    // dropping it stops its workers with the runtime.
+    drop(proxy);
 }
 
 /// A Cassandra node of this test's own, driven by `scripts/test-db.sh`.

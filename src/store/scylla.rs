@@ -4,7 +4,9 @@
 //! driver and the writer may retry them), grouped into unlogged batches only within one
 //! partition (a channel's counters; one user-stats bucket; one moderation-log day), at most
 //! [`BATCH_ROWS`] rows each. Rules items are written one by one (their bodies can be large).
-//! Every request has the configured timeout. Leases use lightweight transactions.
+//! Every request has the configured timeout, and every write a client-side monotonic
+//! timestamp (so a late, timed-out write never overwrites its own retry). Leases use
+//! lightweight transactions.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::address_translator::AddressTranslator;
+use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::response::query_result::QueryResult;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
@@ -82,8 +85,12 @@ impl ScyllaStore {
         let profile = ExecutionProfile::builder()
             .request_timeout(Some(timeout))
             .build();
+        // Client-side, monotonic write timestamps: a write that timed out for us but reaches
+        // the node later than its retry carries the older timestamp and loses to the retry,
+        // instead of overwriting a newer absolute value with an older one.
         let mut builder = SessionBuilder::new()
             .known_nodes(config.contact_points())
+            .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
             .connection_timeout(timeout)
             .default_execution_profile_handle(profile.into_handle());
         if let Some(map) = translator {
