@@ -251,7 +251,8 @@ async fn every_message_counted_once_through_database_faults() {
     fire(
         &mut proxy,
         "overloaded",
-        3,
+        // More than the driver's own retries absorb: some flushes fail and the writer retries.
+        20,
         Some((
             data(RequestOpcode::Batch),
             RequestReaction::forge().overloaded(),
@@ -295,7 +296,7 @@ async fn every_message_counted_once_through_database_faults() {
     let failed = status.flushes_failed.load(Ordering::Relaxed);
     assert!(
         failed >= 1,
-        "some flushes failed and were retried ({failed})"
+        "some flushes failed and were retried by the writer ({failed})"
     );
     assert!(total_processed(&service, &channels) > 0);
     db.request_timeout_ms = 5_000;
