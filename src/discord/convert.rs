@@ -129,7 +129,9 @@ mod tests {
             },
         );
         if guild.is_none() {
-            value.as_object_mut().map(|o| o.remove("guild_id"));
+            if let Some(o) = value.as_object_mut() {
+            o.remove("guild_id");
+        }
         }
         serde_json::from_value(value).expect("a valid message")
     }

@@ -11,8 +11,8 @@
 //! | say | `POST /channels/{c}/messages` |
 //! | reply | the same with a `message_reference` to the parent |
 //! | delete | `DELETE /channels/{c}/messages/{m}` |
-//! | timeout | `PATCH /guilds/{g}/members/{u}` with `communication_disabled_until` |
-//! | ban / unban | `PUT` / `DELETE /guilds/{g}/bans/{u}` |
+//! | timeout | `PATCH /guilds/{g}/members/{u}` with `communication_disabled_until` (and the message deleted) |
+//! | ban / unban | `PUT` / `DELETE /guilds/{g}/bans/{u}` (a ban also deletes the message) |
 //!
 //! Posted messages allow no mentions, so chat text echoed by a command cannot ping
 //! `@everyone`. With more than one call in flight, two replies in one channel may land in
@@ -131,8 +131,31 @@ impl ActionSink for DiscordOutbound {
         if let Action::Shadow { rule, would } = &action {
             return self.shadow(&event.channel, rule, would);
         }
+        if let Some(delete) = delete_with(event, &action) {
+            self.enqueue(&event.channel, delete);
+        }
+        self.enqueue(&event.channel, action);
+    }
+}
+
+/// A timeout or ban on Twitch also hides the user's messages; Discord keeps them. So a timeout
+/// or ban of the author of the message that caused it also deletes that message.
+fn delete_with(event: &ChatEvent, action: &Action) -> Option<Action> {
+    let message = event.message()?;
+    let (user_id, rule) = match action {
+        Action::Timeout { user_id, rule, .. } | Action::Ban { user_id, rule, .. } => (user_id, rule),
+        _ => return None,
+    };
+    (message.user.id == *user_id).then(|| Action::Delete {
+        message_id: message.id.clone(),
+        rule: rule.clone(),
+    })
+}
+
+impl DiscordOutbound {
+    fn enqueue(&self, channel: &Arc<str>, action: Action) {
         let job = Job {
-            channel: Arc::clone(&event.channel),
+            channel: Arc::clone(channel),
             action,
             queued_at: Instant::now(),
         };
@@ -289,7 +312,11 @@ impl Worker {
         };
         match result {
             Ok(()) => Outcome::Ok,
-            Err(error) => classify(&error),
+            Err(error) => {
+                // serenity's errors name the route and Discord's answer, never the token.
+                tracing::warn!(channel = %job.channel, %error, "Discord call failed");
+                classify(&error)
+            }
         }
     }
 

@@ -19,7 +19,7 @@ pub const BOT_USER_ID: u64 = 900_000_000_000_000_001;
 pub const APPLICATION_ID: u64 = 900_000_000_000_000_002;
 const TIMESTAMP: &str = "2026-01-01T12:00:00.000000+00:00";
 
-/// A guild message to dispatch (or to answer a post with).
+/// A guild message to dispatch (or to answer a post with; `guild_id` 0 = none).
 #[derive(Debug, Clone, Default)]
 pub struct MessageSpec {
     pub id: u64,
@@ -73,15 +73,23 @@ pub fn message(spec: &MessageSpec) -> Value {
         "pinned": false,
         "type": 0,
     });
-    if let (Some(parent), Some(object)) = (spec.reply_to, value.as_object_mut()) {
-        object.insert(
-            "message_reference".into(),
-            json!({
-                "message_id": parent.to_string(),
-                "channel_id": spec.channel_id.to_string(),
-                "guild_id": spec.guild_id.to_string(),
-            }),
-        );
+    let Some(object) = value.as_object_mut() else {
+        return value;
+    };
+    if let Some(parent) = spec.reply_to {
+        let mut reference = json!({
+            "message_id": parent.to_string(),
+            "channel_id": spec.channel_id.to_string(),
+        });
+        if spec.guild_id != 0 {
+            reference["guild_id"] = json!(spec.guild_id.to_string());
+        }
+        object.insert("message_reference".into(), reference);
+    }
+    if spec.guild_id == 0 {
+        // Not a guild message (or a REST answer): no guild, no member.
+        object.remove("guild_id");
+        object.remove("member");
     }
     value
 }
@@ -127,4 +135,32 @@ pub fn ready(session_id: &str, resume_url: &str, shard: [u64; 2], guilds: &[u64]
 /// The shard a guild's events go to: `(guild_id >> 22) % shards`, as Discord routes them.
 pub fn shard_of(guild_id: u64, shards: u64) -> u64 {
     (guild_id >> 22) % shards.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serenity_decodes_what_the_fake_sends() {
+        let spec = MessageSpec {
+            id: 5,
+            channel_id: 6,
+            guild_id: 7,
+            author_id: 8,
+            author_name: "ann".into(),
+            content: "hi".into(),
+            reply_to: Some(4),
+            ..MessageSpec::default()
+        };
+        let message: serenity::all::Message =
+            serde_json::from_value(message(&spec)).expect("a message");
+        assert_eq!(message.content, "hi");
+        let member: serenity::all::Member =
+            serde_json::from_value(member(8, Some("2030-01-01T00:00:00Z"))).expect("a member");
+        assert_eq!(member.user.id.get(), 8);
+        let ready: serenity::all::Ready =
+            serde_json::from_value(ready("s", "ws://x", [0, 1], &[7])).expect("ready");
+        assert_eq!(ready.guilds.len(), 1);
+    }
 }

@@ -118,12 +118,7 @@ async fn post_message(
             .and_then(|id| id.parse().ok()),
         ..MessageSpec::default()
     };
-    let mut answer = payloads::message(&spec);
-    if let Some(object) = answer.as_object_mut() {
-        object.remove("guild_id");
-        object.remove("member");
-    }
-    Json(answer).into_response()
+    Json(payloads::message(&spec)).into_response()
 }
 
 async fn edit_member(
