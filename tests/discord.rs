@@ -363,3 +363,49 @@ async fn a_429_is_waited_out_by_serenitys_ratelimiter_and_counted() {
     s.fake.shutdown().await;
     s.sim.shutdown().await;
 }
+
+/// Collects everything a tracing subscriber writes.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut all) = self.0.lock() {
+            all.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// On one thread (current-thread runtime) a thread-local subscriber sees every task: ours,
+/// serenity's, reqwest's. At TRACE level, nothing may print the bot token.
+#[tokio::test]
+async fn the_bot_token_is_never_logged() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let s = setup(&[(CHANNEL_A, GUILD_A)], 1, &[(CHANNEL_A, SPAM_RULES)]).await;
+    ping_answered(&s, CHANNEL_A, GUILD_A).await;
+    s.fake
+        .send_message(say(CHANNEL_A, GUILD_A, 7_002, vec![], "free bitcoin"))
+        .expect("sent");
+    wait_until("the spammer is timed out", WAIT, || {
+        !s.fake.calls("PATCH", "/members/7002").is_empty()
+    })
+    .await;
+    s.service.shutdown().await;
+    s.fake.shutdown().await;
+    s.sim.shutdown().await;
+    let logged = String::from_utf8_lossy(&capture.0.lock().expect("lock")).to_string();
+    assert!(logged.contains("Discord shard ready"), "the capture works");
+    assert!(logged.contains("serenity::gateway"), "serenity's own traces are captured");
+    assert!(!logged.contains(TOKEN), "the token was logged");
+}

@@ -94,7 +94,12 @@ async fn session(mut ws: WebSocketStream<TcpStream>, state: Arc<FakeState>, stop
                         break;
                     }
                 }
-                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(WsMessage::Close(_))) => {
+                    // tungstenite queued the closing handshake's answer; send it.
+                    let _ = ws.flush().await;
+                    break;
+                }
+                Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
         }

@@ -7,6 +7,7 @@
 //! - [`gateway`]: Hello, Identify/Resume, heartbeat ACKs, READY; dispatches MESSAGE_CREATE to
 //!   the shard owning the guild; sends raw (malformed) frames; drops connections on demand.
 //! - [`payloads`]: the JSON it sends.
+//! - [`guild`]: paced chat traffic in a simulated guild (the demo's Discord side).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -18,6 +19,7 @@
 //! ```
 
 pub mod gateway;
+pub mod guild;
 pub mod payloads;
 pub mod rest;
 pub mod tls;
@@ -147,6 +149,29 @@ impl FakeState {
         self.known_sessions.lock().ok()?.get(session_id).copied()
     }
 
+    /// Dispatches MESSAGE_CREATE to the shard owning the guild (see [`FakeDiscord::send_message`]).
+    pub fn send_message(&self, mut spec: MessageSpec) -> Option<u64> {
+        if spec.id == 0 {
+            spec.id = self.next_id();
+        }
+        let shard = payloads::shard_of(spec.guild_id, self.live_total_shards());
+        let data = payloads::message(&spec);
+        let taken = self.push(Some(shard), || Push::Dispatch {
+            kind: "MESSAGE_CREATE".into(),
+            data: data.clone(),
+        });
+        (taken > 0).then_some(spec.id)
+    }
+
+    /// Shards in use: the configured count, or more if clients identified with more.
+    fn live_total_shards(&self) -> u64 {
+        self.sessions
+            .lock()
+            .map(|s| s.values().map(|s| s.shard + 1).max().unwrap_or(1))
+            .unwrap_or(1)
+            .max(self.config.shards)
+    }
+
     /// Pushes to every live session of `shard` (all shards with None); how many took it.
     fn push(&self, shard: Option<u64>, make: impl Fn() -> Push) -> usize {
         let Ok(sessions) = self.sessions.lock() else {
@@ -239,17 +264,8 @@ impl FakeDiscord {
 
     /// Dispatches MESSAGE_CREATE to the shard owning the guild; the message id, or None when
     /// no session of that shard is connected.
-    pub fn send_message(&self, mut spec: MessageSpec) -> Option<u64> {
-        if spec.id == 0 {
-            spec.id = self.state.next_id();
-        }
-        let shard = payloads::shard_of(spec.guild_id, self.live_total_shards());
-        let data = payloads::message(&spec);
-        let taken = self.state.push(Some(shard), || Push::Dispatch {
-            kind: "MESSAGE_CREATE".into(),
-            data: data.clone(),
-        });
-        (taken > 0).then_some(spec.id)
+    pub fn send_message(&self, spec: MessageSpec) -> Option<u64> {
+        self.state.send_message(spec)
     }
 
     /// Sends a raw text frame (malformed on purpose, say) to every live session.
@@ -278,15 +294,6 @@ impl FakeDiscord {
     /// Gateway sessions connected now.
     pub fn live_sessions(&self) -> usize {
         self.state.sessions.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    fn live_total_shards(&self) -> u64 {
-        self.state
-            .sessions
-            .lock()
-            .map(|s| s.values().map(|s| s.shard + 1).max().unwrap_or(1))
-            .unwrap_or(1)
-            .max(self.state.config.shards)
     }
 
     /// Session ids of the live sessions.
