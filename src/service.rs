@@ -22,16 +22,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::channel::{RulesEdit, RulesRefused};
-use crate::actors::supervisor::{DrainReport, SupervisorArgs};
 use crate::actors::dispatch::PlatformDispatch;
+use crate::actors::supervisor::{DrainReport, SupervisorArgs};
 use crate::actors::{
     ChannelContext, ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome,
     ProcessedTap, RulesBook, Supervisor, SupervisorMsg,
 };
 use crate::config::{is_login, Config, Secret};
+use crate::discord::{Discord, DiscordGateway, DiscordMetrics, DiscordParts, GatewayStatus};
 use crate::engine::{ChannelRules, ChatHandler, Engine};
 use crate::helix::streams::{spawn_stream_watcher, StreamMetrics};
-use crate::discord::{Discord, DiscordGateway, DiscordMetrics, DiscordParts, GatewayStatus};
 use crate::helix::HelixModerator;
 use crate::obs::Metrics;
 use crate::router::Router;

@@ -113,8 +113,13 @@ fn posts(fake: &FakeDiscord, channel: u64) -> Vec<Recorded> {
 fn replies_to(fake: &FakeDiscord, channel: u64, parent: u64) -> Vec<Recorded> {
     posts(fake, channel)
         .into_iter()
-        .filter(|r| r.body["message_reference"]["message_id"] == parent.to_string())
+        .filter(|r| as_id(&r.body["message_reference"]["message_id"]) == Some(parent))
         .collect()
+}
+
+/// A snowflake sent as a JSON string.
+fn as_id(value: &serde_json::Value) -> Option<u64> {
+    value.as_str()?.parse().ok()
 }
 
 fn discord_processed(service: &Service, channel: u64) -> u64 {
@@ -165,7 +170,10 @@ async fn a_command_in_a_discord_channel_is_answered_through_rest() {
     assert_eq!(discord_processed(&s.service, CHANNEL_A), 1);
     // The fake records the post before its answer reaches serenity; the outcome follows.
     wait_until("the reply is counted as ok", WAIT, || {
-        metric(&s.service, "firehose_discord_requests_total{action=\"reply\",outcome=\"ok\"}") == 1.0
+        metric(
+            &s.service,
+            "firehose_discord_requests_total{action=\"reply\",outcome=\"ok\"}",
+        ) == 1.0
     })
     .await;
     // The bot's own message comes back through the gateway; it is not handled again.
@@ -175,7 +183,10 @@ async fn a_command_in_a_discord_channel_is_answered_through_rest() {
     };
     s.fake.send_message(own).expect("sent");
     wait_until("the bot's own message is ignored", WAIT, || {
-        metric(&s.service, "firehose_discord_messages_ignored_total{reason=\"own_message\"}") == 1.0
+        metric(
+            &s.service,
+            "firehose_discord_messages_ignored_total{reason=\"own_message\"}",
+        ) == 1.0
     })
     .await;
     assert_eq!(discord_processed(&s.service, CHANNEL_A), 1);
@@ -190,11 +201,23 @@ async fn spam_is_deleted_and_the_member_timed_out_but_a_mapped_moderator_is_exem
     let moderator = 7_001;
     let spammer = 7_002;
     s.fake
-        .send_message(say(CHANNEL_A, GUILD_A, moderator, vec![MOD_ROLE], "free bitcoin, joking"))
+        .send_message(say(
+            CHANNEL_A,
+            GUILD_A,
+            moderator,
+            vec![MOD_ROLE],
+            "free bitcoin, joking",
+        ))
         .expect("sent");
     let spam = s
         .fake
-        .send_message(say(CHANNEL_A, GUILD_A, spammer, vec![], "get FREE bitcoin here"))
+        .send_message(say(
+            CHANNEL_A,
+            GUILD_A,
+            spammer,
+            vec![],
+            "get FREE bitcoin here",
+        ))
         .expect("sent");
     let delete_path = format!("/api/v10/channels/{CHANNEL_A}/messages/{spam}");
     let member_path = format!("/api/v10/guilds/{GUILD_A}/members/{spammer}");
@@ -213,9 +236,15 @@ async fn spam_is_deleted_and_the_member_timed_out_but_a_mapped_moderator_is_exem
         .expect("clock")
         .as_secs() as i64;
     let from_now = until.timestamp() - now;
-    assert!((590..=600).contains(&from_now), "timeout ends in {from_now} s");
     assert!(
-        timeout.reason.as_deref().is_some_and(|r| r.contains("no-scam")),
+        (590..=600).contains(&from_now),
+        "timeout ends in {from_now} s"
+    );
+    assert!(
+        timeout
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no-scam")),
         "{timeout:?}"
     );
     wait_until("both messages handled and the queue empty", WAIT, || {
@@ -229,7 +258,10 @@ async fn spam_is_deleted_and_the_member_timed_out_but_a_mapped_moderator_is_exem
         .into_iter()
         .filter(|r| r.path.contains(&moderator.to_string()))
         .collect();
-    assert!(moderated.is_empty(), "the moderator was acted on: {moderated:?}");
+    assert!(
+        moderated.is_empty(),
+        "the moderator was acted on: {moderated:?}"
+    );
     assert_eq!(s.fake.recorded().len(), 2, "{:?}", s.fake.recorded());
     s.service.shutdown().await;
     s.fake.shutdown().await;
@@ -241,10 +273,12 @@ async fn messages_after_a_gateway_drop_are_still_handled() {
     let s = setup(&[(CHANNEL_A, GUILD_A)], 1, &[]).await;
     ping_answered(&s, CHANNEL_A, GUILD_A).await;
     let state = s.fake.state();
-    let sessions_before = state.identifies.load(Ordering::Relaxed) + state.resumes.load(Ordering::Relaxed);
+    let sessions_before =
+        state.identifies.load(Ordering::Relaxed) + state.resumes.load(Ordering::Relaxed);
     assert_eq!(s.fake.drop_connections(), 1);
     wait_until("the shard reconnects (resume or identify)", WAIT, || {
-        let sessions = state.identifies.load(Ordering::Relaxed) + state.resumes.load(Ordering::Relaxed);
+        let sessions =
+            state.identifies.load(Ordering::Relaxed) + state.resumes.load(Ordering::Relaxed);
         sessions > sessions_before && s.fake.live_sessions() == 1
     })
     .await;
@@ -252,7 +286,10 @@ async fn messages_after_a_gateway_drop_are_still_handled() {
     assert_eq!(discord_processed(&s.service, CHANNEL_A), 2);
     assert_eq!(state.connections.load(Ordering::Relaxed), 2);
     assert!(metric(&s.service, "firehose_discord_gateway_sessions_total") >= 2.0);
-    wait_until("the service is ready again", WAIT, || s.service.core().readiness().ready).await;
+    wait_until("the service is ready again", WAIT, || {
+        s.service.core().readiness().ready
+    })
+    .await;
     s.service.shutdown().await;
     s.fake.shutdown().await;
     s.sim.shutdown().await;
@@ -263,7 +300,10 @@ async fn two_discord_and_two_twitch_channels_run_side_by_side() {
     let s = setup(&[(CHANNEL_A, GUILD_A), (CHANNEL_B, GUILD_B)], 2, &[]).await;
     let twitch = sim_channels(2);
     for channel in &twitch {
-        s.sim.send_privmsg(channel, "viewer", "!ping").await.expect("joined");
+        s.sim
+            .send_privmsg(channel, "viewer", "!ping")
+            .await
+            .expect("joined");
     }
     ping_answered(&s, CHANNEL_A, GUILD_A).await;
     ping_answered(&s, CHANNEL_B, GUILD_B).await;
@@ -282,7 +322,11 @@ async fn two_discord_and_two_twitch_channels_run_side_by_side() {
         .chain([CHANNEL_A, CHANNEL_B].map(|c| ChannelKey::discord(&c.to_string())))
     {
         let channel = registry.get(&key).expect("registered");
-        assert_eq!(channel.counters.processed.load(Ordering::Relaxed), 1, "{key}");
+        assert_eq!(
+            channel.counters.processed.load(Ordering::Relaxed),
+            1,
+            "{key}"
+        );
         actors.push(channel.actor().expect("an actor").get_id());
     }
     actors.sort();
@@ -299,12 +343,23 @@ async fn two_discord_and_two_twitch_channels_run_side_by_side() {
         .json()
         .await
         .expect("json");
-    let platforms: Vec<&str> = listed.iter().filter_map(|c| c["platform"].as_str()).collect();
-    assert_eq!(platforms.iter().filter(|p| **p == "discord").count(), 2, "{listed:?}");
-    assert_eq!(platforms.iter().filter(|p| **p == "twitch").count(), 2, "{listed:?}");
+    let platforms: Vec<&str> = listed
+        .iter()
+        .filter_map(|c| c["platform"].as_str())
+        .collect();
+    assert_eq!(
+        platforms.iter().filter(|p| **p == "discord").count(),
+        2,
+        "{listed:?}"
+    );
+    assert_eq!(
+        platforms.iter().filter(|p| **p == "twitch").count(),
+        2,
+        "{listed:?}"
+    );
     let room = listed
         .iter()
-        .find(|c| c["channel"] == CHANNEL_A.to_string())
+        .find(|c| as_id(&c["channel"]) == Some(CHANNEL_A))
         .expect("listed");
     assert_eq!(room["name"], "room-0");
     assert_eq!(room["joined"], true);
@@ -323,13 +378,23 @@ async fn two_discord_and_two_twitch_channels_run_side_by_side() {
 async fn malformed_gateway_payloads_are_counted_and_the_shard_carries_on() {
     let s = setup(&[(CHANNEL_A, GUILD_A)], 1, &[]).await;
     assert_eq!(s.fake.send_raw("{this is not json"), 1);
-    assert_eq!(s.fake.send_raw(r#"{"op": 0, "t": "MESSAGE_CREATE", "d": {"id": 5}}"#), 1);
     assert_eq!(
         s.fake
-            .send_dispatch("MESSAGE_CREATE", serde_json::json!({"id": "1", "content": 7})),
+            .send_raw(r#"{"op": 0, "t": "MESSAGE_CREATE", "d": {"id": 5}}"#),
         1
     );
-    assert_eq!(s.fake.send_dispatch("MESSAGE_CREATE", serde_json::json!([1, 2])), 1);
+    assert_eq!(
+        s.fake.send_dispatch(
+            "MESSAGE_CREATE",
+            serde_json::json!({"id": "1", "content": 7})
+        ),
+        1
+    );
+    assert_eq!(
+        s.fake
+            .send_dispatch("MESSAGE_CREATE", serde_json::json!([1, 2])),
+        1
+    );
     wait_until("the undecodable dispatches are counted", WAIT, || {
         metric(&s.service, "firehose_discord_payloads_malformed_total") >= 2.0
     })
@@ -338,9 +403,16 @@ async fn malformed_gateway_payloads_are_counted_and_the_shard_carries_on() {
     // The two MESSAGE_CREATEs with a JSON body serenity cannot decode are counted; the frame
     // that is not JSON and the one without a sequence number are dropped by serenity itself
     // (logged there, invisible to handlers).
-    assert_eq!(metric(&s.service, "firehose_discord_payloads_malformed_total"), 2.0);
+    assert_eq!(
+        metric(&s.service, "firehose_discord_payloads_malformed_total"),
+        2.0
+    );
     let state = s.fake.state();
-    assert_eq!(state.connections.load(Ordering::Relaxed), 1, "the shard never reconnected");
+    assert_eq!(
+        state.connections.load(Ordering::Relaxed),
+        1,
+        "the shard never reconnected"
+    );
     assert_eq!(state.identifies.load(Ordering::Relaxed), 1);
     assert_eq!(discord_processed(&s.service, CHANNEL_A), 1);
     s.service.shutdown().await;
@@ -358,7 +430,11 @@ async fn a_429_is_waited_out_by_serenitys_ratelimiter_and_counted() {
         metric(&s.service, "firehose_discord_rate_limited_total") == 2.0
     })
     .await;
-    assert_eq!(posts(&s.fake, CHANNEL_A).len(), 1, "sent once, after the waits");
+    assert_eq!(
+        posts(&s.fake, CHANNEL_A).len(),
+        1,
+        "sent once, after the waits"
+    );
     s.service.shutdown().await;
     s.fake.shutdown().await;
     s.sim.shutdown().await;
@@ -406,6 +482,46 @@ async fn the_bot_token_is_never_logged() {
     s.sim.shutdown().await;
     let logged = String::from_utf8_lossy(&capture.0.lock().expect("lock")).to_string();
     assert!(logged.contains("Discord shard ready"), "the capture works");
-    assert!(logged.contains("serenity::gateway"), "serenity's own traces are captured");
+    assert!(
+        logged.contains("serenity::gateway"),
+        "serenity's own traces are captured"
+    );
     assert!(!logged.contains(TOKEN), "the token was logged");
+}
+
+/// Two shards (serenity boots them 5 s apart, as Discord requires): each guild's messages come
+/// through the shard that owns it, and readiness waits for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guilds_on_two_shards_are_both_served() {
+    let (guild_0, guild_1) = (40 << 22, (41 << 22) + 7);
+    let (channel_0, channel_1) = (guild_0 + 1, guild_1 + 1);
+    let mut fake_config = FakeDiscordConfig::new(TOKEN, vec![guild_0, guild_1]);
+    fake_config.shards = 2;
+    let fake = FakeDiscord::start(fake_config)
+        .await
+        .expect("fake Discord starts");
+    let sim = sim(1, |_| {}).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = config_for(sim.local_addr(), &sim_channels(1));
+    discord_config(
+        &mut config,
+        &fake,
+        &[(channel_0, guild_0), (channel_1, guild_1)],
+        dir.path(),
+    );
+    config.discord.shards = 2;
+    let service = service(config, ServiceOptions::default()).await;
+    assert_eq!(fake.live_sessions(), 2);
+    assert_eq!(metric(&service, "firehose_discord_shards_connected"), 2.0);
+    let s = Setup {
+        fake,
+        sim,
+        service,
+        _dir: dir,
+    };
+    ping_answered(&s, channel_0, guild_0).await;
+    ping_answered(&s, channel_1, guild_1).await;
+    s.service.shutdown().await;
+    s.fake.shutdown().await;
+    s.sim.shutdown().await;
 }

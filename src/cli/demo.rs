@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Secret};
 use crate::discord::DiscordChannel;
+use crate::service::{Service, ServiceOptions};
 use crate::sim::discord::guild::{self, GuildStats, GuildTraffic};
 use crate::sim::discord::{FakeDiscord, FakeDiscordConfig};
-use crate::service::{Service, ServiceOptions};
 use crate::sim::{SimConfig, SimHandle};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -191,9 +191,13 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
         .as_ref()
         .map_or(0, |s| s.pings.load(Ordering::Relaxed));
     let pongs = || guild.as_ref().map_or(0, |g| g.pongs());
-    settle(&sim, &service, Duration::from_secs(10), discord_sent, || {
-        pongs() >= discord_pings
-    })
+    settle(
+        &sim,
+        &service,
+        Duration::from_secs(10),
+        discord_sent,
+        || pongs() >= discord_pings,
+    )
     .await;
     let mut summary = summarize(&sim, &service, traffic_seconds);
     summary.discord_sent = discord_sent;
@@ -338,7 +342,11 @@ impl DemoGuild {
         &self,
         rate: f64,
         ping_fraction: f64,
-    ) -> (Arc<GuildStats>, CancellationToken, tokio::task::JoinHandle<()>) {
+    ) -> (
+        Arc<GuildStats>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
         let stop = CancellationToken::new();
         let traffic = GuildTraffic {
             guild: DEMO_GUILD,

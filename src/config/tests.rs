@@ -204,7 +204,9 @@ fn discord_needs_a_token_once_enabled_and_its_keys_are_overridable() {
         Some("discord-secret")
     );
     assert!(!format!("{config:?}").contains("discord-secret"));
-    let err = load("[discord]\nshards = 0\n", &[]).unwrap_err().to_string();
+    let err = load("[discord]\nshards = 0\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("discord.shards"), "{err}");
     let err = load("", &[("FIREHOSE_DISCORD_SHARDZ", "2")])
         .unwrap_err()

@@ -105,10 +105,12 @@ impl DiscordConfig {
         {
             return Err(invalid("rest_address", "must be empty or ip:port"));
         }
-        if !self.gateway_url.is_empty()
-            && !(self.gateway_url.starts_with("ws://") || self.gateway_url.starts_with("wss://"))
-        {
-            return Err(invalid("gateway_url", "must be empty or a ws:// or wss:// URL"));
+        let url = &self.gateway_url;
+        if !(url.is_empty() || url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(invalid(
+                "gateway_url",
+                "must be empty or a ws:// or wss:// URL",
+            ));
         }
         for (key, value) in [
             ("request_timeout_ms", self.request_timeout_ms),

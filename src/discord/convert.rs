@@ -71,7 +71,10 @@ fn author(message: &Message, config: &DiscordConfig, guild: &str) -> ChatUser {
     ChatUser {
         id: user.id.to_string(),
         login: user.name.to_lowercase(),
-        display_name: user.global_name.clone().unwrap_or_else(|| user.name.clone()),
+        display_name: user
+            .global_name
+            .clone()
+            .unwrap_or_else(|| user.name.clone()),
         role: config.role_of(guild, roles.iter().map(String::as_str)),
     }
 }
@@ -115,8 +118,8 @@ mod tests {
     }
 
     fn message(channel: &str, guild: Option<&str>, roles: &[&str], content: &str) -> Message {
-        let mut value = crate::sim::discord::payloads::message(
-            &crate::sim::discord::payloads::MessageSpec {
+        let mut value =
+            crate::sim::discord::payloads::message(&crate::sim::discord::payloads::MessageSpec {
                 id: 300,
                 channel_id: channel.parse().expect("id"),
                 guild_id: guild.map(|g| g.parse().expect("id")).unwrap_or(1),
@@ -126,20 +129,22 @@ mod tests {
                 content: content.into(),
                 mentions: vec![(500, "bob".into())],
                 reply_to: Some(299),
-            },
-        );
+            });
         if guild.is_none() {
             if let Some(o) = value.as_object_mut() {
-            o.remove("guild_id");
-        }
+                o.remove("guild_id");
+            }
         }
         serde_json::from_value(value).expect("a valid message")
     }
 
     #[test]
     fn a_guild_message_becomes_a_chat_event_with_the_mapped_role() {
-        let event = to_chat_event(&message("200", Some("100"), &["7"], "hi <@500> and <@!500>"), &config())
-            .expect("converted");
+        let event = to_chat_event(
+            &message("200", Some("100"), &["7"], "hi <@500> and <@!500>"),
+            &config(),
+        )
+        .expect("converted");
         assert_eq!(event.platform, Platform::Discord);
         assert_eq!(&*event.channel, "200");
         let m = event.message().expect("a message");
@@ -164,8 +169,11 @@ mod tests {
             to_chat_event(&message("201", Some("100"), &[], "x"), &config),
             Err(Skip::Unmapped)
         );
-        let unmapped_role = to_chat_event(&message("200", Some("100"), &["8"], "x"), &config)
-            .expect("converted");
-        assert_eq!(unmapped_role.message().map(|m| m.user.role), Some(Role::Everyone));
+        let unmapped_role =
+            to_chat_event(&message("200", Some("100"), &["8"], "x"), &config).expect("converted");
+        assert_eq!(
+            unmapped_role.message().map(|m| m.user.role),
+            Some(Role::Everyone)
+        );
     }
 }

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serenity::all::{
-    ConnectionStage, Context, Event, EventHandler, Message, RatelimitInfo, RawEventHandler,
-    Ready, ResumedEvent, ShardStageUpdateEvent,
+    ConnectionStage, Context, Event, EventHandler, Message, RatelimitInfo, RawEventHandler, Ready,
+    ResumedEvent, ShardStageUpdateEvent,
 };
 
 use super::config::DiscordConfig;

@@ -111,7 +111,10 @@ impl DiscordMetrics {
     pub fn finished(&self, action: &'static str, outcome: &'static str) {
         inc(
             &self.requests,
-            vec![("action", action.to_string()), ("outcome", outcome.to_string())],
+            vec![
+                ("action", action.to_string()),
+                ("outcome", outcome.to_string()),
+            ],
         );
     }
 

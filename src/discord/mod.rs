@@ -161,8 +161,12 @@ fn rest_client(config: &DiscordConfig) -> anyhow::Result<reqwest::Client> {
     if let Some(path) = &config.root_ca_file {
         let pem = std::fs::read(path)
             .with_context(|| format!("discord.root_ca_file: cannot read {}", path.display()))?;
-        let certificate = reqwest::Certificate::from_pem(&pem)
-            .with_context(|| format!("discord.root_ca_file: {} is not a PEM certificate", path.display()))?;
+        let certificate = reqwest::Certificate::from_pem(&pem).with_context(|| {
+            format!(
+                "discord.root_ca_file: {} is not a PEM certificate",
+                path.display()
+            )
+        })?;
         builder = builder.add_root_certificate(certificate);
     }
     builder.build().context("building the Discord HTTP client")

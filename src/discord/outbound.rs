@@ -143,7 +143,9 @@ impl ActionSink for DiscordOutbound {
 fn delete_with(event: &ChatEvent, action: &Action) -> Option<Action> {
     let message = event.message()?;
     let (user_id, rule) = match action {
-        Action::Timeout { user_id, rule, .. } | Action::Ban { user_id, rule, .. } => (user_id, rule),
+        Action::Timeout { user_id, rule, .. } | Action::Ban { user_id, rule, .. } => {
+            (user_id, rule)
+        }
         _ => return None,
     };
     (message.user.id == *user_id).then(|| Action::Delete {
@@ -393,15 +395,26 @@ mod tests {
     #[test]
     fn audit_reasons_name_the_rule_and_are_bounded() {
         assert_eq!(audit_reason("caps", ""), "firehose: caps");
-        assert_eq!(audit_reason("links", "no links"), "firehose: links: no links");
-        assert_eq!(audit_reason("x", &"é".repeat(600)).chars().count(), MAX_REASON_CHARS);
+        assert_eq!(
+            audit_reason("links", "no links"),
+            "firehose: links: no links"
+        );
+        assert_eq!(
+            audit_reason("x", &"é".repeat(600)).chars().count(),
+            MAX_REASON_CHARS
+        );
     }
 
     #[test]
     fn timeouts_are_capped_at_28_days() {
         let now = Timestamp::now().unix_timestamp();
-        let until = timeout_until(10 * MAX_TIMEOUT_S).expect("a time").unix_timestamp();
-        assert!((until - now - MAX_TIMEOUT_S as i64).abs() <= 2, "{until} {now}");
+        let until = timeout_until(10 * MAX_TIMEOUT_S)
+            .expect("a time")
+            .unix_timestamp();
+        assert!(
+            (until - now - MAX_TIMEOUT_S as i64).abs() <= 2,
+            "{until} {now}"
+        );
         let soon = timeout_until(0).expect("a time").unix_timestamp();
         assert!(soon > now - 1 && soon <= now + 2);
     }

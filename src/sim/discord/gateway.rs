@@ -21,7 +21,10 @@ use super::FakeState;
 /// What a test pushes to a live session.
 #[derive(Debug)]
 pub enum Push {
-    Dispatch { kind: String, data: Value },
+    Dispatch {
+        kind: String,
+        data: Value,
+    },
     Raw(String),
     /// Close the TCP connection without a close frame, like a network failure.
     Drop,
@@ -56,7 +59,11 @@ struct Start {
     seq: u64,
 }
 
-async fn session(mut ws: WebSocketStream<TcpStream>, state: Arc<FakeState>, stop: CancellationToken) {
+async fn session(
+    mut ws: WebSocketStream<TcpStream>,
+    state: Arc<FakeState>,
+    stop: CancellationToken,
+) {
     state.connections.fetch_add(1, Ordering::Relaxed);
     if send(&mut ws, payloads::hello(state.config.heartbeat_interval_ms))
         .await
@@ -112,7 +119,10 @@ async fn session(mut ws: WebSocketStream<TcpStream>, state: Arc<FakeState>, stop
 async fn handshake(ws: &mut WebSocketStream<TcpStream>, state: &FakeState) -> Option<Start> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
         let WsMessage::Text(text) = frame else {
             continue;
         };
@@ -126,7 +136,9 @@ async fn handshake(ws: &mut WebSocketStream<TcpStream>, state: &FakeState) -> Op
                     return None;
                 }
                 state.identifies.fetch_add(1, Ordering::Relaxed);
-                state.last_intents.store(data["intents"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                state
+                    .last_intents
+                    .store(data["intents"].as_u64().unwrap_or(0), Ordering::Relaxed);
                 let shard = data["shard"][0].as_u64().unwrap_or(0);
                 let total = data["shard"][1].as_u64().unwrap_or(1);
                 let session_id = format!("fake-session-{}", state.next_id());
@@ -137,9 +149,14 @@ async fn handshake(ws: &mut WebSocketStream<TcpStream>, state: &FakeState) -> Op
                     .copied()
                     .filter(|g| payloads::shard_of(*g, total) == shard)
                     .collect();
-                let ready = payloads::ready(&session_id, &state.gateway_url(), [shard, total], &guilds);
+                let ready =
+                    payloads::ready(&session_id, &state.gateway_url(), [shard, total], &guilds);
                 send(ws, payloads::dispatch(1, "READY", ready)).await.ok()?;
-                return Some(Start { shard, session_id, seq: 1 });
+                return Some(Start {
+                    shard,
+                    session_id,
+                    seq: 1,
+                });
             }
             Some(op::RESUME) => {
                 if !token_ok(state, data) {
@@ -150,9 +167,14 @@ async fn handshake(ws: &mut WebSocketStream<TcpStream>, state: &FakeState) -> Op
                 let seq = data["seq"].as_u64().unwrap_or(0);
                 let shard = state.shard_of_session(&session_id)?;
                 state.resumes.fetch_add(1, Ordering::Relaxed);
-                let resumed = payloads::dispatch(seq + 1, "RESUMED", Value::Object(Default::default()));
+                let resumed =
+                    payloads::dispatch(seq + 1, "RESUMED", Value::Object(Default::default()));
                 send(ws, resumed).await.ok()?;
-                return Some(Start { shard, session_id, seq: seq + 1 });
+                return Some(Start {
+                    shard,
+                    session_id,
+                    seq: seq + 1,
+                });
             }
             _ => {}
         }

@@ -225,7 +225,8 @@ impl FakeDiscord {
         let app = rest::routes(Arc::clone(&state));
         let rest_stop = stop.clone();
         let rest_task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(rest_stop.cancelled_owned());
+            let server =
+                axum::serve(listener, app).with_graceful_shutdown(rest_stop.cancelled_owned());
             if let Err(error) = server.await {
                 tracing::warn!(%error, "fake Discord REST stopped");
             }
@@ -253,7 +254,11 @@ impl FakeDiscord {
 
     /// Points a service's Discord config at this fake: `discord.com` resolves here and the
     /// test CA (written into `dir`) is trusted. serenity's ratelimiter stays on.
-    pub fn point(&self, config: &mut crate::discord::DiscordConfig, dir: &Path) -> std::io::Result<PathBuf> {
+    pub fn point(
+        &self,
+        config: &mut crate::discord::DiscordConfig,
+        dir: &Path,
+    ) -> std::io::Result<PathBuf> {
         let ca = dir.join(format!("fake-discord-ca-{}.pem", self.rest_addr.port()));
         std::fs::write(&ca, tls::TEST_CA_PEM)?;
         config.enabled = true;
@@ -307,7 +312,11 @@ impl FakeDiscord {
 
     /// Every recorded REST call so far.
     pub fn recorded(&self) -> Vec<Recorded> {
-        self.state.recorded.lock().map(|r| r.clone()).unwrap_or_default()
+        self.state
+            .recorded
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// Recorded calls with this method whose path ends with `suffix`... or contains `part`.

@@ -130,9 +130,17 @@ async fn edit_member(
     if !authorized(&state, &parts.headers) {
         return unauthorized(&state);
     }
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    record(&state, &parts.method, parts.uri.path(), &parts.headers, body.clone());
+    record(
+        &state,
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        body.clone(),
+    );
     let until = body["communication_disabled_until"].as_str();
     Json(payloads::member(user, until)).into_response()
 }
