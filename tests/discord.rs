@@ -49,6 +49,15 @@ struct Setup {
 /// A fake Discord with the given guilds, a Twitch simulator with `twitch` channels, and a
 /// service running both; `channels` are (channel, guild) pairs mapped in config.
 async fn setup(channels: &[(u64, u64)], twitch: usize, rules: &[(u64, &str)]) -> Setup {
+    setup_with(channels, twitch, rules, ServiceOptions::default()).await
+}
+
+async fn setup_with(
+    channels: &[(u64, u64)],
+    twitch: usize,
+    rules: &[(u64, &str)],
+    options: ServiceOptions,
+) -> Setup {
     let guilds = channels.iter().map(|(_, g)| *g).collect();
     let fake = FakeDiscord::start(FakeDiscordConfig::new(TOKEN, guilds))
         .await
@@ -61,7 +70,7 @@ async fn setup(channels: &[(u64, u64)], twitch: usize, rules: &[(u64, &str)]) ->
     let mut config = config_for(sim.local_addr(), &sim_channels(twitch));
     config.engine.rules_dir = dir.path().display().to_string();
     discord_config(&mut config, &fake, channels, dir.path());
-    let service = service(config, ServiceOptions::default()).await;
+    let service = service(config, options).await;
     Setup {
         fake,
         sim,
@@ -521,6 +530,39 @@ async fn guilds_on_two_shards_are_both_served() {
     };
     ping_answered(&s, channel_0, guild_0).await;
     ping_answered(&s, channel_1, guild_1).await;
+    s.service.shutdown().await;
+    s.fake.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+/// A Discord channel's actor is supervised like a Twitch one: a message that panics the engine
+/// fails the actor, the supervisor restarts it, and later messages are handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_discord_channel_actor_is_restarted() {
+    let options = options_with(FaultyEngine::default(), None);
+    let s = setup_with(&[(CHANNEL_A, GUILD_A)], 1, &[], options).await;
+    s.fake
+        .send_message(say(CHANNEL_A, GUILD_A, 42, vec![], "POISON"))
+        .expect("sent");
+    let channel = s
+        .service
+        .core()
+        .registry
+        .get(&ChannelKey::discord(&CHANNEL_A.to_string()))
+        .expect("registered");
+    wait_until("the actor failed and was restarted", WAIT, || {
+        channel.counters.restarts.load(Ordering::Relaxed) == 1
+            && channel.status() == firehose::actors::ChannelStatus::Running
+    })
+    .await;
+    ping_answered(&s, CHANNEL_A, GUILD_A).await;
+    assert_eq!(
+        channel
+            .counters
+            .shed(firehose::actors::ShedReason::Poisoned),
+        1
+    );
+    assert!(channel.last_error().is_some_and(|e| e.contains("poison")));
     s.service.shutdown().await;
     s.fake.shutdown().await;
     s.sim.shutdown().await;

@@ -213,6 +213,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let _ = service.shutdown().await;
     sim.shutdown().await;
     if let Some(guild) = guild {
+        let _ = std::fs::remove_file(&guild.ca_file);
         guild.fake.shutdown().await;
     }
     Ok(summary)
@@ -313,6 +314,8 @@ fn summarize(sim: &SimHandle, service: &Service, seconds: f64) -> DemoSummary {
 struct DemoGuild {
     fake: FakeDiscord,
     channels: Vec<u64>,
+    /// The fake's test CA, written for the service to trust; removed at the end.
+    ca_file: std::path::PathBuf,
 }
 
 const DEMO_GUILD: u64 = 1_300_000_000_000_000_000;
@@ -323,7 +326,7 @@ impl DemoGuild {
     async fn start(n: usize, config: &mut Config) -> anyhow::Result<DemoGuild> {
         let fake = FakeDiscord::start(FakeDiscordConfig::new(DEMO_DISCORD_TOKEN, vec![DEMO_GUILD]))
             .await?;
-        fake.point(&mut config.discord, &std::env::temp_dir())?;
+        let ca_file = fake.point(&mut config.discord, &std::env::temp_dir())?;
         let channels: Vec<u64> = (1..=n as u64).map(|i| DEMO_GUILD + i).collect();
         for (i, channel) in channels.iter().enumerate() {
             config.discord.channels.insert(
@@ -335,7 +338,11 @@ impl DemoGuild {
             );
         }
         config.secrets.discord_token = Some(Secret::new(DEMO_DISCORD_TOKEN));
-        Ok(DemoGuild { fake, channels })
+        Ok(DemoGuild {
+            fake,
+            channels,
+            ca_file,
+        })
     }
 
     fn drive(
