@@ -576,3 +576,58 @@ async fn a_failing_discord_channel_actor_is_restarted() {
     s.fake.shutdown().await;
     s.sim.shutdown().await;
 }
+
+/// `firehose demo --discord-channels 2`: a simulated guild runs beside the Twitch simulator in
+/// one service, and every Discord `!ping` it sent was answered through the fake's REST side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_a_simulated_guild_beside_twitch() {
+    let args = firehose::cli::DemoArgs {
+        channels: 2,
+        rate: 50.0,
+        duration: 1,
+        http: "127.0.0.1:0".parse().expect("addr"),
+        ping_fraction: 0.3,
+        capacity: None,
+        corpus: None,
+        discord_channels: 2,
+        discord_rate: 40.0,
+    };
+    let summary = firehose::cli::run_demo(args).await.expect("the demo runs");
+    assert!(summary.discord_sent >= 10, "{summary:?}");
+    assert_eq!(
+        summary.discord_pings_answered, summary.discord_pings_sent,
+        "{summary:?}"
+    );
+    assert!(
+        summary.processed >= summary.discord_sent,
+        "Discord messages are processed by the same service: {summary:?}"
+    );
+}
+
+/// `discord.gateway_url` wins over what `GET /gateway` says: the fake advertises a dead
+/// address, the service connects to the configured one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_gateway_url_overrides_the_advertised_one() {
+    let mut fake_config = FakeDiscordConfig::new(TOKEN, vec![GUILD_A]);
+    fake_config.advertised_gateway = Some("ws://127.0.0.1:9".into());
+    let fake = FakeDiscord::start(fake_config)
+        .await
+        .expect("fake Discord starts");
+    let sim = sim(1, |_| {}).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = config_for(sim.local_addr(), &sim_channels(1));
+    discord_config(&mut config, &fake, &[(CHANNEL_A, GUILD_A)], dir.path());
+    config.discord.gateway_url = fake.gateway_url();
+    let service = service(config, ServiceOptions::default()).await;
+    assert_eq!(fake.state().gateway_asks.load(Ordering::Relaxed), 1);
+    let s = Setup {
+        fake,
+        sim,
+        service,
+        _dir: dir,
+    };
+    ping_answered(&s, CHANNEL_A, GUILD_A).await;
+    s.service.shutdown().await;
+    s.fake.shutdown().await;
+    s.sim.shutdown().await;
+}

@@ -52,6 +52,8 @@ pub struct FakeDiscordConfig {
     pub heartbeat_interval_ms: u64,
     /// Guilds listed in READY.
     pub guilds: Vec<u64>,
+    /// What `GET /gateway` answers instead of the fake's own gateway (to test an override).
+    pub advertised_gateway: Option<String>,
 }
 
 impl FakeDiscordConfig {
@@ -61,6 +63,7 @@ impl FakeDiscordConfig {
             shards: 1,
             heartbeat_interval_ms: 1_000,
             guilds,
+            advertised_gateway: None,
         }
     }
 }
@@ -319,7 +322,7 @@ impl FakeDiscord {
             .unwrap_or_default()
     }
 
-    /// Recorded calls with this method whose path ends with `suffix`... or contains `part`.
+    /// Recorded calls with this method whose path contains `part`.
     pub fn calls(&self, method: &str, part: &str) -> Vec<Recorded> {
         self.recorded()
             .into_iter()

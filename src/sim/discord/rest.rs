@@ -56,7 +56,12 @@ async fn gateway(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Res
     if !authorized(&state, &headers) {
         return unauthorized(&state);
     }
-    Json(json!({ "url": state.gateway_url() })).into_response()
+    let url = state
+        .config
+        .advertised_gateway
+        .clone()
+        .unwrap_or_else(|| state.gateway_url());
+    Json(json!({ "url": url })).into_response()
 }
 
 async fn gateway_bot(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
