@@ -29,3 +29,55 @@ impl ActionSink for PlatformDispatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::actors::ChannelRegistry;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Platform>>);
+
+    impl ActionSink for Recorder {
+        fn submit(&self, event: &ChatEvent, _action: Action, _received_at: Option<Instant>) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(event.platform);
+            }
+        }
+    }
+
+    fn event(platform: Platform) -> ChatEvent {
+        ChatEvent {
+            platform,
+            channel: Arc::from("c"),
+            kind: crate::engine::EventKind::Tick,
+        }
+    }
+
+    #[test]
+    fn each_action_goes_to_its_platform_and_an_unconfigured_one_is_counted() {
+        let twitch = Arc::new(Recorder::default());
+        let discord = Arc::new(Recorder::default());
+        let metrics = Metrics::new(ChannelRegistry::new(), |_| {});
+        let say = || Action::Say { text: "x".into() };
+        let both = PlatformDispatch {
+            twitch: Arc::clone(&twitch) as Arc<dyn ActionSink>,
+            discord: Some(Arc::clone(&discord) as Arc<dyn ActionSink>),
+            metrics: Arc::clone(&metrics),
+        };
+        both.submit(&event(Platform::Discord), say(), None);
+        both.submit(&event(Platform::Twitch), say(), None);
+        assert_eq!(*twitch.0.lock().expect("lock"), [Platform::Twitch]);
+        assert_eq!(*discord.0.lock().expect("lock"), [Platform::Discord]);
+        let twitch_only = PlatformDispatch {
+            discord: None,
+            ..both
+        };
+        twitch_only.submit(&event(Platform::Discord), say(), None);
+        assert!(metrics
+            .render()
+            .contains("firehose_outbound_dropped_total{reason=\"platform_not_configured\"} 1"));
+    }
+}

@@ -391,6 +391,75 @@ pub fn classify(error: &serenity::Error) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::ChannelRegistry;
+    use crate::engine::{ChatMessage, ChatUser, EventKind};
+
+    fn event(user_id: &str) -> ChatEvent {
+        ChatEvent {
+            platform: Platform::Discord,
+            channel: Arc::from("200"),
+            kind: EventKind::Message(ChatMessage {
+                id: "300".into(),
+                user: ChatUser {
+                    id: user_id.into(),
+                    ..ChatUser::default()
+                },
+                ..ChatMessage::default()
+            }),
+        }
+    }
+
+    fn timeout(user_id: &str) -> Action {
+        Action::Timeout {
+            user_id: user_id.into(),
+            duration_s: 60,
+            reason: "r".into(),
+            rule: "caps".into(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_a_timeout_deletes_the_authors_message() {
+        let (queue, mut rx) = mpsc::channel(2);
+        let metrics = DiscordMetrics::default();
+        let outbound = DiscordOutbound {
+            queue,
+            metrics: metrics.clone(),
+            service_metrics: Metrics::new(ChannelRegistry::new(), |_| {}),
+        };
+        outbound.submit(&event("7"), timeout("7"), None);
+        let first = rx.try_recv().expect("queued");
+        assert_eq!(
+            first.action,
+            Action::Delete {
+                message_id: "300".into(),
+                rule: "caps".into()
+            }
+        );
+        assert_eq!(rx.try_recv().expect("queued").action, timeout("7"));
+        // A timeout of someone else (e.g. a nuke) deletes nothing here.
+        outbound.submit(&event("7"), timeout("8"), None);
+        assert_eq!(rx.try_recv().expect("queued").action, timeout("8"));
+        assert!(rx.try_recv().is_err());
+        let say = || Action::Say { text: "x".into() };
+        for _ in 0..3 {
+            outbound.submit(&event("7"), say(), None);
+        }
+        let full = vec![("reason", "queue_full".to_string())];
+        assert_eq!(metrics.dropped.get_or_create(&full).get(), 1);
+        assert_eq!(metrics.queue_depth.get(), 5);
+        // Twitch events are not this sink's business.
+        let twitch = ChatEvent {
+            platform: Platform::Twitch,
+            ..event("7")
+        };
+        outbound.submit(&twitch, say(), None);
+        assert_eq!(metrics.dropped.get_or_create(&full).get(), 1);
+        drop(rx);
+        outbound.submit(&event("7"), say(), None);
+        let shutdown = vec![("reason", "shutdown".to_string())];
+        assert_eq!(metrics.dropped.get_or_create(&shutdown).get(), 1);
+    }
 
     #[test]
     fn audit_reasons_name_the_rule_and_are_bounded() {
