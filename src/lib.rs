@@ -10,6 +10,7 @@
 pub mod actors;
 pub mod cli;
 pub mod config;
+pub mod discord;
 pub mod engine;
 pub mod helix;
 pub mod http;

@@ -5,11 +5,12 @@
 //!        ^                                                     | engine -> actions
 //!        +------------- TwitchOutbound (rate limits) <---------+
 //! Supervisor: spawns / restarts / stops channel actors.   HTTP: health, metrics, admin.
+//! Discord gateway (serenity) --> the same Router; DiscordOutbound <-- PlatformDispatch.
 //! ```
 //!
-//! Shutdown order (SIGTERM / Ctrl-C): readiness turns 503; the connection stops reading (intake
-//! stops); every channel mailbox drains within the deadline; the state store writes every
-//! pending change within the deadline; the send queue flushes what the
+//! Shutdown order (SIGTERM / Ctrl-C): readiness turns 503; the connection stops reading and the
+//! Discord shards close (intake stops); every channel mailbox drains within the deadline; the
+//! state store writes every pending change within the deadline; the send queue flushes what the
 //! limits allow within the deadline; the connection closes; the HTTP server stops.
 
 use std::net::SocketAddr;
@@ -22,12 +23,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::channel::{RulesEdit, RulesRefused};
+use crate::actors::dispatch::PlatformDispatch;
 use crate::actors::supervisor::{DrainReport, SupervisorArgs};
 use crate::actors::{
     ChannelContext, ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome,
     ProcessedTap, RulesBook, Supervisor, SupervisorMsg,
 };
 use crate::config::{is_login, Config, Secret};
+use crate::discord::{Discord, DiscordGateway, DiscordMetrics, DiscordParts, GatewayStatus};
 use crate::engine::{ChannelRules, ChatHandler, Engine};
 use crate::helix::streams::{spawn_stream_watcher, StreamMetrics};
 use crate::helix::HelixModerator;
@@ -69,6 +72,8 @@ pub struct Core {
     pub twitch: TwitchClient,
     /// The state store's writer (and through it the store).
     pub store: StoreHandle,
+    /// The Discord gateway's state, when Discord is enabled.
+    pub discord: Option<Arc<GatewayStatus>>,
     supervisor: ActorRef<SupervisorMsg>,
     shutting_down: AtomicBool,
 }
@@ -117,6 +122,17 @@ impl Core {
         .map_err(|e| format!("supervisor did not answer: {e}"))??;
         self.twitch.join(login).await;
         Ok(outcome)
+    }
+
+    /// Starts the actor of a mapped Discord channel (by channel id).
+    pub async fn join_discord(&self, channel_id: &str) -> Result<JoinOutcome, String> {
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Join,
+            ADMIN_CALL_TIMEOUT.as_millis() as u64,
+            ChannelKey::discord(channel_id)
+        )
+        .map_err(|e| format!("supervisor did not answer: {e}"))?
     }
 
     /// Parts a Twitch channel; false when it was not joined.
@@ -189,6 +205,15 @@ impl Core {
                     "twitch: {} channel(s) not joined yet: {}",
                     missing.len(),
                     shown.join(", ")
+                ));
+            }
+        }
+        if let Some(discord) = &self.discord {
+            if !discord.is_connected() {
+                reasons.push(format!(
+                    "discord: {} of {} shard(s) connected",
+                    discord.connected_shards(),
+                    discord.shards
                 ));
             }
         }
@@ -272,6 +297,7 @@ pub struct Service {
     http_stop: CancellationToken,
     twitch_task: JoinHandle<()>,
     outbound_task: JoinHandle<()>,
+    discord: Option<(DiscordGateway, JoinHandle<()>)>,
     http_task: JoinHandle<()>,
     supervisor_task: JoinHandle<()>,
     store_task: JoinHandle<()>,
@@ -301,6 +327,7 @@ impl Service {
         let helix_stop = CancellationToken::new();
         let mut helix = None;
         let mut stream_metrics = None;
+        let mut discord_metrics = None;
         let metrics = Metrics::new(Arc::clone(&registry), |prometheus| {
             prometheus.register_collector(Box::new(crate::obs::store::StoreCollector {
                 status: Arc::clone(&store.status),
@@ -315,6 +342,9 @@ impl Service {
                     helix_stop.clone(),
                 ));
                 stream_metrics = Some(StreamMetrics::register(prometheus));
+            }
+            if config.discord.enabled {
+                discord_metrics = Some(DiscordMetrics::register(prometheus));
             }
         });
         let (moderation, helix_task) = match helix {
@@ -347,13 +377,37 @@ impl Service {
             outbound_drain.clone(),
             Duration::from_millis(config.supervisor.drain_timeout_ms),
         );
+        let discord = match (discord_metrics, config.secrets.discord_token.clone()) {
+            (Some(metrics_d), Some(token)) => Some(
+                Discord::build(DiscordParts {
+                    config: config.discord.clone(),
+                    token,
+                    router: Arc::clone(&router),
+                    metrics: metrics_d,
+                    service_metrics: Arc::clone(&metrics),
+                    drain: outbound_drain.clone(),
+                    drain_deadline: Duration::from_millis(config.supervisor.drain_timeout_ms),
+                })
+                .await?,
+            ),
+            (Some(_), None) => anyhow::bail!(
+                "discord.enabled is set but there is no token: set FIREHOSE_DISCORD_TOKEN or discord.token_file"
+            ),
+            _ => None,
+        };
         let rules = match config.engine.rules_dir() {
             Some(dir) => RulesBook::load_dir(dir).map_err(|e| anyhow::anyhow!(e))?,
             None => RulesBook::new(),
         };
         let context = ChannelContext {
             handler: options.handler,
-            sink: Arc::new(outbound),
+            sink: Arc::new(PlatformDispatch {
+                twitch: Arc::new(outbound),
+                discord: discord
+                    .as_ref()
+                    .map(|d| Arc::new(d.outbound.clone()) as Arc<dyn crate::actors::ActionSink>),
+                metrics: Arc::clone(&metrics),
+            }),
             tap: options.tap,
             rules: Arc::clone(&rules),
             store: store.clone(),
@@ -407,6 +461,7 @@ impl Service {
             metrics,
             twitch,
             store,
+            discord: discord.as_ref().map(|d| Arc::clone(&d.status)),
             supervisor,
             shutting_down: AtomicBool::new(false),
         });
@@ -415,6 +470,13 @@ impl Service {
                 .await
                 .map_err(|e| anyhow::anyhow!("joining {channel}: {e}"))?;
         }
+        for channel in config.discord.channels.keys() {
+            core.join_discord(channel)
+                .await
+                .map_err(|e| anyhow::anyhow!("starting Discord channel {channel}: {e}"))?;
+        }
+        // The gateway starts once every mapped channel has its actor.
+        let discord = discord.map(Discord::connect);
         let http_stop = CancellationToken::new();
         let (http_addr, http_task) =
             crate::http::serve(config.http.listen, Arc::clone(&core), http_stop.clone()).await?;
@@ -430,6 +492,7 @@ impl Service {
             http_stop,
             twitch_task,
             outbound_task,
+            discord,
             http_task,
             supervisor_task,
             store_task,
@@ -464,6 +527,13 @@ impl Service {
         let core = &self.core;
         core.shutting_down.store(true, Ordering::Release);
         self.stops.intake.cancel();
+        let (discord_gateway, discord_outbound) = match self.discord {
+            Some((gateway, outbound)) => (Some(gateway), Some(outbound)),
+            None => (None, None),
+        };
+        if let Some(gateway) = discord_gateway {
+            gateway.shutdown().await;
+        }
         self.ticker_stop.cancel();
         let deadline = Duration::from_millis(core.config.supervisor.drain_timeout_ms);
         let drain = ractor::call_t!(
@@ -478,6 +548,9 @@ impl Service {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.store_task).await;
         self.outbound_drain.cancel();
         let _ = tokio::time::timeout(deadline + Duration::from_secs(1), self.outbound_task).await;
+        if let Some(task) = discord_outbound {
+            let _ = tokio::time::timeout(deadline + Duration::from_secs(1), task).await;
+        }
         // Moderation actions produced by the last messages go out too, within the deadline;
         // the worker then lets calls in flight finish.
         if let Some(moderation) = &core.moderation {

@@ -8,11 +8,13 @@
 //! - [`rules_book`]: each channel's engine rules, loaded from files and edited at run time.
 //! - [`delivery`]: one admitted message, accounted for however it ends.
 //!
-//! Output leaves through two seams: [`ActionSink`] (the transport's outbound side) and the
+//! Output leaves through two seams: [`ActionSink`] (the transport's outbound side, chosen per
+//! platform by [`dispatch::PlatformDispatch`]) and the
 //! optional [`ProcessedTap`] (observers: tests, benchmarks).
 
 pub mod channel;
 pub mod delivery;
+pub mod dispatch;
 pub mod registry;
 pub mod rules_book;
 pub mod supervisor;

@@ -35,6 +35,14 @@ impl ChannelKey {
             name: Arc::from(login),
         }
     }
+
+    /// A Discord channel, keyed by its channel id.
+    pub fn discord(channel_id: &str) -> Self {
+        ChannelKey {
+            platform: Platform::Discord,
+            name: Arc::from(channel_id),
+        }
+    }
 }
 
 impl std::fmt::Display for ChannelKey {

@@ -6,14 +6,25 @@
 //! progress line, lets the pipeline drain, and prints a summary: messages sent / processed /
 //! shed, msgs/s, and the `!ping` reply latency measured by the simulator (from the moment it
 //! wrote the `!ping` to the moment the threaded reply arrived back).
+//!
+//! With `--discord-channels N` it also runs a simulated Discord guild (the fake Discord of
+//! `sim::discord`, on loopback) with N mapped channels beside the Twitch simulator: the same
+//! service handles both, and the summary adds the guild's messages and answered `!ping`s.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Secret};
+use crate::discord::DiscordChannel;
 use crate::service::{Service, ServiceOptions};
+use crate::sim::discord::guild::{self, GuildStats, GuildTraffic};
+use crate::sim::discord::{FakeDiscord, FakeDiscordConfig};
 use crate::sim::{SimConfig, SimHandle};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -43,6 +54,13 @@ pub struct DemoArgs {
     /// of the embedded store in memory.
     #[arg(long)]
     pub scylla_uri: Option<String>,
+    /// Channels of a simulated Discord guild (a fake Discord on loopback) run beside the Twitch
+    /// simulator; 0 = Twitch only.
+    #[arg(long, default_value_t = 0)]
+    pub discord_channels: usize,
+    /// Discord messages per second over all its channels (same `!ping` share as Twitch).
+    #[arg(long, default_value_t = 50.0)]
+    pub discord_rate: f64,
 }
 
 /// The demo's outcome, also used by tests and benchmarks.
@@ -66,6 +84,11 @@ pub struct DemoSummary {
     pub store_flushes: u64,
     pub store_flush_p50_us: u64,
     pub store_flush_p99_us: u64,
+    /// Messages the simulated Discord guild sent (0 without `--discord-channels`).
+    pub discord_sent: u64,
+    pub discord_pings_sent: u64,
+    /// `pong` replies the fake Discord received through REST.
+    pub discord_pings_answered: u64,
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -99,6 +122,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         summary.store_flush_p50_us as f64 / 1000.0,
         summary.store_flush_p99_us as f64 / 1000.0
     );
+    if summary.discord_sent > 0 {
+        println!("  discord sent       {}", summary.discord_sent);
+        println!(
+            "  discord !ping      {} answered of {}",
+            summary.discord_pings_answered, summary.discord_pings_sent
+        );
+    }
     Ok(())
 }
 
@@ -145,6 +175,10 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
         config.store.scylla_uri = uri.clone();
         config.store.keyspace = "firehose_demo".into();
     }
+    let guild = match args.discord_channels {
+        0 => None,
+        n => Some(DemoGuild::start(n, &mut config).await?),
+    };
     config.validate()?;
     let service = Service::start(config, ServiceOptions::default()).await?;
     eprintln!(
@@ -161,11 +195,39 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     }
     let started = Instant::now();
     sim.set_rate(args.rate);
+    let discord_traffic = guild
+        .as_ref()
+        .map(|g| g.drive(args.discord_rate, sim_config.ping_fraction));
     progress_until(&sim, &service, started, Duration::from_secs(args.duration)).await;
     sim.set_rate(0.0);
+    let discord_stats = match discord_traffic {
+        Some((stats, stop, task)) => {
+            stop.cancel();
+            let _ = task.await;
+            Some(stats)
+        }
+        None => None,
+    };
     let traffic_seconds = started.elapsed().as_secs_f64();
-    settle(&sim, &service, Duration::from_secs(10)).await;
+    let discord_sent = discord_stats
+        .as_ref()
+        .map_or(0, |s| s.sent.load(Ordering::Relaxed));
+    let discord_pings = discord_stats
+        .as_ref()
+        .map_or(0, |s| s.pings.load(Ordering::Relaxed));
+    let pongs = || guild.as_ref().map_or(0, |g| g.pongs());
+    settle(
+        &sim,
+        &service,
+        Duration::from_secs(10),
+        discord_sent,
+        || pongs() >= discord_pings,
+    )
+    .await;
     let mut summary = summarize(&sim, &service, traffic_seconds);
+    summary.discord_sent = discord_sent;
+    summary.discord_pings_sent = discord_pings;
+    summary.discord_pings_answered = pongs();
     for line in service.core().metrics.render().lines() {
         let replies = line.starts_with("firehose_outbound_sent_total")
             || line.starts_with("firehose_outbound_dropped_total");
@@ -185,6 +247,10 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     if let Ok(h) = store.flush_latency_us.lock() {
         summary.store_flush_p50_us = h.value_at_quantile(0.5);
         summary.store_flush_p99_us = h.value_at_quantile(0.99);
+    }
+    if let Some(guild) = guild {
+        let _ = std::fs::remove_file(&guild.ca_file);
+        guild.fake.shutdown().await;
     }
     Ok(summary)
 }
@@ -238,14 +304,20 @@ async fn progress_until(sim: &SimHandle, service: &Service, started: Instant, le
 
 /// Waits until everything the simulator sent was handled (processed or shed) and the replies
 /// to the `!ping`s are in, or the deadline passes.
-async fn settle(sim: &SimHandle, service: &Service, deadline: Duration) {
+async fn settle(
+    sim: &SimHandle,
+    service: &Service,
+    deadline: Duration,
+    discord_sent: u64,
+    discord_replied: impl Fn() -> bool,
+) {
     let until = Instant::now() + deadline;
     while Instant::now() < until {
         let stats = sim.stats();
         let (received, processed, shed) = totals(service);
-        let sent = stats.privmsgs_sent + stats.events_sent;
+        let sent = stats.privmsgs_sent + stats.events_sent + discord_sent;
         let handled = received >= sent && processed + shed >= received;
-        let replied = stats.replies_matched >= stats.pings_sent;
+        let replied = stats.replies_matched >= stats.pings_sent && discord_replied();
         if handled && replied {
             return;
         }
@@ -274,5 +346,73 @@ fn summarize(sim: &SimHandle, service: &Service, seconds: f64) -> DemoSummary {
         store_flushes: 0,
         store_flush_p50_us: 0,
         store_flush_p99_us: 0,
+        discord_sent: 0,
+        discord_pings_sent: 0,
+        discord_pings_answered: 0,
+    }
+}
+
+/// The demo's simulated Discord guild: a fake Discord and the channels mapped to it.
+struct DemoGuild {
+    fake: FakeDiscord,
+    channels: Vec<u64>,
+    /// The fake's test CA, written for the service to trust; removed at the end.
+    ca_file: std::path::PathBuf,
+}
+
+const DEMO_GUILD: u64 = 1_300_000_000_000_000_000;
+const DEMO_DISCORD_TOKEN: &str = "demo-discord-token";
+
+impl DemoGuild {
+    /// Starts a fake Discord with `n` channels in one guild and points `config` at it.
+    async fn start(n: usize, config: &mut Config) -> anyhow::Result<DemoGuild> {
+        let fake = FakeDiscord::start(FakeDiscordConfig::new(DEMO_DISCORD_TOKEN, vec![DEMO_GUILD]))
+            .await?;
+        let ca_file = fake.point(&mut config.discord, &std::env::temp_dir())?;
+        let channels: Vec<u64> = (1..=n as u64).map(|i| DEMO_GUILD + i).collect();
+        for (i, channel) in channels.iter().enumerate() {
+            config.discord.channels.insert(
+                channel.to_string(),
+                DiscordChannel {
+                    name: format!("demo-{i}"),
+                    guild: DEMO_GUILD.to_string(),
+                },
+            );
+        }
+        config.secrets.discord_token = Some(Secret::new(DEMO_DISCORD_TOKEN));
+        Ok(DemoGuild {
+            fake,
+            channels,
+            ca_file,
+        })
+    }
+
+    fn drive(
+        &self,
+        rate: f64,
+        ping_fraction: f64,
+    ) -> (
+        Arc<GuildStats>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let stop = CancellationToken::new();
+        let traffic = GuildTraffic {
+            guild: DEMO_GUILD,
+            channels: self.channels.clone(),
+            rate,
+            ping_fraction,
+        };
+        let (stats, task) = guild::drive(Arc::clone(self.fake.state()), traffic, stop.clone());
+        (stats, stop, task)
+    }
+
+    /// `pong` replies posted to the fake so far.
+    fn pongs(&self) -> u64 {
+        self.fake
+            .calls("POST", "/messages")
+            .iter()
+            .filter(|r| r.body["content"] == "pong")
+            .count() as u64
     }
 }

@@ -19,7 +19,7 @@ use crate::sim::{SimConfig, Simulator};
 /// Logs to stderr; level from `FIREHOSE_LOG` (e.g. `info`, `firehose=debug`), default `info`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FIREHOSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,scylla=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,scylla=warn,serenity=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

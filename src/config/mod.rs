@@ -36,6 +36,8 @@ pub struct Config {
     /// Where channel state lives: ScyllaDB/Cassandra when `store.scylla_uri` is set, else an
     /// embedded database.
     pub store: StoreConfig,
+    /// Discord guild channels through serenity; off unless `discord.enabled`.
+    pub discord: crate::discord::DiscordConfig,
     /// Secrets, filled from env or files by [`Config::load`]; never (de)serialized.
     #[serde(skip)]
     pub secrets: Secrets,
@@ -49,6 +51,8 @@ pub struct Secrets {
     pub admin_token: Option<Secret>,
     /// User token for Helix moderation calls (the bot's, with moderator scopes).
     pub helix_token: Option<Secret>,
+    /// The Discord bot token (without the `Bot ` prefix).
+    pub discord_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -465,6 +469,12 @@ impl Config {
                 "helix.client_id is set but there is no token: set FIREHOSE_HELIX_TOKEN or helix.token_file",
             ));
         }
+        if config.discord.enabled && config.secrets.discord_token.is_none() {
+            return Err(invalid(
+                "discord.token_file",
+                "discord.enabled is set but there is no token: set FIREHOSE_DISCORD_TOKEN or discord.token_file",
+            ));
+        }
         Ok(config)
     }
 
@@ -563,6 +573,12 @@ impl Config {
                 invalid(key, reason)
             })?;
         }
+        self.discord.validate().map_err(|message| {
+            let (key, reason) = message
+                .split_once(": ")
+                .unwrap_or(("discord", message.as_str()));
+            invalid(key, reason)
+        })?;
         if let Some(dir) = self.engine.rules_dir() {
             crate::actors::rules_book::RulesBook::load_dir(dir).map_err(|reason| {
                 ConfigError::Invalid {
@@ -628,6 +644,12 @@ impl Secrets {
                 "helix.token_file",
                 config.helix.token_file.as_deref(),
             )?,
+            discord_token: secret::from_env_or_file(
+                env,
+                "FIREHOSE_DISCORD_TOKEN",
+                "discord.token_file",
+                config.discord.token_file.as_deref(),
+            )?,
         })
     }
 }
@@ -649,6 +671,7 @@ mod env_overrides {
         "FIREHOSE_TWITCH_TOKEN",
         "FIREHOSE_ADMIN_TOKEN",
         "FIREHOSE_HELIX_TOKEN",
+        "FIREHOSE_DISCORD_TOKEN",
         "FIREHOSE_LOG",
         // The test database of the storage work (scripts/test-db.sh), not a service key.
         "FIREHOSE_SCYLLA_URI",
@@ -660,6 +683,8 @@ mod env_overrides {
         &["http", "admin_token_file"],
         &["helix", "token_file"],
         &["helix", "moderation_log"],
+        &["discord", "token_file"],
+        &["discord", "root_ca_file"],
     ];
 
     pub(super) fn apply(

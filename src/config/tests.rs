@@ -176,3 +176,40 @@ fn optional_keys_have_overrides_and_misspelt_ones_are_refused() {
         .to_string();
     assert!(err.contains("FIREHOSE_ADMISION_CAPACITY"), "{err}");
 }
+
+#[test]
+fn discord_needs_a_token_once_enabled_and_its_keys_are_overridable() {
+    let err = load("[discord]\nenabled = true\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("discord.token_file"), "{err}");
+    let config = load(
+        "[discord]\nenabled = true\n[discord.channels]\n\"123\" = { name = \"general\", guild = \"45\" }\n[discord.guild_roles.45]\n\"6\" = \"moderator\"\n",
+        &[
+            ("FIREHOSE_DISCORD_TOKEN", "discord-secret"),
+            ("FIREHOSE_DISCORD_SHARDS", "2"),
+            ("FIREHOSE_DISCORD_GATEWAY_URL", "ws://127.0.0.1:9"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(config.discord.shards, 2);
+    assert_eq!(config.discord.gateway_url, "ws://127.0.0.1:9");
+    assert_eq!(config.discord.guild_of("123"), Some("45"));
+    assert_eq!(
+        config.discord.role_of("45", ["6"]),
+        crate::engine::Role::Moderator
+    );
+    assert_eq!(
+        config.secrets.discord_token.as_ref().map(|t| t.expose()),
+        Some("discord-secret")
+    );
+    assert!(!format!("{config:?}").contains("discord-secret"));
+    let err = load("[discord]\nshards = 0\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("discord.shards"), "{err}");
+    let err = load("", &[("FIREHOSE_DISCORD_SHARDZ", "2")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FIREHOSE_DISCORD_SHARDZ"), "{err}");
+}

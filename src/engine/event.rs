@@ -85,6 +85,9 @@ pub struct ChatMessage {
     pub first_message: bool,
     /// Id of the message this one replies to, if any.
     pub reply_to: Option<String>,
+    /// Ids of the users the message mentions (Discord's `mentions`; empty on Twitch, whose
+    /// mentions are plain `@login` text).
+    pub mentions: Vec<String>,
 }
 
 /// What happened in a channel.

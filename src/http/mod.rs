@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 mod rules;
 
 use crate::actors::{JoinOutcome, ShedReason};
+use crate::engine::Platform;
 use crate::service::Core;
 
 /// Binds `listen` and serves until `stop` is cancelled. Returns the bound address.
@@ -110,6 +111,9 @@ async fn metrics(State(core): State<Arc<Core>>) -> Response {
 struct ChannelView {
     platform: &'static str,
     channel: String,
+    /// The configured name of a Discord channel (its key is the channel id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     state: crate::actors::ChannelStatus,
     joined: bool,
     in_flight: u64,
@@ -130,8 +134,20 @@ async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> 
         .map(|c| ChannelView {
             platform: c.key.platform.as_str(),
             channel: c.key.name.to_string(),
+            name: match c.key.platform {
+                Platform::Discord => core
+                    .config
+                    .discord
+                    .channels
+                    .get(&*c.key.name)
+                    .map(|d| d.name.clone()),
+                Platform::Twitch => None,
+            },
             state: c.status(),
-            joined: status.is_joined(&c.key.name),
+            joined: match c.key.platform {
+                Platform::Twitch => status.is_joined(&c.key.name),
+                Platform::Discord => core.discord.as_ref().is_some_and(|d| d.is_connected()),
+            },
             in_flight: c.in_flight(),
             received: c.counters.received.load(Ordering::Relaxed),
             processed: c.counters.processed.load(Ordering::Relaxed),

@@ -31,6 +31,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod content;
+pub mod discord;
 pub mod generator;
 pub mod limits;
 pub mod lines;

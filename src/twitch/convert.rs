@@ -28,6 +28,7 @@ pub fn to_chat_event(message: &ServerMessage) -> Option<ChatEvent> {
                 sent_at_ms: m.server_timestamp.timestamp_millis().max(0) as u64,
                 first_message,
                 reply_to: m.reply_parent.as_ref().map(|p| p.message_id.clone()),
+                mentions: Vec::new(),
             };
             (&m.channel_login, EventKind::Message(chat))
         }
