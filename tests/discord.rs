@@ -592,6 +592,7 @@ async fn the_demo_runs_a_simulated_guild_beside_twitch() {
         discord_channels: 2,
         discord_rate: 40.0,
         scylla_uri: None,
+        store_flush_ms: None,
     };
     let summary = firehose::cli::run_demo(args).await.expect("the demo runs");
     // The messages reached the embedded store.

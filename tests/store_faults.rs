@@ -55,6 +55,7 @@ async fn chatty_service(
     let mut config = config_for(sim.local_addr(), &names);
     config.store = store_config.clone();
     config.store.flush_interval_ms = 100;
+    config.store.user_stats_flush_interval_ms = 200;
     config.store.retry_backoff_ms = 50;
     config.store.retry_backoff_max_ms = 500;
     config.store.max_lag_ms = 1_000;

@@ -54,6 +54,9 @@ pub struct DemoArgs {
     /// of the embedded store in memory.
     #[arg(long)]
     pub scylla_uri: Option<String>,
+    /// The store writer's flush interval (ms); default `store.flush_interval_ms`.
+    #[arg(long)]
+    pub store_flush_ms: Option<u64>,
     /// Channels of a simulated Discord guild (a fake Discord on loopback) run beside the Twitch
     /// simulator; 0 = Twitch only.
     #[arg(long, default_value_t = 0)]
@@ -170,6 +173,9 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let mut config = demo_config(sim.local_addr(), &sim_config.channels, args.http);
     if let Some(capacity) = args.capacity {
         config.admission.capacity = capacity;
+    }
+    if let Some(ms) = args.store_flush_ms {
+        config.store.flush_interval_ms = ms;
     }
     if let Some(uri) = &args.scylla_uri {
         config.store.scylla_uri = uri.clone();

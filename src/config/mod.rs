@@ -287,6 +287,9 @@ pub struct StoreConfig {
     pub flush_interval_ms: u64,
     /// ...or as soon as this many keys are dirty.
     pub flush_max_keys: usize,
+    /// Per-user stats (one row per active chatter: the bulk of the rows) are flushed this
+    /// often (or with everything else at `flush_max_keys`); at least `flush_interval_ms`.
+    pub user_stats_flush_interval_ms: u64,
     /// Most dirty keys held in memory while the database is slow or down; beyond it the
     /// writer stops taking changes and the channel actors wait (backpressure).
     pub max_pending_keys: usize,
@@ -318,13 +321,14 @@ impl Default for StoreConfig {
             migrate_on_start: true,
             flush_interval_ms: 1_000,
             flush_max_keys: 20_000,
+            user_stats_flush_interval_ms: 10_000,
             max_pending_keys: 500_000,
             queue_capacity: 8_192,
             request_timeout_ms: 2_000,
             load_timeout_ms: 3_000,
             retry_backoff_ms: 200,
             retry_backoff_max_ms: 5_000,
-            max_lag_ms: 10_000,
+            max_lag_ms: 30_000,
             moderation_log_ttl_s: 30 * 86_400,
             max_cached_users: 200_000,
         }
@@ -381,6 +385,12 @@ impl StoreConfig {
         }
         positive("store.flush_interval_ms", self.flush_interval_ms)?;
         positive("store.flush_max_keys", self.flush_max_keys as u64)?;
+        if self.user_stats_flush_interval_ms < self.flush_interval_ms {
+            return Err(invalid(
+                "store.user_stats_flush_interval_ms",
+                "must be at least store.flush_interval_ms",
+            ));
+        }
         if self.max_pending_keys < self.flush_max_keys {
             return Err(invalid(
                 "store.max_pending_keys",

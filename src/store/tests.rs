@@ -323,3 +323,30 @@ async fn a_failed_load_is_an_error_not_empty_state() {
     assert!(handle.load(&channel()).await.is_err());
     assert_eq!(handle.status.load_failures.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn user_stats_wait_for_their_own_interval() {
+    let mut c = config();
+    c.flush_interval = Duration::from_millis(20);
+    c.user_flush_interval = Duration::from_secs(3600);
+    let (store, handle) = started(c).await;
+    for _ in 0..3 {
+        handle.submit(&channel(), message("dave")).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stored(&store).await.counters.get(counter::MESSAGES) != Some(&3) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "counters never flushed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dave = ["dave".to_string()];
+    let users = || store.inner.load_users("twitch:chan", &dave);
+    assert!(users().await.expect("users").is_empty(), "user stats wait");
+    assert_eq!(handle.status.pending_keys.load(Ordering::Relaxed), 1);
+    // A load still sees nothing lost; an explicit flush (or SIGTERM) writes them.
+    handle.flush().await.expect("flush");
+    assert_eq!(users().await.expect("users")[0].messages, 3);
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 3);
+}

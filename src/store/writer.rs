@@ -63,6 +63,9 @@ pub enum Change {
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub flush_interval: Duration,
+    /// User stats (the bulk: one row per active chatter) are flushed this often, or with
+    /// everything else once `flush_max_keys` keys are dirty.
+    pub user_flush_interval: Duration,
     pub flush_max_keys: usize,
     pub max_pending_keys: usize,
     pub queue_capacity: usize,
@@ -79,6 +82,9 @@ impl WriterConfig {
     pub fn from_config(c: &StoreConfig) -> WriterConfig {
         WriterConfig {
             flush_interval: Duration::from_millis(c.flush_interval_ms),
+            user_flush_interval: Duration::from_millis(
+                c.user_stats_flush_interval_ms.max(c.flush_interval_ms),
+            ),
             flush_max_keys: c.flush_max_keys,
             max_pending_keys: c.max_pending_keys,
             queue_capacity: c.queue_capacity,
@@ -242,6 +248,8 @@ impl StoreHandle {
             backoff: config.retry_backoff,
             next_attempt: Instant::now(),
             last_flush: Instant::now(),
+            last_user_flush: Instant::now(),
+            users_since: None,
             shutdown: None,
             config,
         };
@@ -490,7 +498,19 @@ struct Writer {
     backoff: Duration,
     next_attempt: Instant,
     last_flush: Instant,
+    last_user_flush: Instant,
+    /// When the oldest pending user-stats change arrived.
+    users_since: Option<Instant>,
     shutdown: Option<(Instant, oneshot::Sender<usize>)>,
+}
+
+/// What a flush takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlushScope {
+    /// Everything pending.
+    All,
+    /// Everything but user stats (they wait for `user_flush_interval`).
+    AllButUsers,
 }
 
 impl Writer {
@@ -529,6 +549,12 @@ impl Writer {
             .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
         let pending = self.pending.entry(batch.channel).or_default();
         for change in batch.changes {
+            if matches!(
+                change,
+                Change::UserMessage { .. } | Change::UserWarned { .. }
+            ) {
+                self.users_since.get_or_insert_with(Instant::now);
+            }
             self.pending_keys += pending.apply(change);
         }
         self.pending_since.get_or_insert_with(Instant::now);
@@ -613,23 +639,71 @@ impl Writer {
         }
     }
 
-    fn due(&self) -> bool {
+    /// Whether a flush is due, and of what.
+    fn due(&self) -> Option<FlushScope> {
         if self.pending_keys == 0 || Instant::now() < self.next_attempt {
-            return false;
+            return None;
         }
-        self.shutdown.is_some()
+        let everything = self.shutdown.is_some()
             || !self.flush_waiters.is_empty()
             || self.pending_keys >= self.config.flush_max_keys
-            || self.last_flush.elapsed() >= self.config.flush_interval
+            || self.last_user_flush.elapsed() >= self.config.user_flush_interval;
+        if everything {
+            Some(FlushScope::All)
+        } else if self.last_flush.elapsed() >= self.config.flush_interval {
+            Some(FlushScope::AllButUsers)
+        } else {
+            None
+        }
+    }
+
+    /// Takes what `scope` flushes out of `pending`; user stats left behind stay pending.
+    fn take_pending(&mut self, scope: FlushScope) -> (HashMap<Arc<str>, Pending>, usize) {
+        let taken = std::mem::take(&mut self.pending);
+        if scope == FlushScope::All {
+            self.users_since = None;
+            self.last_user_flush = Instant::now();
+            return (taken, std::mem::take(&mut self.pending_keys));
+        }
+        let mut flushing = HashMap::with_capacity(taken.len());
+        let mut kept_keys = 0;
+        for (channel, mut changes) in taken {
+            let users = std::mem::take(&mut changes.users);
+            if !users.is_empty() {
+                kept_keys += users.len();
+                let kept = Pending {
+                    users,
+                    ..Pending::default()
+                };
+                self.pending.insert(Arc::clone(&channel), kept);
+            }
+            if changes.keys() > 0 {
+                flushing.insert(channel, changes);
+            }
+        }
+        let taken_keys = self.pending_keys - kept_keys;
+        self.pending_keys = kept_keys;
+        (flushing, taken_keys)
     }
 
     fn maybe_flush(&mut self) {
-        if self.in_flight.is_some() || !self.loads.is_empty() || !self.due() {
+        if self.in_flight.is_some() || !self.loads.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
-        let keys = std::mem::take(&mut self.pending_keys);
-        let since = self.pending_since.take().unwrap_or_else(Instant::now);
+        let Some(scope) = self.due() else {
+            return;
+        };
+        let (pending, keys) = self.take_pending(scope);
+        self.last_flush = Instant::now();
+        let since = match scope {
+            FlushScope::All => self.pending_since.take(),
+            // What stays pending is user stats: as old as the oldest of them.
+            FlushScope::AllButUsers => std::mem::replace(&mut self.pending_since, self.users_since),
+        }
+        .unwrap_or_else(Instant::now);
+        if pending.is_empty() {
+            return;
+        }
         let mut jobs = Vec::with_capacity(pending.len());
         for (channel, changes) in pending {
             let base = self.bases.get(&channel).cloned();
@@ -658,7 +732,6 @@ impl Writer {
                 .collect::<Vec<_>>()
                 .await
         });
-        self.last_flush = Instant::now();
         self.in_flight = Some(InFlight {
             since,
             keys,
@@ -717,6 +790,9 @@ impl Writer {
             Some(error) => {
                 // Changes put back are as old as the flush's oldest.
                 self.pending_since = Some(self.pending_since.map_or(since, |s| s.min(since)));
+                if self.pending.values().any(|p| !p.users.is_empty()) {
+                    self.users_since = Some(self.users_since.map_or(since, |s| s.min(since)));
+                }
                 self.status.flushes_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, retry_in_ms = self.backoff.as_millis() as u64, "store flush failed; changes kept");
                 self.status.set_error(Some(error.to_string()));
