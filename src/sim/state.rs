@@ -114,7 +114,10 @@ impl ChannelTable {
             ..Self::default()
         };
         for (rank, name) in config.channels.iter().enumerate() {
-            let weight = super::content::zipf_weight(rank, config.zipf_exponent);
+            let weight = match &config.channel_weights {
+                Some(weights) => weights.get(rank).copied().unwrap_or(0.0),
+                None => super::content::zipf_weight(rank, config.zipf_exponent),
+            };
             table.insert(name.trim_start_matches('#').to_lowercase(), weight);
         }
         table
@@ -153,6 +156,17 @@ impl ChannelTable {
             channel.members.push((client, outbound.clone()));
         }
         Ok(channel.room_id)
+    }
+
+    /// Sets a known channel's generator weight; false if it is unknown.
+    pub fn set_weight(&mut self, name: &str, weight: f64) -> bool {
+        match self.by_name.get(name) {
+            Some(index) => {
+                self.channels[*index].weight = weight.max(0.0);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a client from a channel; true if it was joined.
@@ -318,6 +332,11 @@ pub struct Shared {
     pub next_client_id: AtomicU64,
     pub accounts: Mutex<HashMap<String, AccountLimiter>>,
     pub recorder: Mutex<Recorder>,
+    /// Messages expecting a reply or moderation, and matched latencies (bench).
+    pub tracker: Mutex<super::track::Tracker>,
+    /// The content mix now in force; `mix_version` is bumped when it changes.
+    pub mix: Mutex<Option<Arc<super::mix::ContentMix>>>,
+    pub mix_version: AtomicU64,
     pub shutdown: CancellationToken,
 }
 
@@ -333,6 +352,9 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             accounts: Mutex::new(HashMap::new()),
             recorder: Mutex::new(Recorder::new()?),
+            tracker: Mutex::new(super::track::Tracker::new()?),
+            mix: Mutex::new(config.mix.clone().map(Arc::new)),
+            mix_version: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             config,
         })
