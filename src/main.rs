@@ -31,6 +31,8 @@ enum Command {
     Sim(firehose::cli::SimArgs),
     /// Simulator and service in one process on the embedded defaults, with a live summary.
     Demo(firehose::cli::DemoArgs),
+    /// Load-generator benchmark: a scenario's traffic through simulator and service, with a report.
+    Bench(firehose::cli::BenchArgs),
     /// Run the engine over recorded chat and print every action it would take (JSON lines).
     Replay(firehose::cli::ReplayArgs),
     /// Check a configuration file: exit 0 when valid, else name the bad key and why.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             Command::Run { config } => firehose::cli::run(&config).await,
             Command::Sim(args) => firehose::cli::sim(args).await,
             Command::Demo(args) => firehose::cli::demo(args).await,
+            Command::Bench(args) => firehose::cli::bench(args).await,
             Command::Replay(args) => firehose::cli::replay(args),
             Command::CheckConfig { path } => firehose::cli::check_config(&path),
         }

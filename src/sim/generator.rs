@@ -347,7 +347,11 @@ impl Generator {
             }
         };
         let reply = match &self.snapshot.targets[index].recent {
-            Some(recent) if self.rng.random_bool(REPLY_FRACTION) && !text.starts_with('!') => {
+            Some(recent)
+                if expect == Expect::Nothing
+                    && self.rng.random_bool(REPLY_FRACTION)
+                    && !text.starts_with('!') =>
+            {
                 let prefix = format!("@{} ", recent.parent.user_login);
                 emotes = super::content::shift_emotes(&emotes, prefix.chars().count());
                 text = format!("{prefix}{text}");

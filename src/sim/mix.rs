@@ -62,7 +62,7 @@ pub struct ContentMix {
     pub command_texts: Vec<String>,
     /// Phrases the bot's filters ban; a banned message embeds one of them.
     pub banned_phrases: Vec<String>,
-    /// A link the bot's filters do not allow, e.g. `https://spam.example/free`.
+    /// A link the bot's filters do not allow, e.g. `https://spam-site.xyz/free`.
     pub link_texts: Vec<String>,
 }
 
@@ -119,7 +119,14 @@ impl ContentMix {
     /// A text of `kind`; plain chat comes from `pool` (built-in or corpus).
     pub fn text(&self, kind: Kind, pool: &ContentPool, rng: &mut impl Rng) -> ChatText {
         match kind {
-            Kind::Plain => pool.pick(rng).clone(),
+            Kind::Plain => {
+                // Plain chat stays plain: shouting is the declared `caps` share, not the pool's.
+                let mut text = pool.pick(rng).clone();
+                if mostly_caps(&text.body) {
+                    text.body = text.body.to_lowercase();
+                }
+                text
+            }
             Kind::Emotes => emote_text(rng),
             Kind::Command => ChatText {
                 body: pick(&self.command_texts, rng, "!ping"),
@@ -128,7 +135,7 @@ impl ContentMix {
             Kind::Link => ChatText {
                 body: format!(
                     "check this out {}",
-                    pick(&self.link_texts, rng, "https://spam.example/free")
+                    pick(&self.link_texts, rng, "https://spam-site.xyz/free")
                 ),
                 emotes: String::new(),
             },
@@ -145,6 +152,13 @@ impl ContentMix {
             }
         }
     }
+}
+
+/// More than half of the letters are capitals (and there are at least 5 letters).
+fn mostly_caps(body: &str) -> bool {
+    let letters = body.chars().filter(|c| c.is_alphabetic()).count();
+    let upper = body.chars().filter(|c| c.is_uppercase()).count();
+    letters >= 5 && upper * 2 > letters
 }
 
 fn pick(texts: &[String], rng: &mut impl Rng, fallback: &str) -> String {
