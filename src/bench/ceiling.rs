@@ -61,10 +61,11 @@ pub async fn run_ceiling(options: CeilingOptions) -> anyhow::Result<CeilingRepor
     scenario.apply(&options.overrides);
     let plan = scenario.channel_plan();
     let base: f64 = plan.iter().map(|c| c.rate).sum();
-    let rate = options.rate.unwrap_or_else(|| match &scenario.ramp {
+    let peak = match &scenario.ramp {
         Some(r) => r.max_msgs_per_s,
         None => base,
-    });
+    };
+    let rate = options.rate.unwrap_or(peak);
     let mut config = SimConfig::with_channels(0);
     config.channels = plan.iter().map(|c| c.name.clone()).collect();
     config.channel_weights = Some(plan.iter().map(|c| c.rate).collect());

@@ -355,13 +355,11 @@ fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e}")
 }
 
+/// A named, coloured line of (t, y) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 /// Draws several named series of (t, y) points.
-fn plot(
-    path: &Path,
-    title: &str,
-    y_label: &str,
-    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
-) -> anyhow::Result<()> {
+fn plot(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) -> anyhow::Result<()> {
     let x_max = series
         .iter()
         .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))

@@ -349,7 +349,11 @@ impl Scenario {
         if t.min_chatters == 0 {
             return Err("traffic.min_chatters: must be at least 1".into());
         }
-        if let Some(i) = t.big_channels.iter().position(|v| !(*v > 0.0)) {
+        if let Some(i) = t
+            .big_channels
+            .iter()
+            .position(|v| !v.is_finite() || *v <= 0.0)
+        {
             return Err(format!("traffic.big_channels[{i}]: must be > 0"));
         }
         if !(0.0..=0.5).contains(&t.event_share) {
@@ -374,7 +378,7 @@ impl Scenario {
                 positive("ramp.start_msgs_per_s", r.start_msgs_per_s)?;
                 positive("ramp.step_msgs_per_s", r.step_msgs_per_s)?;
                 positive("ramp.step_duration_s", r.step_duration_s)?;
-                if !(r.max_msgs_per_s >= r.start_msgs_per_s) {
+                if r.max_msgs_per_s.is_nan() || r.max_msgs_per_s < r.start_msgs_per_s {
                     return Err(
                         "ramp.max_msgs_per_s: must be at least ramp.start_msgs_per_s".into(),
                     );
