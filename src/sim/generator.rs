@@ -224,6 +224,12 @@ impl Generator {
     async fn generate_due(&mut self, pacer: &mut Pacer) {
         let now = Instant::now();
         let rate = self.shared.rate();
+        if rate <= 0.0 {
+            // Paused: no need to follow membership changes (a 100,000-channel join would
+            // otherwise rebuild the snapshot on every tick).
+            pacer.restart(rate, now);
+            return;
+        }
         self.refresh_snapshot();
         self.refresh_mix();
         if rate != pacer.rate || self.snapshot.weights.total() <= 0.0 || self.generation_finished()
