@@ -131,6 +131,7 @@ fn small(duration_s: f64, channels: usize, rate_scale: f64) -> Overrides {
         duration_s: Some(duration_s),
         max_channels: Some(channels),
         rate_scale: Some(rate_scale),
+        flat_rate: None,
     }
 }
 

@@ -306,6 +306,9 @@ pub struct Overrides {
     pub max_channels: Option<usize>,
     /// Multiplies every rate (and the ramp).
     pub rate_scale: Option<f64>,
+    /// Replaces the phases (or ramp) by one phase offering this many msgs/s in total, spread
+    /// over the channels as the model spreads it (`duration_s` long, default 10 s).
+    pub flat_rate: Option<f64>,
 }
 
 impl Scenario {
@@ -431,6 +434,19 @@ impl Scenario {
                 r.step_msgs_per_s *= scale;
                 r.max_msgs_per_s *= scale;
             }
+        }
+        if let Some(rate) = o.flat_rate {
+            let base: f64 = self.channel_plan().iter().map(|c| c.rate).sum();
+            self.ramp = None;
+            self.phases = vec![Phase {
+                name: format!("flat {rate:.0}/s"),
+                duration_s: o.duration_s.unwrap_or(10.0),
+                rate_factor: rate / base.max(1e-9),
+                channel: None,
+                channel_factor: 1.0,
+                mix: None,
+            }];
+            return;
         }
         if let Some(total) = o.duration_s {
             match &mut self.ramp {
@@ -568,9 +584,18 @@ duration_s = 10
             duration_s: Some(2.0),
             max_channels: Some(3),
             rate_scale: Some(2.0),
+            flat_rate: None,
         });
         assert_eq!(s.channel_plan().len(), 3);
         assert!((s.traffic_seconds() - 2.0).abs() < 1e-9);
         assert!((s.traffic.load_factor - 2.0).abs() < 1e-9);
+        s.apply(&Overrides {
+            flat_rate: Some(1_000.0),
+            ..Overrides::default()
+        });
+        assert_eq!(s.phases.len(), 1);
+        let base: f64 = s.channel_plan().iter().map(|c| c.rate).sum();
+        assert!((base * s.phases[0].rate_factor - 1_000.0).abs() < 1e-6);
+        assert!((s.traffic_seconds() - 10.0).abs() < 1e-9);
     }
 }

@@ -31,7 +31,8 @@ pub struct BenchArgs {
     /// Measure the ceiling instead: the scenario's traffic into twitch-irc's bare receive loop.
     #[arg(long)]
     pub ceiling: bool,
-    /// With --ceiling: offered msgs/s (default: the scenario's peak).
+    /// Offer this many msgs/s in total for --duration seconds (default 10) instead of the
+    /// scenario's phases or ramp (with --ceiling: default the scenario's peak).
     #[arg(long)]
     pub rate: Option<f64>,
 }
@@ -41,6 +42,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         duration_s: args.duration,
         max_channels: args.max_channels,
         rate_scale: args.rate_scale,
+        flat_rate: if args.ceiling { None } else { args.rate },
     };
     if args.ceiling {
         let report = run_ceiling(CeilingOptions {
