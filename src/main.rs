@@ -1,4 +1,4 @@
-//! The `firehose` command line: `run`, `sim`, `demo`, `check-config`.
+//! The `firehose` command line: `run`, `sim`, `demo`, `bench`, `replay`, `check-config`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -630,6 +630,12 @@ async fn measure(
     } else {
         notes.push("in-process: CPU and RSS include the simulator and the bench (read from /proc/self); RSS per channel includes the simulator's channel table".into());
     }
+    if counts.actions_dropped > 0 || counts.helix_failed > 0 {
+        notes.push(format!(
+            "the service dropped {} replies/moderation actions (firehose_outbound_dropped_total + firehose_helix_dropped_total) and {} Helix calls failed: their messages are never answered",
+            counts.actions_dropped, counts.helix_failed
+        ));
+    }
     let store_measured = counts.store_rows_written.is_some();
     let store_writes = counts.store_rows_written.unwrap_or(0) as f64;
     if !store_measured {

@@ -13,6 +13,10 @@ pub struct ServiceCounts {
     pub shed: u64,
     /// `None` when the metric is absent.
     pub store_rows_written: Option<u64>,
+    /// Replies or moderation the service did not send (`outbound_dropped` + `helix_dropped`).
+    pub actions_dropped: u64,
+    /// Helix calls that finished `failed`.
+    pub helix_failed: u64,
 }
 
 /// The sum of every sample of `name` (all label sets); `None` if no sample has that name.
@@ -42,6 +46,15 @@ pub fn parse(text: &str) -> ServiceCounts {
         processed: count("firehose_messages_processed_total"),
         shed: count("firehose_messages_shed_total"),
         store_rows_written: metric_sum(text, "firehose_store_rows_written_total").map(|v| v as u64),
+        actions_dropped: count("firehose_outbound_dropped_total")
+            + count("firehose_helix_dropped_total"),
+        helix_failed: text
+            .lines()
+            .filter(|l| {
+                l.starts_with("firehose_helix_requests_total{") && l.contains("outcome=\"failed\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
     }
 }
 
@@ -93,5 +106,11 @@ mod tests {
         assert_eq!(c.store_rows_written, None);
         let with_store = format!("{text}firehose_store_rows_written_total 14\n");
         assert_eq!(parse(&with_store).store_rows_written, Some(14));
+        let drops = "firehose_outbound_dropped_total{reason=\"expired\"} 2\n\
+            firehose_helix_dropped_total{reason=\"queue_full\"} 1\n\
+            firehose_helix_requests_total{action=\"ban\",outcome=\"failed\"} 5\n\
+            firehose_helix_requests_total{action=\"ban\",outcome=\"ok\"} 9\n";
+        let c = parse(drops);
+        assert_eq!((c.actions_dropped, c.helix_failed), (3, 5));
     }
 }
