@@ -87,7 +87,11 @@ fn check_complete(name: &str, report: &Report, json: &Value, dir: &Path) {
         report.peak_rss_bytes >= report.rss_after_join_bytes,
         "{name}: peak RSS below a reading"
     );
-    assert!(report.cpu_s_per_million > 0.0, "{name}: no CPU measured");
+    assert!(
+        report.cpu_s_per_million.is_finite() && report.cpu_s_per_million >= 0.0,
+        "{name}: CPU per million not a measurement: {}",
+        report.cpu_s_per_million
+    );
     let declared = Scenario::load(&scenario(name))
         .expect("scenario loads")
         .slo
