@@ -8,6 +8,7 @@
 //! subcommands; `service` wires the parts together.
 
 pub mod actors;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod discord;

@@ -1,4 +1,4 @@
-//! The `firehose` command line: `run`, `sim`, `demo`, `check-config`.
+//! The `firehose` command line: `run`, `sim`, `demo`, `bench`, `replay`, `check-config`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,8 @@ enum Command {
     Sim(firehose::cli::SimArgs),
     /// Simulator and service in one process on the embedded defaults, with a live summary.
     Demo(firehose::cli::DemoArgs),
+    /// Load-generator benchmark: a scenario's traffic through simulator and service, with a report.
+    Bench(firehose::cli::BenchArgs),
     /// Run the engine over recorded chat and print every action it would take (JSON lines).
     Replay(firehose::cli::ReplayArgs),
     /// Bring the configured state store's schema up to date (ScyllaDB/Cassandra or embedded).
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
             Command::Run { config } => firehose::cli::run(&config).await,
             Command::Sim(args) => firehose::cli::sim(args).await,
             Command::Demo(args) => firehose::cli::demo(args).await,
+            Command::Bench(args) => firehose::cli::bench(args).await,
             Command::Replay(args) => firehose::cli::replay(args),
             Command::Migrate { config } => firehose::cli::migrate(&config).await,
             Command::CheckConfig { path } => firehose::cli::check_config(&path),

@@ -3,6 +3,8 @@
 mod demo;
 mod replay;
 
+pub mod bench;
+pub use bench::{bench, BenchArgs};
 pub use demo::{demo, demo_config, run_demo, DemoArgs, DemoSummary};
 pub use replay::{replay, ReplayArgs};
 

@@ -42,6 +42,14 @@ pub struct SimConfig {
     pub outbound_queue: usize,
     /// Most channels the sim knows (configured plus created by JOIN).
     pub max_channels: usize,
+    /// A declared content mix (`firehose bench`); `None`: the content pool plus the `!ping` /
+    /// `!echo` shares above. Replaceable at run time with `SimHandle::set_mix`.
+    pub mix: Option<super::mix::ContentMix>,
+    /// Channel weights replacing the Zipf weights (same order as `channels`; missing ones 0).
+    pub channel_weights: Option<Vec<f64>>,
+    /// Chatter population of each channel (same order as `channels`; default 5,000), drawn
+    /// Zipf-distributed (rank r speaks with weight `1/(r+1)`).
+    pub channel_chatters: Option<Vec<usize>>,
 }
 
 impl SimConfig {
@@ -73,6 +81,9 @@ impl Default for SimConfig {
             max_connections: 4096,
             outbound_queue: 4096,
             max_channels: 100_000,
+            mix: None,
+            channel_weights: None,
+            channel_chatters: None,
         }
     }
 }

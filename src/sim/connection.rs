@@ -376,6 +376,7 @@ impl Session {
         verdict: Verdict,
         at: Instant,
     ) {
+        lock(&self.shared.tracker).bot_message(reply_parent.as_deref(), at);
         let mut recorder = lock(&self.shared.recorder);
         if let Some(parent) = &reply_parent {
             if recorder.match_reply(parent, at).is_some() {

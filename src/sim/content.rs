@@ -286,6 +286,18 @@ impl ZipfTable {
         self.cumulative.last().copied().unwrap_or(0.0)
     }
 
+    /// A rank among the first `n` only (a truncated Zipf draw), or `None` when they weigh 0.
+    pub fn sample_within(&self, n: usize, rng: &mut impl Rng) -> Option<usize> {
+        let n = n.min(self.cumulative.len());
+        let total = if n == 0 { 0.0 } else { self.cumulative[n - 1] };
+        if total <= 0.0 {
+            return None;
+        }
+        let x = rng.random::<f64>() * total;
+        let rank = self.cumulative[..n].partition_point(|c| *c <= x);
+        Some(rank.min(n - 1))
+    }
+
     /// A rank, or `None` when all weights are zero.
     pub fn sample(&self, rng: &mut impl Rng) -> Option<usize> {
         let total = self.total();

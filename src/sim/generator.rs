@@ -11,6 +11,7 @@
 
 use super::chatlines::{self, Privmsg, ReplyParent};
 use super::content::{Chatter, ContentPool, ZipfTable};
+use super::mix::{ContentMix, Expect};
 use super::state::{bump, lock, Outbound, Shared};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -119,6 +120,9 @@ pub struct Generator {
     chatter_ranks: ZipfTable,
     snapshot: Snapshot,
     event_fraction: f64,
+    /// The content mix in force (bench) and the `mix_version` it was read at.
+    mix: Option<Arc<ContentMix>>,
+    mix_version: u64,
 }
 
 impl Generator {
@@ -132,8 +136,18 @@ impl Generator {
             None => ContentPool::builtin(&mut rng),
         };
         let event_fraction = shared.config.event_fraction.clamp(0.0, MAX_EVENT_FRACTION);
+        let largest_population = shared
+            .config
+            .channel_chatters
+            .as_ref()
+            .and_then(|c| c.iter().copied().max())
+            .unwrap_or(CHATTERS_PER_CHANNEL)
+            .max(1);
+        let mix = lock(&shared.mix).clone();
         Ok(Self {
-            chatter_ranks: ZipfTable::new(CHATTERS_PER_CHANNEL, 1.0),
+            chatter_ranks: ZipfTable::new(largest_population, 1.0),
+            mix,
+            mix_version: 0,
             snapshot: Snapshot::empty(),
             shared,
             requests,
@@ -210,7 +224,14 @@ impl Generator {
     async fn generate_due(&mut self, pacer: &mut Pacer) {
         let now = Instant::now();
         let rate = self.shared.rate();
+        if rate <= 0.0 {
+            // Paused: no need to follow membership changes (a 100,000-channel join would
+            // otherwise rebuild the snapshot on every tick).
+            pacer.restart(rate, now);
+            return;
+        }
         self.refresh_snapshot();
+        self.refresh_mix();
         if rate != pacer.rate || self.snapshot.weights.total() <= 0.0 || self.generation_finished()
         {
             pacer.restart(rate, now);
@@ -244,8 +265,28 @@ impl Generator {
     }
 
     fn pick_chatter(&mut self, room_id: u64) -> Chatter {
-        let rank = self.chatter_ranks.sample(&mut self.rng).unwrap_or(0);
+        // Configured channels have room ids 100_000 + their index (see `ChannelTable`).
+        let population = self
+            .shared
+            .config
+            .channel_chatters
+            .as_ref()
+            .and_then(|c| c.get(room_id.checked_sub(100_000)? as usize).copied())
+            .unwrap_or(CHATTERS_PER_CHANNEL);
+        let rank = self
+            .chatter_ranks
+            .sample_within(population, &mut self.rng)
+            .unwrap_or(0);
         Chatter::derive(room_id, rank)
+    }
+
+    /// Re-reads the content mix if it changed.
+    fn refresh_mix(&mut self) {
+        let version = self.shared.mix_version.load(Ordering::Acquire);
+        if version != self.mix_version {
+            self.mix = lock(&self.shared.mix).clone();
+            self.mix_version = version;
+        }
     }
 
     async fn generate_event(&mut self) {
@@ -292,10 +333,31 @@ impl Generator {
             return;
         };
         let room_id = self.snapshot.targets[index].room_id;
-        let chatter = self.pick_chatter(room_id);
-        let (mut text, mut emotes) = self.pick_text();
+        let mut chatter = self.pick_chatter(room_id);
+        let (mut text, mut emotes, expect) = match self.mix.clone() {
+            Some(mix) => {
+                let kind = mix.pick_kind(&mut self.rng);
+                if kind.from_plain_viewer() {
+                    // Spam comes from viewers without badges, whom no filter exempts.
+                    chatter.is_mod = false;
+                    chatter.is_vip = false;
+                    chatter.is_broadcaster = false;
+                    chatter.sub_months = 0;
+                }
+                let text = mix.text(kind, &self.content, &mut self.rng);
+                (text.body, text.emotes, kind.expect())
+            }
+            None => {
+                let (text, emotes) = self.pick_text();
+                (text, emotes, Expect::Nothing)
+            }
+        };
         let reply = match &self.snapshot.targets[index].recent {
-            Some(recent) if self.rng.random_bool(REPLY_FRACTION) && !text.starts_with('!') => {
+            Some(recent)
+                if expect == Expect::Nothing
+                    && self.rng.random_bool(REPLY_FRACTION)
+                    && !text.starts_with('!') =>
+            {
                 let prefix = format!("@{} ", recent.parent.user_login);
                 emotes = super::content::shift_emotes(&emotes, prefix.chars().count());
                 text = format!("{prefix}{text}");
@@ -313,6 +375,7 @@ impl Generator {
             reply.as_ref(),
             first_msg,
             returning,
+            expect,
         )
         .await;
     }
@@ -328,6 +391,7 @@ impl Generator {
         reply: Option<&ReplyParent>,
         first_msg: bool,
         returning_chatter: bool,
+        expect: Expect,
     ) -> Option<String> {
         let id = chatlines::new_message_id(&mut self.rng);
         let target = &self.snapshot.targets[index];
@@ -344,9 +408,21 @@ impl Generator {
         });
         let is_ping = is_ping_command(text);
         self.record_before_delivery(&target.name, &id, is_ping);
+        if expect != Expect::Nothing {
+            lock(&self.shared.tracker).expect(
+                &id,
+                expect,
+                target.room_id,
+                &chatter.user_id,
+                Instant::now(),
+            );
+        }
         let delivered = deliver(&self.shared, &target.members, line).await > 0;
         let target = &mut self.snapshot.targets[index];
         if !delivered {
+            if expect != Expect::Nothing {
+                lock(&self.shared.tracker).forget(&id);
+            }
             let mut recorder = lock(&self.shared.recorder);
             recorder.forget_pending_ping(&id);
             recorder.unrecord_last_sent_id(&target.name, &id);
@@ -392,8 +468,17 @@ impl Generator {
         let id = match self.snapshot.by_name.get(&channel).copied() {
             Some(index) => {
                 let chatter = Chatter::for_login(&request.user_login.to_lowercase());
-                self.emit_privmsg(index, &chatter, &request.text, "", None, false, false)
-                    .await
+                self.emit_privmsg(
+                    index,
+                    &chatter,
+                    &request.text,
+                    "",
+                    None,
+                    false,
+                    false,
+                    Expect::Nothing,
+                )
+                .await
             }
             None => None,
         };

@@ -35,7 +35,9 @@ pub mod discord;
 pub mod generator;
 pub mod limits;
 pub mod lines;
+pub mod mix;
 pub mod state;
+pub mod track;
 
 pub use cli::run_standalone;
 pub use config::{SendLimits, SimConfig};
@@ -281,6 +283,36 @@ impl SimHandle {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Replaces the content mix of generated chat (`None`: the default content).
+    pub fn set_mix(&self, mix: Option<mix::ContentMix>) {
+        *lock(&self.shared.mix) = mix.map(Arc::new);
+        self.shared.mix_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Sets a channel's share of generated traffic; false if the channel is unknown.
+    pub fn set_channel_weight(&self, channel: &str, weight: f64) -> bool {
+        let channel = channel.trim_start_matches('#').to_lowercase();
+        self.shared
+            .change_membership(|table| table.set_weight(&channel, weight))
+    }
+
+    /// Expected answers, matched latencies (whole run) and their counts.
+    pub fn tracker(&self) -> track::TrackerSnapshot {
+        lock(&self.shared.tracker).snapshot()
+    }
+
+    /// The (reply, moderation) latencies matched since the previous call, in µs.
+    pub fn take_latency_interval(
+        &self,
+    ) -> (hdrhistogram::Histogram<u64>, hdrhistogram::Histogram<u64>) {
+        lock(&self.shared.tracker).take_interval()
+    }
+
+    /// A moderation call for a simulated message arrived at `at` (the bench's Helix calls this).
+    pub fn record_moderation(&self, call: &track::ModerationCall, at: Instant) -> Option<u64> {
+        lock(&self.shared.tracker).moderation(call, at)
     }
 
     /// Stops listening and generating and closes every connection.

@@ -105,6 +105,8 @@ pub struct ChannelTable {
     pub channels: Vec<ChannelEntry>,
     by_name: HashMap<String, usize>,
     cap: usize,
+    /// Channels with at least one member.
+    joined: usize,
 }
 
 impl ChannelTable {
@@ -114,7 +116,10 @@ impl ChannelTable {
             ..Self::default()
         };
         for (rank, name) in config.channels.iter().enumerate() {
-            let weight = super::content::zipf_weight(rank, config.zipf_exponent);
+            let weight = match &config.channel_weights {
+                Some(weights) => weights.get(rank).copied().unwrap_or(0.0),
+                None => super::content::zipf_weight(rank, config.zipf_exponent),
+            };
             table.insert(name.trim_start_matches('#').to_lowercase(), weight);
         }
         table
@@ -150,9 +155,23 @@ impl ChannelTable {
         };
         let channel = &mut self.channels[index];
         if !channel.members.iter().any(|(id, _)| *id == client) {
+            if channel.members.is_empty() {
+                self.joined += 1;
+            }
             channel.members.push((client, outbound.clone()));
         }
         Ok(channel.room_id)
+    }
+
+    /// Sets a known channel's generator weight; false if it is unknown.
+    pub fn set_weight(&mut self, name: &str, weight: f64) -> bool {
+        match self.by_name.get(name) {
+            Some(index) => {
+                self.channels[*index].weight = weight.max(0.0);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a client from a channel; true if it was joined.
@@ -163,13 +182,20 @@ impl ChannelTable {
         let members = &mut self.channels[*index].members;
         let before = members.len();
         members.retain(|(id, _)| *id != client);
+        if before > 0 && members.is_empty() {
+            self.joined -= 1;
+        }
         members.len() != before
     }
 
     /// Removes a client from every channel.
     pub fn part_all(&mut self, client: u64) {
         for channel in &mut self.channels {
+            let before = channel.members.len();
             channel.members.retain(|(id, _)| *id != client);
+            if before > 0 && channel.members.is_empty() {
+                self.joined -= 1;
+            }
         }
     }
 
@@ -177,12 +203,10 @@ impl ChannelTable {
         self.by_name.get(name).map(|i| self.channels[*i].room_id)
     }
 
-    /// Channels with at least one client joined.
+    /// Channels with at least one client joined (kept as a count: a JOIN of the 100,000th
+    /// channel must not walk the other 99,999).
     pub fn joined_count(&self) -> usize {
-        self.channels
-            .iter()
-            .filter(|c| !c.members.is_empty())
-            .count()
+        self.joined
     }
 }
 
@@ -318,6 +342,11 @@ pub struct Shared {
     pub next_client_id: AtomicU64,
     pub accounts: Mutex<HashMap<String, AccountLimiter>>,
     pub recorder: Mutex<Recorder>,
+    /// Messages expecting a reply or moderation, and matched latencies (bench).
+    pub tracker: Mutex<super::track::Tracker>,
+    /// The content mix now in force; `mix_version` is bumped when it changes.
+    pub mix: Mutex<Option<Arc<super::mix::ContentMix>>>,
+    pub mix_version: AtomicU64,
     pub shutdown: CancellationToken,
 }
 
@@ -333,6 +362,9 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             accounts: Mutex::new(HashMap::new()),
             recorder: Mutex::new(Recorder::new()?),
+            tracker: Mutex::new(super::track::Tracker::new()?),
+            mix: Mutex::new(config.mix.clone().map(Arc::new)),
+            mix_version: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             config,
         })
@@ -426,6 +458,32 @@ mod tests {
         rec.add_pending_ping("new", t0 + PENDING_PING_TTL + Duration::from_secs(1));
         assert_eq!(rec.pending_ping_count(), 1);
         assert!(rec.match_reply("old", t0 + PENDING_PING_TTL).is_none());
+    }
+
+    #[test]
+    fn the_joined_count_follows_joins_and_parts() {
+        let mut config = SimConfig::with_channels(3);
+        config.max_channels = 4;
+        let mut table = ChannelTable::new(&config);
+        let (tx, _rx) = mpsc::channel(1);
+        table.join("sim0000", 1, &tx).expect("join");
+        table.join("sim0000", 2, &tx).expect("join");
+        table.join("sim0001", 1, &tx).expect("join");
+        table.join("extra", 1, &tx).expect("join creates");
+        assert_eq!(table.joined_count(), 3);
+        assert_eq!(table.join("another", 1, &tx), Err(JoinRefusal::TableFull));
+        assert!(table.part("sim0000", 1));
+        assert_eq!(table.joined_count(), 3);
+        table.part_all(1);
+        assert_eq!(table.joined_count(), 1);
+        table.part_all(2);
+        assert_eq!(table.joined_count(), 0);
+        let counted = table
+            .channels
+            .iter()
+            .filter(|c| !c.members.is_empty())
+            .count();
+        assert_eq!(counted, 0);
     }
 
     #[test]

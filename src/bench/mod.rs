@@ -1,0 +1,24 @@
+//! `firehose bench`: a load-generator benchmark of the whole service.
+//!
+//! A scenario file ([`scenario`]) declares a realistic fire hose: channels with Zipf-distributed
+//! viewers, messages per second from viewers, a content mix and a Zipf chatter population per
+//! channel, phases (steady, a raid spike, a hate raid) or a capacity ramp, and SLOs. [`run`]
+//! starts the Twitch simulator, a recording Helix ([`helix`]) and the service (in process, or
+//! as its own process), drives the traffic, and measures throughput (the service's own
+//! `/metrics`, [`scrape`]), end-to-end reply and moderation latency (the simulator's tracker:
+//! from its send of a message to the threaded reply or Helix call arriving back), CPU and memory
+//! ([`procstat`]). [`report`] writes `report.json`, `report.md` and two SVG plots. [`ceiling`]
+//! measures the same traffic into twitch-irc's bare receive loop.
+
+pub mod ceiling;
+pub mod helix;
+pub mod procstat;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod scrape;
+
+pub use ceiling::{run_ceiling, CeilingOptions, CeilingReport};
+pub use report::Report;
+pub use run::{run_bench, BenchOptions};
+pub use scenario::{Overrides, Scenario};

@@ -1,0 +1,467 @@
+//! The bench report: `report.json` (machine-readable), `report.md` (tables a person reads),
+//! `latency.svg` (reply and moderation latency percentiles over time) and `throughput.svg`
+//! (msgs/s sent and processed over time), drawn with `plotters`' SVG backend.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::scenario::Slo;
+
+/// Latency percentiles in microseconds (0 when nothing was measured; see `count`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+
+    /// p50 <= p90 <= p99 <= p99.9 <= max.
+    pub fn ordered(&self) -> bool {
+        self.p50 <= self.p90
+            && self.p90 <= self.p99
+            && self.p99 <= self.p999
+            && self.p999 <= self.max
+    }
+
+    fn field(&self, name: &str) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        match name {
+            "p50" => Some(self.p50),
+            "p90" => Some(self.p90),
+            "p99" => Some(self.p99),
+            "p999" => Some(self.p999),
+            "max" => Some(self.max),
+            _ => None,
+        }
+    }
+}
+
+/// One declared SLO and its verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SloResult {
+    pub metric: String,
+    pub objective: String,
+    /// The measured value (`None`: nothing measured, which fails).
+    pub value: Option<f64>,
+    pub pass: bool,
+}
+
+/// One point of the time series (one sampling interval).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since traffic started (end of the interval).
+    pub t_s: f64,
+    pub phase: String,
+    pub sent_per_s: f64,
+    /// `None` when the service was not scraped in this interval.
+    pub processed_per_s: Option<f64>,
+    pub reply_p50_us: Option<u64>,
+    pub reply_p99_us: Option<u64>,
+    pub moderation_p50_us: Option<u64>,
+    pub moderation_p99_us: Option<u64>,
+}
+
+/// One step of a capacity ramp.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RampStep {
+    pub offered_msgs_per_s: f64,
+    pub sent_per_s: f64,
+    pub processed_per_s: f64,
+    pub shed: u64,
+    pub reply_p99_us: Option<u64>,
+    pub moderation_p99_us: Option<u64>,
+    pub sustained: bool,
+    /// Why the step was not sustained (empty when it was).
+    pub why: String,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: String,
+    pub description: String,
+    /// `in-process` or `separate-process`.
+    pub mode: String,
+    pub command: String,
+    pub channels: usize,
+    pub traffic_seconds: f64,
+    /// Mean offered rate over the traffic (what the scenario asked the simulator for).
+    pub offered_msgs_per_s: f64,
+    /// Messages processed by the service per second of traffic.
+    pub msgs_per_s: f64,
+    /// Chat lines the simulator delivered (PRIVMSGs + USERNOTICE/CLEARCHAT/CLEARMSG events).
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub messages_processed: u64,
+    pub messages_shed: u64,
+    pub generator_skipped: u64,
+    pub reply_latency_us: Percentiles,
+    pub moderation_latency_us: Percentiles,
+    pub replies_expected: u64,
+    pub replies_matched: u64,
+    pub moderation_expected: u64,
+    pub moderation_matched: u64,
+    /// Helix calls that matched no pending spam message (e.g. a second action for one message).
+    pub moderation_unmatched: u64,
+    /// CPU seconds of the service process (in-process: the whole process, simulator included).
+    pub cpu_seconds: f64,
+    pub cpu_s_per_million: f64,
+    pub peak_rss_bytes: u64,
+    pub rss_before_join_bytes: u64,
+    pub rss_after_join_bytes: u64,
+    pub rss_per_channel_bytes: f64,
+    pub store_writes_per_message: f64,
+    /// False when `firehose_store_rows_written_total` was absent.
+    pub store_measured: bool,
+    /// Capacity scenarios: highest msgs/s sustained without shedding or an SLO breach.
+    pub capacity_msgs_per_s: Option<f64>,
+    pub ramp_steps: Vec<RampStep>,
+    pub slo: Vec<SloResult>,
+    pub samples: Vec<Sample>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// The value of an SLO metric name (see [`super::scenario::SLO_METRICS`]).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        match name {
+            "msgs_per_s" => Some(self.msgs_per_s),
+            "messages_shed" => Some(self.messages_shed as f64),
+            "shed_ratio" => ratio(self.messages_shed, self.messages_sent),
+            "cpu_s_per_million" => Some(self.cpu_s_per_million),
+            "peak_rss_bytes" => Some(self.peak_rss_bytes as f64),
+            "rss_per_channel_bytes" => Some(self.rss_per_channel_bytes),
+            "reply_match_ratio" => ratio(self.replies_matched, self.replies_expected),
+            "moderation_match_ratio" => ratio(self.moderation_matched, self.moderation_expected),
+            "capacity_msgs_per_s" => self.capacity_msgs_per_s,
+            other => {
+                let (family, field) = other.split_once('.')?;
+                let p = match family {
+                    "reply_latency_us" => &self.reply_latency_us,
+                    "moderation_latency_us" => &self.moderation_latency_us,
+                    _ => return None,
+                };
+                p.field(field).map(|v| v as f64)
+            }
+        }
+    }
+
+    /// Judges every declared SLO against this report.
+    pub fn judge(&mut self, slos: &[Slo]) {
+        self.slo = slos
+            .iter()
+            .map(|slo| {
+                let value = self.metric(&slo.metric);
+                SloResult {
+                    metric: slo.metric.clone(),
+                    objective: slo.describe(),
+                    pass: value.is_some_and(|v| slo.passes(v)),
+                    value,
+                }
+            })
+            .collect();
+    }
+
+    /// Writes report.json, report.md, latency.svg and throughput.svg into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)?)?;
+        std::fs::write(dir.join("report.md"), self.markdown())?;
+        plot_latency(self, &dir.join("latency.svg"))?;
+        plot_throughput(self, &dir.join("throughput.svg"))?;
+        Ok(())
+    }
+
+    /// The report as Markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# firehose bench: `{}`\n", self.scenario);
+        if !self.description.is_empty() {
+            let _ = writeln!(md, "{}\n", self.description);
+        }
+        let _ = writeln!(md, "Command: `{}` ({})\n", self.command, self.mode);
+        let _ = writeln!(md, "## Throughput\n");
+        let _ = writeln!(md, "| figure | value |\n|---|---:|");
+        let rows: Vec<(&str, String)> = vec![
+            ("channels joined", self.channels.to_string()),
+            ("traffic seconds", format!("{:.1}", self.traffic_seconds)),
+            (
+                "offered msgs/s (mean)",
+                format!("{:.0}", self.offered_msgs_per_s),
+            ),
+            ("msgs_per_s (processed)", format!("{:.0}", self.msgs_per_s)),
+            ("messages_sent", self.messages_sent.to_string()),
+            ("messages_processed", self.messages_processed.to_string()),
+            ("messages_shed", self.messages_shed.to_string()),
+            (
+                "generator skipped (sim fell behind)",
+                self.generator_skipped.to_string(),
+            ),
+            (
+                "capacity_msgs_per_s",
+                self.capacity_msgs_per_s
+                    .map_or("-".into(), |c| format!("{c:.0}")),
+            ),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
+        let _ = writeln!(
+            md,
+            "\n## End-to-end latency (µs, simulator send -> answer back)\n"
+        );
+        let _ = writeln!(
+            md,
+            "| kind | answered / expected | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for (kind, p, matched, expected) in [
+            (
+                "reply",
+                &self.reply_latency_us,
+                self.replies_matched,
+                self.replies_expected,
+            ),
+            (
+                "moderation",
+                &self.moderation_latency_us,
+                self.moderation_matched,
+                self.moderation_expected,
+            ),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {kind} | {matched} / {expected} | {} | {} | {} | {} | {} |",
+                p.p50, p.p90, p.p99, p.p999, p.max
+            );
+        }
+        let _ = writeln!(md, "\n## Cost\n");
+        let _ = writeln!(md, "| figure | value |\n|---|---:|");
+        let store = if self.store_measured {
+            format!("{:.3}", self.store_writes_per_message)
+        } else {
+            "0.0 (store not measured: metric absent)".to_string()
+        };
+        let rows: Vec<(&str, String)> = vec![
+            ("cpu seconds", format!("{:.2}", self.cpu_seconds)),
+            (
+                "cpu_s_per_million",
+                format!("{:.2}", self.cpu_s_per_million),
+            ),
+            (
+                "peak_rss_bytes",
+                format!(
+                    "{} ({:.1} MiB)",
+                    self.peak_rss_bytes,
+                    mib(self.peak_rss_bytes)
+                ),
+            ),
+            (
+                "RSS before joining",
+                format!("{:.1} MiB", mib(self.rss_before_join_bytes)),
+            ),
+            (
+                "RSS after joining",
+                format!("{:.1} MiB", mib(self.rss_after_join_bytes)),
+            ),
+            (
+                "rss_per_channel_bytes",
+                format!("{:.0}", self.rss_per_channel_bytes),
+            ),
+            ("store_writes_per_message", store),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
+        if !self.ramp_steps.is_empty() {
+            let _ = writeln!(md, "\n## Capacity ramp\n");
+            let _ = writeln!(
+                md,
+                "| offered | sent/s | processed/s | shed | reply p99 µs | moderation p99 µs | sustained |\n|---:|---:|---:|---:|---:|---:|---|"
+            );
+            for s in &self.ramp_steps {
+                let _ = writeln!(
+                    md,
+                    "| {:.0} | {:.0} | {:.0} | {} | {} | {} | {} |",
+                    s.offered_msgs_per_s,
+                    s.sent_per_s,
+                    s.processed_per_s,
+                    s.shed,
+                    opt(s.reply_p99_us),
+                    opt(s.moderation_p99_us),
+                    if s.sustained {
+                        "yes".to_string()
+                    } else {
+                        format!("no: {}", s.why)
+                    }
+                );
+            }
+        }
+        let _ = writeln!(md, "\n## SLOs\n");
+        let _ = writeln!(md, "| objective | measured | verdict |\n|---|---:|---|");
+        for s in &self.slo {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} |",
+                s.objective,
+                s.value.map_or("not measured".into(), |v| format!("{v:.3}")),
+                if s.pass { "pass" } else { "FAIL" }
+            );
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(md, "\n## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(md, "- {n}");
+            }
+        }
+        let _ = writeln!(md, "\nPlots: `latency.svg`, `throughput.svg`.");
+        md
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("drawing a plot: {e}")
+}
+
+/// A named, coloured line of (t, y) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// Draws several named series of (t, y) points.
+fn plot(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) -> anyhow::Result<()> {
+    let x_max = series
+        .iter()
+        .flat_map(|(_, _, pts)| pts.iter().map(|p| p.0))
+        .fold(1.0_f64, f64::max);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, _, pts)| pts.iter().map(|p| p.1))
+        .fold(1.0_f64, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since traffic started")
+        .y_desc(y_label)
+        .draw()
+        .map_err(plot_err)?;
+    for (name, color, points) in series {
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(plot_err)?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+fn plot_latency(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let pick = |f: fn(&Sample) -> Option<u64>| -> Vec<(f64, f64)> {
+        report
+            .samples
+            .iter()
+            .filter_map(|s| f(s).map(|v| (s.t_s, v as f64 / 1000.0)))
+            .collect()
+    };
+    plot(
+        path,
+        &format!("{}: end-to-end latency per second", report.scenario),
+        "latency (ms)",
+        &[
+            (
+                "reply p50",
+                RGBColor(31, 119, 180),
+                pick(|s| s.reply_p50_us),
+            ),
+            (
+                "reply p99",
+                RGBColor(174, 199, 232),
+                pick(|s| s.reply_p99_us),
+            ),
+            (
+                "moderation p50",
+                RGBColor(214, 39, 40),
+                pick(|s| s.moderation_p50_us),
+            ),
+            (
+                "moderation p99",
+                RGBColor(255, 152, 150),
+                pick(|s| s.moderation_p99_us),
+            ),
+        ],
+    )
+}
+
+fn plot_throughput(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let sent = report
+        .samples
+        .iter()
+        .map(|s| (s.t_s, s.sent_per_s))
+        .collect();
+    let processed = report
+        .samples
+        .iter()
+        .filter_map(|s| s.processed_per_s.map(|p| (s.t_s, p)))
+        .collect();
+    plot(
+        path,
+        &format!("{}: msgs/s", report.scenario),
+        "messages per second",
+        &[
+            ("sent (simulator)", RGBColor(44, 160, 44), sent),
+            ("processed (service)", RGBColor(31, 119, 180), processed),
+        ],
+    )
+}
