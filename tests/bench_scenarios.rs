@@ -60,6 +60,12 @@ fn check_complete(name: &str, report: &Report, json: &Value, dir: &Path) {
             );
         }
     }
+    assert!(
+        json["store_writes_per_message"]
+            .as_f64()
+            .is_some_and(|w| w > 0.0),
+        "{name}: the store's writes were not measured"
+    );
     let sent = json["messages_sent"].as_u64().expect("sent");
     let processed = json["messages_processed"].as_u64().expect("processed");
     let shed = json["messages_shed"].as_u64().expect("shed");
@@ -116,7 +122,7 @@ fn check_complete(name: &str, report: &Report, json: &Value, dir: &Path) {
         "| moderation |",
         "| cpu_s_per_million |",
         "| rss_per_channel_bytes |",
-        "store not measured (metric absent)",
+        "| store_writes_per_message |",
         "## SLOs",
     ] {
         assert!(md.contains(needle), "{name}: report.md lacks `{needle}`");

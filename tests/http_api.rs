@@ -142,6 +142,11 @@ async fn admin_join_and_part_need_the_token() {
 
     let none = http.post(&path).send().await.expect("post");
     assert_eq!(none.status(), 401);
+    // Flushing the state store is an admin action too.
+    let flush = url(&service, "/v1/store/flush");
+    assert_eq!(http.post(&flush).send().await.expect("post").status(), 401);
+    let flushed = http.post(&flush).send_as_admin().await;
+    assert_eq!(flushed.status(), 200);
     let wrong = http
         .post(&path)
         .bearer_auth("not-the-token")

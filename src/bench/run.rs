@@ -600,6 +600,13 @@ async fn measure(
     let offered = ctx.offered_integral / traffic_seconds.max(1e-3);
     ctx.progress.set_message("draining");
     let counts = settle(&mut ctx, Duration::from_secs(20)).await;
+    // Every state change written, so the store's rows cover the whole run.
+    let flushed = flush_store(&http).await;
+    let counts = if flushed.is_ok() {
+        ctx.scrape_now().await
+    } else {
+        counts
+    };
     ctx.progress.finish_and_clear();
     let end = proc_sample(target)?;
     let stats = sim.stats();
@@ -634,6 +641,11 @@ async fn measure(
         notes.push(format!(
             "the service dropped {} replies/moderation actions (firehose_outbound_dropped_total + firehose_helix_dropped_total) and {} Helix calls failed: their messages are never answered",
             counts.actions_dropped, counts.helix_failed
+        ));
+    }
+    if let Err(e) = &flushed {
+        notes.push(format!(
+            "the final store flush failed ({e}): store writes cover completed flushes only"
         ));
     }
     let store_measured = counts.store_rows_written.is_some();
@@ -735,6 +747,23 @@ fn reset_phase(ctx: &Ctx, scenario: &Scenario, phase: &Phase) {
 /// Waits until the service handled everything sent and every expected answer came, or until
 /// answers stop coming for 3 s after that (a shed spam message is never moderated), or the
 /// deadline passes; returns the last counts.
+/// Asks the service to write every pending state change (`POST /v1/store/flush`).
+async fn flush_store(http: &std::net::SocketAddr) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let response = client
+        .post(format!("http://{http}/v1/store/flush"))
+        .bearer_auth(ADMIN_TOKEN)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "store flush: HTTP {}",
+        response.status()
+    );
+    Ok(())
+}
+
 async fn settle(ctx: &mut Ctx, deadline: Duration) -> ServiceCounts {
     let until = Instant::now() + deadline;
     let mut last_answers = (0, Instant::now());

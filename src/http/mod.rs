@@ -10,6 +10,7 @@
 //! | `DELETE /v1/channels/{login}` | bearer | part |
 //! | `GET /v1/channels/{login}/rules` | bearer | the channel's rules |
 //! | `GET/PUT/DELETE /v1/channels/{login}/{commands,keywords,timers,filters}/{name}` | bearer | one rule (see [`rules`]) |
+//! | `POST /v1/store/flush` | bearer | write every pending state change now; 200, or 503 + why |
 //!
 //! The admin token is compared in constant time ([`subtle`]); without a configured token the
 //! admin routes refuse every request.
@@ -63,6 +64,7 @@ pub fn routes(core: Arc<Core>) -> Router {
             post(join_channel).delete(part_channel),
         )
         .route("/v1/channels/{login}/rules", get(rules::get_rules))
+        .route("/v1/store/flush", post(flush_store))
         .route(
             "/v1/channels/{login}/{kind}/{name}",
             get(rules::get_item)
@@ -80,6 +82,19 @@ pub fn routes(core: Arc<Core>) -> Router {
         .route("/v1/channels", get(list_channels))
         .merge(admin)
         .with_state(core)
+}
+
+/// Writes everything the store's writer holds (before maintenance, or to read exact figures).
+async fn flush_store(State(core): State<Arc<Core>>) -> Response {
+    let timeout = std::time::Duration::from_millis(core.config.supervisor.drain_timeout_ms);
+    match tokio::time::timeout(timeout, core.store.flush()).await {
+        Ok(Ok(())) => Json(json!({ "flushed": true })).into_response(),
+        Ok(Err(e)) => error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store did not finish writing within supervisor.drain_timeout_ms",
+        ),
+    }
 }
 
 async fn healthz() -> &'static str {
