@@ -176,7 +176,9 @@ async fn a_restarted_actor_gets_back_what_the_writer_held() {
     std::fs::write(dir.path().join(format!("{channel}.toml")), RULES).expect("rules");
     let mut config = config_for(sim.local_addr(), std::slice::from_ref(&channel));
     config.engine.rules_dir = dir.path().display().to_string();
-    config.store.flush_interval_ms = 3_600_000; // nothing reaches the database in this test
+    // Nothing reaches the database in this test.
+    config.store.flush_interval_ms = 3_600_000;
+    config.store.user_stats_flush_interval_ms = 3_600_000;
     let service = service(config, options_with(FaultyEngine::default(), None)).await;
     say(&sim, &channel, "viewer", "!death").await;
     say(&sim, &channel, "viewer", "!death").await;
