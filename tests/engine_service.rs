@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use firehose::service::ServiceOptions;
@@ -19,22 +19,6 @@ message = "Remember to drink water"
 interval_s = 1
 min_lines = 0
 "#;
-
-fn moderator_line(channel: &str, text: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    format!(
-        "@badge-info=;badges=moderator/1;color=;display-name=Modder;emotes=;first-msg=0;flags=;id=mod-{now};mod=1;room-id=1;subscriber=0;tmi-sent-ts={now};turbo=0;user-id=999;user-type=mod :modder!modder@modder.tmi.twitch.tv PRIVMSG #{channel} :{text}"
-    )
-}
-
-fn said(sim: &firehose::sim::SimHandle, channel: &str, needle: &str) -> bool {
-    sim.received()
-        .iter()
-        .any(|m| m.channel == channel && m.text.contains(needle))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_files_drive_commands_timers_and_chat_edits() {

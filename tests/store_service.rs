@@ -29,19 +29,6 @@ warning_expiry_s = 600
 silent = true
 "#;
 
-fn moderator_line(channel: &str, text: &str) -> String {
-    let now = firehose::engine::millis(std::time::SystemTime::now());
-    format!(
-        "@badge-info=;badges=moderator/1;color=;display-name=Modder;emotes=;first-msg=0;flags=;id=mod-{now};mod=1;room-id=1;subscriber=0;tmi-sent-ts={now};turbo=0;user-id=999;user-type=mod :modder!modder@modder.tmi.twitch.tv PRIVMSG #{channel} :{text}"
-    )
-}
-
-fn said(sim: &SimHandle, channel: &str, needle: &str) -> bool {
-    sim.received()
-        .iter()
-        .any(|m| m.channel == channel && m.text.contains(needle))
-}
-
 async fn say(sim: &SimHandle, channel: &str, user: &str, text: &str) {
     sim.send_privmsg(channel, user, text).await.expect("joined");
 }

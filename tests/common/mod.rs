@@ -232,3 +232,18 @@ pub fn embedded_store_config(dir: &std::path::Path) -> firehose::config::StoreCo
         ..Default::default()
     }
 }
+
+/// A PRIVMSG from a moderator (badges, `mod=1`) to inject with `SimHandle::inject_raw`.
+pub fn moderator_line(channel: &str, text: &str) -> String {
+    let now = engine::millis(SystemTime::now());
+    format!(
+        "@badge-info=;badges=moderator/1;color=;display-name=Modder;emotes=;first-msg=0;flags=;id=mod-{now};mod=1;room-id=1;subscriber=0;tmi-sent-ts={now};turbo=0;user-id=999;user-type=mod :modder!modder@modder.tmi.twitch.tv PRIVMSG #{channel} :{text}"
+    )
+}
+
+/// Whether the bot said something containing `needle` in `channel`.
+pub fn said(sim: &SimHandle, channel: &str, needle: &str) -> bool {
+    sim.received()
+        .iter()
+        .any(|m| m.channel == channel && m.text.contains(needle))
+}
