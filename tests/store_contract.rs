@@ -262,6 +262,28 @@ async fn leases_exclude_other_owners(store: Arc<dyn StateStore>) {
         store.acquire_lease("twitch:c", "b", ttl).await.expect("b"),
         LeaseOutcome::Held
     );
+    // A renewed lease outlives its first TTL (every cell is rewritten, the owner too).
+    let first = std::time::Instant::now();
+    assert_eq!(
+        store
+            .acquire_lease("twitch:e", "a", Duration::from_secs(2))
+            .await
+            .expect("a"),
+        LeaseOutcome::Held
+    );
+    assert_eq!(
+        store
+            .acquire_lease("twitch:e", "a", ttl)
+            .await
+            .expect("renew"),
+        LeaseOutcome::Held
+    );
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(first.elapsed())).await;
+    assert_eq!(
+        store.acquire_lease("twitch:e", "b", ttl).await.expect("b"),
+        LeaseOutcome::HeldBy("a".into()),
+        "the renewed lease still holds after the first TTL"
+    );
     // A lease runs out by itself.
     let short = Duration::from_secs(1);
     assert_eq!(

@@ -123,24 +123,14 @@ impl Actor for ChannelActor {
 
     async fn pre_start(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         args: ChannelArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let name = args.shared.key.name.to_string();
         let store_id: Arc<str> = Arc::from(args.shared.key.to_string());
-        let stored = load_stored(&args.context, &store_id).await;
-        let stored_rules = match &stored {
-            Ok(stored) => stored.channel_rules().unwrap_or_else(|e| {
-                args.shared
-                    .set_last_error(format!("stored rules refused, using the book's: {e}"));
-                None
-            }),
-            Err(_) => None,
-        };
-        let rules = match stored_rules {
-            Some(rules) => Arc::new(rules),
-            None => args.context.rules.get(&name),
-        };
+        // Stored state is loaded in `post_start`, so that spawning (in the supervisor) never
+        // waits for the database; messages wait in the mailbox until it is in.
+        let rules = args.context.rules.get(&name);
         // Rules in the book were validated when they went in; should they still fail to compile,
         // the channel runs the built-ins and says why rather than not running at all.
         let engine = match ChannelState::with_rules(name.clone(), (*rules).clone()) {
@@ -156,7 +146,7 @@ impl Actor for ChannelActor {
                 ChannelState::new(name)
             }
         };
-        let mut state = ChannelActorState {
+        let state = ChannelActorState {
             rules_at_start: Arc::clone(&engine.rules),
             engine,
             shared: args.shared,
@@ -166,19 +156,19 @@ impl Actor for ChannelActor {
             reload_delay: RELOAD_FIRST,
             log_seq: 0,
         };
-        match stored {
-            Ok(stored) => state.restore(&stored),
-            Err(e) => state.schedule_reload(&myself, &e),
-        }
         state.note_rules();
         Ok(state)
     }
 
     async fn post_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        match load_stored(&state.context, &state.store_id).await {
+            Ok(stored) => state.restore(&stored),
+            Err(e) => state.schedule_reload(&myself, &e),
+        }
         if matches!(
             state.shared.status(),
             ChannelStatus::Starting | ChannelStatus::Restarting

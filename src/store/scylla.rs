@@ -62,6 +62,9 @@ struct Prepared {
     select_log: PreparedStatement,
     lease_insert: PreparedStatement,
     lease_renew: PreparedStatement,
+    /// Takes a row whose owner cell expired (renewals rewrite every cell, so only a row
+    /// written by an older version can be in that state).
+    lease_orphan: PreparedStatement,
     lease_release: PreparedStatement,
 }
 
@@ -209,7 +212,13 @@ impl ScyllaStore {
                         .await?,
                     lease_renew: self
                         .prepare(
-                            "UPDATE {ks}.channel_leases USING TTL ? SET expires_ms = ? WHERE channel = ? IF owner = ?",
+                            "UPDATE {ks}.channel_leases USING TTL ? SET owner = ?, expires_ms = ? WHERE channel = ? IF owner = ?",
+                            false,
+                        )
+                        .await?,
+                    lease_orphan: self
+                        .prepare(
+                            "UPDATE {ks}.channel_leases USING TTL ? SET owner = ?, expires_ms = ? WHERE channel = ? IF owner = null",
                             false,
                         )
                         .await?,
@@ -600,17 +609,22 @@ impl StateStore for ScyllaStore {
             if applied {
                 return Ok(LeaseOutcome::Held);
             }
-            match holder {
-                Some(holder) if holder == owner => {
-                    let renewed = self
-                        .execute(&p.lease_renew, (ttl_s, expires, channel, owner))
-                        .await?;
-                    match lwt_outcome(renewed)? {
-                        (true, _) => Ok(LeaseOutcome::Held),
-                        (false, holder) => Ok(LeaseOutcome::HeldBy(holder.unwrap_or_default())),
-                    }
-                }
-                holder => Ok(LeaseOutcome::HeldBy(holder.unwrap_or_default())),
+            let renew = match holder {
+                Some(holder) if holder == owner => &p.lease_renew,
+                None => &p.lease_orphan,
+                Some(holder) => return Ok(LeaseOutcome::HeldBy(holder)),
+            };
+            // Every cell is rewritten with the new TTL (owner too), so the lease lives on.
+            let values = (ttl_s, owner, expires, channel, owner);
+            let renewed = if std::ptr::eq(renew, &p.lease_orphan) {
+                self.execute(renew, (ttl_s, owner, expires, channel))
+                    .await?
+            } else {
+                self.execute(renew, values).await?
+            };
+            match lwt_outcome(renewed)? {
+                (true, _) => Ok(LeaseOutcome::Held),
+                (false, holder) => Ok(LeaseOutcome::HeldBy(holder.unwrap_or_default())),
             }
         })
     }

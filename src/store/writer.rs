@@ -186,6 +186,9 @@ impl StoreStatus {
     }
 }
 
+/// A flush request not yet tied to a flush.
+const UNASSIGNED: u64 = 0;
+
 /// One handled event's changes for one channel.
 struct ChangeBatch {
     channel: Arc<str>,
@@ -243,6 +246,7 @@ impl StoreHandle {
             deferred_loads: Vec::new(),
             load_replies: HashMap::new(),
             flush_waiters: Vec::new(),
+            flushes_started: 0,
             bases: HashMap::new(),
             user_bases: HashMap::new(),
             backoff: config.retry_backoff,
@@ -344,7 +348,7 @@ struct UserDelta {
 }
 
 /// A channel's coalesced changes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Pending {
     counters: HashMap<String, i64>,
     users: HashMap<String, UserDelta>,
@@ -466,8 +470,8 @@ struct ChannelFlushed {
     base: Option<ChannelBase>,
     users: Vec<UserRow>,
     rows: u64,
-    /// On failure: the changes to put back and why.
-    failed: Option<(Pending, StoreError)>,
+    /// On failure: why (the writer puts the job's changes back).
+    failed: Option<StoreError>,
 }
 
 struct InFlight {
@@ -475,6 +479,21 @@ struct InFlight {
     keys: usize,
     task: JoinHandle<Vec<ChannelFlushed>>,
     started: Instant,
+    /// This flush's number (see `flushes_started`).
+    number: u64,
+    /// What each channel's job carries: put back if the job fails, or if the task dies.
+    jobs: HashMap<Arc<str>, Arc<Pending>>,
+}
+
+/// What a finished flush task gave back.
+struct FlushOutcome {
+    results: Vec<ChannelFlushed>,
+    started: Instant,
+    since: Instant,
+    number: u64,
+    jobs: HashMap<Arc<str>, Arc<Pending>>,
+    /// The task itself failed (panicked): nothing is known of its writes.
+    task_error: Option<String>,
 }
 
 type LoadFuture = futures::future::BoxFuture<'static, (Arc<str>, StoreResult<StoredChannel>)>;
@@ -492,7 +511,10 @@ struct Writer {
     /// Loads waiting for a flush to end, and their reply ports (by channel).
     deferred_loads: Vec<(Arc<str>, oneshot::Sender<StoreResult<StoredChannel>>)>,
     load_replies: HashMap<Arc<str>, Vec<oneshot::Sender<StoreResult<StoredChannel>>>>,
-    flush_waiters: Vec<oneshot::Sender<StoreResult<()>>>,
+    /// Flush requests and the number of the flush that answers them (the first one started
+    /// after the request).
+    flush_waiters: Vec<(u64, oneshot::Sender<StoreResult<()>>)>,
+    flushes_started: u64,
     bases: HashMap<Arc<str>, ChannelBase>,
     user_bases: HashMap<(Arc<str>, String), UserRow>,
     backoff: Duration,
@@ -523,7 +545,7 @@ impl Writer {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let accepting = self.pending_keys < self.config.max_pending_keys;
+            let accepting = self.accepting();
             self.status.full.store(!accepting, Ordering::Relaxed);
             tokio::select! {
                 biased;
@@ -535,12 +557,36 @@ impl Writer {
                 }
                 _ = ticker.tick() => {}
             }
+            self.assign_flush_waiters(&mut data);
             self.maybe_flush();
             self.publish();
             if self.finished_shutdown(&mut data) {
                 return;
             }
         }
+    }
+
+    /// Gives flush requests the number of the flush that will answer them, once the changes
+    /// queued before them are all taken in (until then they push flushes to make room).
+    fn assign_flush_waiters(&mut self, data: &mut mpsc::Receiver<ChangeBatch>) {
+        if !self.flush_waiters.iter().any(|(n, _)| *n == UNASSIGNED) {
+            return;
+        }
+        self.drain_queue(data);
+        if data.is_empty() {
+            let next = self.flushes_started + 1;
+            for (number, _) in &mut self.flush_waiters {
+                if *number == UNASSIGNED {
+                    *number = next;
+                }
+            }
+        }
+    }
+
+    /// Whether there is room for more changes: pending and in-flight keys under the bound.
+    fn accepting(&self) -> bool {
+        let in_flight = self.in_flight.as_ref().map_or(0, |f| f.keys);
+        self.pending_keys + in_flight < self.config.max_pending_keys
     }
 
     fn merge(&mut self, batch: ChangeBatch) {
@@ -560,9 +606,14 @@ impl Writer {
         self.pending_since.get_or_insert_with(Instant::now);
     }
 
-    /// Takes every batch already queued (they were sent before whatever asked for this).
+    /// Takes the batches already queued (they were sent before whatever asked for this), as
+    /// long as there is room: at the bound they stay queued (a load then misses them in its
+    /// view; the stored values stay exact, being written from the writer's bases).
     fn drain_queue(&mut self, data: &mut mpsc::Receiver<ChangeBatch>) {
-        while let Ok(batch) = data.try_recv() {
+        while self.accepting() {
+            let Ok(batch) = data.try_recv() else {
+                return;
+            };
             self.merge(batch);
         }
     }
@@ -572,7 +623,9 @@ impl Writer {
             Control::Load { channel, reply } => {
                 // The requester's earlier changes are in the queue: take them first.
                 self.drain_queue(data);
-                if self.in_flight.is_some() {
+                // Loads and flushes never overlap; a due flush goes first so that a stream
+                // of loads cannot hold flushing off.
+                if self.in_flight.is_some() || self.due().is_some() {
                     self.deferred_loads.push((channel, reply));
                 } else {
                     self.start_load(channel, reply);
@@ -580,16 +633,22 @@ impl Writer {
             }
             Control::Flush { reply } => {
                 self.drain_queue(data);
-                if self.pending_keys == 0 && self.in_flight.is_none() {
+                if self.pending_keys == 0 && self.in_flight.is_none() && data.is_empty() {
                     let _ = reply.send(Ok(()));
                 } else {
-                    self.flush_waiters.push(reply);
+                    // Answered by the first flush that starts once everything queued before
+                    // the request is taken in (see `assign_flush_waiters`).
+                    self.flush_waiters.push((UNASSIGNED, reply));
                     self.next_attempt = Instant::now();
-                    self.last_flush = Instant::now() - self.config.flush_interval;
                 }
             }
             Control::Shutdown { deadline, reply } => {
-                self.drain_queue(data);
+                // Closed first: a change sent from now on is refused and counted, never
+                // accepted into a queue nobody reads.
+                data.close();
+                while let Ok(batch) = data.try_recv() {
+                    self.merge(batch);
+                }
                 self.shutdown = Some((deadline, reply));
                 self.next_attempt = Instant::now();
             }
@@ -621,6 +680,13 @@ impl Writer {
                 .bases
                 .entry(Arc::clone(&channel))
                 .or_insert_with(|| ChannelBase::from_stored(&stored));
+            // Rules rows the database shows are there, whatever we believed.
+            base.rule_keys.extend(
+                stored
+                    .rules
+                    .iter()
+                    .map(|r| (r.kind.clone(), r.name.clone())),
+            );
             stored.counters = base.counters.clone();
             if let Some(pending) = self.pending.get(&channel) {
                 pending.overlay(&mut stored).map_err(StoreError::Schema)?;
@@ -644,8 +710,12 @@ impl Writer {
         if self.pending_keys == 0 || Instant::now() < self.next_attempt {
             return None;
         }
+        let waiting = self
+            .flush_waiters
+            .iter()
+            .any(|(number, _)| *number == UNASSIGNED || *number > self.flushes_started);
         let everything = self.shutdown.is_some()
-            || !self.flush_waiters.is_empty()
+            || waiting
             || self.pending_keys >= self.config.flush_max_keys
             || self.last_user_flush.elapsed() >= self.config.user_flush_interval;
         if everything {
@@ -704,8 +774,13 @@ impl Writer {
         if pending.is_empty() {
             return;
         }
+        self.flushes_started += 1;
+        let number = self.flushes_started;
         let mut jobs = Vec::with_capacity(pending.len());
+        let mut kept = HashMap::with_capacity(pending.len());
         for (channel, changes) in pending {
+            let changes = Arc::new(changes);
+            kept.insert(Arc::clone(&channel), Arc::clone(&changes));
             let base = self.bases.get(&channel).cloned();
             let users = changes
                 .users
@@ -737,12 +812,21 @@ impl Writer {
             keys,
             task,
             started: Instant::now(),
+            number,
+            jobs: kept,
         });
     }
 
-    fn on_flushed(&mut self, flushed: (Vec<ChannelFlushed>, Instant, Instant)) {
-        let (results, started, since) = flushed;
-        let mut failure = None;
+    fn on_flushed(&mut self, outcome: FlushOutcome) {
+        let FlushOutcome {
+            results,
+            started,
+            since,
+            number,
+            mut jobs,
+            task_error,
+        } = outcome;
+        let mut failure = task_error.map(StoreError::Unavailable);
         let mut rows = 0;
         for result in results {
             rows += result.rows;
@@ -753,13 +837,23 @@ impl Writer {
                 let key = (Arc::clone(&result.channel), user.user_id.clone());
                 self.user_bases.insert(key, user);
             }
-            if let Some((changes, error)) = result.failed {
-                let pending = self.pending.entry(Arc::clone(&result.channel)).or_default();
-                let before = pending.keys();
-                pending.merge_older(changes);
-                self.pending_keys += pending.keys() - before;
-                failure = Some(error);
+            match result.failed {
+                // Written: nothing to put back.
+                None => {
+                    jobs.remove(&result.channel);
+                }
+                Some(error) => failure = Some(error),
             }
+        }
+        // Whatever was not written (failed jobs, or all of them if the task died) goes back
+        // under the newer changes. Re-writing a job that did land is harmless: its bases did
+        // not move, so the same absolute values are written again.
+        for (channel, changes) in jobs {
+            let changes = Arc::try_unwrap(changes).unwrap_or_else(|shared| (*shared).clone());
+            let pending = self.pending.entry(channel).or_default();
+            let before = pending.keys();
+            pending.merge_older(changes);
+            self.pending_keys += pending.keys() - before;
         }
         if self.user_bases.len() > self.config.max_cached_users {
             // Bases of users with changes still pending must stay: they may be the values from
@@ -776,29 +870,34 @@ impl Writer {
         if let Ok(mut h) = self.status.flush_latency_us.lock() {
             let _ = h.record(micros.max(1));
         }
+        // Requests this flush answers: those made before it started.
+        let (answered, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flush_waiters)
+            .into_iter()
+            .filter(|(_, reply)| !reply.is_closed())
+            .partition(|(wanted, _)| *wanted != UNASSIGNED && *wanted <= number);
+        self.flush_waiters = later;
         match failure {
             None => {
                 self.status.flushes_ok.fetch_add(1, Ordering::Relaxed);
                 self.status.set_error(None);
                 self.backoff = self.config.retry_backoff;
-                if self.pending_keys == 0 {
-                    for waiter in self.flush_waiters.drain(..) {
-                        let _ = waiter.send(Ok(()));
-                    }
+                for (_, waiter) in answered {
+                    let _ = waiter.send(Ok(()));
                 }
             }
             Some(error) => {
                 // Changes put back are as old as the flush's oldest.
                 self.pending_since = Some(self.pending_since.map_or(since, |s| s.min(since)));
-                if self.pending.values().any(|p| !p.users.is_empty()) {
-                    self.users_since = Some(self.users_since.map_or(since, |s| s.min(since)));
+                if self.pending.values().any(|p| !p.users.is_empty()) && self.users_since.is_none()
+                {
+                    self.users_since = Some(since);
                 }
                 self.status.flushes_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, retry_in_ms = self.backoff.as_millis() as u64, "store flush failed; changes kept");
                 self.status.set_error(Some(error.to_string()));
                 self.next_attempt = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(self.config.retry_backoff_max);
-                for waiter in self.flush_waiters.drain(..) {
+                for (_, waiter) in answered {
                     let _ = waiter.send(Err(StoreError::Unavailable(error.to_string())));
                 }
             }
@@ -839,28 +938,36 @@ impl Writer {
         if let Some((_, reply)) = self.shutdown.take() {
             let _ = reply.send(left);
         }
-        data.close();
         true
     }
 }
 
 /// Waits for the in-flight flush (forever when there is none).
-async fn wait_flush(in_flight: &mut Option<InFlight>) -> (Vec<ChannelFlushed>, Instant, Instant) {
+async fn wait_flush(in_flight: &mut Option<InFlight>) -> FlushOutcome {
     let Some(flight) = in_flight.as_mut() else {
         return futures::future::pending().await;
     };
-    let results = (&mut flight.task).await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "store flush task failed");
-        Vec::new()
-    });
-    let (started, since) = (flight.started, flight.since);
-    *in_flight = None;
-    (results, started, since)
+    let (results, task_error) = match (&mut flight.task).await {
+        Ok(results) => (results, None),
+        Err(e) => {
+            tracing::error!(error = %e, "store flush task failed; its changes are kept");
+            (Vec::new(), Some(format!("flush task failed: {e}")))
+        }
+    };
+    let flight = in_flight.take().expect("checked above");
+    FlushOutcome {
+        results,
+        started: flight.started,
+        since: flight.since,
+        number: flight.number,
+        jobs: flight.jobs,
+        task_error,
+    }
 }
 
 struct FlushJob {
     channel: Arc<str>,
-    changes: Pending,
+    changes: Arc<Pending>,
     base: Option<ChannelBase>,
     /// Known stored rows of the users in `changes`.
     users: HashMap<String, UserRow>,
@@ -878,7 +985,7 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
         Some(base) => base,
         None => match store.load_channel(&channel).await {
             Ok(stored) => ChannelBase::from_stored(&stored),
-            Err(e) => return failed(channel, None, changes, e),
+            Err(e) => return failed(channel, None, e),
         },
     };
     let unknown: Vec<String> = changes
@@ -899,12 +1006,12 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
                     });
                 }
             }
-            Err(e) => return failed(channel, Some(base), changes, e),
+            Err(e) => return failed(channel, Some(base), e),
         }
     }
     let (write, new_base, new_users) = match compose(&channel, &changes, &base, &users, ttl_s) {
         Ok(composed) => composed,
-        Err(e) => return failed(channel, Some(base), changes, StoreError::Schema(e)),
+        Err(e) => return failed(channel, Some(base), StoreError::Schema(e)),
     };
     match store.write(&write).await {
         Ok(rows) => ChannelFlushed {
@@ -917,25 +1024,29 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
         Err(e) => {
             // The write may have landed in part. The values read before it stay the bases, so
             // the retry writes base + all deltas again instead of adding them to what landed.
-            let mut flushed = failed(channel, Some(base), changes, e);
+            // Rules rows it may have written count as present, so that a later edit removing
+            // one of them deletes it.
+            let mut base = base;
+            base.rule_keys.extend(
+                write
+                    .rules_upsert
+                    .iter()
+                    .map(|r| (r.kind.clone(), r.name.clone())),
+            );
+            let mut flushed = failed(channel, Some(base), e);
             flushed.users = users.into_values().collect();
             flushed
         }
     }
 }
 
-fn failed(
-    channel: Arc<str>,
-    base: Option<ChannelBase>,
-    changes: Pending,
-    error: StoreError,
-) -> ChannelFlushed {
+fn failed(channel: Arc<str>, base: Option<ChannelBase>, error: StoreError) -> ChannelFlushed {
     ChannelFlushed {
         channel,
         base,
         users: Vec::new(),
         rows: 0,
-        failed: Some((changes, error)),
+        failed: Some(error),
     }
 }
 
