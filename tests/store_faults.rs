@@ -29,13 +29,6 @@ use tokio::sync::mpsc;
 
 use common::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn resolve(uri: &str) -> SocketAddr {
     uri.split(',')
         .next()
@@ -193,7 +186,8 @@ fn data(opcode: RequestOpcode) -> Condition {
 async fn every_message_counted_once_through_database_faults() {
     let mut db = scylla_store_config("faults");
     let real = resolve(&db.scylla_uri);
-    let proxy_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    // A loopback address of its own (127.x.y.z), so no other test can take the proxy's port.
+    let proxy_addr = SocketAddr::new(scylla_proxy::get_exclusive_local_address(), real.port());
     let proxy = Proxy::builder()
         .with_node(
             Node::builder()
