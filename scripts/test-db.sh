@@ -90,8 +90,9 @@ EOF
   mkdir -p "$LIB"
   log "resolving cassandra-all $CASSANDRA_VERSION and its dependencies with Maven..."
   # includeScope=runtime: compile + runtime deps, no test/provided ones.
-  (cd "$FETCH_DIR" && mvn -q -B dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$LIB")
+  # Maven's output goes to stderr: stdout carries only the URI line of `start`.
+  (cd "$FETCH_DIR" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$LIB") >&2
   [ -f "$LIB/cassandra-all-$CASSANDRA_VERSION.jar" ] || die "cassandra-all-$CASSANDRA_VERSION.jar missing after fetch"
   touch "$MARKER"
   log "cached $(ls "$LIB"/*.jar | wc -l) jars, $(du -sh "$LIB" | cut -f1) in $LIB"
@@ -149,9 +150,8 @@ saved_caches_directory: $DATA/saved_caches
 cdc_raw_directory: $DATA/cdc_raw
 # batch: a write is in the commit log file before it is acknowledged, so a killed node (the
 # crash test) loses nothing it acknowledged; -Dcassandra.skip_sync keeps that cheap (no fsync:
-# the page cache outlives the process, not the machine). With the default periodic mode and
-# Cassandra 5's direct-I/O commit log, a SIGKILL loses up to a sync period of acknowledged
-# writes.
+# the page cache outlives the process, not the machine). In periodic mode our kill test saw a
+# SIGKILLed node lose a few acknowledged writes.
 commitlog_sync: batch
 # A test node: no snapshots on TRUNCATE/DROP, no auth, small caches.
 auto_snapshot: false

@@ -25,9 +25,10 @@ cargo test --all-targets --no-run
 
 if [ -z "${FIREHOSE_SCYLLA_URI:-}" ]; then
   echo "== starting the test database (Cassandra 5.0 from Maven Central, OpenJDK 17)"
-  uri_line="$(./scripts/test-db.sh start | tail -n 1)"
   trap './scripts/test-db.sh stop >/dev/null 2>&1 || true' EXIT
-  export FIREHOSE_SCYLLA_URI="${uri_line#FIREHOSE_SCYLLA_URI=}"
+  uri="$(./scripts/test-db.sh start | grep -o 'FIREHOSE_SCYLLA_URI=[0-9A-Za-z.:_-]*' | tail -n 1)"
+  [ -n "$uri" ] || { echo "error: the test database did not start" >&2; exit 1; }
+  export FIREHOSE_SCYLLA_URI="${uri#FIREHOSE_SCYLLA_URI=}"
 fi
 echo "== cargo test (database: FIREHOSE_SCYLLA_URI=$FIREHOSE_SCYLLA_URI)"
 cargo test --all-targets "$@"
