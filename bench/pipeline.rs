@@ -31,6 +31,10 @@ use firehose::twitch::convert::to_chat_event;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use twitch_irc::message::{IRCMessage, ServerMessage};
 
+#[path = "common/rules.rs"]
+mod rules;
+use rules::rules_toml;
+
 const CORPUS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/corpus/xqcow-chat-2019.txt"
@@ -130,70 +134,13 @@ fn template(c: &mut Criterion) {
     });
 }
 
-fn filter_rules() -> String {
-    let mut out = String::from("[[filters]]\nname = \"banned\"\nkind = \"banned_phrases\"\naction = { timeout = 600 }\nphrases = [\n");
-    for i in 0..150 {
-        out += &format!("  {{ pattern = \"badword{i}\" }},\n");
-    }
-    for i in 0..30 {
-        out += &format!("  {{ pattern = \"scam*{i}*link\", kind = \"wildcard\" }},\n");
-    }
-    for i in 0..20 {
-        out += &format!("  {{ pattern = \"\\\\bspam{i}[a-z]+\\\\b\", kind = \"regex\" }},\n");
-    }
-    out += "]\n";
-    out += r#"
-[[filters]]
-name = "links"
-kind = "links"
-allow_domains = ["twitch.tv", "youtube.com"]
-action = { timeout = 10 }
-[[filters]]
-name = "caps"
-kind = "caps"
-min_length = 15
-max_share = 0.75
-action = "delete"
-[[filters]]
-name = "symbols"
-kind = "symbols"
-min_length = 12
-max_share = 0.6
-[[filters]]
-name = "emotes"
-kind = "emotes"
-max_count = 12
-[[filters]]
-name = "repetition"
-kind = "repetition"
-max_word_repeats = 6
-max_char_run = 20
-action = { timeout = 30 }
-[[filters]]
-name = "length"
-kind = "length"
-max_length = 350
-[[filters]]
-name = "zalgo"
-kind = "zalgo"
-max_count = 8
-[[filters]]
-name = "caps-trial"
-kind = "caps"
-min_length = 8
-max_share = 0.6
-shadow = true
-[[filters]]
-name = "repetition-trial"
-kind = "repetition"
-max_word_repeats = 3
-shadow = true
-"#;
-    out
-}
-
 fn filter_set(c: &mut Criterion) {
-    let rules: ChannelRules = toml::from_str(&filter_rules()).expect("filter rules parse");
+    // The big channel's filters alone (the same rules `bench/engine.rs` runs whole).
+    let all: ChannelRules = toml::from_str(&rules_toml()).expect("bench rules parse");
+    let rules = ChannelRules {
+        filters: all.filters,
+        ..ChannelRules::default()
+    };
     let mut state = ChannelState::with_rules("xqcow", rules).expect("filter rules valid");
     let events: Vec<ChatEvent> = CORPUS
         .lines()
