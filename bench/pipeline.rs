@@ -174,12 +174,12 @@ fn filter_set(c: &mut Criterion) {
     });
 }
 
-/// The write-behind coalescer: one chat message's changes (channel message count + the
+/// The write-behind coalescer: one chat message's change (channel message count and the
 /// author's stats) handed to the writer, 10,000 messages from 500 chatters per iteration, then
 /// one flush to the embedded store in memory. Reports the cost per message, coalescing and
 /// flushing included.
 fn coalescer(c: &mut Criterion) {
-    use firehose::store::writer::{message_changes, StoreHandle, WriterConfig};
+    use firehose::store::writer::{message_change, StoreHandle, WriterConfig};
     const MESSAGES: usize = 10_000;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -211,7 +211,7 @@ fn coalescer(c: &mut Criterion) {
                 for i in 0..MESSAGES {
                     let login = &logins[(i * 7919) % logins.len()];
                     handle
-                        .submit(&channel, message_changes(login, login, i as i64).to_vec())
+                        .submit(&channel, vec![message_change(login, login, i as i64)])
                         .await;
                 }
                 handle.flush().await.expect("flush");

@@ -27,7 +27,7 @@ use crate::engine::{
     millis, Action, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind, StateChange,
 };
 use crate::store::model::{counter, ModerationEntry, StoredChannel, WarningRow};
-use crate::store::writer::message_changes;
+use crate::store::writer::message_change;
 use crate::store::{Change, StoreHandle};
 
 /// First delay before loading stored state again after a failed load (doubles up to 30 s).
@@ -297,7 +297,6 @@ impl ChannelActorState {
         actions: &[Action],
         mut extra: Vec<Change>,
     ) -> Vec<Change> {
-        let now = i64::try_from(millis(SystemTime::now())).unwrap_or(i64::MAX);
         for change in self.engine.take_changes() {
             match change {
                 StateChange::CounterAdded { name, delta } => extra.push(Change::Counter {
@@ -324,9 +323,14 @@ impl ChannelActorState {
                 }
             }
         }
-        for action in actions {
-            if let Some(entry) = self.log_entry(event, action, now) {
-                extra.push(Change::Moderation(entry));
+        // Most events take no moderation action: the clock is read only for those that do.
+        let logged = |a: &Action| a.is_moderation() || matches!(a, Action::Unban { .. });
+        if actions.iter().any(logged) {
+            let now = i64::try_from(millis(SystemTime::now())).unwrap_or(i64::MAX);
+            for action in actions {
+                if let Some(entry) = self.log_entry(event, action, now) {
+                    extra.push(Change::Moderation(entry));
+                }
             }
         }
         extra
@@ -461,7 +465,7 @@ async fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) 
     let mut extra = Vec::new();
     if let EventKind::Message(message) = &event.kind {
         let at = i64::try_from(message.sent_at_ms).unwrap_or(i64::MAX);
-        extra.extend(message_changes(&message.user.id, &message.user.login, at));
+        extra.push(message_change(&message.user.id, &message.user.login, at));
     }
     state.write_back_rules(&rules_before, &mut extra);
     let changes = state.journal(event, &actions, extra);

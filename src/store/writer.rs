@@ -43,7 +43,8 @@ use crate::engine::ChannelRules;
 pub enum Change {
     /// A channel counter (see [`counter`]) went up or down by `delta`.
     Counter { name: String, delta: i64 },
-    /// A user wrote a message at `at_ms`.
+    /// A user wrote a message at `at_ms`: the channel's message count and the user's stats
+    /// go up (one change per chat message, the common case).
     UserMessage {
         user_id: String,
         login: String,
@@ -376,6 +377,12 @@ impl Pending {
                 login,
                 at_ms,
             } => {
+                match self.counters.get_mut(counter::MESSAGES) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.counters.insert(counter::MESSAGES.to_string(), 1);
+                    }
+                }
                 let user = self.users.entry(user_id).or_default();
                 user.messages += 1;
                 user.login = login;
@@ -1112,23 +1119,12 @@ fn compose(
     Ok((write, new_base, new_users))
 }
 
-/// The counter name of an engine change.
-pub fn counter_name(prefix: &str, name: &str) -> String {
-    format!("{prefix}{name}")
-}
-
-/// The changes of one handled chat message besides the engine's own: the channel's message
+/// The change of one handled chat message besides the engine's own: the channel's message
 /// count and the author's stats.
-pub fn message_changes(user_id: &str, login: &str, at_ms: i64) -> [Change; 2] {
-    [
-        Change::Counter {
-            name: counter::MESSAGES.to_string(),
-            delta: 1,
-        },
-        Change::UserMessage {
-            user_id: user_id.to_string(),
-            login: login.to_string(),
-            at_ms,
-        },
-    ]
+pub fn message_change(user_id: &str, login: &str, at_ms: i64) -> Change {
+    Change::UserMessage {
+        user_id: user_id.to_string(),
+        login: login.to_string(),
+        at_ms,
+    }
 }
