@@ -58,6 +58,5 @@ pub mod http;
 pub mod obs;
 pub mod router;
 pub mod service;
-pub mod sim;
 pub mod store;
 pub mod twitch;

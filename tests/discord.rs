@@ -1,4 +1,4 @@
-//! Discord end to end: the service against the fake Discord (`firehose::sim::discord`) on
+//! Discord end to end: the service against the fake Discord (`firehose_sim::discord`) on
 //! 127.0.0.1, with serenity's real gateway client and HTTP client.
 //!
 //! Seam: the fake's REST side speaks TLS with a test certificate for `discord.com`; the service
@@ -20,8 +20,8 @@ use firehose::config::{Config, Secret};
 use firehose::discord::DiscordChannel;
 use firehose::engine::Role;
 use firehose::service::{Service, ServiceOptions};
-use firehose::sim::discord::{FakeDiscord, FakeDiscordConfig, MessageSpec, Recorded};
-use firehose::sim::SimHandle;
+use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig, MessageSpec, Recorded};
+use firehose_sim::SimHandle;
 
 const TOKEN: &str = "fake-discord-bot-token";
 const GUILD_A: u64 = 1_200_000_000_000_000_000;
@@ -85,7 +85,11 @@ fn discord_config(
     channels: &[(u64, u64)],
     dir: &std::path::Path,
 ) {
-    fake.point(&mut config.discord, dir).expect("CA written");
+    // `discord.com` resolves to the fake, whose test CA the service trusts.
+    let ca_file = fake.write_test_ca(dir).expect("CA written");
+    config.discord.enabled = true;
+    config.discord.rest_address = fake.rest_addr().to_string();
+    config.discord.root_ca_file = Some(ca_file);
     for (i, (channel, guild)) in channels.iter().enumerate() {
         config.discord.channels.insert(
             channel.to_string(),
@@ -187,7 +191,7 @@ async fn a_command_in_a_discord_channel_is_answered_through_rest() {
     .await;
     // The bot's own message comes back through the gateway; it is not handled again.
     let own = MessageSpec {
-        author_id: firehose::sim::discord::payloads::BOT_USER_ID,
+        author_id: firehose_sim::discord::payloads::BOT_USER_ID,
         ..say(CHANNEL_A, GUILD_A, 0, vec![], "!ping")
     };
     s.fake.send_message(own).expect("sent");

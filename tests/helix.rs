@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use firehose::config::Secret;
 use firehose::engine::Action;
-use firehose::helix::fake::{FakeHelix, RecordedRequest, FAKE_CLIENT_ID, FAKE_TOKEN};
+use firehose_sim::helix::{FakeHelix, RecordedRequest, FAKE_CLIENT_ID, FAKE_TOKEN};
 use firehose::helix::{
     HelixConfig, HelixModerator, ModerationLogEntry, ModerationRequest, Refused,
 };

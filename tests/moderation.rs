@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use firehose::config::Secret;
-use firehose::helix::fake::{FakeHelix, FAKE_CLIENT_ID, FAKE_TOKEN};
+use firehose_sim::helix::{FakeHelix, FAKE_CLIENT_ID, FAKE_TOKEN};
 use firehose::service::ServiceOptions;
 
 const RULES: &str = r#"

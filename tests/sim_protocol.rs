@@ -2,7 +2,7 @@
 //!
 //! Every wait is a condition with a deadline; nothing sleeps and hopes.
 
-use firehose::sim::{SendLimits, SimConfig, SimHandle, SimStats, Simulator};
+use firehose_sim::{SendLimits, SimConfig, SimHandle, SimStats, Simulator};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -650,7 +650,7 @@ async fn standalone_runner_stops_after_its_duration() {
         rate: 100.0,
         ..SimConfig::with_channels(2)
     };
-    let run = firehose::sim::run_standalone(config, Some(Duration::from_millis(1_200)));
+    let run = firehose_sim::run_standalone(config, Some(Duration::from_millis(1_200)));
     let result = tokio::time::timeout(DEADLINE, run)
         .await
         .expect("stops in time");

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use firehose::config::StoreConfig;
 use firehose::service::{Service, ServiceOptions};
-use firehose::sim::SimHandle;
+use firehose_sim::SimHandle;
 use firehose::store::scylla::ScyllaStore;
 use firehose::store::StateStore;
 use scylla_proxy::{

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use firehose::config::StoreConfig;
 use firehose::service::{Service, ServiceOptions};
-use firehose::sim::SimHandle;
+use firehose_sim::SimHandle;
 
 use common::*;
 

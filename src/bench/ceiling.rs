@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use twitch_irc::message::{IRCMessage, ServerMessage};
 
 use super::scenario::{Overrides, Scenario};
-use crate::sim::{SimConfig, Simulator};
+use firehose_sim::{SimConfig, Simulator};
 
 /// What to run.
 #[derive(Debug, Clone)]

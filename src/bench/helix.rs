@@ -4,7 +4,7 @@
 //! measured from the simulator's send of the spam message to its moderation call arriving.
 //!
 //! It checks nothing beyond what it needs to match the call (the checking fake for tests is
-//! `crate::helix::fake`); calls it cannot read are counted as `malformed`.
+//! `firehose_sim::helix`); calls it cannot read are counted as `malformed`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::sim::track::ModerationCall;
-use crate::sim::SimHandle;
+use firehose_sim::track::ModerationCall;
+use firehose_sim::SimHandle;
 
 /// Client id and token the bench configures (any value works here).
 pub const BENCH_CLIENT_ID: &str = "benchclientid";

@@ -18,7 +18,7 @@ use super::scenario::{ChannelPlan, Overrides, Phase, Scenario};
 use super::scrape::{Scraper, ServiceCounts};
 use crate::config::{Config, OverflowPolicy, Secret};
 use crate::service::{Service, ServiceOptions};
-use crate::sim::{SimConfig, SimHandle, Simulator};
+use firehose_sim::{SimConfig, SimHandle, Simulator};
 
 /// Bearer token of the service's admin API during a bench.
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";

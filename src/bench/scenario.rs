@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sim::mix::ContentMix;
+use firehose_sim::mix::ContentMix;
 
 /// Most channels a scenario may declare.
 pub const MAX_CHANNELS: usize = 100_000;

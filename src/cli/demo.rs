@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Secret};
 use crate::discord::DiscordChannel;
 use crate::service::{Service, ServiceOptions};
-use crate::sim::discord::guild::{self, GuildStats, GuildTraffic};
-use crate::sim::discord::{FakeDiscord, FakeDiscordConfig};
-use crate::sim::{SimConfig, SimHandle};
+use firehose_sim::discord::guild::{self, GuildStats, GuildTraffic};
+use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig};
+use firehose_sim::{SimConfig, SimHandle};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -374,7 +374,10 @@ impl DemoGuild {
     async fn start(n: usize, config: &mut Config) -> anyhow::Result<DemoGuild> {
         let fake = FakeDiscord::start(FakeDiscordConfig::new(DEMO_DISCORD_TOKEN, vec![DEMO_GUILD]))
             .await?;
-        let ca_file = fake.point(&mut config.discord, &std::env::temp_dir())?;
+        let ca_file = fake.write_test_ca(&std::env::temp_dir())?;
+        config.discord.enabled = true;
+        config.discord.rest_address = fake.rest_addr().to_string();
+        config.discord.root_ca_file = Some(ca_file.clone());
         let channels: Vec<u64> = (1..=n as u64).map(|i| DEMO_GUILD + i).collect();
         for (i, channel) in channels.iter().enumerate() {
             config.discord.channels.insert(

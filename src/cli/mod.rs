@@ -16,7 +16,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::service::{Service, ServiceOptions};
-use crate::sim::{SimConfig, Simulator};
+use firehose_sim::{SimConfig, Simulator};
 
 /// Logs to stderr; level from `FIREHOSE_LOG` (e.g. `info`, `firehose=debug`), default `info`.
 pub fn init_tracing() {
@@ -143,13 +143,13 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
     config.rate = args.rate;
     config.corpus = args.corpus;
     config.limits.verified = args.verified;
-    crate::sim::run_standalone(config, args.duration.map(Duration::from_secs))
+    firehose_sim::run_standalone(config, args.duration.map(Duration::from_secs))
         .await
         .context("simulator")
 }
 
 /// Starts a simulator for tests and the demo, failing with context.
-pub async fn start_sim(config: SimConfig) -> anyhow::Result<crate::sim::SimHandle> {
+pub async fn start_sim(config: SimConfig) -> anyhow::Result<firehose_sim::SimHandle> {
     Simulator::start(config)
         .await
         .context("starting the simulator")

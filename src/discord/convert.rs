@@ -119,7 +119,7 @@ mod tests {
 
     fn message(channel: &str, guild: Option<&str>, roles: &[&str], content: &str) -> Message {
         let mut value =
-            crate::sim::discord::payloads::message(&crate::sim::discord::payloads::MessageSpec {
+            firehose_sim::discord::payloads::message(&firehose_sim::discord::payloads::MessageSpec {
                 id: 300,
                 channel_id: channel.parse().expect("id"),
                 guild_id: guild.map(|g| g.parse().expect("id")).unwrap_or(1),

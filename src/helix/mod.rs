@@ -5,16 +5,15 @@
 //! /moderation/bans`, unban: `DELETE /moderation/bans`, delete: `DELETE /moderation/chat`)
 //! within the token's points budget, with bounded concurrency and retries, and records every
 //! action and its outcome in the [`ModerationLogEntry`] log (memory ring + optional JSON-lines
-//! file) and the `helix_*` metrics. [`fake::FakeHelix`] is a checking fake for tests.
+//! file) and the `helix_*` metrics. Tests run it against the checking fake of `firehose-sim`.
 //!
 //! Parts: `config` (the `[helix]` section), `request` (action -> exact Helix call), `budget`
 //! (points per window, `Ratelimit-*` headers), `client` (one call, classification, retries),
-//! `worker` (queue, concurrency, shutdown), `log`, `metrics`, `fake`.
+//! `worker` (queue, concurrency, shutdown), `log`, `metrics`.
 
 mod budget;
 mod client;
 mod config;
-pub mod fake;
 mod log;
 mod metrics;
 mod request;

@@ -15,7 +15,7 @@ use firehose::actors::{ChannelKey, ChannelShared, ProcessedTap};
 use firehose::config::{Config, Secret};
 use firehose::engine::{self, Action, ChannelState, ChatEvent, ChatHandler, EventKind};
 use firehose::service::{Service, ServiceOptions};
-use firehose::sim::{SimConfig, SimHandle, Simulator};
+use firehose_sim::{SimConfig, SimHandle, Simulator};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

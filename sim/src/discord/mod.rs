@@ -11,10 +11,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use firehose::sim::discord::{FakeDiscord, FakeDiscordConfig};
+//! use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig};
 //! let fake = FakeDiscord::start(FakeDiscordConfig::new("token", vec![1])).await?;
-//! let mut config = firehose::discord::DiscordConfig::default();
-//! fake.point(&mut config, std::env::temp_dir().as_path())?; // rest_address + root_ca_file
+//! // A client resolves `discord.com` to this address and trusts this CA:
+//! let (address, ca_file) = (fake.rest_addr(), fake.write_test_ca(&std::env::temp_dir())?);
+//! # let _ = (address, ca_file);
 //! # Ok(()) }
 //! ```
 
@@ -255,18 +256,12 @@ impl FakeDiscord {
         self.state.gateway_url()
     }
 
-    /// Points a service's Discord config at this fake: `discord.com` resolves here and the
-    /// test CA (written into `dir`) is trusted. serenity's ratelimiter stays on.
-    pub fn point(
-        &self,
-        config: &mut crate::discord::DiscordConfig,
-        dir: &Path,
-    ) -> std::io::Result<PathBuf> {
+    /// Writes the test CA that signed the fake's `discord.com` certificate into `dir` and
+    /// returns its path. A client that resolves `discord.com` to [`FakeDiscord::rest_addr`] and
+    /// trusts this CA talks to the fake with its real REST URL (serenity's ratelimiter on).
+    pub fn write_test_ca(&self, dir: &Path) -> std::io::Result<PathBuf> {
         let ca = dir.join(format!("fake-discord-ca-{}.pem", self.rest_addr.port()));
         std::fs::write(&ca, tls::TEST_CA_PEM)?;
-        config.enabled = true;
-        config.rest_address = self.rest_addr.to_string();
-        config.root_ca_file = Some(ca.clone());
         Ok(ca)
     }
 

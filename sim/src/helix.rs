@@ -20,8 +20,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::config::{MAX_REASON_CHARS, MAX_TIMEOUT_S};
-use super::log::unix_ms;
 
 /// The client id the fake expects in `Client-Id`.
 pub const FAKE_CLIENT_ID: &str = "fakeclientid0123456789";
@@ -31,6 +29,18 @@ pub const FAKE_TOKEN: &str = "faketoken0123456789abcdef";
 const PREFIX: &str = "/helix";
 /// Most requests (and rejections) remembered.
 const MAX_RECORDS: usize = 100_000;
+/// Helix's ceiling for a timeout, in seconds (two weeks), as Twitch documents it.
+pub const MAX_TIMEOUT_S: u64 = 1_209_600;
+/// Helix's ceiling for a ban or timeout reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// One request that passed the checks.
 #[derive(Debug, Clone)]

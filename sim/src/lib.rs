@@ -1,6 +1,13 @@
-//! A Twitch-IRC chat simulator: the server side of Twitch chat, over plain TCP.
+//! firehose-sim: the servers firehose is tested, demonstrated and benchmarked against, all on
+//! 127.0.0.1 and all speaking the platforms' public protocols (it does not depend on the
+//! service library, so any bot could be pointed at them):
 //!
-//! It is the fire hose tests, the demo and benchmarks point the bot at. Clients log in as on
+//! - this crate's root: a Twitch-IRC chat simulator, the server side of Twitch chat over plain
+//!   TCP;
+//! - [`helix`]: a checking fake of the Helix moderation and streams API;
+//! - [`discord`]: a fake Discord (REST over TLS and a gateway) for serenity.
+//!
+//! The simulator is the fire hose tests, the demo and benchmarks point the bot at. Clients log in as on
 //! `irc.chat.twitch.tv` (CAP, PASS, NICK), JOIN channels and receive generated chat at a
 //! configurable rate: real or built-in texts with correct emote ranges, Zipf-distributed
 //! channels and chatters, `!ping`s whose replies are timed, and USERNOTICE / CLEARCHAT /
@@ -13,10 +20,11 @@
 //! - [`content`], [`chatlines`], [`lines`]: what is said, by whom, and the wire lines.
 //! - [`state`]: counters, channel table and recorder shared by all tasks.
 //! - [`cli`]: [`run_standalone`], behind `firehose sim`.
+//! - [`helix`], [`discord`]: the fakes of the other two platforms' APIs.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use firehose::sim::{SimConfig, Simulator};
+//! use firehose_sim::{SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig { rate: 1_000.0, ..SimConfig::with_channels(100) }).await?;
 //! println!("point the bot at {}", sim.local_addr());
 //! sim.wait_joined(100, std::time::Duration::from_secs(10)).await;
@@ -33,6 +41,7 @@ pub mod connection;
 pub mod content;
 pub mod discord;
 pub mod generator;
+pub mod helix;
 pub mod limits;
 pub mod lines;
 pub mod mix;

@@ -465,7 +465,7 @@ mod tests {
     fn corpus_texts_are_loaded_with_their_emotes() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/corpus/xqcow-chat-2019.txt"
+            "/../../shared/corpus/xqcow-chat-2019.txt"
         );
         let mut rng = SmallRng::seed_from_u64(1);
         let pool = ContentPool::from_corpus(Path::new(path), &mut rng).expect("corpus readable");
