@@ -48,7 +48,6 @@
 //! has the whole picture.
 
 pub mod actors;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod discord;

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use firehose::config::Secret;
 use firehose::engine::Action;
-use firehose_sim::helix::{FakeHelix, RecordedRequest, FAKE_CLIENT_ID, FAKE_TOKEN};
 use firehose::helix::{
     HelixConfig, HelixModerator, ModerationLogEntry, ModerationRequest, Refused,
 };
+use firehose_sim::helix::{FakeHelix, RecordedRequest, FAKE_CLIENT_ID, FAKE_TOKEN};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use firehose::config::Secret;
-use firehose_sim::helix::{FakeHelix, FAKE_CLIENT_ID, FAKE_TOKEN};
 use firehose::service::ServiceOptions;
+use firehose_sim::helix::{FakeHelix, FAKE_CLIENT_ID, FAKE_TOKEN};
 
 const RULES: &str = r#"
 [[filters]]

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use firehose::config::StoreConfig;
 use firehose::service::{Service, ServiceOptions};
-use firehose_sim::SimHandle;
 use firehose::store::scylla::ScyllaStore;
 use firehose::store::StateStore;
+use firehose_sim::SimHandle;
 use scylla_proxy::{
     Condition, Node, Proxy, Reaction, RequestOpcode, RequestReaction, RequestRule, ResponseOpcode,
     ResponseReaction, ResponseRule, ShardAwareness,

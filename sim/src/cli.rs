@@ -4,7 +4,44 @@
 //! replies, rate-limited) and a summary with reply latency percentiles at the end.
 
 use super::{SimConfig, SimHandle, SimStats, Simulator};
+use anyhow::Context;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// Arguments of `firehose sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on, e.g. 127.0.0.1:6667.
+    #[arg(long, default_value = "127.0.0.1:6667")]
+    pub listen: SocketAddr,
+    /// Number of channels (sim0000, sim0001, ...), Zipf-weighted.
+    #[arg(long, default_value_t = 100)]
+    pub channels: usize,
+    /// Total chat messages per second over all joined channels.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Raw IRC lines whose chat text is reused as content (e.g. ../shared/corpus/xqcow-chat-2019.txt).
+    #[arg(long)]
+    pub corpus: Option<std::path::PathBuf>,
+    /// The bot is a verified bot (7,500 messages / 30 s).
+    #[arg(long)]
+    pub verified: bool,
+}
+
+/// `firehose sim ...`.
+pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let mut config = SimConfig::with_channels(args.channels);
+    config.listen = args.listen;
+    config.rate = args.rate;
+    config.corpus = args.corpus;
+    config.limits.verified = args.verified;
+    run_standalone(config, args.duration.map(Duration::from_secs))
+        .await
+        .context("simulator")
+}
 
 /// Starts the simulator and runs it until `duration` has passed or Ctrl-C.
 pub async fn run_standalone(config: SimConfig, duration: Option<Duration>) -> anyhow::Result<()> {

@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-
 /// The client id the fake expects in `Client-Id`.
 pub const FAKE_CLIENT_ID: &str = "fakeclientid0123456789";
 /// The token the fake expects in `Authorization: Bearer <token>`.

@@ -19,7 +19,7 @@
 //! - [`limits`]: the send-limit checker.
 //! - [`content`], [`chatlines`], [`lines`]: what is said, by whom, and the wire lines.
 //! - [`state`]: counters, channel table and recorder shared by all tasks.
-//! - [`cli`]: [`run_standalone`], behind `firehose sim`.
+//! - [`cli`]: [`run_standalone`] and [`SimArgs`], behind `firehose sim`.
 //! - [`helix`], [`discord`]: the fakes of the other two platforms' APIs.
 //!
 //! ```no_run
@@ -48,7 +48,7 @@ pub mod mix;
 pub mod state;
 pub mod track;
 
-pub use cli::run_standalone;
+pub use cli::{run_standalone, sim, SimArgs};
 pub use config::{SendLimits, SimConfig};
 
 use state::{lock, Shared};

@@ -1,22 +1,15 @@
-//! The subcommands behind `firehose` (the binary only parses arguments and calls these).
+//! The service's own subcommands: `run`, `migrate`, `check-config`, `replay` (the `firehose`
+//! binary, in the `firehose-cli` crate, parses the arguments and calls these; its tooling
+//! subcommands `sim`, `demo` and `bench` come from `firehose-sim` and `firehose-bench`).
 
-mod demo;
 mod replay;
 
-pub mod bench;
-pub use bench::{bench, BenchArgs};
-pub use demo::{demo, demo_config, run_demo, DemoArgs, DemoSummary};
 pub use replay::{replay, ReplayArgs};
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
-
-use anyhow::Context;
 
 use crate::config::Config;
 use crate::service::{Service, ServiceOptions};
-use firehose_sim::{SimConfig, Simulator};
 
 /// Logs to stderr; level from `FIREHOSE_LOG` (e.g. `info`, `firehose=debug`), default `info`.
 pub fn init_tracing() {
@@ -111,46 +104,4 @@ pub async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Arguments of `firehose sim`.
-#[derive(Debug, clap::Args)]
-pub struct SimArgs {
-    /// Address to listen on, e.g. 127.0.0.1:6667.
-    #[arg(long, default_value = "127.0.0.1:6667")]
-    pub listen: SocketAddr,
-    /// Number of channels (sim0000, sim0001, ...), Zipf-weighted.
-    #[arg(long, default_value_t = 100)]
-    pub channels: usize,
-    /// Total chat messages per second over all joined channels.
-    #[arg(long, default_value_t = 1000.0)]
-    pub rate: f64,
-    /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
-    pub duration: Option<u64>,
-    /// Raw IRC lines whose chat text is reused as content (e.g. ../shared/corpus/xqcow-chat-2019.txt).
-    #[arg(long)]
-    pub corpus: Option<std::path::PathBuf>,
-    /// The bot is a verified bot (7,500 messages / 30 s).
-    #[arg(long)]
-    pub verified: bool,
-}
-
-/// `firehose sim ...`.
-pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let mut config = SimConfig::with_channels(args.channels);
-    config.listen = args.listen;
-    config.rate = args.rate;
-    config.corpus = args.corpus;
-    config.limits.verified = args.verified;
-    firehose_sim::run_standalone(config, args.duration.map(Duration::from_secs))
-        .await
-        .context("simulator")
-}
-
-/// Starts a simulator for tests and the demo, failing with context.
-pub async fn start_sim(config: SimConfig) -> anyhow::Result<firehose_sim::SimHandle> {
-    Simulator::start(config)
-        .await
-        .context("starting the simulator")
 }

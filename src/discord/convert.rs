@@ -118,8 +118,8 @@ mod tests {
     }
 
     fn message(channel: &str, guild: Option<&str>, roles: &[&str], content: &str) -> Message {
-        let mut value =
-            firehose_sim::discord::payloads::message(&firehose_sim::discord::payloads::MessageSpec {
+        let mut value = firehose_sim::discord::payloads::message(
+            &firehose_sim::discord::payloads::MessageSpec {
                 id: 300,
                 channel_id: channel.parse().expect("id"),
                 guild_id: guild.map(|g| g.parse().expect("id")).unwrap_or(1),
@@ -129,7 +129,8 @@ mod tests {
                 content: content.into(),
                 mentions: vec![(500, "bob".into())],
                 reply_to: Some(299),
-            });
+            },
+        );
         if guild.is_none() {
             if let Some(o) = value.as_object_mut() {
                 o.remove("guild_id");

@@ -61,8 +61,13 @@ pub async fn sim(n: usize, tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
 
 /// A service configuration pointed at the simulator on loopback.
 pub fn config_for(sim_addr: SocketAddr, channels: &[String]) -> Config {
-    let mut config =
-        firehose::cli::demo_config(sim_addr, channels, "127.0.0.1:0".parse().expect("addr"));
+    let mut config = Config::default();
+    config.twitch.server = sim_addr.to_string();
+    config.twitch.tls = false;
+    config.twitch.login = "firehosedemo".into();
+    config.twitch.channels = channels.to_vec();
+    config.twitch.verified_bot = true;
+    config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.twitch.join.limit = 10_000;
     config.twitch.reconnect_backoff_ms = 20;
     config.twitch.reconnect_backoff_max_ms = 200;

@@ -8,7 +8,7 @@
 //! wrote the `!ping` to the moment the threaded reply arrived back).
 //!
 //! With `--discord-channels N` it also runs a simulated Discord guild (the fake Discord of
-//! `sim::discord`, on loopback) with N mapped channels beside the Twitch simulator: the same
+//! `firehose_sim::discord`, on loopback) with N mapped channels beside the Twitch simulator: the same
 //! service handles both, and the summary adds the guild's messages and answered `!ping`s.
 
 use std::io::{IsTerminal, Write};
@@ -20,12 +20,13 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Secret};
-use crate::discord::DiscordChannel;
-use crate::service::{Service, ServiceOptions};
+use anyhow::Context;
+use firehose::config::{Config, Secret};
+use firehose::discord::DiscordChannel;
+use firehose::service::{Service, ServiceOptions};
 use firehose_sim::discord::guild::{self, GuildStats, GuildTraffic};
 use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig};
-use firehose_sim::{SimConfig, SimHandle};
+use firehose_sim::{SimConfig, SimHandle, Simulator};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -169,7 +170,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     sim_config.limits.verified = true;
     sim_config.limits.bot_is_mod = true;
     sim_config.limits.join_limit = 2_000;
-    let sim = super::start_sim(sim_config.clone()).await?;
+    let sim = start_sim(sim_config.clone()).await?;
     let mut config = demo_config(sim.local_addr(), &sim_config.channels, args.http);
     if let Some(capacity) = args.capacity {
         config.admission.capacity = capacity;
@@ -424,4 +425,11 @@ impl DemoGuild {
             .filter(|r| r.body["content"] == "pong")
             .count() as u64
     }
+}
+
+/// Starts a simulator for the demo, failing with context.
+pub async fn start_sim(config: SimConfig) -> anyhow::Result<SimHandle> {
+    Simulator::start(config)
+        .await
+        .context("starting the simulator")
 }

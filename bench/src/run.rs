@@ -11,13 +11,13 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::helix::{RecordingHelix, BENCH_CLIENT_ID, BENCH_TOKEN};
-use super::procstat::{self, ProcSample};
-use super::report::{Percentiles, RampStep, Report, Sample};
-use super::scenario::{ChannelPlan, Overrides, Phase, Scenario};
-use super::scrape::{Scraper, ServiceCounts};
-use crate::config::{Config, OverflowPolicy, Secret};
-use crate::service::{Service, ServiceOptions};
+use crate::helix::{RecordingHelix, BENCH_CLIENT_ID, BENCH_TOKEN};
+use crate::procstat::{self, ProcSample};
+use crate::report::{Percentiles, RampStep, Report, Sample};
+use crate::scenario::{ChannelPlan, Overrides, Phase, Scenario};
+use crate::scrape::{Scraper, ServiceCounts};
+use firehose::config::{Config, OverflowPolicy, Secret};
+use firehose::service::{Service, ServiceOptions};
 use firehose_sim::{SimConfig, SimHandle, Simulator};
 
 /// Bearer token of the service's admin API during a bench.
@@ -128,8 +128,8 @@ impl Ctx {
         let begin = Instant::now();
         let sent0 = sent_total(&self.sim);
         let counts0 = self.last_counts;
-        let mut reply = crate::obs::new_latency_histogram();
-        let mut moderation = crate::obs::new_latency_histogram();
+        let mut reply = firehose::obs::new_latency_histogram();
+        let mut moderation = firehose::obs::new_latency_histogram();
         self.sim.set_rate(rate);
         while begin.elapsed() < length {
             let wait = Duration::from_secs(1).min(length.saturating_sub(begin.elapsed()));
@@ -306,7 +306,7 @@ fn write_rules(scenario: &Scenario, channels: &[String], dir: &Path) -> anyhow::
     };
     let rules = std::fs::read_to_string(&path)
         .with_context(|| format!("reading rules {}", path.display()))?;
-    let parsed: crate::engine::ChannelRules =
+    let parsed: firehose::engine::ChannelRules =
         toml::from_str(&rules).with_context(|| format!("rules {}", path.display()))?;
     parsed
         .validate()
@@ -323,7 +323,7 @@ fn write_rules(scenario: &Scenario, channels: &[String], dir: &Path) -> anyhow::
 
 /// The service configuration for a bench run (channels are joined later, to measure memory).
 fn service_config(scenario: &Scenario, sim: SocketAddr, helix: &str, rules: &Path) -> Config {
-    let mut config = crate::cli::demo_config(sim, &[], SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut config = crate::demo::demo_config(sim, &[], SocketAddr::from(([127, 0, 0, 1], 0)));
     config.twitch.join.limit = 1_000_000;
     config.twitch.keepalive_interval_ms = 600_000;
     config.admission.capacity = scenario.service.admission_capacity;

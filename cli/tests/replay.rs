@@ -4,9 +4,12 @@ use std::process::Command;
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/xqcow-chat-2019.txt"
+    "/../../shared/corpus/xqcow-chat-2019.txt"
 );
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/channels/example.toml");
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../config/channels/example.toml"
+);
 
 fn setup(rules: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("dir");

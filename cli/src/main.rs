@@ -1,4 +1,7 @@
-//! The `firehose` command line: `run`, `sim`, `demo`, `bench`, `replay`, `check-config`.
+//! The `firehose` command line: `run`, `migrate`, `check-config`, `replay` (the service's
+//! own, from `firehose::cli`) and `sim`, `demo`, `bench` (tooling, from `firehose-sim` and
+//! `firehose-bench`). This binary only parses arguments and calls them; it is a package of its
+//! own because the service library must not depend on the tooling crates, which depend on it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,11 +31,11 @@ enum Command {
         config: PathBuf,
     },
     /// Run the Twitch-protocol chat simulator on its own.
-    Sim(firehose::cli::SimArgs),
+    Sim(firehose_sim::SimArgs),
     /// Simulator and service in one process on the embedded defaults, with a live summary.
-    Demo(firehose::cli::DemoArgs),
+    Demo(firehose_bench::DemoArgs),
     /// Load-generator benchmark: a scenario's traffic through simulator and service, with a report.
-    Bench(firehose::cli::BenchArgs),
+    Bench(firehose_bench::BenchArgs),
     /// Run the engine over recorded chat and print every action it would take (JSON lines).
     Replay(firehose::cli::ReplayArgs),
     /// Bring the configured state store's schema up to date (ScyllaDB/Cassandra or embedded).
@@ -64,9 +67,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => firehose::cli::run(&config).await,
-            Command::Sim(args) => firehose::cli::sim(args).await,
-            Command::Demo(args) => firehose::cli::demo(args).await,
-            Command::Bench(args) => firehose::cli::bench(args).await,
+            Command::Sim(args) => firehose_sim::sim(args).await,
+            Command::Demo(args) => firehose_bench::demo(args).await,
+            Command::Bench(args) => firehose_bench::bench(args).await,
             Command::Replay(args) => firehose::cli::replay(args),
             Command::Migrate { config } => firehose::cli::migrate(&config).await,
             Command::CheckConfig { path } => firehose::cli::check_config(&path),

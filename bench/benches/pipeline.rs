@@ -37,7 +37,7 @@ use rules::rules_toml;
 
 const CORPUS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/xqcow-chat-2019.txt"
+    "/../../shared/corpus/xqcow-chat-2019.txt"
 ));
 
 /// A channel actor stand-in that finishes every delivery at once (what routing hands over to).

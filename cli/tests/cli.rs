@@ -2,6 +2,7 @@
 //! once, `run` refuses an unmigrated store when told not to migrate, and `run` shuts down
 //! cleanly on SIGTERM.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
@@ -16,7 +17,7 @@ fn firehose() -> Command {
 
 #[test]
 fn check_config_accepts_the_shipped_file() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/firehose.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/firehose.toml");
     let out = firehose()
         .args(["check-config", path])
         .output()
@@ -66,7 +67,7 @@ fn check_config_names_the_bad_key_and_why() {
 
 #[test]
 fn an_env_override_with_a_bad_value_is_named() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/firehose.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/firehose.toml");
     let out = firehose()
         .args(["check-config", path])
         .env("FIREHOSE_ADMISSION_CAPACITY", "plenty")

@@ -19,7 +19,7 @@ use rules::rules_toml;
 
 const CORPUS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/xqcow-chat-2019.txt"
+    "/../../shared/corpus/xqcow-chat-2019.txt"
 ));
 
 /// A corpus line as the service would see it (the same conversion as `twitch::convert`).

@@ -8,7 +8,7 @@ use twitch_irc::message::{IRCMessage, ServerMessage};
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/xqcow-chat-2019.txt"
+    "/../../shared/corpus/xqcow-chat-2019.txt"
 );
 
 fn ingest(c: &mut Criterion) {

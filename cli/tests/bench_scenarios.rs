@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use firehose::bench::{run_bench, BenchOptions, Overrides, Report, Scenario};
+use firehose_bench::{run_bench, BenchOptions, Overrides, Report, Scenario};
 use serde_json::Value;
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("config/scenarios")
+        .join("../config/scenarios")
         .join(format!("{name}.toml"))
 }
 

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use twitch_irc::message::{IRCMessage, ServerMessage};
 
-use super::scenario::{Overrides, Scenario};
+use crate::scenario::{Overrides, Scenario};
 use firehose_sim::{SimConfig, Simulator};
 
 /// What to run.

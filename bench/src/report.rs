@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::scenario::Slo;
+use crate::scenario::Slo;
 
 /// Latency percentiles in microseconds (0 when nothing was measured; see `count`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
@@ -146,7 +146,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// The value of an SLO metric name (see [`super::scenario::SLO_METRICS`]).
+    /// The value of an SLO metric name (see [`crate::scenario::SLO_METRICS`]).
     pub fn metric(&self, name: &str) -> Option<f64> {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         match name {

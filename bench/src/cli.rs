@@ -1,9 +1,9 @@
 //! `firehose bench`: command-line arguments of the load-generator benchmark (see
-//! [`crate::bench`]), and `firehose bench --ceiling` for the bare twitch-irc receive loop.
+//! the crate root), and `firehose bench --ceiling` for the bare twitch-irc receive loop.
 
 use std::path::PathBuf;
 
-use crate::bench::{run_bench, run_ceiling, BenchOptions, CeilingOptions, Overrides};
+use crate::{run_bench, run_ceiling, BenchOptions, CeilingOptions, Overrides};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
