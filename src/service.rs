@@ -29,7 +29,7 @@ use crate::actors::{
     ChannelContext, ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome,
     ProcessedTap, RulesBook, Supervisor, SupervisorMsg,
 };
-use crate::config::{is_login, Config, Secret};
+use crate::config::{is_login, Config, ConfigError, EngineConfig, Secret};
 use crate::discord::{Discord, DiscordGateway, DiscordMetrics, DiscordParts, GatewayStatus};
 use crate::engine::{ChannelRules, ChatHandler, Engine};
 use crate::helix::streams::{spawn_stream_watcher, StreamMetrics};
@@ -236,6 +236,18 @@ impl Core {
     }
 }
 
+/// Loads and validates every channel's rules from `engine.rules_dir` (none when it is empty).
+/// A bad file is a configuration error naming `engine.rules_dir`, the file and the fault.
+pub fn load_rules(engine: &EngineConfig) -> Result<Arc<RulesBook>, ConfigError> {
+    match engine.rules_dir() {
+        Some(dir) => RulesBook::load_dir(dir).map_err(|reason| ConfigError::Invalid {
+            key: "engine.rules_dir".to_string(),
+            reason,
+        }),
+        None => Ok(RulesBook::new()),
+    }
+}
+
 /// Opens the configured store and brings its schema up to date (or checks that it is).
 pub async fn open_store(
     config: &crate::config::StoreConfig,
@@ -395,10 +407,7 @@ impl Service {
             ),
             _ => None,
         };
-        let rules = match config.engine.rules_dir() {
-            Some(dir) => RulesBook::load_dir(dir).map_err(|e| anyhow::anyhow!(e))?,
-            None => RulesBook::new(),
-        };
+        let rules = load_rules(&config.engine)?;
         let context = ChannelContext {
             handler: options.handler,
             sink: Arc::new(PlatformDispatch {

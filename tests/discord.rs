@@ -17,8 +17,7 @@ use std::time::Duration;
 use common::*;
 use firehose::actors::ChannelKey;
 use firehose::config::{Config, Secret};
-use firehose::discord::DiscordChannel;
-use firehose::engine::Role;
+use firehose::config::{DiscordChannel, GrantedRole};
 use firehose::service::{Service, ServiceOptions};
 use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig, MessageSpec, Recorded};
 use firehose_sim::SimHandle;
@@ -100,7 +99,7 @@ fn discord_config(
         );
         config.discord.guild_roles.insert(
             guild.to_string(),
-            BTreeMap::from([(MOD_ROLE.to_string(), Role::Moderator)]),
+            BTreeMap::from([(MOD_ROLE.to_string(), GrantedRole::Moderator)]),
         );
     }
     config.discord.request_timeout_ms = 5_000;

@@ -3,11 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use firehose::config::Secret;
+use firehose::config::{HelixConfig, Secret};
 use firehose::engine::Action;
-use firehose::helix::{
-    HelixConfig, HelixModerator, ModerationLogEntry, ModerationRequest, Refused,
-};
+use firehose::helix::{HelixModerator, ModerationLogEntry, ModerationRequest, Refused};
 use firehose_sim::helix::{FakeHelix, RecordedRequest, FAKE_CLIENT_ID, FAKE_TOKEN};
 use prometheus_client::registry::Registry;
 use serde_json::json;
@@ -32,7 +30,9 @@ fn config(fake: &FakeHelix) -> HelixConfig {
 }
 
 fn start_with(fake: FakeHelix, config: HelixConfig, token: &str) -> Setup {
-    assert_eq!(config.validate(), Ok(()));
+    if let Err(e) = config.validate() {
+        panic!("the test config is valid: {e}");
+    }
     let mut registry = Registry::with_prefix("firehose");
     let shutdown = CancellationToken::new();
     let (moderator, handle) =

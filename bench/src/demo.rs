@@ -21,8 +21,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
+use firehose::config::DiscordChannel;
 use firehose::config::{Config, Secret};
-use firehose::discord::DiscordChannel;
 use firehose::service::{Service, ServiceOptions};
 use firehose_sim::discord::guild::{self, GuildStats, GuildTraffic};
 use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig};

@@ -24,6 +24,8 @@ pub fn init_tracing() {
 /// `firehose check-config <path>`.
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
+    // The rules files are part of the configuration: every one must load and validate.
+    crate::service::load_rules(&config.engine)?;
     println!(
         "{}: valid ({} channel(s), server {}, overflow {:?}, admin token {})",
         path.display(),

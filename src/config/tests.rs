@@ -195,10 +195,7 @@ fn discord_needs_a_token_once_enabled_and_its_keys_are_overridable() {
     assert_eq!(config.discord.shards, 2);
     assert_eq!(config.discord.gateway_url, "ws://127.0.0.1:9");
     assert_eq!(config.discord.guild_of("123"), Some("45"));
-    assert_eq!(
-        config.discord.role_of("45", ["6"]),
-        crate::engine::Role::Moderator
-    );
+    assert_eq!(config.discord.role_of("45", ["6"]), GrantedRole::Moderator);
     assert_eq!(
         config.secrets.discord_token.as_ref().map(|t| t.expose()),
         Some("discord-secret")

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use serenity::model::channel::Message;
 
-use super::config::DiscordConfig;
-use crate::engine::{ChatEvent, ChatMessage, ChatUser, EventKind, Platform};
+use crate::config::{DiscordConfig, GrantedRole};
+use crate::engine::{ChatEvent, ChatMessage, ChatUser, EventKind, Platform, Role};
 
 /// Why a Discord message was not turned into a chat event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,18 @@ fn author(message: &Message, config: &DiscordConfig, guild: &str) -> ChatUser {
             .global_name
             .clone()
             .unwrap_or_else(|| user.name.clone()),
-        role: config.role_of(guild, roles.iter().map(String::as_str)),
+        role: engine_role(config.role_of(guild, roles.iter().map(String::as_str))),
+    }
+}
+
+/// The engine role a configured guild role grants (the same names and order).
+pub fn engine_role(granted: GrantedRole) -> Role {
+    match granted {
+        GrantedRole::Everyone => Role::Everyone,
+        GrantedRole::Subscriber => Role::Subscriber,
+        GrantedRole::Vip => Role::Vip,
+        GrantedRole::Moderator => Role::Moderator,
+        GrantedRole::Broadcaster => Role::Broadcaster,
     }
 }
 
@@ -98,8 +109,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::discord::config::DiscordChannel;
-    use crate::engine::Role;
+    use crate::config::DiscordChannel;
 
     fn config() -> DiscordConfig {
         let mut config = DiscordConfig::default();
@@ -112,7 +122,7 @@ mod tests {
         );
         config.guild_roles.insert(
             "100".into(),
-            BTreeMap::from([("7".into(), Role::Moderator)]),
+            BTreeMap::from([("7".into(), GrantedRole::Moderator)]),
         );
         config
     }
@@ -176,5 +186,26 @@ mod tests {
             unmapped_role.message().map(|m| m.user.role),
             Some(Role::Everyone)
         );
+    }
+
+    /// A configured role reads as the engine role of the same name, in the same order, so the
+    /// highest mapped role is the highest engine role.
+    #[test]
+    fn granted_roles_are_the_engine_roles_of_the_same_name() {
+        let all = [
+            GrantedRole::Everyone,
+            GrantedRole::Subscriber,
+            GrantedRole::Vip,
+            GrantedRole::Moderator,
+            GrantedRole::Broadcaster,
+        ];
+        for pair in all.windows(2) {
+            assert!(engine_role(pair[0]) < engine_role(pair[1]), "{pair:?}");
+        }
+        for granted in all {
+            let name = serde_json::to_string(&granted).expect("serializes");
+            let role: Role = serde_json::from_str(&name).expect("an engine role of that name");
+            assert_eq!(role, engine_role(granted));
+        }
     }
 }

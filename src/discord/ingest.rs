@@ -24,9 +24,9 @@ use serenity::all::{
     ResumedEvent, ShardStageUpdateEvent,
 };
 
-use super::config::DiscordConfig;
 use super::convert::to_chat_event;
 use super::metrics::DiscordMetrics;
+use crate::config::DiscordConfig;
 use crate::router::Router;
 
 /// What the service knows about the gateway connection.

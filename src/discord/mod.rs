@@ -6,7 +6,6 @@
 //! Discord REST <--(serenity Http + ratelimiter)-- outbound::DiscordOutbound <------------+
 //! ```
 //!
-//! - [`config`]: the `[discord]` section: shards, channel map, per-guild role map, bounds, seams.
 //! - [`convert`]: a Discord message -> the engine's platform-neutral chat event.
 //! - [`ingest`]: serenity's event handlers; routes messages, tracks shards, counts rate limits
 //!   and undecodable dispatches.
@@ -19,13 +18,11 @@
 //! worker; [`Discord::connect`] starts the shards once the channel actors exist, so no early
 //! message finds its channel missing.
 
-pub mod config;
 pub mod convert;
 pub mod ingest;
 pub mod metrics;
 pub mod outbound;
 
-pub use config::{DiscordChannel, DiscordConfig};
 pub use ingest::GatewayStatus;
 pub use metrics::DiscordMetrics;
 pub use outbound::DiscordOutbound;
@@ -39,7 +36,7 @@ use serenity::Client;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
+use crate::config::{DiscordConfig, Secret};
 use crate::obs::Metrics;
 use crate::router::Router;
 

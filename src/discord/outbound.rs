@@ -29,14 +29,16 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::config::{DiscordConfig, MAX_TIMEOUT_S};
 use super::metrics::DiscordMetrics;
 use crate::actors::ActionSink;
+use crate::config::DiscordConfig;
 use crate::engine::{Action, ChatEvent, Platform};
 use crate::obs::Metrics;
 
 /// Discord's ceiling for an audit-log reason, in characters.
 const MAX_REASON_CHARS: usize = 512;
+/// Discord's ceiling for a member timeout (28 days), in seconds.
+pub const MAX_TIMEOUT_S: u64 = 28 * 24 * 3_600;
 
 /// One action waiting to be carried out.
 #[derive(Debug)]

@@ -19,10 +19,9 @@ use reqwest::{Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{Budget, RateHeaders};
-use super::config::HelixConfig;
 use super::metrics::HelixMetrics;
 use super::request::{Call, Job, Kind};
-use crate::config::Secret;
+use crate::config::{HelixConfig, Secret};
 
 /// Most of an error body read (Helix error bodies are a few hundred bytes).
 const MAX_BODY_BYTES: usize = 4_096;

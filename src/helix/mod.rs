@@ -7,13 +7,12 @@
 //! action and its outcome in the [`ModerationLogEntry`] log (memory ring + optional JSON-lines
 //! file) and the `helix_*` metrics. Tests run it against the checking fake of `firehose-sim`.
 //!
-//! Parts: `config` (the `[helix]` section), `request` (action -> exact Helix call), `budget`
+//! Parts (the `[helix]` section's type is `config::HelixConfig`): `request` (action -> exact Helix call), `budget`
 //! (points per window, `Ratelimit-*` headers), `client` (one call, classification, retries),
 //! `worker` (queue, concurrency, shutdown), `log`, `metrics`.
 
 mod budget;
 mod client;
-mod config;
 mod log;
 mod metrics;
 mod request;
@@ -21,10 +20,9 @@ pub mod streams;
 mod worker;
 
 pub use client::Outcome;
-pub use config::{HelixConfig, MAX_REASON_CHARS, MAX_TIMEOUT_S};
 pub use log::ModerationLogEntry;
 pub use metrics::HelixMetrics;
-pub use request::{ModerationRequest, Refused};
+pub use request::{ModerationRequest, Refused, MAX_REASON_CHARS, MAX_TIMEOUT_S};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
+use crate::config::{HelixConfig, Secret};
 use log::ModerationLog;
 use request::Job;
 use worker::{Shared, Worker};

@@ -9,8 +9,12 @@ use std::time::Instant;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::config::{MAX_REASON_CHARS, MAX_TIMEOUT_S};
 use crate::engine::Action;
+
+/// Helix's own ceiling for a timeout, in seconds (two weeks).
+pub const MAX_TIMEOUT_S: u64 = 1_209_600;
+/// Helix's ceiling for a ban or timeout reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 
 /// One moderation action for one channel, as the service submits it.
 #[derive(Debug, Clone)]

@@ -14,8 +14,7 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::HelixConfig;
-use crate::config::Secret;
+use crate::config::{HelixConfig, Secret};
 
 /// Logins per `GET /streams` request (Helix's maximum page size).
 const LOGINS_PER_REQUEST: usize = 100;

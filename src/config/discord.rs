@@ -14,12 +14,26 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Role;
+use super::ConfigError;
 
 /// Discord's own ceiling for a message, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
-/// Discord's ceiling for a member timeout (28 days), in seconds.
-pub const MAX_TIMEOUT_S: u64 = 28 * 24 * 3_600;
+
+/// The level a Discord guild role grants, named like the engine's roles (`subscriber`, `vip`,
+/// `moderator`, `broadcaster`; `everyone` grants nothing). The Discord side turns it into the
+/// engine's `Role` (configuration knows nothing above it).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantedRole {
+    #[default]
+    Everyone,
+    Subscriber,
+    Vip,
+    Moderator,
+    Broadcaster,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,7 +64,7 @@ pub struct DiscordConfig {
     pub channels: BTreeMap<String, DiscordChannel>,
     /// Per guild: role id -> the engine role it grants (`subscriber`, `vip`, `moderator`,
     /// `broadcaster`). A member gets the highest of their mapped roles; unmapped = `everyone`.
-    pub guild_roles: BTreeMap<String, BTreeMap<String, Role>>,
+    pub guild_roles: BTreeMap<String, BTreeMap<String, GrantedRole>>,
 }
 
 /// One mapped Discord channel.
@@ -90,13 +104,13 @@ pub fn is_snowflake(s: &str) -> bool {
         && s.parse::<u64>().is_ok_and(|n| n > 0)
 }
 
-fn invalid(key: &str, reason: &str) -> String {
-    format!("discord.{key}: {reason}")
+fn invalid(key: &str, reason: &str) -> ConfigError {
+    super::invalid(&format!("discord.{key}"), reason)
 }
 
 impl DiscordConfig {
-    /// Checks ranges and ids; errors read `discord.<key>: reason`.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks ranges and ids; errors name the key (`discord.<key>`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.shards == 0 || self.shards > 1_024 {
             return Err(invalid("shards", "must be 1..=1024"));
         }
@@ -131,7 +145,7 @@ impl DiscordConfig {
         self.validate_ids()
     }
 
-    fn validate_ids(&self) -> Result<(), String> {
+    fn validate_ids(&self) -> Result<(), ConfigError> {
         for (id, channel) in &self.channels {
             if !is_snowflake(id) {
                 return Err(invalid(
@@ -168,16 +182,20 @@ impl DiscordConfig {
         self.channels.get(channel_id).map(|c| c.guild.as_str())
     }
 
-    /// The highest engine role any of `roles` grants in `guild`.
-    pub fn role_of<'a>(&self, guild: &str, roles: impl IntoIterator<Item = &'a str>) -> Role {
+    /// The highest level any of `roles` grants in `guild`.
+    pub fn role_of<'a>(
+        &self,
+        guild: &str,
+        roles: impl IntoIterator<Item = &'a str>,
+    ) -> GrantedRole {
         let Some(map) = self.guild_roles.get(guild) else {
-            return Role::Everyone;
+            return GrantedRole::Everyone;
         };
         roles
             .into_iter()
             .filter_map(|r| map.get(r).copied())
             .max()
-            .unwrap_or(Role::Everyone)
+            .unwrap_or(GrantedRole::Everyone)
     }
 }
 
@@ -195,13 +213,14 @@ mod tests {
                 guild: "1".into(),
             },
         );
-        let err = config.validate().unwrap_err();
+        let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("discord.channels.12a"), "{err}");
         config.channels.clear();
-        config
-            .guild_roles
-            .insert("5".into(), BTreeMap::from([("x".into(), Role::Moderator)]));
-        let err = config.validate().unwrap_err();
+        config.guild_roles.insert(
+            "5".into(),
+            BTreeMap::from([("x".into(), GrantedRole::Moderator)]),
+        );
+        let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("discord.guild_roles.5.x"), "{err}");
     }
 
@@ -211,13 +230,16 @@ mod tests {
         config.guild_roles.insert(
             "10".into(),
             BTreeMap::from([
-                ("1".into(), Role::Subscriber),
-                ("2".into(), Role::Moderator),
+                ("1".into(), GrantedRole::Subscriber),
+                ("2".into(), GrantedRole::Moderator),
             ]),
         );
-        assert_eq!(config.role_of("10", ["1", "2", "3"]), Role::Moderator);
-        assert_eq!(config.role_of("10", ["1"]), Role::Subscriber);
-        assert_eq!(config.role_of("10", ["3"]), Role::Everyone);
-        assert_eq!(config.role_of("11", ["2"]), Role::Everyone);
+        assert_eq!(
+            config.role_of("10", ["1", "2", "3"]),
+            GrantedRole::Moderator
+        );
+        assert_eq!(config.role_of("10", ["1"]), GrantedRole::Subscriber);
+        assert_eq!(config.role_of("10", ["3"]), GrantedRole::Everyone);
+        assert_eq!(config.role_of("11", ["2"]), GrantedRole::Everyone);
     }
 }

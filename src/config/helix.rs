@@ -1,18 +1,15 @@
 //! `[helix]` configuration: where the Helix API is, the token's budget, retries and bounds.
 //!
 //! Every field has a default (real Twitch values); [`HelixConfig::validate`] checks ranges and
-//! names the key at fault as `helix.<key>: reason`. The OAuth token itself is a secret and is
-//! not part of this struct: the service reads it (env `FIREHOSE_HELIX_TOKEN`, else
-//! `token_file`) and hands it to [`crate::helix::HelixModerator::start`].
+//! names the key at fault (`helix.<key>`). The OAuth token itself is a secret and is not part
+//! of this struct: the configuration reads it (env `FIREHOSE_HELIX_TOKEN`, else `token_file`)
+//! into `Secrets`, and start-up hands it to the Helix moderator.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Helix's own ceiling for a timeout, in seconds (two weeks).
-pub const MAX_TIMEOUT_S: u64 = 1_209_600;
-/// Helix's ceiling for a ban or timeout reason, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
+use super::ConfigError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,11 +62,11 @@ impl Default for HelixConfig {
     }
 }
 
-fn invalid(key: &str, reason: &str) -> String {
-    format!("helix.{key}: {reason}")
+fn invalid(key: &str, reason: &str) -> ConfigError {
+    super::invalid(&format!("helix.{key}"), reason)
 }
 
-fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -78,8 +75,8 @@ fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
 }
 
 impl HelixConfig {
-    /// Checks ranges; the error names the key (`helix.<key>: reason`).
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks ranges; the error names the key (`helix.<key>`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let base = self.base_url.trim_end_matches('/');
         let scheme_ok = base.starts_with("https://") || base.starts_with("http://");
         if !scheme_ok || base.len() <= "https://".len() {
@@ -121,7 +118,7 @@ mod tests {
 
     #[test]
     fn defaults_with_a_client_id_are_valid() {
-        assert_eq!(valid().validate(), Ok(()));
+        assert!(valid().validate().is_ok());
     }
 
     #[test]
@@ -158,8 +155,12 @@ mod tests {
             ),
         ];
         for (config, key) in cases {
-            let err = config.validate().err().unwrap_or_default();
-            assert!(err.starts_with(key), "{err:?} should start with {key}");
+            match config.validate() {
+                Err(ConfigError::Invalid { key: named, .. }) => {
+                    assert_eq!(format!("{named}:"), key, "wrong key named")
+                }
+                other => panic!("{other:?} should name {key}"),
+            }
         }
     }
 

@@ -1,0 +1,153 @@
+//! `[store]`: the state store (ScyllaDB/Cassandra over CQL, or the embedded redb file) and
+//! its write-behind writer's intervals and bounds.
+
+use serde::{Deserialize, Serialize};
+
+use super::{invalid, positive, ConfigError};
+/// The state store and its write-behind writer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// CQL contact points, `host:port` comma-separated. Empty = the embedded store.
+    pub scylla_uri: String,
+    /// Keyspace of the CQL store (created by the migrations if missing).
+    pub keyspace: String,
+    /// Replication of that keyspace when the migrations create it (a CQL map).
+    pub replication: String,
+    /// File of the embedded store. Empty = memory only (state ends with the process).
+    pub embedded_path: String,
+    /// Apply missing migrations at start-up (else `firehose migrate` must have run).
+    pub migrate_on_start: bool,
+    /// Flush coalesced changes at least this often.
+    pub flush_interval_ms: u64,
+    /// ...or as soon as this many keys are dirty.
+    pub flush_max_keys: usize,
+    /// Per-user stats (one row per active chatter: the bulk of the rows) are flushed this
+    /// often (or with everything else at `flush_max_keys`); at least `flush_interval_ms`.
+    pub user_stats_flush_interval_ms: u64,
+    /// Most dirty keys held in memory while the database is slow or down; beyond it the
+    /// writer stops taking changes and the channel actors wait (backpressure).
+    pub max_pending_keys: usize,
+    /// Change batches (one per handled event) the writer's queue holds.
+    pub queue_capacity: usize,
+    /// Timeout of one database request.
+    pub request_timeout_ms: u64,
+    /// How long a starting channel actor waits for its stored state before it runs without
+    /// (and loads it later).
+    pub load_timeout_ms: u64,
+    /// First retry delay after a failed flush (doubles up to `retry_backoff_max_ms`).
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    /// `/readyz` reports the store degraded when the oldest unwritten change is older.
+    pub max_lag_ms: u64,
+    /// Lifetime of moderation log entries, seconds.
+    pub moderation_log_ttl_s: u32,
+    /// Most user stats bases (stored values) the writer keeps cached.
+    pub max_cached_users: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            scylla_uri: String::new(),
+            keyspace: "firehose".to_string(),
+            replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_string(),
+            embedded_path: String::new(),
+            migrate_on_start: true,
+            flush_interval_ms: 1_000,
+            flush_max_keys: 20_000,
+            user_stats_flush_interval_ms: 10_000,
+            max_pending_keys: 500_000,
+            queue_capacity: 8_192,
+            request_timeout_ms: 2_000,
+            load_timeout_ms: 3_000,
+            retry_backoff_ms: 200,
+            retry_backoff_max_ms: 5_000,
+            max_lag_ms: 30_000,
+            moderation_log_ttl_s: 30 * 86_400,
+            max_cached_users: 200_000,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Whether the CQL backend is configured.
+    pub fn uses_scylla(&self) -> bool {
+        !self.scylla_uri.trim().is_empty()
+    }
+
+    /// The contact points of `scylla_uri`.
+    pub fn contact_points(&self) -> Vec<String> {
+        self.scylla_uri
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for point in self.contact_points() {
+            if point
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(invalid(
+                    "store.scylla_uri",
+                    format!("{point:?} is not host:port"),
+                ));
+            }
+        }
+        let ks = &self.keyspace;
+        let ks_ok = (1..=48).contains(&ks.len())
+            && ks
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && ks.as_bytes()[0].is_ascii_lowercase();
+        if !ks_ok {
+            return Err(invalid(
+                "store.keyspace",
+                "must be 1..=48 of a-z, 0-9, _ starting with a letter",
+            ));
+        }
+        let r = self.replication.trim();
+        if !(r.starts_with('{') && r.ends_with('}')) || r.contains(';') {
+            return Err(invalid(
+                "store.replication",
+                "must be a CQL map such as {'class': 'SimpleStrategy', 'replication_factor': 1}",
+            ));
+        }
+        positive("store.flush_interval_ms", self.flush_interval_ms)?;
+        positive("store.flush_max_keys", self.flush_max_keys as u64)?;
+        if self.user_stats_flush_interval_ms < self.flush_interval_ms {
+            return Err(invalid(
+                "store.user_stats_flush_interval_ms",
+                "must be at least store.flush_interval_ms",
+            ));
+        }
+        if self.max_pending_keys < self.flush_max_keys {
+            return Err(invalid(
+                "store.max_pending_keys",
+                "must be at least store.flush_max_keys",
+            ));
+        }
+        positive("store.queue_capacity", self.queue_capacity as u64)?;
+        positive("store.request_timeout_ms", self.request_timeout_ms)?;
+        positive("store.load_timeout_ms", self.load_timeout_ms)?;
+        positive("store.retry_backoff_ms", self.retry_backoff_ms)?;
+        if self.retry_backoff_max_ms < self.retry_backoff_ms {
+            return Err(invalid(
+                "store.retry_backoff_max_ms",
+                "must be at least store.retry_backoff_ms",
+            ));
+        }
+        positive("store.max_lag_ms", self.max_lag_ms)?;
+        positive(
+            "store.moderation_log_ttl_s",
+            self.moderation_log_ttl_s.into(),
+        )?;
+        positive("store.max_cached_users", self.max_cached_users as u64)?;
+        Ok(())
+    }
+}
