@@ -32,11 +32,11 @@ use crate::actors::{
 use crate::config::{is_login, Config, ConfigError, EngineConfig, Secret};
 use crate::discord::{Discord, DiscordGateway, DiscordMetrics, DiscordParts, GatewayStatus};
 use crate::engine::{ChannelRules, ChatHandler, Engine};
-use crate::helix::streams::{spawn_stream_watcher, StreamMetrics};
-use crate::helix::HelixModerator;
 use crate::obs::Metrics;
 use crate::router::Router;
 use crate::store::{StoreHandle, WriterConfig};
+use crate::twitch::helix::streams::{spawn_stream_watcher, StreamMetrics};
+use crate::twitch::helix::HelixModerator;
 use crate::twitch::{OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
 
 /// Replaceable pieces of a service.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use firehose::config::{HelixConfig, Secret};
 use firehose::engine::Action;
-use firehose::helix::{HelixModerator, ModerationLogEntry, ModerationRequest, Refused};
+use firehose::twitch::helix::{HelixModerator, ModerationLogEntry, ModerationRequest, Refused};
 use firehose_sim::helix::{FakeHelix, RecordedRequest, FAKE_CLIENT_ID, FAKE_TOKEN};
 use prometheus_client::registry::Registry;
 use serde_json::json;

@@ -65,6 +65,53 @@ fn check_config_names_the_bad_key_and_why() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
 
+/// The rules files are part of the configuration: a bad one fails `check-config`, naming
+/// `engine.rules_dir`, the file and the fault; good ones pass. (Configuration itself does
+/// not load them: `check-config` and start-up do.)
+#[test]
+fn check_config_loads_the_rules_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/channels/example.toml"
+    );
+    std::fs::copy(example, rules.join("good.toml")).expect("copy");
+    let config = dir.path().join("firehose.toml");
+    std::fs::write(
+        &config,
+        format!("[engine]\nrules_dir = {:?}\n", rules.display().to_string()),
+    )
+    .expect("config");
+    let out = firehose()
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        rules.join("bad.toml"),
+        "[[commands]]\nname = \"!x\"\nresponse = \"$(unclosed\"\n",
+    )
+    .expect("bad rules");
+    let out = firehose()
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "a bad rules file was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("engine.rules_dir") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_env_override_with_a_bad_value_is_named() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/firehose.toml");

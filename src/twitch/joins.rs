@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::status::TwitchStatus;
-use super::window::SlidingWindow;
 use crate::config::JoinLimits;
 use crate::obs::Metrics;
+use crate::util::window::SlidingWindow;
 
 #[derive(Debug)]
 pub enum JoinCmd {

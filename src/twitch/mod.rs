@@ -5,17 +5,17 @@
 //! - [`connection`]: TCP or TLS to the configured server.
 //! - [`convert`]: twitch-irc messages -> platform-neutral chat events.
 //! - [`joins`]: JOIN pacing within Twitch's limits.
-//! - [`outbound`]: replies back to chat within Twitch's send limits.
-//! - [`window`]: the sliding-window limit both pacers use.
+//! - [`outbound`]: replies back to chat within Twitch's send limits; moderation to [`helix`].
+//! - [`helix`]: the Helix API: moderation (delete, timeout, ban, unban) and stream status.
 //! - [`status`]: connected / joined / moderator state shared by the above and `/readyz`.
 
 pub mod client;
 pub mod connection;
 pub mod convert;
+pub mod helix;
 pub mod joins;
 pub mod outbound;
 pub mod status;
-pub mod window;
 
 pub use client::{TwitchClient, TwitchStops};
 pub use outbound::{OutboundLimits, TwitchOutbound};

@@ -12,7 +12,7 @@
 //!   with an invisible suffix instead of being dropped by Twitch (counted);
 //! - a message that waited longer than `max_age_ms` is dropped (counted), never sent late.
 //!
-//! Moderation actions (delete, timeout, ban, unban) go through Helix, not IRC (`crate::helix`),
+//! Moderation actions (delete, timeout, ban, unban) go through Helix, not IRC (`crate::twitch::helix`),
 //! with the channel's id from ROOMSTATE and the bot's from GLOBALUSERSTATE; without a Helix
 //! configuration they are counted in `firehose_moderation_not_configured_total`.
 
@@ -26,12 +26,12 @@ use tokio_util::sync::CancellationToken;
 use twitch_irc::message::{AsRawIRC, IRCMessage, IRCTags};
 
 use super::status::TwitchStatus;
-use super::window::SlidingWindow;
 use crate::actors::ActionSink;
 use crate::config::SendLimits;
 use crate::engine::{Action, ChatEvent, Platform};
-use crate::helix::{HelixModerator, ModerationRequest};
 use crate::obs::Metrics;
+use crate::twitch::helix::{HelixModerator, ModerationRequest};
+use crate::util::window::SlidingWindow;
 
 /// Added to the rate-limit window and the per-channel gap so our count never disagrees with
 /// Twitch's, which sees each message a moment after we send it.

@@ -2,7 +2,7 @@
 //! pause whenever Helix says the bucket is empty (`Ratelimit-Remaining: 0` or a 429) until its
 //! `Ratelimit-Reset`.
 //!
-//! The local limit is an exact sliding window ([`crate::twitch::window::SlidingWindow`]), which
+//! The local limit is an exact sliding window ([`crate::util::window::SlidingWindow`]), which
 //! is never looser than Helix's refilling bucket; the headers catch what the local count cannot
 //! see (another process using the same token). Pauses are capped at one budget window.
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::log::unix_ms;
-use crate::twitch::window::SlidingWindow;
+use crate::util::window::SlidingWindow;
 
 #[derive(Debug)]
 struct State {

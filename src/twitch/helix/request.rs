@@ -30,7 +30,7 @@ pub struct ModerationRequest {
     pub received_at: Option<Instant>,
 }
 
-/// Why [`crate::helix::HelixModerator::submit`] did not take a request.
+/// Why [`crate::twitch::helix::HelixModerator::submit`] did not take a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     #[error("the pending-action queue is full")]
