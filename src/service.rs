@@ -340,8 +340,10 @@ impl Service {
         let mut helix = None;
         let mut stream_metrics = None;
         let mut discord_metrics = None;
-        let metrics = Metrics::new(Arc::clone(&registry), |prometheus| {
-            prometheus.register_collector(Box::new(crate::obs::store::StoreCollector {
+        let metrics = Metrics::new({
+            let mut prometheus = crate::obs::registry();
+            let prometheus = &mut prometheus;
+            prometheus.register_collector(Box::new(crate::store::StoreCollector {
                 status: Arc::clone(&store.status),
             }));
             if let (true, Some(token)) =
@@ -358,6 +360,10 @@ impl Service {
             if config.discord.enabled {
                 discord_metrics = Some(DiscordMetrics::register(prometheus));
             }
+            prometheus.register_collector(Box::new(crate::actors::metrics::ChannelCollector::new(
+                Arc::clone(&registry),
+            )));
+            std::mem::take(prometheus)
         });
         let (moderation, helix_task) = match helix {
             Some((moderator, task)) => (Some(moderator), Some(task)),

@@ -78,7 +78,7 @@ fn route(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let registry = ChannelRegistry::new();
-    let metrics = Metrics::new(Arc::clone(&registry), |_| {});
+    let metrics = Metrics::new(firehose::obs::registry());
     let admission = AdmissionConfig {
         capacity: 1_000_000,
         ..AdmissionConfig::default()

@@ -23,12 +23,8 @@ use super::delivery::Delivery;
 use super::registry::{ChannelShared, ChannelStatus};
 use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
-use crate::engine::{
-    millis, Action, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind, StateChange,
-};
-use crate::store::model::{counter, ModerationEntry, StoredChannel, WarningRow};
-use crate::store::writer::message_change;
-use crate::store::{Change, StoreHandle};
+use crate::engine::{millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind};
+use crate::store::{Change, Journal, StoreHandle, StoredChannel};
 
 /// First delay before loading stored state again after a failed load (doubles up to 30 s).
 const RELOAD_FIRST: Duration = Duration::from_secs(1);
@@ -112,8 +108,8 @@ pub struct ChannelActorState {
     /// The rules the actor started with (stored rules loaded late replace them only if
     /// nobody edited them meanwhile).
     rules_at_start: Arc<ChannelRules>,
-    /// Moderation log entries made, for unique ids.
-    log_seq: u64,
+    /// What each event changed, as store changes.
+    journal: Journal,
 }
 
 impl Actor for ChannelActor {
@@ -154,7 +150,7 @@ impl Actor for ChannelActor {
             store_id,
             loaded: false,
             reload_delay: RELOAD_FIRST,
-            log_seq: 0,
+            journal: Journal::new(),
         };
         state.note_rules();
         Ok(state)
@@ -250,15 +246,16 @@ impl ChannelActorState {
     }
 
     /// Moderators edit rules from chat (`!addcom`...): keep the book current, so a restarted
-    /// actor and the admin API see the edit, and store the edit.
-    fn write_back_rules(&self, before: &Arc<ChannelRules>, changes: &mut Vec<Change>) {
-        if !Arc::ptr_eq(before, &self.engine.rules) {
-            self.context
-                .rules
-                .set(&self.engine.channel, Arc::clone(&self.engine.rules));
-            self.note_rules();
-            changes.push(Change::Rules(Arc::clone(&self.engine.rules)));
+    /// actor and the admin API see the edit; the edited rules, to be stored.
+    fn write_back_rules(&self, before: &Arc<ChannelRules>) -> Option<Arc<ChannelRules>> {
+        if Arc::ptr_eq(before, &self.engine.rules) {
+            return None;
         }
+        self.context
+            .rules
+            .set(&self.engine.channel, Arc::clone(&self.engine.rules));
+        self.note_rules();
+        Some(Arc::clone(&self.engine.rules))
     }
 
     /// Puts the stored state into the engine.
@@ -288,104 +285,6 @@ impl ChannelActorState {
         self.reload_delay = (self.reload_delay * 2).min(RELOAD_MAX);
         // The timer task ends by itself; nothing waits for it.
         drop(myself.send_after(delay, || ChannelMsg::Reload));
-    }
-
-    /// The store changes of one handled event: the engine's journal plus `extra`.
-    fn journal(
-        &mut self,
-        event: &ChatEvent,
-        actions: &[Action],
-        mut extra: Vec<Change>,
-    ) -> Vec<Change> {
-        for change in self.engine.take_changes() {
-            match change {
-                StateChange::CounterAdded { name, delta } => extra.push(Change::Counter {
-                    name: format!("{}{name}", counter::NAMED),
-                    delta,
-                }),
-                StateChange::CommandUsed { name } => extra.push(Change::Counter {
-                    name: format!("{}{name}", counter::USES),
-                    delta: 1,
-                }),
-                StateChange::Warned {
-                    filter,
-                    user_id,
-                    expires_ms,
-                } => {
-                    extra.push(Change::UserWarned {
-                        user_id: user_id.clone(),
-                    });
-                    extra.push(Change::Warning(WarningRow {
-                        filter,
-                        user_id,
-                        expires_ms: i64::try_from(expires_ms).unwrap_or(i64::MAX),
-                    }));
-                }
-            }
-        }
-        // Most events take no moderation action: the clock is read only for those that do.
-        let logged = |a: &Action| a.is_moderation() || matches!(a, Action::Unban { .. });
-        if actions.iter().any(logged) {
-            let now = i64::try_from(millis(SystemTime::now())).unwrap_or(i64::MAX);
-            for action in actions {
-                if let Some(entry) = self.log_entry(event, action, now) {
-                    extra.push(Change::Moderation(entry));
-                }
-            }
-        }
-        extra
-    }
-
-    /// The moderation log entry of an action, if it is a moderation action.
-    fn log_entry(
-        &mut self,
-        event: &ChatEvent,
-        action: &Action,
-        now: i64,
-    ) -> Option<ModerationEntry> {
-        let author = match &event.kind {
-            EventKind::Message(m) => Some(m),
-            _ => None,
-        };
-        let (kind, user_id, reason, duration_s, rule) = match action {
-            Action::Delete { rule, .. } => (
-                "delete",
-                author.map(|m| m.user.id.clone()).unwrap_or_default(),
-                String::new(),
-                0,
-                rule,
-            ),
-            Action::Timeout {
-                user_id,
-                duration_s,
-                reason,
-                rule,
-            } => (
-                "timeout",
-                user_id.clone(),
-                reason.clone(),
-                *duration_s,
-                rule,
-            ),
-            Action::Ban {
-                user_id,
-                reason,
-                rule,
-            } => ("ban", user_id.clone(), reason.clone(), 0, rule),
-            Action::Unban { user_id, rule } => ("unban", user_id.clone(), String::new(), 0, rule),
-            _ => return None,
-        };
-        self.log_seq += 1;
-        let origin = author.map_or_else(|| now.to_string(), |m| m.id.clone());
-        Some(ModerationEntry {
-            id: format!("{origin}:{kind}:{}", self.log_seq),
-            at_ms: now,
-            action: kind.to_string(),
-            user_id,
-            rule: rule.clone(),
-            reason,
-            duration_s: i64::try_from(duration_s).unwrap_or(i64::MAX),
-        })
     }
 }
 
@@ -438,7 +337,9 @@ async fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
         .context
         .handler
         .handle(&mut state.engine, &event, SystemTime::now());
-    let changes = state.journal(&event, &actions, Vec::new());
+    let changes = state
+        .journal
+        .changes(&event, &actions, state.engine.take_changes(), None);
     for action in actions {
         state.context.sink.submit(&event, action, None);
     }
@@ -462,13 +363,10 @@ async fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) 
         .context
         .handler
         .handle(&mut state.engine, event, SystemTime::now());
-    let mut extra = Vec::new();
-    if let EventKind::Message(message) = &event.kind {
-        let at = i64::try_from(message.sent_at_ms).unwrap_or(i64::MAX);
-        extra.push(message_change(&message.user.id, &message.user.login, at));
-    }
-    state.write_back_rules(&rules_before, &mut extra);
-    let changes = state.journal(event, &actions, extra);
+    let edited = state.write_back_rules(&rules_before);
+    let changes = state
+        .journal
+        .changes(event, &actions, state.engine.take_changes(), edited);
     for action in actions {
         state.context.sink.submit(event, action, received_at);
     }

@@ -35,7 +35,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::actors::ChannelRegistry;
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<Platform>>);
@@ -60,7 +59,7 @@ mod tests {
     fn each_action_goes_to_its_platform_and_an_unconfigured_one_is_counted() {
         let twitch = Arc::new(Recorder::default());
         let discord = Arc::new(Recorder::default());
-        let metrics = Metrics::new(ChannelRegistry::new(), |_| {});
+        let metrics = Metrics::new(crate::obs::registry());
         let say = || Action::Say { text: "x".into() };
         let both = PlatformDispatch {
             twitch: Arc::clone(&twitch) as Arc<dyn ActionSink>,

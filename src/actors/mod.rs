@@ -15,6 +15,7 @@
 pub mod channel;
 pub mod delivery;
 pub mod dispatch;
+pub mod metrics;
 pub mod registry;
 pub mod rules_book;
 pub mod supervisor;

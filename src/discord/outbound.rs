@@ -393,7 +393,6 @@ pub fn classify(error: &serenity::Error) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::ChannelRegistry;
     use crate::engine::{ChatMessage, ChatUser, EventKind};
 
     fn event(user_id: &str) -> ChatEvent {
@@ -427,7 +426,7 @@ mod tests {
         let outbound = DiscordOutbound {
             queue,
             metrics: metrics.clone(),
-            service_metrics: Metrics::new(ChannelRegistry::new(), |_| {}),
+            service_metrics: Metrics::new(crate::obs::registry()),
         };
         outbound.submit(&event("7"), timeout("7"), None);
         let first = rx.try_recv().expect("queued");

@@ -1,27 +1,30 @@
 //! Observability: the service's internal metrics, in Prometheus text at `GET /metrics`.
 //!
-//! Process-wide counters live in [`Metrics`] (prometheus-client atomics). Per-channel figures
-//! are not duplicated into metric families: a [`ChannelCollector`] reads the channel registry's
-//! own atomics at scrape time, so the hot path increments one counter per event, not two.
-//! Every metric is named for what it counts; every dropped message has a counter and a reason.
+//! [`registry`] makes the one Prometheus registry of a service (every name prefixed
+//! `firehose_`); each floor above registers its own families and collectors into it (the
+//! store's `store_*`, the channels' per-channel collector, Helix's and Discord's families).
+//! Process-wide counters live in [`Metrics`] (prometheus-client atomics), built last over that
+//! registry, which it then renders. Per-channel figures are not duplicated into metric
+//! families: the channel layer's collector reads the registry's own atomics at scrape time, so
+//! the hot path increments one counter per event, not two. Every metric is named for what it
+//! counts; every dropped message has a counter and a reason.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::actors::{ChannelRegistry, ChannelStatus, ShedReason};
+/// Label sets of the metric families (`[("reason", "queue_full")]`).
+pub type Labels = Vec<(&'static str, String)>;
 
-pub mod store;
-
-type Labels = Vec<(&'static str, String)>;
+/// A service's Prometheus registry: every metric registered into it is named `firehose_...`.
+pub fn registry() -> Registry {
+    Registry::with_prefix("firehose")
+}
 
 /// Process-wide metrics. Cheap to clone handles out of (each metric is an `Arc` inside).
 #[derive(Debug)]
@@ -58,10 +61,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Builds the metrics; `more` registers other components' metrics (e.g. Helix) alongside.
-    pub fn new(channels: Arc<ChannelRegistry>, more: impl FnOnce(&mut Registry)) -> Arc<Metrics> {
-        let mut registry = Registry::with_prefix("firehose");
-        more(&mut registry);
+    /// Builds the process-wide metrics into `registry` (made by [`registry`], with the other
+    /// components' metrics already registered) and keeps it for [`Metrics::render`].
+    pub fn new(mut registry: Registry) -> Arc<Metrics> {
         let m = Metrics {
             irc_lines_received: Counter::default(),
             irc_lines_malformed: Counter::default(),
@@ -168,7 +170,6 @@ impl Metrics {
             "Time from a chat message's arrival to its reply being written",
             m.reply_latency.clone(),
         );
-        registry.register_collector(Box::new(ChannelCollector { channels }));
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -206,126 +207,4 @@ pub fn new_latency_histogram() -> hdrhistogram::Histogram<u64> {
     // Constant, valid bounds: this cannot fail.
     #[allow(clippy::expect_used)]
     hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
-}
-
-/// Reads per-channel counters from the registry at scrape time.
-#[derive(Debug)]
-struct ChannelCollector {
-    channels: Arc<ChannelRegistry>,
-}
-
-impl Collector for ChannelCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let channels = self.channels.all();
-        let labels = |c: &crate::actors::ChannelShared| {
-            vec![
-                ("platform", c.key.platform.as_str().to_string()),
-                ("channel", c.key.name.to_string()),
-            ]
-        };
-        counter_family(
-            &mut encoder,
-            "messages_received",
-            "Chat messages routed to a channel",
-            &channels,
-            |c| {
-                vec![(
-                    labels(c),
-                    c.counters
-                        .received
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                )]
-            },
-        )?;
-        counter_family(
-            &mut encoder,
-            "messages_processed",
-            "Chat messages a channel's handler finished",
-            &channels,
-            |c| {
-                vec![(
-                    labels(c),
-                    c.counters
-                        .processed
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                )]
-            },
-        )?;
-        counter_family(
-            &mut encoder,
-            "messages_shed",
-            "Chat messages dropped instead of handled, by reason",
-            &channels,
-            |c| {
-                ShedReason::ALL
-                    .iter()
-                    .map(|r| {
-                        let mut l = labels(c);
-                        l.push(("reason", r.as_str().to_string()));
-                        (l, c.counters.shed(*r))
-                    })
-                    .collect()
-            },
-        )?;
-        counter_family(
-            &mut encoder,
-            "actor_restarts",
-            "Channel actor failures followed by a restart or by marking the channel failed",
-            &channels,
-            |c| {
-                vec![(
-                    labels(c),
-                    c.counters
-                        .restarts
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                )]
-            },
-        )?;
-        gauge_family(
-            &mut encoder,
-            "messages_in_flight",
-            "Chat messages admitted to a channel and not yet finished",
-            &channels,
-            |c| (labels(c), c.in_flight() as i64),
-        )?;
-        gauge_family(
-            &mut encoder,
-            "channel_failed",
-            "1 when a channel is marked failed (restart intensity exceeded)",
-            &channels,
-            |c| (labels(c), i64::from(c.status() == ChannelStatus::Failed)),
-        )?;
-        Ok(())
-    }
-}
-
-fn counter_family(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    channels: &[Arc<crate::actors::ChannelShared>],
-    values: impl Fn(&crate::actors::ChannelShared) -> Vec<(Labels, u64)>,
-) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for channel in channels {
-        for (labels, value) in values(channel) {
-            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-        }
-    }
-    Ok(())
-}
-
-fn gauge_family(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    channels: &[Arc<crate::actors::ChannelShared>],
-    value: impl Fn(&crate::actors::ChannelShared) -> (Labels, i64),
-) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for channel in channels {
-        let (labels, value) = value(channel);
-        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
 }

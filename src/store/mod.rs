@@ -9,13 +9,17 @@
 //!   absolute values in few, partition-shaped writes. When the database is slow or down the
 //!   changes stay coalesced in memory up to a bound, then the queue fills and the actors wait:
 //!   backpressure, never a silent drop.
-//! - [`model`]: the rows both backends store.
+//! - [`model`]: the rows both backends store; [`journal`]: what one handled event changed,
+//!   as store changes (the one function a channel actor calls).
+//! - [`metrics`]: the `store_*` metrics, read from the writer's status at scrape time.
 //!
 //! Exactly once: the writer never sends a delta to the database. It reads a key's stored
 //! value once (its *base*), adds the pending deltas and writes the absolute result, so a
 //! retried or repeated write stores the same value again. `docs/ARCHITECTURE.md` says why.
 
 pub mod embedded;
+pub mod journal;
+pub mod metrics;
 pub mod migrations;
 pub mod model;
 pub mod scylla;
@@ -29,6 +33,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+pub use journal::Journal;
+pub use metrics::StoreCollector;
 pub use model::{
     ChannelWrite, LeaseOutcome, ModerationEntry, RuleRow, StoredChannel, UserRow, WarningRow,
 };

@@ -1,6 +1,6 @@
 //! The rows both store backends keep, independent of how each lays them out.
 //!
-//! A channel is named by its [`ChannelKey`](crate::actors::ChannelKey) display form
+//! A channel is named by its channel key's display form
 //! (`twitch:login`, `discord:<id>`), so two platforms never share a row.
 
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use crate::store::StoreStatus;
+use super::StoreStatus;
 
 /// Exposes a [`StoreStatus`] as Prometheus metrics.
 #[derive(Debug)]
