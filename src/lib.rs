@@ -47,14 +47,13 @@
 //! `twitch::helix` (moderation); what lasts goes to `store`'s writer. `docs/ARCHITECTURE.md`
 //! has the whole picture.
 
-pub mod actors;
+pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod discord;
 pub mod engine;
 pub mod http;
 pub mod obs;
-pub mod router;
 pub mod service;
 pub mod store;
 pub mod twitch;

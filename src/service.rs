@@ -22,10 +22,11 @@ use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::channel::{RulesEdit, RulesRefused};
-use crate::actors::dispatch::PlatformDispatch;
-use crate::actors::supervisor::{DrainReport, SupervisorArgs};
-use crate::actors::{
+use crate::channel::actor::{RulesEdit, RulesRefused};
+use crate::channel::admission::Router;
+use crate::channel::dispatch::PlatformDispatch;
+use crate::channel::supervisor::{DrainReport, SupervisorArgs};
+use crate::channel::{
     ChannelContext, ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome,
     ProcessedTap, RulesBook, Supervisor, SupervisorMsg,
 };
@@ -33,7 +34,6 @@ use crate::config::{is_login, Config, ConfigError, EngineConfig, Secret};
 use crate::discord::{Discord, DiscordGateway, DiscordMetrics, DiscordParts, GatewayStatus};
 use crate::engine::{ChannelRules, ChatHandler, Engine};
 use crate::obs::Metrics;
-use crate::router::Router;
 use crate::store::{StoreHandle, WriterConfig};
 use crate::twitch::helix::streams::{spawn_stream_watcher, StreamMetrics};
 use crate::twitch::helix::HelixModerator;
@@ -360,9 +360,9 @@ impl Service {
             if config.discord.enabled {
                 discord_metrics = Some(DiscordMetrics::register(prometheus));
             }
-            prometheus.register_collector(Box::new(crate::actors::metrics::ChannelCollector::new(
-                Arc::clone(&registry),
-            )));
+            prometheus.register_collector(Box::new(
+                crate::channel::metrics::ChannelCollector::new(Arc::clone(&registry)),
+            ));
             std::mem::take(prometheus)
         });
         let (moderation, helix_task) = match helix {
@@ -420,7 +420,7 @@ impl Service {
                 twitch: Arc::new(outbound),
                 discord: discord
                     .as_ref()
-                    .map(|d| Arc::new(d.outbound.clone()) as Arc<dyn crate::actors::ActionSink>),
+                    .map(|d| Arc::new(d.outbound.clone()) as Arc<dyn crate::channel::ActionSink>),
                 metrics: Arc::clone(&metrics),
             }),
             tap: options.tap,

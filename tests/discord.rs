@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use firehose::actors::ChannelKey;
+use firehose::channel::ChannelKey;
 use firehose::config::{Config, Secret};
 use firehose::config::{DiscordChannel, GrantedRole};
 use firehose::service::{Service, ServiceOptions};
@@ -564,14 +564,14 @@ async fn a_failing_discord_channel_actor_is_restarted() {
         .expect("registered");
     wait_until("the actor failed and was restarted", WAIT, || {
         channel.counters.restarts.load(Ordering::Relaxed) == 1
-            && channel.status() == firehose::actors::ChannelStatus::Running
+            && channel.status() == firehose::channel::ChannelStatus::Running
     })
     .await;
     ping_answered(&s, CHANNEL_A, GUILD_A).await;
     assert_eq!(
         channel
             .counters
-            .shed(firehose::actors::ShedReason::Poisoned),
+            .shed(firehose::channel::ShedReason::Poisoned),
         1
     );
     assert!(channel.last_error().is_some_and(|e| e.contains("poison")));

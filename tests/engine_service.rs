@@ -119,7 +119,7 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
         matches!(
             outcome,
             Err(firehose::service::SetRulesError::Refused(
-                firehose::actors::channel::RulesRefused::Conflict
+                firehose::channel::actor::RulesRefused::Conflict
             ))
         ),
         "{outcome:?}"

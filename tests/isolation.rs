@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use firehose::actors::ShedReason;
+use firehose::channel::ShedReason;
 use firehose::config::OverflowPolicy;
 
 async fn slow_neighbour_case(policy: OverflowPolicy) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use firehose::actors::{ChannelStatus, ShedReason};
+use firehose::channel::{ChannelStatus, ShedReason};
 use firehose::engine::Engine;
 use firehose::service::ServiceOptions;
 

@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use firehose::actors::{ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared};
+use firehose::channel::admission::Router;
+use firehose::channel::{ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared};
 use firehose::config::AdmissionConfig;
 use firehose::engine::filters;
 use firehose::engine::rng::XorShift;
 use firehose::engine::template::{Counters, RenderContext, Template};
 use firehose::engine::{fold, ChannelRules, ChannelState, ChatEvent, Incoming, Level};
 use firehose::obs::Metrics;
-use firehose::router::Router;
 use firehose::twitch::convert::to_chat_event;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use twitch_irc::message::{IRCMessage, ServerMessage};

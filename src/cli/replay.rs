@@ -19,7 +19,7 @@ use anyhow::Context;
 use serde::Serialize;
 use twitch_irc::message::{IRCMessage, ServerMessage};
 
-use crate::actors::RulesBook;
+use crate::channel::RulesBook;
 use crate::config::Config;
 use crate::engine::{self, Action, ChannelState, ChatEvent, EventKind};
 use crate::twitch::convert::to_chat_event;

@@ -6,7 +6,7 @@
 //! and the send time. User mentions in the text (`<@123>`, `<@!123>`) read `@username`, as on
 //! Twitch, so commands and filters see the same text on both platforms.
 //!
-//! The event's channel is the Discord channel id (the [`crate::actors::ChannelKey`] name).
+//! The event's channel is the Discord channel id (the [`crate::channel::ChannelKey`] name).
 
 use std::sync::Arc;
 

@@ -26,8 +26,8 @@ use serenity::all::{
 
 use super::convert::to_chat_event;
 use super::metrics::DiscordMetrics;
+use crate::channel::admission::Router;
 use crate::config::DiscordConfig;
-use crate::router::Router;
 
 /// What the service knows about the gateway connection.
 #[derive(Debug, Default)]

@@ -36,9 +36,9 @@ use serenity::Client;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::admission::Router;
 use crate::config::{DiscordConfig, Secret};
 use crate::obs::Metrics;
-use crate::router::Router;
 
 /// Guild channels' messages and their content: GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT.
 pub fn intents() -> GatewayIntents {

@@ -30,7 +30,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::DiscordMetrics;
-use crate::actors::ActionSink;
+use crate::channel::ActionSink;
 use crate::config::DiscordConfig;
 use crate::engine::{Action, ChatEvent, Platform};
 use crate::obs::Metrics;

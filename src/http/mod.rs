@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 mod rules;
 
-use crate::actors::{JoinOutcome, ShedReason};
+use crate::channel::{JoinOutcome, ShedReason};
 use crate::engine::Platform;
 use crate::service::Core;
 
@@ -129,7 +129,7 @@ struct ChannelView {
     /// The configured name of a Discord channel (its key is the channel id).
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
-    state: crate::actors::ChannelStatus,
+    state: crate::channel::ChannelStatus,
     joined: bool,
     in_flight: u64,
     received: u64,

@@ -32,7 +32,7 @@ impl IntoResponse for ApiError {
         error_response(self.0, &self.1)
     }
 }
-use crate::actors::channel::RulesRefused;
+use crate::channel::actor::RulesRefused;
 use crate::config::is_login;
 use crate::engine::ChannelRules;
 use crate::service::{Core, SetRulesError};

@@ -27,9 +27,9 @@ use super::connection::connect;
 use super::convert::to_chat_event;
 use super::joins::{run_join_pacer, JoinCmd};
 use super::status::TwitchStatus;
+use crate::channel::admission::Router;
 use crate::config::{Secret, TwitchConfig};
 use crate::obs::Metrics;
-use crate::router::Router;
 
 /// Lines waiting to be written on one connection.
 const WIRE_CAPACITY: usize = 1_024;

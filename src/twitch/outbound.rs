@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use twitch_irc::message::{AsRawIRC, IRCMessage, IRCTags};
 
 use super::status::TwitchStatus;
-use crate::actors::ActionSink;
+use crate::channel::ActionSink;
 use crate::config::SendLimits;
 use crate::engine::{Action, ChatEvent, Platform};
 use crate::obs::Metrics;

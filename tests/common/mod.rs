@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use firehose::actors::{ChannelKey, ChannelShared, ProcessedTap};
+use firehose::channel::{ChannelKey, ChannelShared, ProcessedTap};
 use firehose::config::{Config, Secret};
 use firehose::engine::{self, Action, ChannelState, ChatEvent, ChatHandler, EventKind};
 use firehose::service::{Service, ServiceOptions};

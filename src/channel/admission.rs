@@ -19,10 +19,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::actors::delivery::Delivery;
-use crate::actors::{
-    ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason,
-};
+use super::delivery::Delivery;
+use super::{ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
 use crate::config::{AdmissionConfig, OverflowPolicy};
 use crate::engine::ChatEvent;
 use crate::obs::Metrics;

@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use ractor::ActorRef;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::channel::ChannelMsg;
+use super::actor::ChannelMsg;
 use super::delivery::Delivery;
 use crate::engine::Platform;
 
@@ -167,7 +167,7 @@ pub struct ChannelShared {
     orphans: Mutex<BTreeMap<u64, Delivery>>,
     orphan_count: AtomicUsize,
     /// `block` policy: the channel's bounded waiting line (see `router`).
-    pub(crate) waiting_line: Mutex<Option<mpsc::Sender<crate::router::Waiting>>>,
+    pub(crate) waiting_line: Mutex<Option<mpsc::Sender<super::admission::Waiting>>>,
     /// Messages in the waiting line or being delivered from it. While it is above zero, new
     /// messages queue behind them, so order holds.
     pub(crate) waiting: AtomicUsize,

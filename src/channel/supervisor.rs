@@ -15,10 +15,10 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use super::channel::{ChannelActor, ChannelArgs, ChannelContext};
+use super::actor::{ChannelActor, ChannelArgs, ChannelContext};
+use super::admission::Router;
 use super::registry::{ChannelKey, ChannelRegistry, ChannelShared, ChannelStatus};
 use crate::config::SupervisorConfig;
-use crate::router::Router;
 
 /// What a join request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

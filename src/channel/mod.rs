@@ -12,7 +12,8 @@
 //! platform by [`dispatch::PlatformDispatch`]) and the
 //! optional [`ProcessedTap`] (observers: tests, benchmarks).
 
-pub mod channel;
+pub mod actor;
+pub mod admission;
 pub mod delivery;
 pub mod dispatch;
 pub mod metrics;
@@ -20,7 +21,7 @@ pub mod registry;
 pub mod rules_book;
 pub mod supervisor;
 
-pub use channel::{ChannelContext, ChannelMsg};
+pub use actor::{ChannelContext, ChannelMsg};
 pub use registry::{ChannelKey, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
 pub use rules_book::RulesBook;
 pub use supervisor::{JoinOutcome, Supervisor, SupervisorMsg};
