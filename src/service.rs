@@ -119,7 +119,8 @@ impl Core {
             ADMIN_CALL_TIMEOUT.as_millis() as u64,
             key
         )
-        .map_err(|e| format!("supervisor did not answer: {e}"))??;
+        .map_err(|e| format!("supervisor did not answer: {e}"))?
+        .map_err(|e| e.to_string())?;
         self.twitch.join(login).await;
         Ok(outcome)
     }
@@ -133,6 +134,7 @@ impl Core {
             ChannelKey::discord(channel_id)
         )
         .map_err(|e| format!("supervisor did not answer: {e}"))?
+        .map_err(|e| e.to_string())
     }
 
     /// Parts a Twitch channel; false when it was not joined.
@@ -170,7 +172,7 @@ impl Core {
         let actor = self
             .registry
             .get(&ChannelKey::twitch(login))
-            .and_then(|c| c.actor());
+            .and_then(|c| c.mailbox.actor());
         match actor {
             Some(actor) => ractor::call_t!(
                 actor,
@@ -240,9 +242,9 @@ impl Core {
 /// A bad file is a configuration error naming `engine.rules_dir`, the file and the fault.
 pub fn load_rules(engine: &EngineConfig) -> Result<Arc<RulesBook>, ConfigError> {
     match engine.rules_dir() {
-        Some(dir) => RulesBook::load_dir(dir).map_err(|reason| ConfigError::Invalid {
+        Some(dir) => RulesBook::load_dir(dir).map_err(|e| ConfigError::Invalid {
             key: "engine.rules_dir".to_string(),
-            reason,
+            reason: e.to_string(),
         }),
         None => Ok(RulesBook::new()),
     }
@@ -291,7 +293,7 @@ async fn run_ticker(registry: Arc<ChannelRegistry>, every: Duration, stop: Cance
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = interval.tick() => {
-                registry.for_each(|channel| channel.tick());
+                registry.for_each(|channel| channel.mailbox.tick());
             }
         }
     }
@@ -454,9 +456,7 @@ impl Service {
                     // Compared with the channel itself (not the watcher's memory), so a channel
                     // parted and joined again between polls still learns its status.
                     if let Some(channel) = channels.get(&ChannelKey::twitch(login)) {
-                        if channel.live_since() != since {
-                            channel.set_live_since(since);
-                        }
+                        crate::channel::stream::stream_changed(&channel, since);
                     }
                 },
                 helix_stop.clone(),

@@ -348,7 +348,7 @@ async fn two_discord_and_two_twitch_channels_run_side_by_side() {
             1,
             "{key}"
         );
-        actors.push(channel.actor().expect("an actor").get_id());
+        actors.push(channel.mailbox.actor().expect("an actor").get_id());
     }
     actors.sort();
     actors.dedup();

@@ -300,7 +300,7 @@ online_only = true
     wait_until(
         "the stream is known to be live",
         Duration::from_secs(5),
-        || shared.live_since() == Some(two_hours_ago),
+        || shared.stream.live_since() == Some(two_hours_ago),
     )
     .await;
     sim.send_privmsg(channel, "viewer", "!uptime")
@@ -326,7 +326,7 @@ online_only = true
     wait_until(
         "the stream is known to be offline",
         Duration::from_secs(5),
-        || shared.live_since().is_none(),
+        || shared.stream.live_since().is_none(),
     )
     .await;
     sim.send_privmsg(channel, "viewer", "!uptime")

@@ -88,7 +88,7 @@ fn route(c: &mut Criterion) {
     let (sink, _task) = runtime
         .block_on(Actor::spawn(None, Sink, ()))
         .expect("sink actor");
-    shared.set_actor(Some(sink));
+    shared.mailbox.set_actor(Some(sink));
     registry.insert(shared);
     let mut group = c.benchmark_group("route");
     group.throughput(Throughput::Elements(lines.len() as u64));

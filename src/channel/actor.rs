@@ -20,11 +20,12 @@ use std::sync::atomic::Ordering;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::delivery::Delivery;
-use super::registry::{ChannelShared, ChannelStatus};
+use super::lifecycle::{ChannelError, ChannelStatus};
+use super::registry::ChannelShared;
 use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
 use crate::engine::{millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind};
-use crate::store::{Change, Journal, StoreHandle, StoredChannel};
+use crate::store::{Change, Journal, StoreError, StoreHandle, StoredChannel};
 
 /// First delay before loading stored state again after a failed load (doubles up to 30 s).
 const RELOAD_FIRST: Duration = Duration::from_secs(1);
@@ -138,7 +139,8 @@ impl Actor for ChannelActor {
             }
             Err(e) => {
                 args.shared
-                    .set_last_error(format!("rules refused, running built-ins only: {e}"));
+                    .lifecycle
+                    .set_error(ChannelError::RulesRefused(e.to_string()));
                 ChannelState::new(name)
             }
         };
@@ -169,11 +171,11 @@ impl Actor for ChannelActor {
             state.shared.status(),
             ChannelStatus::Starting | ChannelStatus::Restarting
         ) {
-            state.shared.set_status(ChannelStatus::Running);
+            state.shared.lifecycle.set_status(ChannelStatus::Running);
         }
         // A tick that died in a failed predecessor's mailbox must not block ticks for good.
-        state.shared.tick_pending.store(false, Ordering::Release);
-        if let Some(since) = state.shared.live_since() {
+        state.shared.mailbox.tick_handled();
+        if let Some(since) = state.shared.stream.live_since() {
             handle_stream_status(state, Some(since)).await;
         }
         handle_orphans_before(state, u64::MAX).await;
@@ -241,8 +243,8 @@ impl ChannelActorState {
     /// Publishes what the scheduler needs to know about the current rules.
     fn note_rules(&self) {
         self.shared
-            .wants_ticks
-            .store(!self.engine.rules.timers.is_empty(), Ordering::Relaxed);
+            .mailbox
+            .set_wants_ticks(!self.engine.rules.timers.is_empty());
     }
 
     /// Moderators edit rules from chat (`!addcom`...): keep the book current, so a restarted
@@ -274,13 +276,16 @@ impl ChannelActorState {
         self.engine
             .restore(&stored.saved_state(), millis(SystemTime::now()));
         self.loaded = true;
-        self.shared.clear_last_error_prefix(STATE_NOT_LOADED);
+        self.shared
+            .lifecycle
+            .clear_error_if(|e| matches!(e, ChannelError::StateNotLoaded(_)));
     }
 
     /// Runs without stored state for now and tries again later.
-    fn schedule_reload(&mut self, myself: &ActorRef<ChannelMsg>, error: &str) {
+    fn schedule_reload(&mut self, myself: &ActorRef<ChannelMsg>, error: &LoadError) {
         self.shared
-            .set_last_error(format!("{STATE_NOT_LOADED}: {error}"));
+            .lifecycle
+            .set_error(ChannelError::StateNotLoaded(error.to_string()));
         let delay = self.reload_delay;
         self.reload_delay = (self.reload_delay * 2).min(RELOAD_MAX);
         // The timer task ends by itself; nothing waits for it.
@@ -288,30 +293,32 @@ impl ChannelActorState {
     }
 }
 
-/// The prefix of `last_error` while the stored state is not loaded.
-const STATE_NOT_LOADED: &str = "stored state not loaded yet";
+/// Why the stored state could not be loaded (the channel runs without it and tries again).
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+}
 
 /// Asks the writer for the channel's stored state, within the load timeout.
-async fn load_stored(context: &ChannelContext, id: &Arc<str>) -> Result<StoredChannel, String> {
+async fn load_stored(context: &ChannelContext, id: &Arc<str>) -> Result<StoredChannel, LoadError> {
     match tokio::time::timeout(context.load_timeout, context.store.load(id)).await {
-        Ok(Ok(stored)) => Ok(stored),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(loaded) => Ok(loaded?),
         Err(_) => {
             context
                 .store
                 .status
                 .load_failures
                 .fetch_add(1, Ordering::Relaxed);
-            Err(format!(
-                "no answer within {} ms",
-                context.load_timeout.as_millis()
-            ))
+            Err(LoadError::Timeout(context.load_timeout))
         }
     }
 }
 
 async fn handle_tick(state: &mut ChannelActorState) {
-    state.shared.tick_pending.store(false, Ordering::Relaxed);
+    state.shared.mailbox.tick_handled();
     handle_internal(state, EventKind::Tick).await;
 }
 
@@ -347,7 +354,7 @@ async fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
 }
 
 async fn handle_orphans_before(state: &mut ChannelActorState, seq: u64) {
-    for orphan in state.shared.take_orphans_before(seq) {
+    for orphan in state.shared.lifecycle.take_orphans_before(seq) {
         handle_delivery(state, orphan).await;
     }
 }

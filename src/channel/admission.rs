@@ -12,18 +12,113 @@
 //!   a full line sheds with `reason="wait_full"`. While anything waits, later messages of that
 //!   channel queue behind it, so order within the channel holds; when nothing waits and a slot
 //!   is free, a message goes straight to the actor as under `shed`.
+//!
+//! Each channel's admission state is its [`Gate`] (part of `ChannelShared`); every message
+//! not handled is counted under a [`ShedReason`].
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use super::actor::ChannelMsg;
 use super::delivery::Delivery;
-use super::{ChannelKey, ChannelMsg, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
+use super::key::ChannelKey;
+use super::lifecycle::ChannelStatus;
+use super::registry::{ChannelRegistry, ChannelShared};
 use crate::config::{AdmissionConfig, OverflowPolicy};
 use crate::engine::ChatEvent;
 use crate::obs::Metrics;
+
+/// Why a message was not handled. Every shed message is counted under one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShedReason {
+    /// The channel had `capacity` messages in flight (policy `shed`).
+    Full,
+    /// Waited `block_timeout_ms` without getting a slot (policy `block`).
+    Deadline,
+    /// The channel's waiting line was full (policy `block`).
+    WaitFull,
+    /// The message made the channel's handler panic or fail; it is not retried.
+    Poisoned,
+    /// The channel is marked failed.
+    ChannelFailed,
+    /// The channel was parted or the service shut down before the message was handled.
+    Parted,
+}
+
+impl ShedReason {
+    pub const ALL: [ShedReason; 6] = [
+        ShedReason::Full,
+        ShedReason::Deadline,
+        ShedReason::WaitFull,
+        ShedReason::Poisoned,
+        ShedReason::ChannelFailed,
+        ShedReason::Parted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::Full => "full",
+            ShedReason::Deadline => "deadline",
+            ShedReason::WaitFull => "wait_full",
+            ShedReason::Poisoned => "poisoned",
+            ShedReason::ChannelFailed => "channel_failed",
+            ShedReason::Parted => "parted",
+        }
+    }
+
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One channel's admission state: a semaphore with one permit per message allowed in flight
+/// (in the mailbox or being handled), the sequence numbers that order deliveries, and under
+/// `block` the bounded waiting line.
+#[derive(Debug)]
+pub struct Gate {
+    permits: Arc<Semaphore>,
+    capacity: u32,
+    /// Sequence number given to the next delivery; orders redelivered messages.
+    next_seq: AtomicU64,
+    /// `block` policy: the channel's bounded waiting line.
+    waiting_line: Mutex<Option<mpsc::Sender<Waiting>>>,
+    /// Messages in the waiting line or being delivered from it. While it is above zero, new
+    /// messages queue behind them, so order holds.
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    pub fn new(capacity: u32) -> Gate {
+        Gate {
+            permits: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            next_seq: AtomicU64::new(0),
+            waiting_line: Mutex::new(None),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Messages admitted and not yet finished.
+    pub fn in_flight(&self) -> u64 {
+        (self.capacity as u64).saturating_sub(self.permits.available_permits() as u64)
+    }
+
+    /// The sequence number of the next admitted message.
+    pub(super) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
+}
 
 /// A message parked in a channel's waiting line (`block` policy).
 #[derive(Debug)]
@@ -72,7 +167,7 @@ impl Router {
             return;
         }
         let (tx, rx) = mpsc::channel(self.config.wait_capacity);
-        if let Ok(mut line) = shared.waiting_line.lock() {
+        if let Ok(mut line) = shared.admission.waiting_line.lock() {
             *line = Some(tx);
         }
         let timeout = Duration::from_millis(self.config.block_timeout_ms);
@@ -81,7 +176,7 @@ impl Router {
 
     /// Closes a parted channel's waiting line; what is still in it is shed as `parted`.
     pub fn forget(&self, shared: &ChannelShared) {
-        if let Ok(mut line) = shared.waiting_line.lock() {
+        if let Ok(mut line) = shared.admission.waiting_line.lock() {
             line.take();
         }
     }
@@ -106,15 +201,15 @@ impl Router {
             _ => {}
         }
         match self.config.overflow {
-            OverflowPolicy::Shed => match Arc::clone(&shared.gate).try_acquire_owned() {
-                Ok(permit) => {
+            OverflowPolicy::Shed => match shared.admission.try_admit() {
+                Some(permit) => {
                     deliver(
                         Delivery::new(Arc::clone(&shared), event, received_at, permit),
                         &shared,
                     );
                     Routed::Admitted
                 }
-                Err(_) => shed(&shared, ShedReason::Full),
+                None => shed(&shared, ShedReason::Full),
             },
             OverflowPolicy::Block => enqueue_waiting(&shared, Waiting { event, received_at }),
         }
@@ -127,8 +222,9 @@ fn shed(shared: &ChannelShared, reason: ShedReason) -> Routed {
 }
 
 fn enqueue_waiting(shared: &Arc<ChannelShared>, waiting: Waiting) -> Routed {
-    if shared.waiting.load(Ordering::Acquire) == 0 {
-        if let Ok(permit) = Arc::clone(&shared.gate).try_acquire_owned() {
+    let gate = &shared.admission;
+    if gate.waiting.load(Ordering::Acquire) == 0 {
+        if let Some(permit) = gate.try_admit() {
             let delivery = Delivery::new(
                 Arc::clone(shared),
                 waiting.event,
@@ -139,17 +235,17 @@ fn enqueue_waiting(shared: &Arc<ChannelShared>, waiting: Waiting) -> Routed {
             return Routed::Admitted;
         }
     }
-    let line = shared.waiting_line.lock().ok().and_then(|l| l.clone());
+    let line = gate.waiting_line.lock().ok().and_then(|l| l.clone());
     let Some(line) = line else {
         return shed(shared, ShedReason::Parted);
     };
-    shared.waiting.fetch_add(1, Ordering::AcqRel);
+    gate.waiting.fetch_add(1, Ordering::AcqRel);
     let refused = match line.try_send(waiting) {
         Ok(()) => return Routed::Waiting,
         Err(mpsc::error::TrySendError::Full(_)) => ShedReason::WaitFull,
         Err(mpsc::error::TrySendError::Closed(_)) => ShedReason::Parted,
     };
-    shared.waiting.fetch_sub(1, Ordering::AcqRel);
+    gate.waiting.fetch_sub(1, Ordering::AcqRel);
     shed(shared, refused)
 }
 
@@ -157,16 +253,14 @@ fn enqueue_waiting(shared: &Arc<ChannelShared>, waiting: Waiting) -> Routed {
 /// restarting) or the send fails (it just died), the delivery's `Drop` keeps it as an orphan
 /// for the next actor.
 fn deliver(delivery: Delivery, shared: &ChannelShared) {
-    let Some(actor) = shared.actor() else {
+    let Some(actor) = shared.mailbox.actor() else {
         drop(delivery);
         return;
     };
     if let Err(failed) = actor.send_message(ChannelMsg::Deliver(delivery)) {
         drop(failed);
         // A newer actor may already be up: make it collect the orphan.
-        if let Some(newer) = shared.actor() {
-            let _ = newer.send_message(ChannelMsg::Wake);
-        }
+        shared.mailbox.send(ChannelMsg::Wake);
     }
 }
 
@@ -181,7 +275,7 @@ async fn serve_waiting_line(
             return;
         };
         let deadline = tokio::time::Instant::from_std(waiting.received_at + timeout);
-        let gate = Arc::clone(&shared.gate);
+        let gate = Arc::clone(&shared.admission.permits);
         match tokio::time::timeout_at(deadline, gate.acquire_owned()).await {
             Ok(Ok(permit)) if shared.status() != ChannelStatus::Parting => {
                 let delivery = Delivery::new(
@@ -196,7 +290,7 @@ async fn serve_waiting_line(
             Err(_) => shared.counters.add_shed(ShedReason::Deadline),
         }
         // Only now, with the message in the mailbox (or counted), may newer ones overtake the line.
-        shared.waiting.fetch_sub(1, Ordering::AcqRel);
+        shared.admission.waiting.fetch_sub(1, Ordering::AcqRel);
     }
     // The line closed (channel parted): anything left was dropped with it.
 }

@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::registry::{ChannelShared, ChannelStatus, ShedReason};
+use super::admission::ShedReason;
+use super::lifecycle::ChannelStatus;
+use super::registry::ChannelShared;
 use crate::engine::ChatEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +57,7 @@ impl Delivery {
         received_at: Instant,
         permit: OwnedSemaphorePermit,
     ) -> Delivery {
-        let seq = channel.next_seq();
+        let seq = channel.admission.next_seq();
         Delivery {
             inner: Some(Inner {
                 seq,
@@ -115,7 +117,7 @@ impl Drop for Delivery {
                     inner: Some(inner),
                     stage: Stage::Pending,
                 };
-                if let Some(mut refused) = channel.keep_orphan(seq, orphan) {
+                if let Some(mut refused) = channel.lifecycle.keep_orphan(seq, orphan) {
                     // The channel will not get another actor: count it as shed.
                     let reason = if channel.status() == ChannelStatus::Failed {
                         ShedReason::ChannelFailed

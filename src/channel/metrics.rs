@@ -10,7 +10,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use super::registry::{ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
+use super::admission::ShedReason;
+use super::lifecycle::ChannelStatus;
+use super::registry::{ChannelRegistry, ChannelShared};
 use crate::obs::Labels;
 
 /// Reads per-channel counters from the registry at scrape time.

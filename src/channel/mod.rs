@@ -1,30 +1,45 @@
-//! Actors: a supervisor owning one actor per channel.
+//! Channels: one supervised actor per channel, and everything that keeps it bounded.
 //!
-//! - [`supervisor`]: the `Supervisor` actor spawns, restarts (with backoff and a restart
-//!   intensity limit) and stops channel actors; joins and parts go through it.
-//! - [`channel`]: the `ChannelActor`, sole owner of one channel's engine state.
-//! - [`registry`]: per-channel shared data (admission gate, counters, status) that outlives
-//!   any one actor.
-//! - [`rules_book`]: each channel's engine rules, loaded from files and edited at run time.
+//! - [`key`], [`registry`]: the channel key and the registry of joined channels; each
+//!   channel's [`ChannelShared`] is made of the parts below and outlives any one actor.
+//! - [`admission`]: the router and each channel's gate (permits, waiting line, shed reasons):
+//!   ractor mailboxes are unbounded, the gate in front of them is what bounds them.
+//! - [`lifecycle`]: status, typed last error, orphans; [`mailbox`]: the current actor and its
+//!   ticks; [`stream`]: the stream's live status.
 //! - [`delivery`]: one admitted message, accounted for however it ends.
+//! - [`actor`]: the `ChannelActor`, sole owner of one channel's engine state.
+//! - [`supervisor`]: spawns, restarts (with backoff and a restart intensity limit) and stops
+//!   channel actors; joins and parts go through it.
+//! - [`rules_book`]: each channel's engine rules, loaded from files and edited at run time.
+//! - [`dispatch`]: one [`ActionSink`] in front of each platform's outbound side.
+//! - [`ticker`]: timer ticks; [`metrics`]: the per-channel metrics collector.
 //!
-//! Output leaves through two seams: [`ActionSink`] (the transport's outbound side, chosen per
-//! platform by [`dispatch::PlatformDispatch`]) and the
-//! optional [`ProcessedTap`] (observers: tests, benchmarks).
+//! Output leaves through two seams: [`ActionSink`] (the platform's outbound side, chosen per
+//! platform by [`dispatch::PlatformDispatch`]) and the optional [`ProcessedTap`] (observers:
+//! tests, benchmarks). The platforms sit above this floor: they route into it and implement
+//! `ActionSink`; it never names them.
 
 pub mod actor;
 pub mod admission;
 pub mod delivery;
 pub mod dispatch;
+pub mod key;
+pub mod lifecycle;
+pub mod mailbox;
 pub mod metrics;
 pub mod registry;
 pub mod rules_book;
+pub mod stream;
 pub mod supervisor;
+pub mod ticker;
 
 pub use actor::{ChannelContext, ChannelMsg};
-pub use registry::{ChannelKey, ChannelRegistry, ChannelShared, ChannelStatus, ShedReason};
+pub use admission::{Router, ShedReason};
+pub use key::ChannelKey;
+pub use lifecycle::{ChannelError, ChannelStatus};
+pub use registry::{ChannelRegistry, ChannelShared};
 pub use rules_book::RulesBook;
-pub use supervisor::{JoinOutcome, Supervisor, SupervisorMsg};
+pub use supervisor::{JoinOutcome, SpawnError, Supervisor, SupervisorMsg};
 
 use std::time::Instant;
 

@@ -7,12 +7,36 @@
 //! `!addcom` in chat) replace a channel's rules as a whole; the channel actor writes its chat
 //! edits back here, so a restarted actor starts from the latest rules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::engine::ChannelRules;
+use crate::engine::{ChannelRules, RuleError};
+
+/// Why rules could not be loaded; it names the folder or file and the fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("engine.rules_dir: cannot read {}: {source}", dir.display())]
+    ReadDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not TOML, or not rules (an unknown key, a wrong type).
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    /// Rules that do not validate (a bad template, pattern or setting).
+    #[error("{}: {source}", path.display())]
+    Invalid { path: PathBuf, source: RuleError },
+}
 
 #[derive(Debug, Default)]
 pub struct RulesBook {
@@ -26,10 +50,12 @@ impl RulesBook {
     }
 
     /// Loads every `*.toml` of `dir` (the file stem is the channel), validating each.
-    pub fn load_dir(dir: &Path) -> Result<Arc<RulesBook>, String> {
+    pub fn load_dir(dir: &Path) -> Result<Arc<RulesBook>, RulesError> {
         let book = RulesBook::default();
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("engine.rules_dir: cannot read {}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).map_err(|source| RulesError::ReadDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let mut files: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -89,13 +115,18 @@ impl RulesBook {
 }
 
 /// Reads and validates one rules file; errors name the file and the fault.
-pub fn load_file(path: &Path) -> Result<ChannelRules, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let rules: ChannelRules =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    rules
-        .validate()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load_file(path: &Path) -> Result<ChannelRules, RulesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RulesError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let rules: ChannelRules = toml::from_str(&text).map_err(|source| RulesError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    rules.validate().map_err(|source| RulesError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(rules)
 }

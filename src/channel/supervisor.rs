@@ -15,9 +15,11 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use super::actor::{ChannelActor, ChannelArgs, ChannelContext};
+use super::actor::{ChannelActor, ChannelArgs, ChannelContext, ChannelMsg};
 use super::admission::Router;
-use super::registry::{ChannelKey, ChannelRegistry, ChannelShared, ChannelStatus};
+use super::key::ChannelKey;
+use super::lifecycle::{ChannelError, ChannelStatus};
+use super::registry::{ChannelRegistry, ChannelShared};
 use crate::config::SupervisorConfig;
 
 /// What a join request did.
@@ -30,8 +32,18 @@ pub enum JoinOutcome {
     Revived,
 }
 
+/// Why a channel did not get an actor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{0} is not supervised")]
+    NotSupervised(ChannelKey),
+    /// ractor refused to spawn it; the channel is marked failed.
+    #[error("spawning the channel actor failed: {0}")]
+    Spawn(String),
+}
+
 pub enum SupervisorMsg {
-    Join(ChannelKey, RpcReplyPort<Result<JoinOutcome, String>>),
+    Join(ChannelKey, RpcReplyPort<Result<JoinOutcome, SpawnError>>),
     /// Stops the channel's actor after its mailbox drains; replies whether it existed.
     Part(ChannelKey, RpcReplyPort<bool>),
     /// A backoff elapsed: restart the channel if it is still waiting for it.
@@ -132,12 +144,12 @@ async fn join(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
     key: ChannelKey,
-) -> Result<JoinOutcome, String> {
+) -> Result<JoinOutcome, SpawnError> {
     let outcome = match state.channels.get_mut(&key) {
         Some(entry) if entry.shared.status() == ChannelStatus::Failed => {
             entry.failures.clear();
             entry.generation += 1;
-            entry.shared.set_status(ChannelStatus::Restarting);
+            entry.shared.lifecycle.set_status(ChannelStatus::Restarting);
             JoinOutcome::Revived
         }
         Some(_) => return Ok(JoinOutcome::AlreadyJoined),
@@ -164,9 +176,9 @@ async fn spawn_channel(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
     key: &ChannelKey,
-) -> Result<(), String> {
+) -> Result<(), SpawnError> {
     let Some(entry) = state.channels.get(key) else {
-        return Err(format!("{key} is not supervised"));
+        return Err(SpawnError::NotSupervised(key.clone()));
     };
     let shared = Arc::clone(&entry.shared);
     let args = ChannelArgs {
@@ -176,17 +188,18 @@ async fn spawn_channel(
     match Actor::spawn_linked(None, ChannelActor, args, myself.get_cell()).await {
         Ok((actor, _)) => {
             state.by_actor.insert(actor.get_id(), key.clone());
-            shared.set_actor(Some(actor.clone()));
+            shared.mailbox.set_actor(Some(actor.clone()));
             // Messages that failed to reach the previous actor while this one was starting.
-            let _ = actor.send_message(super::ChannelMsg::Wake);
+            let _ = actor.send_message(ChannelMsg::Wake);
             Ok(())
         }
         Err(e) => {
-            let error = format!("spawning the channel actor failed: {e}");
-            shared.set_last_error(error.clone());
-            shared.set_status(ChannelStatus::Failed);
-            shed_orphans(&shared);
-            Err(error)
+            shared
+                .lifecycle
+                .set_error(ChannelError::SpawnFailed(e.to_string()));
+            shared.lifecycle.set_status(ChannelStatus::Failed);
+            shared.lifecycle.shed_orphans();
+            Err(SpawnError::Spawn(e.to_string()))
         }
     }
 }
@@ -196,18 +209,18 @@ fn part(state: &mut SupervisorState, key: &ChannelKey) -> bool {
         return false;
     };
     let shared = entry.shared;
-    shared.set_status(ChannelStatus::Parting);
+    shared.lifecycle.set_status(ChannelStatus::Parting);
     // The draining actor is no longer this key's: should it fail, a re-joined channel of the
     // same name must not be touched.
     state.by_actor.retain(|_, k| k != key);
     state.args.registry.remove(key);
     state.args.router.forget(&shared);
-    if let Some(actor) = shared.actor() {
+    if let Some(actor) = shared.mailbox.actor() {
         // Handles what is already in its mailbox, then stops.
         let _ = actor.drain();
     }
-    shared.set_actor(None);
-    shed_orphans(&shared);
+    shared.mailbox.set_actor(None);
+    shared.lifecycle.shed_orphans();
     true
 }
 
@@ -225,18 +238,20 @@ fn on_actor_failed(
         return;
     };
     let shared = Arc::clone(&entry.shared);
-    shared.set_actor(None);
+    shared.mailbox.set_actor(None);
     if shared.status() == ChannelStatus::Parting {
         // Shutting down or parting: no restart; what it left is shed and counted.
-        shared.set_last_error(error);
-        shed_orphans(&shared);
+        shared.lifecycle.set_error(ChannelError::ActorFailed(error));
+        shared.lifecycle.shed_orphans();
         return;
     }
     shared
         .counters
         .restarts
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    shared.set_last_error(error.clone());
+    shared
+        .lifecycle
+        .set_error(ChannelError::ActorFailed(error.clone()));
     let now = Instant::now();
     let window = Duration::from_millis(config.restart_window_ms);
     entry.failures.push_back(now);
@@ -251,11 +266,11 @@ fn on_actor_failed(
     let failures = entry.failures.len() as u32;
     if failures > config.max_restarts {
         tracing::error!(channel = %key, failures, "channel failed too often; marking it failed");
-        shared.set_status(ChannelStatus::Failed);
-        shed_orphans(&shared);
+        shared.lifecycle.set_status(ChannelStatus::Failed);
+        shared.lifecycle.shed_orphans();
         return;
     }
-    shared.set_status(ChannelStatus::Restarting);
+    shared.lifecycle.set_status(ChannelStatus::Restarting);
     let backoff = backoff(config, failures);
     tracing::warn!(channel = %key, %error, ?backoff, "channel actor failed; restarting");
     let generation = entry.generation;
@@ -297,7 +312,7 @@ async fn drain_all(state: &mut SupervisorState, deadline: Duration) -> DrainRepo
     let actors: Vec<_> = state
         .channels
         .values()
-        .filter_map(|entry| entry.shared.actor())
+        .filter_map(|entry| entry.shared.mailbox.actor())
         .collect();
     let channels = state.channels.len();
     let drains = actors
@@ -309,16 +324,11 @@ async fn drain_all(state: &mut SupervisorState, deadline: Duration) -> DrainRepo
         .filter(|r| r.is_ok())
         .count();
     for entry in state.channels.values() {
-        entry.shared.set_status(ChannelStatus::Parting);
-        entry.shared.set_actor(None);
-        shed_orphans(&entry.shared);
+        entry.shared.lifecycle.set_status(ChannelStatus::Parting);
+        entry.shared.mailbox.set_actor(None);
+        entry.shared.lifecycle.shed_orphans();
     }
     DrainReport { channels, drained }
-}
-
-/// Drops (and so counts as shed) the orphans of a channel that will not get another actor.
-fn shed_orphans(shared: &ChannelShared) {
-    drop(shared.take_all_orphans());
 }
 
 #[cfg(test)]
