@@ -47,6 +47,7 @@
 //! `twitch::helix` (moderation); what lasts goes to `store`'s writer. `docs/ARCHITECTURE.md`
 //! has the whole picture.
 
+pub mod app;
 pub mod channel;
 pub mod cli;
 pub mod config;
@@ -54,7 +55,6 @@ pub mod discord;
 pub mod engine;
 pub mod http;
 pub mod obs;
-pub mod service;
 pub mod store;
 pub mod twitch;
 pub mod util;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use firehose::service::ServiceOptions;
+use firehose::app::ServiceOptions;
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

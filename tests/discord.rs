@@ -15,10 +15,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
+use firehose::app::ServiceOptions;
 use firehose::channel::ChannelKey;
+use firehose::cli::Server;
 use firehose::config::{Config, Secret};
 use firehose::config::{DiscordChannel, GrantedRole};
-use firehose::service::{Service, ServiceOptions};
 use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig, MessageSpec, Recorded};
 use firehose_sim::SimHandle;
 
@@ -41,7 +42,7 @@ phrases = [{ pattern = "free bitcoin" }]
 struct Setup {
     fake: FakeDiscord,
     sim: SimHandle,
-    service: Service,
+    service: Server,
     _dir: tempfile::TempDir,
 }
 
@@ -134,7 +135,7 @@ fn as_id(value: &serde_json::Value) -> Option<u64> {
     value.as_str()?.parse().ok()
 }
 
-fn discord_processed(service: &Service, channel: u64) -> u64 {
+fn discord_processed(service: &Server, channel: u64) -> u64 {
     service
         .core()
         .registry
@@ -143,7 +144,7 @@ fn discord_processed(service: &Service, channel: u64) -> u64 {
         .unwrap_or(0)
 }
 
-fn metric(service: &Service, prefix: &str) -> f64 {
+fn metric(service: &Server, prefix: &str) -> f64 {
     metric_value(&service.core().metrics.render(), prefix)
 }
 

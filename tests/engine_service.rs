@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use firehose::service::ServiceOptions;
+use firehose::app::ServiceOptions;
 
 const RULES: &str = r#"
 [[commands]]
@@ -118,7 +118,7 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
     assert!(
         matches!(
             outcome,
-            Err(firehose::service::SetRulesError::Refused(
+            Err(firehose::app::SetRulesError::Refused(
                 firehose::channel::actor::RulesRefused::Conflict
             ))
         ),

@@ -5,9 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use firehose::service::{Service, ServiceOptions};
+use firehose::app::ServiceOptions;
+use firehose::cli::Server;
 
-fn url(service: &Service, path: &str) -> String {
+fn url(service: &Server, path: &str) -> String {
     format!("http://{}{}", service.http_addr(), path)
 }
 
@@ -106,7 +107,7 @@ async fn readyz_is_503_with_a_reason_while_disconnected() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = closed.local_addr().expect("addr");
     drop(closed);
-    let service = Service::start(
+    let service = Server::start(
         config_for(addr, &["nobody".to_string()]),
         ServiceOptions::default(),
     )

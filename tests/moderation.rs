@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
+use firehose::app::ServiceOptions;
 use firehose::config::Secret;
-use firehose::service::ServiceOptions;
 use firehose_sim::helix::{FakeHelix, FAKE_CLIENT_ID, FAKE_TOKEN};
 
 const RULES: &str = r#"

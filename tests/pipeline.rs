@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use firehose::app::ServiceOptions;
 use firehose::channel::{ChannelStatus, ShedReason};
 use firehose::engine::Engine;
-use firehose::service::ServiceOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_channels_every_message_once_and_in_order_and_pings_answered() {

@@ -16,8 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use firehose::app::ServiceOptions;
+use firehose::cli::Server;
 use firehose::config::StoreConfig;
-use firehose::service::{Service, ServiceOptions};
 use firehose::store::scylla::ScyllaStore;
 use firehose::store::StateStore;
 use firehose_sim::SimHandle;
@@ -41,7 +42,7 @@ async fn chatty_service(
     channels: usize,
     store_config: &StoreConfig,
     store: Option<Arc<dyn StateStore>>,
-) -> (SimHandle, Service, Vec<String>) {
+) -> (SimHandle, Server, Vec<String>) {
     // Chat messages only (no USERNOTICE/CLEARCHAT events): handled = messages counted.
     let sim = sim(channels, |c| c.event_fraction = 0.0).await;
     let names = sim_channels(channels);
@@ -60,7 +61,7 @@ async fn chatty_service(
     (sim, service, names)
 }
 
-fn total_processed(service: &Service, channels: &[String]) -> u64 {
+fn total_processed(service: &Server, channels: &[String]) -> u64 {
     channels.iter().map(|c| processed(service, c)).sum()
 }
 
@@ -69,7 +70,7 @@ fn total_processed(service: &Service, channels: &[String]) -> u64 {
 /// counts equal the messages the channel handled.
 async fn assert_counted_once(
     sim: &SimHandle,
-    service: &Service,
+    service: &Server,
     channels: &[String],
     db: &StoreConfig,
 ) {

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
+use firehose::app::ServiceOptions;
+use firehose::cli::Server;
 use firehose::config::StoreConfig;
-use firehose::service::{Service, ServiceOptions};
 use firehose_sim::SimHandle;
 
 use common::*;
@@ -38,7 +39,7 @@ async fn start(
     channel: &str,
     rules_dir: &std::path::Path,
     store: &StoreConfig,
-) -> Service {
+) -> Server {
     let mut config = config_for(sim.local_addr(), &[channel.to_string()]);
     config.engine.rules_dir = rules_dir.display().to_string();
     config.store = store.clone();

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
+use firehose::app::ServiceOptions;
+use firehose::cli::Server;
 use firehose::config::DiscordChannel;
 use firehose::config::{Config, Secret};
-use firehose::service::{Service, ServiceOptions};
 use firehose_sim::discord::guild::{self, GuildStats, GuildTraffic};
 use firehose_sim::discord::{FakeDiscord, FakeDiscordConfig};
 use firehose_sim::{SimConfig, SimHandle, Simulator};
@@ -187,7 +188,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
         n => Some(DemoGuild::start(n, &mut config).await?),
     };
     config.validate()?;
-    let service = Service::start(config, ServiceOptions::default()).await?;
+    let service = Server::start(config, ServiceOptions::default()).await?;
     eprintln!(
         "demo: simulator on {}, service HTTP on http://{} ; joining {} channels...",
         sim.local_addr(),
@@ -262,7 +263,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     Ok(summary)
 }
 
-fn totals(service: &Service) -> (u64, u64, u64) {
+fn totals(service: &Server) -> (u64, u64, u64) {
     let channels = service.core().registry.all();
     let received = channels
         .iter()
@@ -276,7 +277,7 @@ fn totals(service: &Service) -> (u64, u64, u64) {
     (received, processed, shed)
 }
 
-async fn progress_until(sim: &SimHandle, service: &Service, started: Instant, length: Duration) {
+async fn progress_until(sim: &SimHandle, service: &Server, started: Instant, length: Duration) {
     let tty = std::io::stderr().is_terminal();
     let mut last = (0u64, Instant::now());
     while started.elapsed() < length {
@@ -313,7 +314,7 @@ async fn progress_until(sim: &SimHandle, service: &Service, started: Instant, le
 /// to the `!ping`s are in, or the deadline passes.
 async fn settle(
     sim: &SimHandle,
-    service: &Service,
+    service: &Server,
     deadline: Duration,
     discord_sent: u64,
     discord_replied: impl Fn() -> bool,
@@ -332,7 +333,7 @@ async fn settle(
     }
 }
 
-fn summarize(sim: &SimHandle, service: &Service, seconds: f64) -> DemoSummary {
+fn summarize(sim: &SimHandle, service: &Server, seconds: f64) -> DemoSummary {
     let stats = sim.stats();
     let (_, processed, shed) = totals(service);
     let latencies = sim.reply_latencies();

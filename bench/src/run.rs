@@ -16,8 +16,9 @@ use crate::procstat::{self, ProcSample};
 use crate::report::{Percentiles, RampStep, Report, Sample};
 use crate::scenario::{ChannelPlan, Overrides, Phase, Scenario};
 use crate::scrape::{Scraper, ServiceCounts};
+use firehose::app::ServiceOptions;
+use firehose::cli::Server;
 use firehose::config::{Config, OverflowPolicy, Secret};
-use firehose::service::{Service, ServiceOptions};
 use firehose_sim::{SimConfig, SimHandle, Simulator};
 
 /// Bearer token of the service's admin API during a bench.
@@ -44,7 +45,7 @@ pub struct BenchOptions {
 
 /// The service under test, in process or as a child.
 enum Target {
-    InProcess(Box<Service>),
+    InProcess(Box<Server>),
     Child {
         child: tokio::process::Child,
         pid: u32,
@@ -250,7 +251,7 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
         start_child(&options, &mut config).await?
     } else {
         config.validate()?;
-        let service = Service::start(config, ServiceOptions::default()).await?;
+        let service = Server::start(config, ServiceOptions::default()).await?;
         let http = service.http_addr();
         (Target::InProcess(Box::new(service)), http)
     };

@@ -63,11 +63,13 @@ pub struct RulesEdit {
 }
 
 /// Why an edit was not applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesRefused {
     /// The rules do not validate.
+    #[error("invalid rules: {0}")]
     Invalid(String),
     /// The rules changed since the edit read them (e.g. a moderator's `!addcom`).
+    #[error("the rules changed since the edit read them")]
     Conflict,
 }
 

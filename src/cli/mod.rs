@@ -1,15 +1,19 @@
-//! The service's own subcommands: `run`, `migrate`, `check-config`, `replay` (the `firehose`
-//! binary, in the `firehose-cli` crate, parses the arguments and calls these; its tooling
-//! subcommands `sim`, `demo` and `bench` come from `firehose-sim` and `firehose-bench`).
+//! The top floor: the service's own subcommands, `run`, `migrate`, `check-config` and
+//! `replay` (the `firehose` binary, in the `firehose-cli` crate, parses the arguments and
+//! calls these; its tooling subcommands `sim`, `demo` and `bench` come from `firehose-sim` and
+//! `firehose-bench`), and [`Server`], the service with its HTTP endpoints: `app` does not know
+//! `http`, so this is where the two are wired together.
 
 mod replay;
+mod server;
 
 pub use replay::{replay, ReplayArgs};
+pub use server::Server;
 
 use std::path::Path;
 
+use crate::app::ServiceOptions;
 use crate::config::Config;
-use crate::service::{Service, ServiceOptions};
 
 /// Logs to stderr; level from `FIREHOSE_LOG` (e.g. `info`, `firehose=debug`), default `info`.
 pub fn init_tracing() {
@@ -25,7 +29,7 @@ pub fn init_tracing() {
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     // The rules files are part of the configuration: every one must load and validate.
-    crate::service::load_rules(&config.engine)?;
+    crate::app::load_rules(&config.engine)?;
     println!(
         "{}: valid ({} channel(s), server {}, overflow {:?}, admin token {})",
         path.display(),
@@ -44,11 +48,11 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
 /// `firehose run --config <path>`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let service = Service::start(config, ServiceOptions::default()).await?;
-    tracing::info!(http = %service.http_addr(), "firehose running");
+    let server = Server::start(config, ServiceOptions::default()).await?;
+    tracing::info!(http = %server.http_addr(), "firehose running");
     wait_for_signal().await;
     tracing::info!("shutting down");
-    let report = service.shutdown().await;
+    let report = server.shutdown().await;
     tracing::info!(?report, "stopped");
     Ok(())
 }

@@ -64,7 +64,7 @@ pub struct ReplaySummary {
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
-    let rules = crate::service::load_rules(&config.engine)?;
+    let rules = crate::app::load_rules(&config.engine)?;
     let input = std::fs::File::open(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let stdout = std::io::stdout();

@@ -33,9 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 mod rules;
 
+use crate::app::Core;
 use crate::channel::{JoinOutcome, ShedReason};
 use crate::engine::Platform;
-use crate::service::Core;
 
 /// Binds `listen` and serves until `stop` is cancelled. Returns the bound address.
 pub async fn serve(
@@ -192,7 +192,7 @@ async fn join_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) 
             )
                 .into_response()
         }
-        Err(error) => error_response(StatusCode::BAD_REQUEST, &error),
+        Err(error) => error_response(StatusCode::BAD_REQUEST, &error.to_string()),
     }
 }
 
@@ -213,7 +213,7 @@ async fn part_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) 
             StatusCode::NOT_FOUND,
             &format!("channel `{login}` is not joined"),
         ),
-        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &error),
+        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     }
 }
 

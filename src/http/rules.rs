@@ -32,10 +32,10 @@ impl IntoResponse for ApiError {
         error_response(self.0, &self.1)
     }
 }
+use crate::app::{Core, SetRulesError};
 use crate::channel::actor::RulesRefused;
 use crate::config::is_login;
 use crate::engine::ChannelRules;
-use crate::service::{Core, SetRulesError};
 
 const KINDS: [&str; 4] = ["commands", "keywords", "timers", "filters"];
 
@@ -213,7 +213,9 @@ async fn apply(
             StatusCode::CONFLICT,
             "the channel's rules changed meanwhile (another edit or a moderator in chat); read them again and retry".into(),
         ),
-        SetRulesError::Unavailable(why) => ApiError(StatusCode::SERVICE_UNAVAILABLE, why),
+        unavailable @ SetRulesError::Unavailable(_) => {
+            ApiError(StatusCode::SERVICE_UNAVAILABLE, unavailable.to_string())
+        }
     })
 }
 

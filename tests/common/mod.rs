@@ -11,10 +11,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use firehose::app::ServiceOptions;
 use firehose::channel::{ChannelKey, ChannelShared, ProcessedTap};
+use firehose::cli::Server;
 use firehose::config::{Config, Secret};
 use firehose::engine::{self, Action, ChannelState, ChatEvent, ChatHandler, EventKind};
-use firehose::service::{Service, ServiceOptions};
 use firehose_sim::{SimConfig, SimHandle, Simulator};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -82,9 +83,9 @@ pub fn sim_channels(n: usize) -> Vec<String> {
 }
 
 /// Starts a service and waits until it is ready.
-pub async fn service(config: Config, options: ServiceOptions) -> Service {
+pub async fn service(config: Config, options: ServiceOptions) -> Server {
     config.validate().expect("test config is valid");
-    let service = Service::start(config, options)
+    let service = Server::start(config, options)
         .await
         .expect("service starts");
     if let Err(readiness) = service.wait_ready(Duration::from_secs(20)).await {
@@ -93,7 +94,7 @@ pub async fn service(config: Config, options: ServiceOptions) -> Service {
     service
 }
 
-pub fn channel(service: &Service, login: &str) -> Arc<ChannelShared> {
+pub fn channel(service: &Server, login: &str) -> Arc<ChannelShared> {
     service
         .core()
         .registry
@@ -101,21 +102,21 @@ pub fn channel(service: &Service, login: &str) -> Arc<ChannelShared> {
         .unwrap_or_else(|| panic!("channel {login} is registered"))
 }
 
-pub fn processed(service: &Service, login: &str) -> u64 {
+pub fn processed(service: &Server, login: &str) -> u64 {
     channel(service, login)
         .counters
         .processed
         .load(Ordering::Relaxed)
 }
 
-pub fn received(service: &Service, login: &str) -> u64 {
+pub fn received(service: &Server, login: &str) -> u64 {
     channel(service, login)
         .counters
         .received
         .load(Ordering::Relaxed)
 }
 
-pub fn shed(service: &Service, login: &str) -> u64 {
+pub fn shed(service: &Server, login: &str) -> u64 {
     channel(service, login).counters.shed_total()
 }
 

@@ -1,8 +1,8 @@
 //! Engine tests that go through [`crate::engine::handle`]: commands, keywords, timers,
-//! filters, nuke, shadow mode, chat management, the example rules file and the real-chat
-//! corpus. Unit tests of single pieces live next to them.
+//! filters, nuke, shadow mode, chat management and the example rules file (the real-chat
+//! corpus run needs the Twitch side: `tests/engine_corpus.rs`). Unit tests of single pieces
+//! live next to them.
 
-mod corpus;
 mod features;
 mod moderation;
 mod props;

@@ -69,6 +69,17 @@ impl HelixModerator {
         shutdown: CancellationToken,
     ) -> (HelixModerator, JoinHandle<()>) {
         let metrics = HelixMetrics::register(registry);
+        HelixModerator::start_with_metrics(config, token, metrics, shutdown)
+    }
+
+    /// [`HelixModerator::start`] with metrics already registered (the service registers every
+    /// component's metrics first, then starts the components).
+    pub fn start_with_metrics(
+        config: HelixConfig,
+        token: Secret,
+        metrics: HelixMetrics,
+        shutdown: CancellationToken,
+    ) -> (HelixModerator, JoinHandle<()>) {
         let (log, writer) = match &config.moderation_log {
             Some(path) => {
                 let (log, writer) =

@@ -1,24 +1,51 @@
-//! Runs the 4000-line recording of a top channel's chat through the example rules.
+//! Runs the 4000-line recording of a top channel's chat through the example rules: the
+//! engine on real chat, converted exactly as the service converts it (`twitch::convert`).
+//! (It lived among the engine's unit tests; it needs the Twitch side, one floor up, so it is
+//! an integration test.)
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use firehose::engine::{handle, ChannelState, ChatEvent, ChatMessage, EventKind, Platform};
+use firehose::twitch::convert::to_chat_event;
 use twitch_irc::message::{IRCMessage, ServerMessage};
-
-use super::*;
 
 const CORPUS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/corpus/xqcow-chat-2019.txt"
 ));
+const EXAMPLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/channels/example.toml"
+));
 
 /// The PRIVMSGs of the corpus as engine messages.
-pub fn corpus_messages() -> Vec<ChatMessage> {
+fn corpus_messages() -> Vec<ChatMessage> {
     CORPUS.lines().filter_map(to_message).collect()
 }
 
-/// A corpus line as the service would see it (the same conversion as `twitch::convert`).
+/// A corpus line as the service would see it.
 fn to_message(line: &str) -> Option<ChatMessage> {
     let irc = IRCMessage::parse(line).ok()?;
-    let event = crate::twitch::convert::to_chat_event(&ServerMessage::try_from(irc).ok()?)?;
+    let event = to_chat_event(&ServerMessage::try_from(irc).ok()?)?;
     event.message().cloned()
+}
+
+/// Test time: a fixed epoch plus `secs` (as the engine's unit tests count it).
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn event(kind: EventKind) -> ChatEvent {
+    ChatEvent {
+        platform: Platform::Twitch,
+        channel: "chan".into(),
+        kind,
+    }
+}
+
+fn example() -> ChannelState {
+    let rules = toml::from_str(EXAMPLE).expect("rules parse");
+    ChannelState::with_rules("chan", rules).expect("rules valid")
 }
 
 #[test]
