@@ -214,15 +214,37 @@ pub fn violations(refs: &[Reference], layers: &Layers) -> Vec<String> {
     out
 }
 
-/// Cycles between folders (any depth): each as a list of folders, or empty when there is none.
+/// Folder-to-folder edges (`"twitch" -> "twitch/helix"`), root excluded.
+pub fn folder_edges(
+    refs: &[Reference],
+    folders: &BTreeSet<Vec<String>>,
+) -> BTreeSet<(Vec<String>, Vec<String>)> {
+    let mut edges = BTreeSet::new();
+    for r in refs {
+        let from = folder_of(&r.from, folders);
+        let to = folder_of(&r.to, folders);
+        if from != to && !from.is_empty() && !to.is_empty() {
+            edges.insert((from, to));
+        }
+    }
+    edges
+}
+
+/// Cycles between folders (any depth) that are not nested in one another: each as a list of
+/// folders, or empty when there is none. A sub-folder using its parent's items and the parent
+/// using the sub-folder's (`engine` and `engine/filters`) is how a Rust module nests and is
+/// not counted; siblings and cousins (`channel` and `store`, `twitch/helix` and `discord`)
+/// must not form a circle.
 pub fn folder_cycles(refs: &[Reference], folders: &BTreeSet<Vec<String>>) -> Vec<Vec<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for r in refs {
-        let from = folder_of(&r.from, folders).join("/");
-        let to = folder_of(&r.to, folders).join("/");
-        if from != to && !from.is_empty() && !to.is_empty() {
-            graph.entry(from).or_default().insert(to);
+    for (from, to) in folder_edges(refs, folders) {
+        if from.starts_with(&to) || to.starts_with(&from) {
+            continue;
         }
+        graph
+            .entry(from.join("/"))
+            .or_default()
+            .insert(to.join("/"));
     }
     strongly_connected(&graph)
         .into_iter()
@@ -352,7 +374,10 @@ fn cfg_test_before(tokens: &[Token], mut i: usize) -> bool {
         if j == 0 || tokens[j - 1].text != "#" {
             return false;
         }
-        let inner: Vec<&str> = tokens[j + 1..i - 1].iter().map(|t| t.text.as_str()).collect();
+        let inner: Vec<&str> = tokens[j + 1..i - 1]
+            .iter()
+            .map(|t| t.text.as_str())
+            .collect();
         if inner.starts_with(&["cfg", "(", "test", ")"]) {
             return true;
         }
