@@ -48,10 +48,10 @@ pub(super) fn apply(table: &mut toml::Table, env: &[(String, String)]) -> Result
             });
         };
         let key = path.join(".");
-        let value = parse_like(default, raw).map_err(|reason| ConfigError::Env {
+        let value = parse_like(default, raw).map_err(|bad| ConfigError::Env {
             var: var.clone(),
             key: key.clone(),
-            reason,
+            reason: bad.to_string(),
         })?;
         set_path(table, path, value);
     }
@@ -78,17 +78,26 @@ fn env_name(path: &[String]) -> String {
     format!("FIREHOSE_{}", path.join("_").to_ascii_uppercase())
 }
 
-fn parse_like(default: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+/// An override whose text is not of its key's type.
+#[derive(Debug, thiserror::Error)]
+enum BadValue {
+    #[error("`{0}` is not an integer")]
+    NotInteger(String),
+    #[error("`{0}` is not true/false")]
+    NotBool(String),
+}
+
+fn parse_like(default: &toml::Value, raw: &str) -> Result<toml::Value, BadValue> {
     match default {
         toml::Value::Integer(_) => raw
             .trim()
             .parse::<i64>()
             .map(toml::Value::Integer)
-            .map_err(|_| format!("`{raw}` is not an integer")),
+            .map_err(|_| BadValue::NotInteger(raw.to_string())),
         toml::Value::Boolean(_) => match raw.trim() {
             "true" | "1" => Ok(toml::Value::Boolean(true)),
             "false" | "0" => Ok(toml::Value::Boolean(false)),
-            _ => Err(format!("`{raw}` is not true/false")),
+            _ => Err(BadValue::NotBool(raw.to_string())),
         },
         toml::Value::Array(_) => Ok(toml::Value::Array(
             raw.split(',')

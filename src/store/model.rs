@@ -9,6 +9,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{ChannelRules, RuleError, SavedState};
 
+/// Rules that cannot become rows, or rows that are not (valid) rules.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("{kind} {name}: {source}")]
+    Encode {
+        kind: String,
+        name: String,
+        source: serde_json::Error,
+    },
+    #[error("stored {kind} {name:?}: {source}")]
+    Decode {
+        kind: String,
+        name: String,
+        source: serde_json::Error,
+    },
+    #[error("stored rule of unknown kind {0:?}")]
+    UnknownKind(String),
+    #[error("stored rules do not validate: {0}")]
+    Invalid(RuleError),
+}
+
 /// Partitions a channel's user stats are spread over (part of the schema: changing it needs a
 /// migration that moves the rows).
 pub const USER_BUCKETS: u32 = 16;
@@ -100,7 +121,7 @@ impl StoredChannel {
     }
 
     /// The stored rules, if any.
-    pub fn channel_rules(&self) -> Result<Option<ChannelRules>, String> {
+    pub fn channel_rules(&self) -> Result<Option<ChannelRules>, RowError> {
         if self.rules.is_empty() {
             return Ok(None);
         }
@@ -156,9 +177,13 @@ pub enum LeaseOutcome {
 
 /// A channel's rules as stored items, one per command, keyword, timer and filter, plus one
 /// `settings` item (regulars and nuke settings) so that stored rules always have a row.
-pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, String> {
-    fn row<T: Serialize>(kind: &str, name: &str, item: &T) -> Result<RuleRow, String> {
-        let body = serde_json::to_string(item).map_err(|e| format!("{kind} {name}: {e}"))?;
+pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, RowError> {
+    fn row<T: Serialize>(kind: &str, name: &str, item: &T) -> Result<RuleRow, RowError> {
+        let body = serde_json::to_string(item).map_err(|source| RowError::Encode {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            source,
+        })?;
         Ok(RuleRow {
             kind: kind.to_string(),
             name: name.to_string(),
@@ -188,10 +213,13 @@ pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, String> {
 }
 
 /// Rebuilds and validates rules from stored items.
-pub fn rules_from_rows(rows: &[RuleRow]) -> Result<ChannelRules, String> {
-    fn parse<T: serde::de::DeserializeOwned>(row: &RuleRow) -> Result<T, String> {
-        serde_json::from_str(&row.body)
-            .map_err(|e| format!("stored {} {:?}: {e}", row.kind, row.name))
+pub fn rules_from_rows(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
+    fn parse<T: serde::de::DeserializeOwned>(row: &RuleRow) -> Result<T, RowError> {
+        serde_json::from_str(&row.body).map_err(|source| RowError::Decode {
+            kind: row.kind.clone(),
+            name: row.name.clone(),
+            source,
+        })
     }
     let mut rules = ChannelRules::default();
     for row in rows {
@@ -205,12 +233,10 @@ pub fn rules_from_rows(rows: &[RuleRow]) -> Result<ChannelRules, String> {
                 rules.regulars = settings.regulars;
                 rules.nuke = settings.nuke;
             }
-            other => return Err(format!("stored rule of unknown kind {other:?}")),
+            other => return Err(RowError::UnknownKind(other.to_string())),
         }
     }
-    rules
-        .validate()
-        .map_err(|e: RuleError| format!("stored rules do not validate: {e}"))?;
+    rules.validate().map_err(RowError::Invalid)?;
     Ok(rules)
 }
 

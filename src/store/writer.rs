@@ -32,7 +32,9 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::model::{counter, rules_to_rows, ChannelWrite, ModerationEntry, StoredChannel};
+use super::model::{
+    counter, rules_to_rows, ChannelWrite, ModerationEntry, RowError, StoredChannel,
+};
 use super::model::{UserRow, WarningRow};
 use super::{StateStore, StoreError, StoreResult};
 use crate::config::StoreConfig;
@@ -427,7 +429,7 @@ impl Pending {
     }
 
     /// `stored` with these changes on top (what a restarting actor starts from).
-    fn overlay(&self, stored: &mut StoredChannel) -> Result<(), String> {
+    fn overlay(&self, stored: &mut StoredChannel) -> Result<(), RowError> {
         for (name, delta) in &self.counters {
             *stored.counters.entry(name.clone()).or_insert(0) += delta;
         }
@@ -696,7 +698,9 @@ impl Writer {
             );
             stored.counters = base.counters.clone();
             if let Some(pending) = self.pending.get(&channel) {
-                pending.overlay(&mut stored).map_err(StoreError::Schema)?;
+                pending
+                    .overlay(&mut stored)
+                    .map_err(|e| StoreError::Schema(e.to_string()))?;
             }
             Ok(stored)
         });
@@ -1018,7 +1022,7 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
     }
     let (write, new_base, new_users) = match compose(&channel, &changes, &base, &users, ttl_s) {
         Ok(composed) => composed,
-        Err(e) => return failed(channel, Some(base), StoreError::Schema(e)),
+        Err(e) => return failed(channel, Some(base), StoreError::Schema(e.to_string())),
     };
     match store.write(&write).await {
         Ok(rows) => ChannelFlushed {
@@ -1064,7 +1068,7 @@ fn compose(
     base: &ChannelBase,
     users: &HashMap<String, UserRow>,
     ttl_s: u32,
-) -> Result<(ChannelWrite, ChannelBase, Vec<UserRow>), String> {
+) -> Result<(ChannelWrite, ChannelBase, Vec<UserRow>), RowError> {
     let mut write = ChannelWrite::new(channel, ttl_s);
     let mut new_base = base.clone();
     for (name, delta) in &changes.counters {

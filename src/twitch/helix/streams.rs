@@ -100,13 +100,24 @@ pub fn spawn_stream_watcher(
     })
 }
 
+/// Why a poll of `GET /streams` failed (the status stays as it was until the next poll).
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error("GET /streams: {0}")]
+    Transport(reqwest::Error),
+    #[error("GET /streams answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("GET /streams body: {0}")]
+    Body(reqwest::Error),
+}
+
 /// Asks Helix which of `logins` are live; returns login -> live since (ms).
 async fn poll(
     client: &reqwest::Client,
     config: &HelixConfig,
     token: &Secret,
     logins: &[String],
-) -> Result<HashMap<String, u64>, String> {
+) -> Result<HashMap<String, u64>, PollError> {
     let mut query: Vec<(&str, &str)> = logins.iter().map(|l| ("user_login", l.as_str())).collect();
     let first = LOGINS_PER_REQUEST.to_string();
     query.push(("first", &first));
@@ -121,14 +132,11 @@ async fn poll(
         .bearer_auth(bearer)
         .send()
         .await
-        .map_err(|e| format!("GET /streams: {}", e.without_url()))?;
+        .map_err(|e| PollError::Transport(e.without_url()))?;
     if !response.status().is_success() {
-        return Err(format!("GET /streams answered {}", response.status()));
+        return Err(PollError::Status(response.status()));
     }
-    let page: StreamsPage = response
-        .json()
-        .await
-        .map_err(|e| format!("GET /streams body: {e}"))?;
+    let page: StreamsPage = response.json().await.map_err(PollError::Body)?;
     Ok(page
         .data
         .into_iter()
