@@ -2,14 +2,20 @@
 # as an unprivileged user. Configuration is read from /etc/firehose/firehose.toml; secrets come
 # from the environment (FIREHOSE_TWITCH_TOKEN, FIREHOSE_ADMIN_TOKEN) or from files mounted under
 # /run/secrets and named in the config (twitch.token_file, http.admin_token_file).
+#
+# The workspace: the service library (Cargo.toml, src/), the tooling crates it is tested with
+# (sim/, bench/) and the package of the `firehose` binary (cli/). Cargo reads every member's
+# manifest, so all of them are copied; only the binary's package is built.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-COPY bench ./bench
 COPY tests ./tests
+COPY sim ./sim
+COPY bench ./bench
+COPY cli ./cli
 COPY config ./config
-RUN cargo build --release --locked --bin firehose
+RUN cargo build --release --locked -p firehose-cli --bin firehose
 
 FROM debian:bookworm-slim
 RUN apt-get update \

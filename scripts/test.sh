@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check and test of firehose: formatting, clippy (warnings are errors), and the whole
-# test suite (unit tests, loopback integration tests against the built-in Twitch simulator, the
-# CLI tests, the state store's tests against a real database). Everything listens and connects
-# on 127.0.0.1; nothing reaches the internet.
+# workspace's test suite (the service library's unit tests and loopback integration tests
+# against the Twitch simulator, the fakes of firehose-sim, the binary's tests in cli/, the
+# demo's in bench/, the criterion benches in test mode, the state store's tests against a real
+# database). Everything listens and connects on 127.0.0.1; nothing reaches the internet.
 #
 # The database: unless FIREHOSE_SCYLLA_URI names one (e.g. a ScyllaDB you started with Docker),
 # this starts one Apache Cassandra 5.0 node from Maven Central jars on OpenJDK 17
 # (scripts/test-db.sh; jars cached in .cache/), runs every test against it, and stops it.
-# Expects ../shared/corpus/ beside the repository (real recorded Twitch lines used by tests).
+# On a fresh Debian/Ubuntu machine it installs OpenJDK 17 and Maven itself (apt-get) when they
+# are missing. Expects ../shared/corpus/ beside the repository (real recorded Twitch lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,19 +18,44 @@ if [ ! -d ../shared/corpus ]; then
   exit 1
 fi
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
-echo "== cargo build --all-targets (before the database starts, so they do not compete)"
-cargo test --all-targets --no-run
+# Installs Debian packages when a command or file they provide is missing.
+install_packages() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "error: need root (or sudo) to apt-get install $*" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  command -v apt-get >/dev/null || { echo "error: $* missing and no apt-get to install them" >&2; exit 1; }
+  echo "== installing $* (apt-get)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 
-if [ -z "${FIREHOSE_SCYLLA_URI:-}" ]; then
+needs_db=0
+[ -z "${FIREHOSE_SCYLLA_URI:-}" ] && needs_db=1
+if [ "$needs_db" = 1 ]; then
+  # The test database (Cassandra from Maven Central) runs on OpenJDK 17 and is fetched by Maven.
+  wanted=()
+  [ -x "${CASSANDRA_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}/bin/java" ] || wanted+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || wanted+=(maven)
+  if [ "${#wanted[@]}" -gt 0 ]; then
+    install_packages "${wanted[@]}"
+  fi
+fi
+
+echo "== cargo fmt --all --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo build (every target of the workspace, before the database starts, so they do not compete)"
+cargo test --workspace --all-targets --no-run
+
+if [ "$needs_db" = 1 ]; then
   echo "== starting the test database (Cassandra 5.0 from Maven Central, OpenJDK 17)"
   trap './scripts/test-db.sh stop >/dev/null 2>&1 || true' EXIT
   uri="$(./scripts/test-db.sh start | grep -o 'FIREHOSE_SCYLLA_URI=[0-9A-Za-z.:_-]*' | tail -n 1)"
   [ -n "$uri" ] || { echo "error: the test database did not start" >&2; exit 1; }
   export FIREHOSE_SCYLLA_URI="${uri#FIREHOSE_SCYLLA_URI=}"
 fi
-echo "== cargo test (database: FIREHOSE_SCYLLA_URI=$FIREHOSE_SCYLLA_URI)"
-cargo test --all-targets "$@"
+echo "== cargo test --workspace (database: FIREHOSE_SCYLLA_URI=$FIREHOSE_SCYLLA_URI)"
+cargo test --workspace --all-targets "$@"
