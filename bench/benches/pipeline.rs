@@ -10,7 +10,7 @@
 //! - `coalescer/submit_and_flush_10k_messages`: the state store's write-behind writer taking
 //!   10,000 messages' changes and flushing them to the embedded store in memory.
 //!
-//! Engine handling as a whole is `bench/engine.rs`; ingest without routing `bench/ingest.rs`.
+//! Engine handling as a whole is `bench/benches/engine.rs`; ingest without routing `bench/benches/ingest.rs`.
 //!
 //! Run: `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 4`.
 
@@ -135,7 +135,7 @@ fn template(c: &mut Criterion) {
 }
 
 fn filter_set(c: &mut Criterion) {
-    // The big channel's filters alone (the same rules `bench/engine.rs` runs whole).
+    // The big channel's filters alone (the same rules `bench/benches/engine.rs` runs whole).
     let all: ChannelRules = toml::from_str(&rules_toml()).expect("bench rules parse");
     let rules = ChannelRules {
         filters: all.filters,

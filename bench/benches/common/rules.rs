@@ -1,6 +1,6 @@
 //! Rules of a big channel, shared by the criterion benches: 50 commands, 20 keywords, two
 //! timers, and 10 filters (200 banned phrases: plain, wildcard, regex; two filters in shadow
-//! mode). Included with `#[path]` by `bench/engine.rs` and `bench/pipeline.rs`.
+//! mode). Included with `#[path]` by `bench/benches/engine.rs` and `bench/benches/pipeline.rs`.
 
 /// The whole rules file, as TOML.
 pub fn rules_toml() -> String {
