@@ -1,3 +1,6 @@
+//! The configuration's tests: the shipped file loads and documents every key, bad values and
+//! overrides name their key, secrets come from env or files and never print.
+
 use super::*;
 
 fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
