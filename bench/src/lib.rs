@@ -1,6 +1,7 @@
 //! firehose-bench: the benchmark of the service. It holds `firehose bench` (the load
-//! generator, below), `firehose demo` ([`demo`](mod@demo): simulator and service in one process with a
-//! live summary) and, in `benches/`, the criterion micro-benches of the pipeline's pieces.
+//! generator, below), `firehose demo` ([`demo`](mod@demo): simulator and service in one
+//! process with a live summary) and, in `benches/`, the criterion micro-benches of the
+//! pipeline's pieces.
 //! It drives the `firehose` library from outside, against the servers of `firehose-sim`.
 //!
 //! ## The load generator
