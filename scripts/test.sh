@@ -16,6 +16,27 @@ if [ ! -d ../shared/corpus ]; then
   exit 1
 fi
 
+# ---- tools for tests/deploy.rs (deploy/: Prometheus rules, compose file) ------------------------
+# promtool (from Debian's prometheus package: only the promtool binary is unpacked into
+# .cache/deploy-tools, so no Prometheus server gets installed or started) and docker-compose
+# (Debian's v1: validates the compose file without a Docker engine). tests/deploy.rs fails
+# without them; it also looks in .cache/deploy-tools/bin.
+if ! command -v promtool >/dev/null && [ ! -x .cache/deploy-tools/bin/promtool ]; then
+  echo "== fetching promtool (Debian package prometheus)"
+  apt-get update -qq
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && apt-get download -qq prometheus >/dev/null && dpkg-deb -x prometheus_*.deb x)
+  mkdir -p .cache/deploy-tools/bin
+  cp "$tmp/x/usr/bin/promtool" .cache/deploy-tools/bin/promtool
+  rm -rf "$tmp"
+fi
+if ! command -v docker-compose >/dev/null; then
+  echo "== installing docker-compose (Debian package, to validate deploy/compose.yaml)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+# ---- end of the tools for tests/deploy.rs --------------------------------------------------------
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"

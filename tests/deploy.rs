@@ -63,11 +63,15 @@ fn regenerate() -> bool {
 
 /// A tool on PATH; fails (never skips) without it.
 fn tool(name: &str, package: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
+    // PATH, then where ./scripts/test.sh unpacks promtool.
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect())
+        .unwrap_or_default();
+    dirs.push(root().join(".cache/deploy-tools/bin"));
+    let found = dirs
+        .into_iter()
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
     found.unwrap_or_else(|| {
         panic!(
             "`{name}` is not installed: `apt-get install -y {package}` (./scripts/test.sh does it)"
@@ -685,6 +689,24 @@ async fn the_names_checked_are_the_ones_a_running_service_exports() {
             "firehose_helix_requests_total{action=\"delete\",outcome=\"ok\"}"
         ) >= 1.0
     );
+    // FirehoseTwitchLoginRefused keys on notices without msg-id: Twitch's login refusal is one.
+    sim.inject_raw(":tmi.twitch.tv NOTICE * :Login authentication failed")
+        .await;
+    let notice = "firehose_twitch_notices_total{msg_id=\"none\"}";
+    wait_until_async(
+        "the login refusal is counted",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                match reqwest::get(&url).await {
+                    Ok(r) => metric_value(&r.text().await.unwrap_or_default(), notice) >= 1.0,
+                    Err(_) => false,
+                }
+            }
+        },
+    )
+    .await;
     let built = exported::registry_names().await;
     let missing: Vec<&String> = live
         .families

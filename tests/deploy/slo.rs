@@ -141,13 +141,12 @@ impl SloFile {
                 "slos.{name}.objective must be between 0 and 1"
             );
         }
-        for (name, alert) in &self.alerts {
+        for alert in self.alerts.values() {
             seconds(&alert.for_);
             severity(&alert.severity);
             if let Some(w) = &alert.window {
                 seconds(w);
             }
-            let _ = name;
         }
     }
 
