@@ -24,7 +24,7 @@ fi
 if ! command -v promtool >/dev/null && [ ! -x .cache/deploy-tools/bin/promtool ]; then
   echo "== fetching promtool (Debian package prometheus)"
   apt-get update -qq
-  tmp="$(mktemp -d)"
+  tmp="$(mktemp -d)" && chmod 755 "$tmp"
   (cd "$tmp" && apt-get download -qq prometheus >/dev/null && dpkg-deb -x prometheus_*.deb x)
   mkdir -p .cache/deploy-tools/bin
   cp "$tmp/x/usr/bin/promtool" .cache/deploy-tools/bin/promtool
