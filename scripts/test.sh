@@ -18,18 +18,40 @@ if [ ! -d ../shared/corpus ]; then
   exit 1
 fi
 
+# Runs a command as root (through sudo when not root already).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; return; fi
+  command -v sudo >/dev/null || { echo "error: need root (or sudo) for: $*" >&2; exit 1; }
+  sudo "$@"
+}
+
 # Installs Debian packages when a command or file they provide is missing.
 install_packages() {
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "error: need root (or sudo) to apt-get install $*" >&2; exit 1; }
-    sudo="sudo"
-  fi
   command -v apt-get >/dev/null || { echo "error: $* missing and no apt-get to install them" >&2; exit 1; }
   echo "== installing $* (apt-get)"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
+
+# ---- tools for tests/deploy.rs (deploy/: Prometheus rules, compose file) ------------------------
+# promtool (from Debian's prometheus package: only the promtool binary is unpacked into
+# .cache/deploy-tools, so no Prometheus server gets installed or started) and docker-compose
+# (Debian's v1: validates the compose file without a Docker engine). tests/deploy.rs fails
+# without them; it also looks in .cache/deploy-tools/bin.
+if ! command -v promtool >/dev/null && [ ! -x .cache/deploy-tools/bin/promtool ]; then
+  echo "== fetching promtool (Debian package prometheus)"
+  command -v apt-get >/dev/null || { echo "error: promtool missing and no apt-get to fetch it" >&2; exit 1; }
+  as_root apt-get update -qq
+  tmp="$(mktemp -d)" && chmod 755 "$tmp"
+  (cd "$tmp" && apt-get download -qq prometheus >/dev/null && dpkg-deb -x prometheus_*.deb x)
+  mkdir -p .cache/deploy-tools/bin
+  cp "$tmp/x/usr/bin/promtool" .cache/deploy-tools/bin/promtool
+  rm -rf "$tmp"
+fi
+if ! command -v docker-compose >/dev/null; then
+  install_packages --no-install-recommends docker-compose
+fi
+# ---- end of the tools for tests/deploy.rs --------------------------------------------------------
 
 needs_db=0
 [ -z "${FIREHOSE_SCYLLA_URI:-}" ] && needs_db=1

@@ -2,7 +2,9 @@
 //!
 //! `helix_requests_total{action,outcome}` counts finished actions (`ok` / `failed`),
 //! `helix_retries_total` repeated attempts, `helix_dropped_total{reason}` actions never sent,
-//! `helix_queue_depth` pending actions, `helix_request_seconds` the time of each HTTP attempt.
+//! `helix_queue_depth` pending actions, `helix_request_seconds` the time of each HTTP attempt,
+//! `moderation_latency_seconds` the time from the chat message's arrival to its action done at
+//! Helix (successful actions; same buckets as `reply_latency_seconds`, for the SLO).
 
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ pub struct HelixMetrics {
     pub dropped: Family<Labels, Counter>,
     pub queue_depth: Gauge,
     pub request_seconds: Histogram,
+    /// From the chat message's arrival to its moderation action succeeding at Helix.
+    pub moderation_latency: Histogram,
     /// Log entries that could not be written to the JSON-lines file.
     pub log_file_errors: Counter,
 }
@@ -34,6 +38,7 @@ impl HelixMetrics {
             dropped: Family::default(),
             queue_depth: Gauge::default(),
             request_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            moderation_latency: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             log_file_errors: Counter::default(),
         };
         registry.register(
@@ -60,6 +65,11 @@ impl HelixMetrics {
             "helix_request_seconds",
             "Duration of one Helix HTTP call",
             m.request_seconds.clone(),
+        );
+        registry.register(
+            "moderation_latency_seconds",
+            "Time from a chat message's arrival to its moderation action succeeding at Helix",
+            m.moderation_latency.clone(),
         );
         registry.register(
             "helix_log_file_errors",

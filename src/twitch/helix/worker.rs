@@ -65,6 +65,10 @@ async fn run_one(shared: Shared, job: Job) {
         Outcome::Dropped(_) => shared.metrics.dropped("shutdown"),
         _ => shared.metrics.finished(job.kind.as_str(), outcome.label()),
     }
+    if matches!(outcome, Outcome::Ok) {
+        let latency = job.since.elapsed().as_secs_f64();
+        shared.metrics.moderation_latency.observe(latency);
+    }
     shared.log.record(entry(&job, &outcome, attempts));
 }
 
