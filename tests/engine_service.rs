@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use firehose::app::ServiceOptions;
+use firehose::channel::ChannelKey;
 
 const RULES: &str = r#"
 [[commands]]
@@ -62,7 +63,7 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
 
     // A moderator adds a command from chat; it works, and the admin API sees it. An edit made
     // from the rules as they were before is refused as a conflict, not applied over it.
-    let stale = service.core().rules.get(&channels[0]);
+    let stale = service.core().rules.get(&ChannelKey::twitch(&channels[0]));
     assert_eq!(
         sim.inject_raw(&moderator_line(
             &channels[0],
@@ -78,7 +79,7 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
             service
                 .core()
                 .rules
-                .get(&channels[0])
+                .get(&ChannelKey::twitch(&channels[0]))
                 .commands
                 .iter()
                 .any(|c| c.name == "!hello")
@@ -110,7 +111,7 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
     let outcome = service
         .core()
         .set_rules(
-            &channels[0],
+            &ChannelKey::twitch(&channels[0]),
             stale,
             firehose::engine::ChannelRules::default(),
         )
@@ -127,7 +128,7 @@ async fn rules_files_drive_commands_timers_and_chat_edits() {
     assert!(service
         .core()
         .rules
-        .get(&channels[0])
+        .get(&ChannelKey::twitch(&channels[0]))
         .commands
         .iter()
         .any(|c| c.name == "!hello"));

@@ -9,9 +9,10 @@ use std::time::Duration;
 use ractor::ActorRef;
 
 use crate::channel::actor::{RulesEdit, RulesRefused};
+use crate::channel::supervisor::RulesTarget;
 use crate::channel::{
-    ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome, RulesBook, SpawnError,
-    SupervisorMsg,
+    rules_book, ChannelKey, ChannelMsg, ChannelRegistry, ChannelStatus, JoinOutcome, RulesBook,
+    SpawnError, SupervisorMsg,
 };
 use crate::config::{is_login, Config, Secret};
 use crate::discord::GatewayStatus;
@@ -128,36 +129,44 @@ impl Core {
         .map_err(|e| AdminError::SupervisorUnavailable(e.to_string()))
     }
 
-    /// Replaces a channel's rules after validating them; a running channel picks them up at
-    /// once (its actor compiles them), others when they start.
+    /// Replaces a channel's rules after compiling them as the channel does; a running
+    /// channel switches at once (its actor installs them), others start from them. Either way
+    /// the edit goes to the state store like a chat edit, so it outlives the process and the
+    /// next start of the channel (which restores its stored rules) keeps it.
     ///
     /// `base` is the version the edit was made from: if the rules changed meanwhile (another
     /// edit, a moderator's `!addcom`), nothing changes and the edit is refused as a conflict.
     pub async fn set_rules(
         &self,
-        login: &str,
+        key: &ChannelKey,
         base: Arc<ChannelRules>,
         rules: ChannelRules,
     ) -> Result<(), SetRulesError> {
-        rules
-            .validate()
+        rules_book::compile(&rules)
             .map_err(|e| SetRulesError::Refused(RulesRefused::Invalid(e.to_string())))?;
-        let rules = Arc::new(rules);
-        let actor = self
-            .registry
-            .get(&ChannelKey::twitch(login))
-            .and_then(|c| c.mailbox.actor());
-        match actor {
-            Some(actor) => ractor::call_t!(
+        let edit = RulesEdit {
+            base,
+            rules: Arc::new(rules),
+        };
+        let target = ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::EditRules,
+            ADMIN_CALL_TIMEOUT.as_millis() as u64,
+            key.clone(),
+            edit
+        )
+        .map_err(|e| SetRulesError::Unavailable(format!("supervisor: {e}")))?;
+        match target {
+            RulesTarget::Actor(actor, edit) => ractor::call_t!(
                 actor,
                 ChannelMsg::SetRules,
                 ADMIN_CALL_TIMEOUT.as_millis() as u64,
-                RulesEdit { base, rules }
+                edit
             )
             .map_err(|e| SetRulesError::Unavailable(e.to_string()))?
             .map_err(SetRulesError::Refused),
-            None if self.rules.replace_if(login, &base, rules) => Ok(()),
-            None => Err(SetRulesError::Refused(RulesRefused::Conflict)),
+            RulesTarget::Applied => Ok(()),
+            RulesTarget::Conflict => Err(SetRulesError::Refused(RulesRefused::Conflict)),
         }
     }
 

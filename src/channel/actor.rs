@@ -25,7 +25,10 @@ use super::registry::ChannelShared;
 use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
 use crate::engine::{millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind};
-use crate::store::{Change, Journal, StoreError, StoreHandle, StoredChannel};
+use crate::store::journal::rules_edit;
+use crate::store::{Journal, StoreError, StoreHandle, StoredChannel};
+
+pub use crate::store::RulesEdit;
 
 /// First delay before loading stored state again after a failed load (doubles up to 30 s).
 const RELOAD_FIRST: Duration = Duration::from_secs(1);
@@ -53,13 +56,6 @@ pub enum ChannelMsg {
     SetRules(RulesEdit, RpcReplyPort<Result<(), RulesRefused>>),
     /// Load the stored state again (after it could not be loaded at start).
     Reload,
-}
-
-/// An admin edit of a channel's rules: the new rules and the version they were made from.
-#[derive(Debug)]
-pub struct RulesEdit {
-    pub base: Arc<ChannelRules>,
-    pub rules: Arc<ChannelRules>,
 }
 
 /// Why an edit was not applied.
@@ -108,9 +104,6 @@ pub struct ChannelActorState {
     /// Whether the stored state is in the engine; if not, when to try again.
     loaded: bool,
     reload_delay: Duration,
-    /// The rules the actor started with (stored rules loaded late replace them only if
-    /// nobody edited them meanwhile).
-    rules_at_start: Arc<ChannelRules>,
     /// What each event changed, as store changes.
     journal: Journal,
 }
@@ -125,20 +118,16 @@ impl Actor for ChannelActor {
         _myself: ActorRef<Self::Msg>,
         args: ChannelArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let name = args.shared.key.name.to_string();
-        let store_id: Arc<str> = Arc::from(args.shared.key.to_string());
+        let key = &args.shared.key;
+        let name = key.name.to_string();
+        let store_id: Arc<str> = Arc::from(key.to_string());
         // Stored state is loaded in `post_start`, so that spawning (in the supervisor) never
         // waits for the database; messages wait in the mailbox until it is in.
-        let rules = args.context.rules.get(&name);
-        // Rules in the book were validated when they went in; should they still fail to compile,
+        let rules = args.context.rules.get(key);
+        // Rules in the book were compiled when they went in; should they still fail to compile,
         // the channel runs the built-ins and says why rather than not running at all.
         let engine = match ChannelState::with_rules(name.clone(), (*rules).clone()) {
-            Ok(engine) => {
-                // The book holds the very `Arc` the engine runs, so edits can tell whether they
-                // are based on the current version.
-                args.context.rules.set(&name, Arc::clone(&engine.rules));
-                engine
-            }
+            Ok(engine) => engine,
             Err(e) => {
                 args.shared
                     .lifecycle
@@ -146,8 +135,11 @@ impl Actor for ChannelActor {
                 ChannelState::new(name)
             }
         };
+        // The book holds the very `Arc` the engine runs (the built-ins' empty rules after a
+        // refusal), so an edit can tell whether it is based on what runs, and no refused
+        // version stays in the book for every later edit to conflict with.
+        args.context.rules.set(key, Arc::clone(&engine.rules));
         let state = ChannelActorState {
-            rules_at_start: Arc::clone(&engine.rules),
             engine,
             shared: args.shared,
             context: args.context,
@@ -165,10 +157,7 @@ impl Actor for ChannelActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match load_stored(&state.context, &state.store_id).await {
-            Ok(stored) => state.restore(&stored),
-            Err(e) => state.schedule_reload(&myself, &e),
-        }
+        state.load(&myself).await;
         if matches!(
             state.shared.status(),
             ChannelStatus::Starting | ChannelStatus::Restarting
@@ -206,10 +195,7 @@ impl Actor for ChannelActor {
             ChannelMsg::StreamStatus(since) => handle_stream_status(state, since).await,
             ChannelMsg::Reload => {
                 if !state.loaded {
-                    match load_stored(&state.context, &state.store_id).await {
-                        Ok(stored) => state.restore(&stored),
-                        Err(e) => state.schedule_reload(&myself, &e),
-                    }
+                    state.load(&myself).await;
                 }
             }
             ChannelMsg::SetRules(edit, reply) => {
@@ -225,14 +211,14 @@ impl Actor for ChannelActor {
                     state
                         .context
                         .rules
-                        .set(&state.engine.channel, Arc::clone(&state.engine.rules));
+                        .set(&state.shared.key, Arc::clone(&state.engine.rules));
                     state.note_rules();
-                    let change = Change::Rules(Arc::clone(&state.engine.rules));
-                    state
-                        .context
-                        .store
-                        .submit(&state.store_id, vec![change])
-                        .await;
+                    let edit = RulesEdit {
+                        base: edit.base,
+                        rules: Arc::clone(&state.engine.rules),
+                    };
+                    let changes = rules_edit(edit);
+                    state.context.store.submit(&state.store_id, changes).await;
                 }
                 let _ = reply.send(result);
             }
@@ -250,30 +236,56 @@ impl ChannelActorState {
     }
 
     /// Moderators edit rules from chat (`!addcom`...): keep the book current, so a restarted
-    /// actor and the admin API see the edit; the edited rules, to be stored.
-    fn write_back_rules(&self, before: &Arc<ChannelRules>) -> Option<Arc<ChannelRules>> {
+    /// actor and the admin API see the edit; the edit, to be stored.
+    fn write_back_rules(&self, before: &Arc<ChannelRules>) -> Option<RulesEdit> {
         if Arc::ptr_eq(before, &self.engine.rules) {
             return None;
         }
         self.context
             .rules
-            .set(&self.engine.channel, Arc::clone(&self.engine.rules));
+            .set(&self.shared.key, Arc::clone(&self.engine.rules));
         self.note_rules();
-        Some(Arc::clone(&self.engine.rules))
+        Some(RulesEdit {
+            base: Arc::clone(before),
+            rules: Arc::clone(&self.engine.rules),
+        })
     }
 
-    /// Puts the stored state into the engine.
-    fn restore(&mut self, stored: &StoredChannel) {
-        if !stored.rules.is_empty() && Arc::ptr_eq(&self.engine.rules, &self.rules_at_start) {
-            if let Ok(Some(rules)) = stored.channel_rules() {
-                if self.engine.set_rules(rules).is_ok() {
-                    self.context
-                        .rules
-                        .set(&self.engine.channel, Arc::clone(&self.engine.rules));
-                    self.rules_at_start = Arc::clone(&self.engine.rules);
-                    self.note_rules();
-                }
+    /// Loads the stored state into the engine, or runs without it for now and tries again.
+    async fn load(&mut self, myself: &ActorRef<ChannelMsg>) {
+        let loaded = load_stored(&self.context, &self.store_id).await;
+        let restored = loaded.and_then(|stored| self.restore(&stored));
+        if let Err(e) = restored {
+            if matches!(e, LoadError::Rules(_)) {
+                // The store answered, so the writer did not count this one.
+                self.context
+                    .store
+                    .status
+                    .load_failures
+                    .fetch_add(1, Ordering::Relaxed);
             }
+            self.schedule_reload(myself, &e);
+        }
+    }
+
+    /// Puts the stored state into the engine: the stored rules, if the channel has any (they
+    /// hold every edit made so far, chat and admin, since edits reach the writer before a load
+    /// does), then counters, command uses and live warnings. Stored rules that do not compile
+    /// fail the load (nothing is restored, the channel says why and tries again): never read
+    /// as "no rules".
+    fn restore(&mut self, stored: &StoredChannel) -> Result<(), LoadError> {
+        if !stored.rules.is_empty() {
+            let rules = stored
+                .channel_rules()
+                .map_err(|e| LoadError::Rules(e.to_string()))?
+                .unwrap_or_default();
+            self.engine
+                .set_rules(rules)
+                .map_err(|e| LoadError::Rules(e.to_string()))?;
+            self.context
+                .rules
+                .set(&self.shared.key, Arc::clone(&self.engine.rules));
+            self.note_rules();
         }
         self.engine
             .restore(&stored.saved_state(), millis(SystemTime::now()));
@@ -281,6 +293,7 @@ impl ChannelActorState {
         self.shared
             .lifecycle
             .clear_error_if(|e| matches!(e, ChannelError::StateNotLoaded(_)));
+        Ok(())
     }
 
     /// Runs without stored state for now and tries again later.
@@ -302,6 +315,9 @@ enum LoadError {
     Store(#[from] StoreError),
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
+    /// The store answered with rules this build cannot run.
+    #[error("stored rules refused: {0}")]
+    Rules(String),
 }
 
 /// Asks the writer for the channel's stored state, within the load timeout.

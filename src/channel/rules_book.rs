@@ -4,15 +4,19 @@
 //! Rules come from `<engine.rules_dir>/<channel>.toml` (one `ChannelRules` per file) and are
 //! validated when loaded, so a bad file is refused at start-up with the file and the fault named.
 //! A channel without a file runs the built-in commands only. Edits (admin API, moderators'
-//! `!addcom` in chat) replace a channel's rules as a whole; the channel actor writes its chat
-//! edits back here, so a restarted actor starts from the latest rules.
+//! `!addcom` in chat) replace a channel's rules as a whole; the channel actor writes what it
+//! runs back here, so a restarted actor starts from the latest rules. The book is keyed by
+//! platform and channel ([`ChannelKey`]): a Twitch login and a Discord channel id that read
+//! the same are two channels (they share only a rules file of that name).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::engine::{ChannelRules, RuleError};
+use super::key::ChannelKey;
+use crate::engine::{ChannelRules, ChannelState, RuleError};
 
 /// Why rules could not be loaded; it names the folder or file and the fault.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +42,19 @@ pub enum RulesError {
     Invalid { path: PathBuf, source: RuleError },
 }
 
+/// Every channel's rules, keyed by platform and channel.
+///
+/// Two layers: the rules files as loaded (by file stem: a Twitch login or a Discord channel id,
+/// so `<rules_dir>/<login>.toml` and `<rules_dir>/<channel id>.toml`), and per channel key the
+/// version in force, once there is one other than the file: what the channel's actor compiled
+/// and runs, or an admin edit of a channel that has no actor (validated by the same
+/// compilation). The book never holds a version that did not compile: a channel whose rules
+/// are refused runs (and is listed with) the built-ins only, so every later edit is based on
+/// what really runs.
 #[derive(Debug, Default)]
 pub struct RulesBook {
-    rules: DashMap<String, Arc<ChannelRules>>,
+    files: HashMap<String, Arc<ChannelRules>>,
+    current: DashMap<ChannelKey, Arc<ChannelRules>>,
     empty: Arc<ChannelRules>,
 }
 
@@ -51,7 +65,7 @@ impl RulesBook {
 
     /// Loads every `*.toml` of `dir` (the file stem is the channel), validating each.
     pub fn load_dir(dir: &Path) -> Result<Arc<RulesBook>, RulesError> {
-        let book = RulesBook::default();
+        let mut book = RulesBook::default();
         let entries = std::fs::read_dir(dir).map_err(|source| RulesError::ReadDir {
             dir: dir.to_path_buf(),
             source,
@@ -70,35 +84,44 @@ impl RulesBook {
                 continue;
             };
             let rules = load_file(&path)?;
-            book.rules.insert(channel, Arc::new(rules));
+            book.files.insert(channel, Arc::new(rules));
         }
         Ok(Arc::new(book))
     }
 
-    /// The channel's rules (empty rules when it has none).
-    pub fn get(&self, channel: &str) -> Arc<ChannelRules> {
-        self.rules
-            .get(channel)
-            .map(|r| Arc::clone(r.value()))
+    /// The channel's rules: the version in force, else its file, else empty rules.
+    pub fn get(&self, key: &ChannelKey) -> Arc<ChannelRules> {
+        if let Some(current) = self.current.get(key) {
+            return Arc::clone(current.value());
+        }
+        self.file(key)
+    }
+
+    /// The channel's rules file as loaded (empty rules when it has none).
+    pub fn file(&self, key: &ChannelKey) -> Arc<ChannelRules> {
+        self.files
+            .get(&*key.name)
+            .map(Arc::clone)
             .unwrap_or_else(|| Arc::clone(&self.empty))
     }
 
-    /// Replaces the channel's rules. Callers validate first.
-    pub fn set(&self, channel: &str, rules: Arc<ChannelRules>) {
-        self.rules.insert(channel.to_string(), rules);
+    /// Makes `rules` the channel's version in force. Callers compile them first (the channel
+    /// actor does, as it installs them).
+    pub fn set(&self, key: &ChannelKey, rules: Arc<ChannelRules>) {
+        self.current.insert(key.clone(), rules);
     }
 
     /// Replaces the channel's rules only if they are still `base`; false otherwise.
     pub fn replace_if(
         &self,
-        channel: &str,
+        key: &ChannelKey,
         base: &Arc<ChannelRules>,
         rules: Arc<ChannelRules>,
     ) -> bool {
         let mut entry = self
-            .rules
-            .entry(channel.to_string())
-            .or_insert_with(|| Arc::clone(&self.empty));
+            .current
+            .entry(key.clone())
+            .or_insert_with(|| self.file(key));
         if !Arc::ptr_eq(entry.value(), base) {
             return false;
         }
@@ -106,9 +129,9 @@ impl RulesBook {
         true
     }
 
-    /// Channels that have rules of their own.
-    pub fn channels(&self) -> Vec<String> {
-        let mut channels: Vec<String> = self.rules.iter().map(|e| e.key().clone()).collect();
+    /// The stems of the rules files (Twitch logins and Discord channel ids).
+    pub fn files(&self) -> Vec<String> {
+        let mut channels: Vec<String> = self.files.keys().cloned().collect();
         channels.sort();
         channels
     }
@@ -124,9 +147,17 @@ pub fn load_file(path: &Path) -> Result<ChannelRules, RulesError> {
         path: path.to_path_buf(),
         source,
     })?;
-    rules.validate().map_err(|source| RulesError::Invalid {
+    compile(&rules).map_err(|source| RulesError::Invalid {
         path: path.to_path_buf(),
         source,
     })?;
     Ok(rules)
+}
+
+/// Checks rules by compiling them exactly as a channel actor does when it installs them
+/// (`ChannelState::set_rules`): rules that pass always run. The rules files, `check-config`
+/// and the admin API check with this, so no version that a channel would refuse gets into
+/// the book.
+pub fn compile(rules: &ChannelRules) -> Result<(), RuleError> {
+    ChannelState::with_rules(String::new(), rules.clone()).map(drop)
 }

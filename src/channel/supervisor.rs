@@ -15,12 +15,13 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use super::actor::{ChannelActor, ChannelArgs, ChannelContext, ChannelMsg};
+use super::actor::{ChannelActor, ChannelArgs, ChannelContext, ChannelMsg, RulesEdit};
 use super::admission::Router;
 use super::key::ChannelKey;
 use super::lifecycle::{ChannelError, ChannelStatus};
 use super::registry::{ChannelRegistry, ChannelShared};
 use crate::config::SupervisorConfig;
+use crate::store::journal::rules_edit;
 
 /// What a join request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -50,6 +51,21 @@ pub enum SupervisorMsg {
     Restart(ChannelKey, u64),
     /// Shutdown: drain every channel within the deadline; replies how many finished in time.
     DrainAll(Duration, RpcReplyPort<DrainReport>),
+    /// An admin rules edit: handed back with the channel's actor when it has one (the actor
+    /// applies it); otherwise applied here, to the rules book and the store, in turn with
+    /// joins and restarts so that an actor starting next starts from it.
+    EditRules(ChannelKey, RulesEdit, RpcReplyPort<RulesTarget>),
+}
+
+/// Where an admin rules edit went.
+#[derive(Debug)]
+pub enum RulesTarget {
+    /// The channel runs: the edit is for its actor.
+    Actor(ActorRef<ChannelMsg>, RulesEdit),
+    /// The channel has no actor: the edit is in the rules book and on its way to the store.
+    Applied,
+    /// The channel's rules changed since the edit read them.
+    Conflict,
 }
 
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -116,6 +132,9 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::DrainAll(deadline, reply) => {
                 let _ = reply.send(drain_all(state, deadline).await);
+            }
+            SupervisorMsg::EditRules(key, edit, reply) => {
+                let _ = reply.send(edit_rules(state, &key, edit).await);
             }
         }
         Ok(())
@@ -306,6 +325,29 @@ async fn restart(
             tracing::error!(channel = %key, %error, "restart failed");
         }
     }
+}
+
+/// Hands an edit to the channel's actor, or applies it to a channel without one: the book (if
+/// it still holds the edit's base) and the store, like a chat edit, so that the next actor
+/// start, which restores stored rules over the book, keeps it.
+async fn edit_rules(state: &SupervisorState, key: &ChannelKey, edit: RulesEdit) -> RulesTarget {
+    if let Some(actor) = state
+        .channels
+        .get(key)
+        .and_then(|entry| entry.shared.mailbox.actor())
+    {
+        return RulesTarget::Actor(actor, edit);
+    }
+    let context = &state.args.context;
+    if !context
+        .rules
+        .replace_if(key, &edit.base, Arc::clone(&edit.rules))
+    {
+        return RulesTarget::Conflict;
+    }
+    let store_id: Arc<str> = Arc::from(key.to_string());
+    context.store.submit(&store_id, rules_edit(edit)).await;
+    RulesTarget::Applied
 }
 
 async fn drain_all(state: &mut SupervisorState, deadline: Duration) -> DrainReport {

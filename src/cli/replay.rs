@@ -140,7 +140,8 @@ struct Replayed {
 
 impl Replayed {
     fn new(channel: &str, rules: &RulesBook) -> Replayed {
-        let state = ChannelState::with_rules(channel, (*rules.get(channel)).clone())
+        let key = crate::channel::ChannelKey::twitch(channel);
+        let state = ChannelState::with_rules(channel, (*rules.get(&key)).clone())
             .unwrap_or_else(|_| ChannelState::new(channel));
         Replayed {
             state,

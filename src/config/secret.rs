@@ -48,9 +48,9 @@ pub(super) fn from_env_or_file(
     let Some(path) = file else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+    let text = read_bounded(path).map_err(|reason| ConfigError::Invalid {
         key: file_key.to_string(),
-        reason: format!("cannot read {}: {e}", path.display()),
+        reason: format!("cannot read {}: {reason}", path.display()),
     })?;
     let value = text.trim();
     if value.is_empty() {
@@ -60,4 +60,26 @@ pub(super) fn from_env_or_file(
         });
     }
     Ok(Some(Secret::new(value)))
+}
+
+/// Longest secret file read (a token or password is far shorter).
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a secret file: a regular file (a FIFO or device such as `/dev/stdin` would block or
+/// never end), at most [`MAX_SECRET_FILE_BYTES`], UTF-8.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!("longer than {MAX_SECRET_FILE_BYTES} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())
 }

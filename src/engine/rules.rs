@@ -430,6 +430,12 @@ fn unique<'a>(names: impl Iterator<Item = &'a String>, what: &str) -> Result<(),
         if name.trim().is_empty() {
             return Err(fault(what, "has an empty name"));
         }
+        if name.contains(char::is_control) {
+            return Err(fault(
+                format!("{what} {name:?}"),
+                "name holds a control character",
+            ));
+        }
         if !seen.insert(name.to_lowercase()) {
             return Err(fault(format!("{what} '{name}'"), "name is used twice"));
         }
@@ -440,8 +446,11 @@ fn unique<'a>(names: impl Iterator<Item = &'a String>, what: &str) -> Result<(),
 /// Checks a command name such as `!discord`.
 pub fn validate_command_name(name: &str) -> Result<(), String> {
     let len = name.chars().count();
-    if !name.starts_with('!') || !(2..=32).contains(&len) || name.contains(char::is_whitespace) {
-        return Err("name must be '!' followed by 1 to 31 non-space characters".into());
+    let bad = |c: char| c.is_whitespace() || c.is_control();
+    if !name.starts_with('!') || !(2..=32).contains(&len) || name.contains(bad) {
+        return Err(
+            "name must be '!' followed by 1 to 31 non-space, non-control characters".into(),
+        );
     }
     if RESERVED_COMMANDS.contains(&name.to_lowercase().as_str()) {
         return Err("name is a built-in command".into());

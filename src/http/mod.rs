@@ -10,6 +10,7 @@
 //! | `DELETE /v1/channels/{login}` | bearer | part |
 //! | `GET /v1/channels/{login}/rules` | bearer | the channel's rules |
 //! | `GET/PUT/DELETE /v1/channels/{login}/{commands,keywords,timers,filters}/{name}` | bearer | one rule (see [`rules`]) |
+//! | `GET /v1/channels/discord/{id}/rules`, `GET/PUT/DELETE /v1/channels/discord/{id}/{kind}/{name}` | bearer | the same for a Discord channel |
 //! | `POST /v1/store/flush` | bearer | write every pending state change now; 200, or 503 + why |
 //!
 //! The admin token is compared in constant time ([`subtle`]); without a configured token the
@@ -31,7 +32,7 @@ use subtle::ConstantTimeEq;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-mod rules;
+pub mod rules;
 
 use crate::app::Core;
 use crate::channel::{JoinOutcome, ShedReason};
@@ -63,13 +64,25 @@ pub fn routes(core: Arc<Core>) -> Router {
             "/v1/channels/{login}",
             post(join_channel).delete(part_channel),
         )
-        .route("/v1/channels/{login}/rules", get(rules::get_rules))
+        .route("/v1/channels/{login}/rules", get(rules::get_twitch_rules))
         .route("/v1/store/flush", post(flush_store))
         .route(
             "/v1/channels/{login}/{kind}/{name}",
-            get(rules::get_item)
-                .put(rules::put_item)
-                .delete(rules::delete_item),
+            get(rules::get_twitch_item)
+                .put(rules::put_twitch_item)
+                .delete(rules::delete_twitch_item),
+        )
+        // Discord channels by channel id. A Twitch channel named `discord` keeps its routes
+        // above (paths of other lengths), as `tests/http_api.rs` checks.
+        .route(
+            "/v1/channels/discord/{id}/rules",
+            get(rules::get_discord_rules),
+        )
+        .route(
+            "/v1/channels/discord/{id}/{kind}/{name}",
+            get(rules::get_discord_item)
+                .put(rules::put_discord_item)
+                .delete(rules::delete_discord_item),
         )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&core),

@@ -1,17 +1,22 @@
-//! Admin API for channel rules: one item at a time, or the whole set.
+//! Admin API for channel rules: one item at a time, or the whole set, for Twitch channels (by
+//! login) and Discord channels (by channel id).
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/channels/{login}/rules` | the channel's whole `ChannelRules` |
+//! | `GET /v1/channels/{login}/rules` | the Twitch channel's whole `ChannelRules` |
 //! | `GET /v1/channels/{login}/{kind}/{name}` | one item (`kind`: commands, keywords, timers, filters) |
 //! | `PUT /v1/channels/{login}/{kind}/{name}` | create (201) or replace (200) it; JSON body |
 //! | `DELETE /v1/channels/{login}/{kind}/{name}` | remove it (200), 404 if absent |
+//! | `... /v1/channels/discord/{channel id}/...` | the same for a Discord channel |
 //!
-//! Every change is checked the way rules files are (serde with unknown fields refused, then
-//! `ChannelRules::validate`, which compiles templates and patterns) and refused with a 400 that
-//! says what is wrong. A running channel switches to the new rules at once. An edit is applied
-//! only to the version it was made from: if the rules changed in between (another edit, a
-//! moderator's `!addcom` in chat), the answer is 409 and nothing is lost.
+//! Every change is checked the way rules files are: serde with unknown fields refused, item
+//! names without control characters, then the channel's own compilation
+//! ([`crate::channel::rules_book::compile`]), and refused with a 400 that says what is wrong
+//! ([`edit`] is that check, with no I/O: the `admin_rules` fuzz target runs it). A running
+//! channel switches to the new rules at once; every edit also goes to the state store, so a
+//! channel that has no actor keeps it when it starts. An edit is applied only to the version
+//! it was made from: if the rules changed in between (another edit, a moderator's `!addcom` in
+//! chat), the answer is 409 and nothing is lost.
 
 use std::sync::Arc;
 
@@ -23,161 +28,274 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error_response;
+use crate::app::{Core, SetRulesError};
+use crate::channel::actor::RulesRefused;
+use crate::channel::{rules_book, ChannelKey};
+use crate::config::discord::is_snowflake;
+use crate::config::is_login;
+use crate::engine::ChannelRules;
+
+/// The item kinds, as the paths name them.
+pub const KINDS: [&str; 4] = ["commands", "keywords", "timers", "filters"];
+
+/// Largest body accepted for one item (an item is small; a rules set is bounded anyway).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// A refusal: status and message, rendered as `{"error": ...}`.
-struct ApiError(StatusCode, String);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         error_response(self.0, &self.1)
     }
 }
-use crate::app::{Core, SetRulesError};
-use crate::channel::actor::RulesRefused;
-use crate::config::is_login;
-use crate::engine::ChannelRules;
 
-const KINDS: [&str; 4] = ["commands", "keywords", "timers", "filters"];
+/// A checked edit of one item.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    /// The whole rules after the edit; they compile.
+    pub rules: ChannelRules,
+    /// Whether the item existed before.
+    pub existed: bool,
+    /// The kind, as the path names it.
+    pub kind: &'static str,
+}
 
-pub(super) async fn get_rules(
+/// What a path's channel part names.
+fn twitch(login: &str) -> Result<ChannelKey, ApiError> {
+    if is_login(login) {
+        Ok(ChannelKey::twitch(login))
+    } else {
+        Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{login}` is not a channel login"),
+        ))
+    }
+}
+
+fn discord(id: &str) -> Result<ChannelKey, ApiError> {
+    if is_snowflake(id) {
+        Ok(ChannelKey::discord(id))
+    } else {
+        Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{id}` is not a Discord channel id (a snowflake: digits)"),
+        ))
+    }
+}
+
+pub(super) async fn get_twitch_rules(
     State(core): State<Arc<Core>>,
     Path(login): Path<String>,
 ) -> Response {
-    if !is_login(&login) {
-        return bad_login(&login);
-    }
-    Json(core.rules.get(&login).as_ref().clone()).into_response()
+    whole(&core, twitch(&login))
 }
 
-pub(super) async fn get_item(
+pub(super) async fn get_discord_rules(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+) -> Response {
+    whole(&core, discord(&id))
+}
+
+fn whole(core: &Core, key: Result<ChannelKey, ApiError>) -> Response {
+    match key {
+        Ok(key) => Json(core.rules.get(&key).as_ref().clone()).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+pub(super) async fn get_twitch_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
 ) -> Response {
-    let (rules, kind, _) = match current(&core, &login, &kind) {
-        Ok(found) => found,
-        Err(error) => return error.into_response(),
-    };
-    match items(&rules, kind)
-        .iter()
-        .find(|item| item["name"] == name.as_str())
-    {
-        Some(item) => Json(item.clone()).into_response(),
-        None => not_found(kind, &name),
+    get_item(&core, twitch(&login), &kind, &name)
+}
+
+pub(super) async fn get_discord_item(
+    State(core): State<Arc<Core>>,
+    Path((id, kind, name)): Path<(String, String, String)>,
+) -> Response {
+    get_item(&core, discord(&id), &kind, &name)
+}
+
+fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &str) -> Response {
+    let found = key.and_then(|key| {
+        let kind = kind_of(kind)?;
+        let rules = as_json(&core.rules.get(&key))?;
+        items(&rules, kind)
+            .iter()
+            .find(|item| item["name"] == name)
+            .cloned()
+            .ok_or_else(|| not_found(kind, name))
+    });
+    match found {
+        Ok(item) => Json(item).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 
-pub(super) async fn put_item(
+pub(super) async fn put_twitch_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let (mut rules, kind, base) = match current(&core, &login, &kind) {
-        Ok(found) => found,
-        Err(error) => return error.into_response(),
-    };
-    let mut item: Value = match serde_json::from_slice(&body) {
-        Ok(item) => item,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("body is not valid JSON: {e}"),
-            )
-        }
-    };
-    let Some(fields) = item.as_object_mut() else {
-        return error_response(StatusCode::BAD_REQUEST, "body must be a JSON object");
-    };
-    match fields.get("name") {
-        None => {
-            fields.insert("name".into(), Value::String(name.clone()));
-        }
-        Some(given) if given != name.as_str() => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("body names `{given}` but the path names `{name}`"),
-            )
-        }
-        Some(_) => {}
-    }
-    let list = match items_mut(&mut rules, kind) {
-        Ok(list) => list,
-        Err(error) => return error.into_response(),
-    };
-    let existed = match list.iter_mut().find(|i| i["name"] == name.as_str()) {
-        Some(slot) => {
-            *slot = item;
-            true
-        }
-        None => {
-            list.push(item);
-            false
-        }
-    };
-    match apply(&core, &login, base, rules).await {
-        Ok(()) if existed => (
-            StatusCode::OK,
-            Json(json!({ "channel": login, kind: name, "replaced": true })),
-        )
-            .into_response(),
-        Ok(()) => (
-            StatusCode::CREATED,
-            Json(json!({ "channel": login, kind: name, "created": true })),
-        )
-            .into_response(),
-        Err(error) => error.into_response(),
-    }
+    change(&core, twitch(&login), &kind, &name, Some(&body)).await
 }
 
-pub(super) async fn delete_item(
+pub(super) async fn put_discord_item(
+    State(core): State<Arc<Core>>,
+    Path((id, kind, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    change(&core, discord(&id), &kind, &name, Some(&body)).await
+}
+
+pub(super) async fn delete_twitch_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
 ) -> Response {
-    let (mut rules, kind, base) = match current(&core, &login, &kind) {
-        Ok(found) => found,
+    change(&core, twitch(&login), &kind, &name, None).await
+}
+
+pub(super) async fn delete_discord_item(
+    State(core): State<Arc<Core>>,
+    Path((id, kind, name)): Path<(String, String, String)>,
+) -> Response {
+    change(&core, discord(&id), &kind, &name, None).await
+}
+
+/// A PUT (`body`) or DELETE (`None`) of one item: checked, then handed to the channel.
+async fn change(
+    core: &Core,
+    key: Result<ChannelKey, ApiError>,
+    kind: &str,
+    name: &str,
+    body: Option<&[u8]>,
+) -> Response {
+    let key = match key {
+        Ok(key) => key,
         Err(error) => return error.into_response(),
     };
-    let list = match items_mut(&mut rules, kind) {
-        Ok(list) => list,
+    let base = core.rules.get(&key);
+    let edited = match edit(&base, kind, name, body) {
+        Ok(edited) => edited,
         Err(error) => return error.into_response(),
     };
-    let before = list.len();
-    list.retain(|i| i["name"] != name.as_str());
-    if list.len() == before {
-        return not_found(kind, &name);
+    let Edited {
+        rules,
+        existed,
+        kind,
+    } = edited;
+    let shown = key.name.to_string();
+    if let Err(error) = apply(core, &key, base, rules).await {
+        return error.into_response();
     }
-    match apply(&core, &login, base, rules).await {
-        Ok(()) => Json(json!({ "channel": login, kind: name, "deleted": true })).into_response(),
-        Err(error) => error.into_response(),
+    let platform = key.platform.as_str();
+    let answer = |status, verb: &str| {
+        let body = json!({ "platform": platform, "channel": shown, kind: name, verb: true });
+        (status, Json(body)).into_response()
+    };
+    match (body.is_some(), existed) {
+        (false, _) => answer(StatusCode::OK, "deleted"),
+        (true, true) => answer(StatusCode::OK, "replaced"),
+        (true, false) => answer(StatusCode::CREATED, "created"),
     }
 }
 
-/// The channel's rules as JSON, and the kind named in the path.
-/// The channel's rules as JSON, the kind named in the path, and the version read.
-fn current(
-    core: &Core,
-    login: &str,
+/// Applies one item edit to `rules` without any I/O: `body` is the new item (PUT) or `None`
+/// (DELETE). Refusals say what is wrong: 404 for an unknown kind or a missing item, 400 for
+/// anything else. What it accepts compiles as the channel compiles it.
+pub fn edit(
+    rules: &ChannelRules,
     kind: &str,
-) -> Result<(Value, &'static str, Arc<ChannelRules>), ApiError> {
-    if !is_login(login) {
+    name: &str,
+    body: Option<&[u8]>,
+) -> Result<Edited, ApiError> {
+    let kind = kind_of(kind)?;
+    if name.contains(char::is_control) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
-            format!("`{login}` is not a channel login"),
+            format!("item name {name:?} holds a control character"),
         ));
     }
-    let Some(kind) = KINDS.iter().find(|k| **k == kind) else {
+    let mut whole = as_json(rules)?;
+    let list = items_mut(&mut whole, kind)?;
+    let existed = list.iter().any(|i| i["name"] == name);
+    match body {
+        None if !existed => return Err(not_found(kind, name)),
+        None => list.retain(|i| i["name"] != name),
+        Some(body) => {
+            let item = item_of(body, name)?;
+            match list.iter_mut().find(|i| i["name"] == name) {
+                Some(slot) => *slot = item,
+                None => list.push(item),
+            }
+        }
+    }
+    let rules: ChannelRules = serde_json::from_value(whole)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
+    rules_book::compile(&rules)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
+    Ok(Edited {
+        rules,
+        existed,
+        kind,
+    })
+}
+
+/// A PUT body as the item it names (the path's name filled in when the body has none).
+fn item_of(body: &[u8], name: &str) -> Result<Value, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
         return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("unknown rule kind `{kind}`; one of {}", KINDS.join(", ")),
+            StatusCode::BAD_REQUEST,
+            format!("body is over {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let mut item: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    let Some(fields) = item.as_object_mut() else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "body must be a JSON object".into(),
         ));
     };
-    let base = core.rules.get(login);
-    let rules = serde_json::to_value(base.as_ref()).map_err(|e| {
+    match fields.get("name") {
+        None => {
+            fields.insert("name".into(), Value::String(name.to_string()));
+        }
+        Some(given) if given != name => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("body names `{given}` but the path names `{name}`"),
+            ))
+        }
+        Some(_) => {}
+    }
+    Ok(item)
+}
+
+fn kind_of(kind: &str) -> Result<&'static str, ApiError> {
+    KINDS.iter().find(|k| **k == kind).copied().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown rule kind `{kind}`; one of {}", KINDS.join(", ")),
+        )
+    })
+}
+
+fn as_json(rules: &ChannelRules) -> Result<Value, ApiError> {
+    serde_json::to_value(rules).map_err(|e| {
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("rules do not serialize: {e}"),
         )
-    })?;
-    Ok((rules, kind, base))
+    })
 }
 
 fn items<'a>(rules: &'a Value, kind: &str) -> &'a [Value] {
@@ -196,16 +314,14 @@ fn items_mut<'a>(rules: &'a mut Value, kind: &str) -> Result<&'a mut Vec<Value>,
     })
 }
 
-/// Checks the edited rules like a rules file and hands them to the channel.
+/// Hands the checked rules to the channel (its actor, or the book and the store).
 async fn apply(
     core: &Core,
-    login: &str,
+    key: &ChannelKey,
     base: Arc<ChannelRules>,
-    rules: Value,
+    rules: ChannelRules,
 ) -> Result<(), ApiError> {
-    let rules: ChannelRules = serde_json::from_value(rules)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
-    core.set_rules(login, base, rules).await.map_err(|e| match e {
+    core.set_rules(key, base, rules).await.map_err(|e| match e {
         SetRulesError::Refused(RulesRefused::Invalid(why)) => {
             ApiError(StatusCode::BAD_REQUEST, format!("invalid rule: {why}"))
         }
@@ -219,16 +335,61 @@ async fn apply(
     })
 }
 
-fn bad_login(login: &str) -> Response {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        &format!("`{login}` is not a channel login"),
+fn not_found(kind: &str, name: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no {kind} item named `{name}`"),
     )
 }
 
-fn not_found(kind: &str, name: &str) -> Response {
-    error_response(
-        StatusCode::NOT_FOUND,
-        &format!("no {kind} item named `{name}`"),
-    )
+/// Property code shared by the `admin_rules` fuzz target and the suite's smoke test over its
+/// seeds (`fuzz/seeds/admin_rules/`).
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{edit, KINDS};
+    use crate::channel::rules_book;
+    use crate::engine::ChannelRules;
+    use crate::store::model::{rules_from_rows, rules_to_rows};
+
+    /// The rules every fuzz edit starts from: the documented example (every feature).
+    pub fn base() -> ChannelRules {
+        toml::from_str(include_str!("../../config/channels/example.toml"))
+            .expect("config/channels/example.toml is valid rules")
+    }
+
+    /// One admin edit from fuzz bytes: the first byte picks the kind (and PUT or DELETE), the
+    /// text up to the first newline is the item name, the rest is the body. Never panics;
+    /// what is accepted compiles, is what the body said, and survives the store's rows.
+    pub fn check(base: &ChannelRules, data: &[u8]) {
+        let Some((&selector, rest)) = data.split_first() else {
+            return;
+        };
+        let kind = KINDS
+            .get(usize::from(selector % 5))
+            .copied()
+            .unwrap_or("bogus");
+        let text = String::from_utf8_lossy(rest);
+        let (name, body) = text.split_once('\n').unwrap_or((&text, ""));
+        let body = (selector & 0x80 == 0).then_some(body.as_bytes());
+        let Ok(edited) = edit(base, kind, name, body) else {
+            return;
+        };
+        assert!(
+            rules_book::compile(&edited.rules).is_ok(),
+            "accepted rules compile"
+        );
+        let named = |rules: &ChannelRules| -> usize {
+            let value = serde_json::to_value(rules).expect("rules serialize");
+            value[kind].as_array().map_or(0, |items| {
+                items.iter().filter(|i| i["name"] == name).count()
+            })
+        };
+        match body {
+            Some(_) => assert_eq!(named(&edited.rules), 1, "the item is there, once"),
+            None => assert_eq!(named(&edited.rules), 0, "the item is gone"),
+        }
+        let rows = rules_to_rows(&edited.rules).expect("rows");
+        let back = rules_from_rows(&rows).expect("stored rules read back");
+        assert_eq!(back, edited.rules, "stored and read back unchanged");
+    }
 }

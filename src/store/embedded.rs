@@ -1,8 +1,10 @@
 //! The embedded backend: redb, one file on the box (or memory only), for single-box runs, the
 //! demo and tests. The default when no CQL contact point is configured.
 //!
-//! Same rows as the CQL schema, in redb tables with string keys whose parts are joined by
-//! `\x1f` (so a channel's rows are one key range). Expiry (warnings, the moderation log) is an
+//! Same rows as the CQL schema, in redb tables with string keys whose parts are joined and
+//! escaped by [`super::keys`] (so a channel's rows are one key range, whatever characters a
+//! name holds). A key or row that does not decode fails the read with an error: it is never
+//! skipped or read as something else. Expiry (warnings, the moderation log) is an
 //! `expires_ms` stored with the row: reads skip expired rows and writes purge them. redb is
 //! blocking, so every call runs on tokio's blocking pool.
 
@@ -13,6 +15,7 @@ use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::keys::{self, BadKey};
 use super::migrations;
 use super::model::{ChannelWrite, LeaseOutcome, ModerationEntry, StoredChannel, UserRow};
 use super::model::{RuleRow, WarningRow};
@@ -27,7 +30,6 @@ const WARNINGS: TableDefinition<&str, i64> = TableDefinition::new("warnings");
 const MODLOG: TableDefinition<&str, &[u8]> = TableDefinition::new("moderation_log");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("channel_leases");
 
-const SEP: char = '\u{1f}';
 const SCHEMA_VERSION: &str = "schema_version";
 
 /// A redb database holding channel state.
@@ -72,21 +74,18 @@ impl EmbeddedStore {
     }
 }
 
-/// `a\x1fb\x1f...`
+/// The key of `parts` (see [`keys`]).
 fn key(parts: &[&str]) -> String {
-    let mut key = String::new();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            key.push(SEP);
-        }
-        key.push_str(part);
-    }
-    key
+    keys::join(parts)
 }
 
-/// The key range of everything under `prefix` (a key followed by the separator).
-fn under(prefix: &str) -> (String, String) {
-    (format!("{prefix}{SEP}"), format!("{prefix}\u{20}"))
+/// The key range of everything of `channel`.
+fn under(channel: &str) -> (String, String) {
+    keys::under(&[channel])
+}
+
+fn corrupt(e: BadKey) -> redb::Error {
+    redb::Error::Corrupted(e.to_string())
 }
 
 fn now_ms() -> i64 {
@@ -135,13 +134,19 @@ impl StateStore for EmbeddedStore {
                 txn.abort()?;
                 return Ok((current, Vec::new()));
             }
-            // Version 1: the tables. Opening a table in a write transaction creates it.
-            txn.open_table(CONFIG)?;
-            txn.open_table(COUNTERS)?;
-            txn.open_table(USERS)?;
-            txn.open_table(WARNINGS)?;
-            txn.open_table(MODLOG)?;
-            txn.open_table(LEASES)?;
+            if current < 1 {
+                // Version 1: the tables. Opening a table in a write transaction creates it.
+                txn.open_table(CONFIG)?;
+                txn.open_table(COUNTERS)?;
+                txn.open_table(USERS)?;
+                txn.open_table(WARNINGS)?;
+                txn.open_table(MODLOG)?;
+                txn.open_table(LEASES)?;
+            }
+            if current == 1 {
+                // Version 2: escaped keys. A new file has nothing to re-encode.
+                reencode_legacy_keys(&txn)?;
+            }
             txn.open_table(META)?
                 .insert(SCHEMA_VERSION, u64::from(latest))?;
             txn.commit()?;
@@ -178,9 +183,7 @@ impl StateStore for EmbeddedStore {
             let mut stored = StoredChannel::default();
             for item in txn.open_table(CONFIG)?.range(from.as_str()..to.as_str())? {
                 let (k, v) = item?;
-                let mut parts = k.value().rsplitn(3, SEP);
-                let name = parts.next().unwrap_or_default().to_string();
-                let kind = parts.next().unwrap_or_default().to_string();
+                let [_, kind, name] = keys::split_n::<3>(k.value()).map_err(corrupt)?;
                 stored.rules.push(RuleRow {
                     kind,
                     name,
@@ -193,7 +196,7 @@ impl StateStore for EmbeddedStore {
                 .range(from.as_str()..to.as_str())?
             {
                 let (k, v) = item?;
-                let name = k.value()[from.len()..].to_string();
+                let [_, name] = keys::split_n::<2>(k.value()).map_err(corrupt)?;
                 stored.counters.insert(name, v.value());
             }
             let now = now_ms();
@@ -202,9 +205,7 @@ impl StateStore for EmbeddedStore {
                 .range(from.as_str()..to.as_str())?
             {
                 let (k, v) = item?;
-                let mut parts = k.value().rsplitn(3, SEP);
-                let user_id = parts.next().unwrap_or_default().to_string();
-                let filter = parts.next().unwrap_or_default().to_string();
+                let [_, filter, user_id] = keys::split_n::<3>(k.value()).map_err(corrupt)?;
                 if v.value() > now {
                     stored.warnings.push(WarningRow {
                         filter,
@@ -254,6 +255,9 @@ impl StateStore for EmbeddedStore {
                 let mut counters = txn.open_table(COUNTERS)?;
                 for (name, value) in &write.counters {
                     counters.insert(key(&[c, name]).as_str(), *value)?;
+                }
+                for name in &write.counters_delete {
+                    counters.remove(key(&[c, name]).as_str())?;
                 }
                 let mut users = txn.open_table(USERS)?;
                 for u in &write.users {
@@ -397,10 +401,212 @@ impl StateStore for EmbeddedStore {
     }
 }
 
+/// Migration 2: keys of version 1 joined their parts with the separator unescaped, so a name
+/// holding it could not be read back. Each key is split the way its table's fixed parts allow
+/// (channel names never held the separator, kinds and times neither; the last part takes the
+/// rest) and written again escaped. Rules rows whose name holds a control character could only
+/// have been made through that hole and can never validate again: they are dropped, and said.
+fn reencode_legacy_keys(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    fn head_rest(key: &str, fixed: usize) -> Vec<String> {
+        key.splitn(fixed + 1, keys::SEP)
+            .map(str::to_string)
+            .collect()
+    }
+    let config = |k: &str| {
+        let parts = head_rest(k, 2);
+        let bad_name = parts.get(2).is_some_and(|n| n.contains(char::is_control));
+        if bad_name {
+            tracing::warn!(key = ?k, "embedded store migration 2: dropping a rules row whose name holds a control character (it cannot validate)");
+            return None;
+        }
+        Some(parts)
+    };
+    rekey(txn, CONFIG, config)?;
+    rekey(txn, COUNTERS, |k| Some(head_rest(k, 1)))?;
+    rekey(txn, USERS, |k| Some(head_rest(k, 1)))?;
+    // The version-1 reader took the user id as the last part and the filter as the middle.
+    rekey(txn, WARNINGS, |k| {
+        let mut parts = head_rest(k, 1);
+        let rest = parts.pop().unwrap_or_default();
+        let (filter, user) = rest.rsplit_once(keys::SEP).unwrap_or(("", rest.as_str()));
+        parts.push(filter.to_string());
+        parts.push(user.to_string());
+        Some(parts)
+    })?;
+    rekey(txn, MODLOG, |k| Some(head_rest(k, 2)))?;
+    rekey(txn, LEASES, |k| Some(vec![k.to_string()]))?;
+    Ok(())
+}
+
+/// Rewrites every key of `table` as `legacy` splits it (`None`: the row goes).
+fn rekey<V: redb::Value + 'static>(
+    txn: &redb::WriteTransaction,
+    table: TableDefinition<&str, V>,
+    legacy: impl Fn(&str) -> Option<Vec<String>>,
+) -> Result<(), redb::Error> {
+    let mut table = txn.open_table(table)?;
+    let mut moves: Vec<(String, Option<String>, Vec<u8>)> = Vec::new();
+    for item in table.iter()? {
+        let (k, v) = item?;
+        let old = k.value().to_string();
+        let new = legacy(&old).map(|parts| {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            keys::join(&parts)
+        });
+        if new.as_deref() != Some(old.as_str()) {
+            let bytes = V::as_bytes(&v.value()).as_ref().to_vec();
+            moves.push((old, new, bytes));
+        }
+    }
+    for (old, new, bytes) in moves {
+        table.remove(old.as_str())?;
+        if let Some(new) = new {
+            table.insert(new.as_str(), V::from_bytes(&bytes))?;
+        }
+    }
+    Ok(())
+}
+
 /// The database was migrated by a newer firehose.
 pub(super) fn newer_schema(found: u64) -> StoreError {
     StoreError::Schema(format!(
         "the database has schema version {found}, newer than this build's {}; upgrade firehose",
         migrations::latest()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> EmbeddedStore {
+        EmbeddedStore::open(&StoreConfig::default()).expect("in memory")
+    }
+
+    #[tokio::test]
+    async fn names_holding_the_separator_or_the_escape_read_back_exactly() {
+        let store = memory();
+        store.migrate().await.expect("migrate");
+        let mut write = ChannelWrite::new("twitch:chan", 60);
+        let names = ["!b\u{1f}c", "!e\u{1e}1", "!plain"];
+        write.rules_upsert = names
+            .iter()
+            .map(|n| RuleRow {
+                kind: "command".into(),
+                name: n.to_string(),
+                body: "{}".into(),
+            })
+            .collect();
+        write.counters = vec![("uses:!b\u{1f}c".into(), 3)];
+        write.warnings = vec![WarningRow {
+            filter: "f\u{1f}x".into(),
+            user_id: "u\u{1e}".into(),
+            expires_ms: i64::MAX,
+        }];
+        store.write(&write).await.expect("write");
+        let stored = store.load_channel("twitch:chan").await.expect("load");
+        let mut read: Vec<&str> = stored.rules.iter().map(|r| r.name.as_str()).collect();
+        read.sort();
+        let mut want = names.to_vec();
+        want.sort();
+        assert_eq!(read, want);
+        assert_eq!(stored.counters["uses:!b\u{1f}c"], 3);
+        assert_eq!(stored.warnings, write.warnings);
+    }
+
+    #[tokio::test]
+    async fn a_key_that_does_not_decode_fails_the_load() {
+        let store = memory();
+        store.migrate().await.expect("migrate");
+        {
+            let txn = store.db.begin_write().expect("txn");
+            txn.open_table(CONFIG)
+                .expect("table")
+                .insert("twitch:chan\u{1f}command\u{1f}!x\u{1e}z", "{}")
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let error = store
+            .load_channel("twitch:chan")
+            .await
+            .expect_err("corrupt key");
+        assert!(error.to_string().contains("not a valid key"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn version_one_files_are_re_encoded_by_migration_two() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = StoreConfig {
+            embedded_path: dir.path().join("state.redb").display().to_string(),
+            ..StoreConfig::default()
+        };
+        // A file as version 1 wrote it: parts joined by a bare U+001F.
+        {
+            let store = EmbeddedStore::open(&config).expect("open");
+            let txn = store.db.begin_write().expect("txn");
+            {
+                txn.open_table(META)
+                    .expect("meta")
+                    .insert(SCHEMA_VERSION, 1)
+                    .expect("version");
+                let mut rules = txn.open_table(CONFIG).expect("config");
+                let body = r#"{"name":"!hug","response":"hugs"}"#;
+                rules
+                    .insert("twitch:chan\u{1f}command\u{1f}!hug", body)
+                    .expect("rule");
+                // The hole of version 1: a name with the separator made every rule unreadable.
+                rules
+                    .insert("twitch:chan\u{1f}command\u{1f}!b\u{1f}c", "{}")
+                    .expect("bad rule");
+                let settings = r#"{"regulars":[],"nuke":{"window_s":120,"default_scrollback_s":60,"default_action":{"timeout":60},"exempt":"vip"}}"#;
+                rules
+                    .insert("twitch:chan\u{1f}settings\u{1f}channel", settings)
+                    .expect("settings");
+                let mut counters = txn.open_table(COUNTERS).expect("counters");
+                counters
+                    .insert("twitch:chan\u{1f}uses:!b\u{1f}c", 4)
+                    .expect("counter");
+                counters
+                    .insert("twitch:chan\u{1f}messages", 9)
+                    .expect("counter");
+                txn.open_table(WARNINGS)
+                    .expect("warnings")
+                    .insert("twitch:chan\u{1f}caps\u{1f}u1", i64::MAX)
+                    .expect("warning");
+                let user = serde_json::to_vec(&StoredUser {
+                    login: "alice".into(),
+                    messages: 9,
+                    last_seen_ms: 1,
+                    warnings: 0,
+                })
+                .expect("json");
+                txn.open_table(USERS)
+                    .expect("users")
+                    .insert("twitch:chan\u{1f}u\u{1e}1", user.as_slice())
+                    .expect("user");
+                txn.open_table(MODLOG).expect("log");
+                txn.open_table(LEASES).expect("leases");
+            }
+            txn.commit().expect("commit");
+        }
+        let store = EmbeddedStore::open(&config).expect("reopen");
+        let applied = store.migrate().await.expect("migrate");
+        assert_eq!(applied, (2..=migrations::latest()).collect::<Vec<u32>>());
+        let stored = store.load_channel("twitch:chan").await.expect("load");
+        let rules = stored.channel_rules().expect("valid").expect("some");
+        assert_eq!(rules.commands.len(), 1, "the bad row went, the rest stayed");
+        assert_eq!(rules.commands[0].name, "!hug");
+        assert_eq!(stored.counters["uses:!b\u{1f}c"], 4);
+        assert_eq!(stored.counters["messages"], 9);
+        assert_eq!(stored.warnings.len(), 1);
+        assert_eq!(stored.warnings[0].user_id, "u1");
+        // A legacy key holding the escape character now means what it meant then.
+        let users = store
+            .load_users("twitch:chan", &["u\u{1e}1".to_string()])
+            .await
+            .expect("users");
+        assert_eq!(users[0].login, "alice");
+        // Migrating again does nothing.
+        assert!(store.migrate().await.expect("again").is_empty());
+    }
 }

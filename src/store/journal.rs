@@ -4,15 +4,16 @@
 //!
 //! A channel actor keeps one [`Journal`] and, after each event, hands [`Journal::changes`]
 //! what happened: the event, the actions taken, the engine's own journal
-//! (`ChannelState::take_changes`) and the new rules if the event edited them. What comes back
-//! goes to the writer in one bounded-queue send.
+//! (`ChannelState::take_changes`) and the rules edit if the event made one. What comes back
+//! goes to the writer in one bounded-queue send. Edits that are not chat events (the admin
+//! API) map through [`rules_edit`].
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::model::{counter, ModerationEntry, WarningRow};
+use super::writer::RulesEdit;
 use super::writer::{message_change, Change};
-use crate::engine::{millis, Action, ChannelRules, ChatEvent, EventKind, StateChange};
+use crate::engine::{millis, Action, ChatEvent, EventKind, StateChange};
 
 /// One channel's mapping state: the sequence that makes moderation log ids unique.
 #[derive(Debug, Default)]
@@ -34,15 +35,15 @@ impl Journal {
         event: &ChatEvent,
         actions: &[Action],
         engine: Vec<StateChange>,
-        edited_rules: Option<Arc<ChannelRules>>,
+        edited_rules: Option<RulesEdit>,
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         if let EventKind::Message(message) = &event.kind {
             let at = i64::try_from(message.sent_at_ms).unwrap_or(i64::MAX);
             changes.push(message_change(&message.user.id, &message.user.login, at));
         }
-        if let Some(rules) = edited_rules {
-            changes.push(Change::Rules(rules));
+        if let Some(edit) = edited_rules {
+            changes.extend(rules_edit(edit));
         }
         for change in engine {
             engine_change(change, &mut changes);
@@ -113,6 +114,28 @@ impl Journal {
     }
 }
 
+/// The store changes of a rules edit: the edit itself (stored item by item, see
+/// [`Change::Rules`]) and, for every custom command it removed, the deletion of that command's
+/// use count (`uses:<name>`), so a removed command leaves no row behind.
+///
+/// (The engine's own `StateChange::CommandDeleted`, once it exists, maps to the same
+/// [`Change::CounterDeleted`]; a deletion noted twice deletes one row.)
+pub fn rules_edit(edit: RulesEdit) -> Vec<Change> {
+    let RulesEdit { base, rules } = edit;
+    let kept: std::collections::BTreeSet<&str> =
+        rules.commands.iter().map(|c| c.name.as_str()).collect();
+    let mut changes: Vec<Change> = base
+        .commands
+        .iter()
+        .filter(|c| !kept.contains(c.name.as_str()))
+        .map(|c| Change::CounterDeleted {
+            name: format!("{}{}", counter::USES, c.name),
+        })
+        .collect();
+    changes.insert(0, Change::Rules { base, rules });
+    changes
+}
+
 /// One entry of the engine's journal as store changes.
 fn engine_change(change: StateChange, out: &mut Vec<Change>) {
     match change {
@@ -144,7 +167,9 @@ fn engine_change(change: StateChange, out: &mut Vec<Change>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{ChatMessage, ChatUser, Platform};
+    use std::sync::Arc;
+
+    use crate::engine::{ChannelRules, ChatMessage, ChatUser, Platform};
 
     fn message(id: &str, sent_at_ms: u64) -> ChatEvent {
         ChatEvent {
@@ -191,18 +216,21 @@ mod tests {
             },
         ];
         let rules = Arc::new(ChannelRules::default());
-        let changes = journal.changes(
-            &message("m1", u64::MAX),
-            &actions,
-            engine,
-            Some(Arc::clone(&rules)),
-        );
+        // The edit removed a command: its use count goes with it.
+        let base: ChannelRules =
+            toml::from_str("[[commands]]\nname = \"!old\"\nresponse = \"x\"").expect("rules");
+        let edit = RulesEdit {
+            base: Arc::new(base),
+            rules: Arc::clone(&rules),
+        };
+        let changes = journal.changes(&message("m1", u64::MAX), &actions, engine, Some(edit));
         let shapes: Vec<String> = changes
             .iter()
             .map(|c| match c {
                 Change::UserMessage { user_id, at_ms, .. } => format!("message {user_id} {at_ms}"),
-                Change::Rules(r) => format!("rules {}", Arc::ptr_eq(r, &rules)),
+                Change::Rules { rules: r, .. } => format!("rules {}", Arc::ptr_eq(r, &rules)),
                 Change::Counter { name, delta } => format!("counter {name} {delta}"),
+                Change::CounterDeleted { name } => format!("deleted {name}"),
                 Change::UserWarned { user_id } => format!("warned {user_id}"),
                 Change::Warning(w) => {
                     format!("warning {} {} {}", w.filter, w.user_id, w.expires_ms)
@@ -218,6 +246,7 @@ mod tests {
             [
                 format!("message u1 {}", i64::MAX),
                 "rules true".to_string(),
+                "deleted uses:!old".to_string(),
                 "counter count:deaths 2".to_string(),
                 "counter uses:!hug 1".to_string(),
                 "warned u1".to_string(),

@@ -19,6 +19,7 @@
 
 pub mod embedded;
 pub mod journal;
+pub mod keys;
 pub mod metrics;
 pub mod migrations;
 pub mod model;
@@ -38,7 +39,7 @@ pub use metrics::StoreCollector;
 pub use model::{
     ChannelWrite, LeaseOutcome, ModerationEntry, RuleRow, StoredChannel, UserRow, WarningRow,
 };
-pub use writer::{Change, StoreHandle, StoreStatus, WriterConfig};
+pub use writer::{Change, RulesEdit, StoreHandle, StoreStatus, WriterConfig};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -135,6 +135,8 @@ pub struct ChannelWrite {
     pub channel: String,
     /// Counters and their new absolute values.
     pub counters: Vec<(String, i64)>,
+    /// Counters to delete (a removed command's `uses:<name>`).
+    pub counters_delete: Vec<String>,
     pub users: Vec<UserRow>,
     pub warnings: Vec<WarningRow>,
     /// Rule items to store, and (kind, name) of items to delete.
@@ -158,6 +160,7 @@ impl ChannelWrite {
     /// Rows this write touches.
     pub fn rows(&self) -> u64 {
         (self.counters.len()
+            + self.counters_delete.len()
             + self.users.len()
             + self.warnings.len()
             + self.rules_upsert.len()
@@ -214,6 +217,41 @@ pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, RowError> {
 
 /// Rebuilds and validates rules from stored items.
 pub fn rules_from_rows(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
+    let rules = decode_rules(rows)?;
+    rules.validate().map_err(RowError::Invalid)?;
+    Ok(rules)
+}
+
+/// The key of a rules item: (kind, name).
+pub type RuleKey = (String, String);
+
+/// What an edit changed, item by item: the items to store (new or changed) and the keys of the
+/// items it removed. Applied to stored rows, it changes exactly what the edit changed and
+/// leaves every other stored item alone (also items the editor never saw).
+pub fn rules_diff(
+    base: &ChannelRules,
+    rules: &ChannelRules,
+) -> Result<(Vec<RuleRow>, Vec<RuleKey>), RowError> {
+    let before: BTreeMap<RuleKey, String> = rules_to_rows(base)?
+        .into_iter()
+        .map(|r| ((r.kind, r.name), r.body))
+        .collect();
+    let after = rules_to_rows(rules)?;
+    let kept: std::collections::BTreeSet<RuleKey> = after
+        .iter()
+        .map(|r| (r.kind.clone(), r.name.clone()))
+        .collect();
+    let upserts = after
+        .into_iter()
+        .filter(|r| before.get(&(r.kind.clone(), r.name.clone())) != Some(&r.body))
+        .collect();
+    let removed = before.into_keys().filter(|k| !kept.contains(k)).collect();
+    Ok((upserts, removed))
+}
+
+/// Rules items as stored, without validating them (the channel compiles them when it runs
+/// them, which validates).
+pub fn decode_rules(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
     fn parse<T: serde::de::DeserializeOwned>(row: &RuleRow) -> Result<T, RowError> {
         serde_json::from_str(&row.body).map_err(|source| RowError::Decode {
             kind: row.kind.clone(),
@@ -236,7 +274,6 @@ pub fn rules_from_rows(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
             other => return Err(RowError::UnknownKind(other.to_string())),
         }
     }
-    rules.validate().map_err(RowError::Invalid)?;
     Ok(rules)
 }
 

@@ -50,6 +50,7 @@ pub struct ScyllaStore {
 
 struct Prepared {
     counter: PreparedStatement,
+    counter_delete: PreparedStatement,
     user: PreparedStatement,
     warning: PreparedStatement,
     rule_upsert: PreparedStatement,
@@ -147,6 +148,12 @@ impl ScyllaStore {
                     counter: self
                         .prepare(
                             "INSERT INTO {ks}.channel_counters (channel, name, value) VALUES (?, ?, ?)",
+                            true,
+                        )
+                        .await?,
+                    counter_delete: self
+                        .prepare(
+                            "DELETE FROM {ks}.channel_counters WHERE channel = ? AND name = ?",
                             true,
                         )
                         .await?,
@@ -477,6 +484,14 @@ impl StateStore for ScyllaStore {
                     .map(|(n, v)| (c, n.as_str(), *v))
                     .collect();
                 jobs.push(Box::pin(self.batched(&p.counter, values)));
+            }
+            if !write.counters_delete.is_empty() {
+                let values: Vec<(&str, &str)> = write
+                    .counters_delete
+                    .iter()
+                    .map(|n| (c, n.as_str()))
+                    .collect();
+                jobs.push(Box::pin(self.batched(&p.counter_delete, values)));
             }
             let mut buckets: BTreeMap<i32, Vec<UserInsert<'_>>> = BTreeMap::new();
             for u in &write.users {

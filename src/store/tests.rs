@@ -14,6 +14,7 @@ use super::model::{UserRow, WarningRow};
 use super::writer::{message_change, Change, StoreHandle, WriterConfig};
 use super::{StateStore, StoreError, StoreResult};
 use crate::config::StoreConfig;
+use crate::engine::ChannelRules;
 
 /// The embedded store with switches.
 struct Flaky {
@@ -21,6 +22,10 @@ struct Flaky {
     fail_before_write: AtomicBool,
     fail_after_write: AtomicBool,
     fail_loads: AtomicBool,
+    /// The write lands, then the store panics (a driver bug, say).
+    panic_after_write: AtomicBool,
+    /// Each write waits this long (ms) before it lands.
+    write_delay_ms: AtomicU64,
     writes: AtomicU64,
 }
 
@@ -32,6 +37,8 @@ impl Flaky {
             fail_before_write: AtomicBool::new(false),
             fail_after_write: AtomicBool::new(false),
             fail_loads: AtomicBool::new(false),
+            panic_after_write: AtomicBool::new(false),
+            write_delay_ms: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         })
     }
@@ -76,8 +83,15 @@ impl StateStore for Flaky {
             if self.fail_before_write.load(Ordering::SeqCst) {
                 return Err(down());
             }
+            let delay = self.write_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             let rows = self.inner.write(write).await?;
             self.writes.fetch_add(1, Ordering::SeqCst);
+            if self.panic_after_write.load(Ordering::SeqCst) {
+                panic!("the store panicked after writing (test)");
+            }
             if self.fail_after_write.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("timed out (but landed)".into()));
             }
@@ -125,6 +139,14 @@ async fn started(config: WriterConfig) -> (Arc<Flaky>, StoreHandle) {
 
 fn channel() -> Arc<str> {
     Arc::from("twitch:chan")
+}
+
+/// A rules edit from `base` to `rules`.
+fn edit(base: &ChannelRules, rules: ChannelRules) -> Change {
+    Change::Rules {
+        base: Arc::new(base.clone()),
+        rules: Arc::new(rules),
+    }
 }
 
 fn message(user: &str) -> Vec<Change> {
@@ -271,9 +293,9 @@ async fn a_full_writer_makes_submitters_wait_and_loses_nothing() {
 async fn shutdown_writes_everything_pending() {
     let (store, handle) = started(config()).await;
     handle.submit(&channel(), message("carol")).await;
-    let rules = crate::engine::ChannelRules::default();
+    let rules = ChannelRules::default();
     handle
-        .submit(&channel(), vec![Change::Rules(Arc::new(rules))])
+        .submit(&channel(), vec![edit(&ChannelRules::default(), rules)])
         .await;
     assert_eq!(handle.shutdown(Duration::from_secs(5)).await, 0);
     let s = stored(&store).await;
@@ -287,7 +309,7 @@ async fn shutdown_writes_everything_pending() {
 #[tokio::test]
 async fn a_rules_edit_deletes_removed_items() {
     let (store, handle) = started(config()).await;
-    let with_two: crate::engine::ChannelRules = toml::from_str(
+    let with_two: ChannelRules = toml::from_str(
         r#"
         [[commands]]
         name = "!a"
@@ -299,14 +321,17 @@ async fn a_rules_edit_deletes_removed_items() {
     )
     .expect("rules");
     handle
-        .submit(&channel(), vec![Change::Rules(Arc::new(with_two.clone()))])
+        .submit(
+            &channel(),
+            vec![edit(&ChannelRules::default(), with_two.clone())],
+        )
         .await;
     handle.flush().await.expect("flush");
     assert_eq!(stored(&store).await.rules.len(), 3);
-    let mut with_one = with_two;
+    let mut with_one = with_two.clone();
     with_one.commands.retain(|c| c.name == "!a");
     handle
-        .submit(&channel(), vec![Change::Rules(Arc::new(with_one))])
+        .submit(&channel(), vec![edit(&with_two, with_one)])
         .await;
     handle.flush().await.expect("flush");
     let s = stored(&store).await;
@@ -360,4 +385,239 @@ async fn user_stats_wait_for_their_own_interval() {
     handle.flush().await.expect("flush");
     assert_eq!(users().await.expect("users")[0].messages, 3);
     assert_eq!(stored(&store).await.counters[counter::MESSAGES], 3);
+}
+
+fn counter_change(name: &str, delta: i64) -> Change {
+    Change::Counter {
+        name: name.into(),
+        delta,
+    }
+}
+
+async fn users(store: &Flaky, id: &str) -> Vec<UserRow> {
+    store
+        .inner
+        .load_users("twitch:chan", &[id.to_string()])
+        .await
+        .expect("users")
+}
+
+/// Waits (bounded) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_load_never_waits_behind_a_flush_with_nothing_to_write() {
+    // Flushes are due every millisecond, user stats only hourly: with nothing but a user's
+    // stats pending, every due flush is empty. Loads must still be answered at once.
+    let mut c = config();
+    c.flush_interval = Duration::from_millis(1);
+    c.user_flush_interval = Duration::from_secs(3600);
+    let (store, handle) = started(c).await;
+    handle.submit(&channel(), message("erin")).await;
+    eventually("the counters flushed", || {
+        handle.status.flushes_ok.load(Ordering::Relaxed) >= 1
+            && handle.status.pending_keys.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    for attempt in 0..50 {
+        let loaded = tokio::time::timeout(Duration::from_secs(2), handle.load(&channel()))
+            .await
+            .unwrap_or_else(|_| panic!("load {attempt} waited behind an empty flush"))
+            .expect("load");
+        assert_eq!(loaded.counters[counter::MESSAGES], 1);
+        tokio::time::sleep(Duration::from_micros(300)).await;
+    }
+    assert!(
+        users(&store, "erin").await.is_empty(),
+        "user stats still wait"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_made_on_rules_that_were_never_loaded_keeps_the_stored_items() {
+    let (store, handle) = started(config()).await;
+    let stored_rules: ChannelRules = toml::from_str(
+        r#"
+        [[commands]]
+        name = "!a"
+        response = "a"
+        [[commands]]
+        name = "!b"
+        response = "b"
+        "#,
+    )
+    .expect("rules");
+    handle
+        .submit(
+            &channel(),
+            vec![edit(&ChannelRules::default(), stored_rules)],
+        )
+        .await;
+    handle.flush().await.expect("flush");
+    // A later process (a fresh writer) edits the rules file's version, which never saw !a, !b:
+    // the channel could not load its stored state in time.
+    let (handle2, _task) = StoreHandle::start(Arc::clone(&store) as Arc<dyn StateStore>, config());
+    let file: ChannelRules =
+        toml::from_str("[[commands]]\nname = \"!c\"\nresponse = \"c\"").expect("rules");
+    let mut edited = file.clone();
+    edited.commands.push(
+        toml::from_str::<ChannelRules>("[[commands]]\nname = \"!d\"\nresponse = \"d\"")
+            .expect("rules")
+            .commands
+            .remove(0),
+    );
+    handle2.submit(&channel(), vec![edit(&file, edited)]).await;
+    let loaded = handle2.load(&channel()).await.expect("load");
+    let names = |rules: &ChannelRules| -> Vec<String> {
+        let mut names: Vec<String> = rules.commands.iter().map(|c| c.name.clone()).collect();
+        names.sort();
+        names
+    };
+    let view = loaded.channel_rules().expect("valid").expect("some");
+    assert_eq!(names(&view), ["!a", "!b", "!d"], "the load's view");
+    handle2.flush().await.expect("flush");
+    let kept = stored(&store)
+        .await
+        .channel_rules()
+        .expect("valid")
+        .expect("some");
+    assert_eq!(
+        names(&kept),
+        ["!a", "!b", "!d"],
+        "stored items the edit never saw stay"
+    );
+}
+
+#[tokio::test]
+async fn the_first_stored_rules_are_written_whole() {
+    let (store, handle) = started(config()).await;
+    let file: ChannelRules =
+        toml::from_str("[[commands]]\nname = \"!c\"\nresponse = \"c\"").expect("rules");
+    let mut edited = file.clone();
+    edited.regulars.push("bob".into());
+    handle
+        .submit(&channel(), vec![edit(&file, edited.clone())])
+        .await;
+    handle.flush().await.expect("flush");
+    let kept = stored(&store).await.channel_rules().expect("valid");
+    assert_eq!(
+        kept,
+        Some(edited),
+        "the file's items are stored with the edit"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_after_a_write_landed_does_not_count_twice() {
+    let (store, handle) = started(config()).await;
+    for _ in 0..5 {
+        handle.submit(&channel(), message("frank")).await;
+    }
+    handle
+        .submit(&channel(), vec![counter_change("count:deaths", 3)])
+        .await;
+    // First-time keys: no base known yet. The write lands, then the store panics.
+    store.panic_after_write.store(true, Ordering::SeqCst);
+    assert!(handle.flush().await.is_err(), "the flush saw the panic");
+    assert_eq!(store.writes.load(Ordering::SeqCst), 1, "it landed");
+    store.panic_after_write.store(false, Ordering::SeqCst);
+    handle.submit(&channel(), message("frank")).await;
+    handle.flush().await.expect("retry");
+    let s = stored(&store).await;
+    assert_eq!(s.counters[counter::MESSAGES], 6);
+    assert_eq!(s.counters["count:deaths"], 3);
+    assert_eq!(users(&store, "frank").await[0].messages, 6);
+    // The writer lives on.
+    handle.submit(&channel(), message("frank")).await;
+    handle.flush().await.expect("later flush");
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 7);
+}
+
+#[tokio::test]
+async fn a_flush_asked_for_during_the_last_flush_is_answered() {
+    let mut c = config();
+    c.flush_interval = Duration::from_millis(5);
+    c.user_flush_interval = Duration::from_millis(5);
+    let (store, handle) = started(c).await;
+    store.write_delay_ms.store(300, Ordering::SeqCst);
+    handle.submit(&channel(), message("gina")).await;
+    // The periodic flush takes everything and is slow; a flush request arrives meanwhile, and
+    // then no change ever comes again.
+    eventually("a flush is in flight", || {
+        handle.status.pending_keys.load(Ordering::Relaxed) > 0
+            && store.writes.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let flushed = tokio::time::timeout(Duration::from_secs(5), handle.flush()).await;
+    assert!(
+        matches!(flushed, Ok(Ok(()))),
+        "the flush request was answered: {flushed:?}"
+    );
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 1);
+}
+
+#[tokio::test]
+async fn a_removed_command_takes_its_use_count_along() {
+    let (store, handle) = started(config()).await;
+    let with: ChannelRules =
+        toml::from_str("[[commands]]\nname = \"!hug\"\nresponse = \"hugs\"").expect("rules");
+    handle
+        .submit(
+            &channel(),
+            vec![edit(&ChannelRules::default(), with.clone())],
+        )
+        .await;
+    handle
+        .submit(&channel(), vec![counter_change("uses:!hug", 4)])
+        .await;
+    handle.flush().await.expect("flush");
+    assert_eq!(stored(&store).await.counters["uses:!hug"], 4);
+    // Removed (and used once more in the same coalescing window before the removal).
+    let mut changes = vec![counter_change("uses:!hug", 1)];
+    changes.extend(super::journal::rules_edit(super::RulesEdit {
+        base: Arc::new(with.clone()),
+        rules: Arc::new(ChannelRules::default()),
+    }));
+    handle.submit(&channel(), changes).await;
+    let loaded = handle.load(&channel()).await.expect("load");
+    assert!(
+        !loaded.counters.contains_key("uses:!hug"),
+        "the load's view"
+    );
+    handle.flush().await.expect("flush");
+    assert!(!stored(&store).await.counters.contains_key("uses:!hug"));
+    // Added again: it counts from zero, not from the old row.
+    handle
+        .submit(&channel(), vec![edit(&ChannelRules::default(), with)])
+        .await;
+    handle
+        .submit(&channel(), vec![counter_change("uses:!hug", 1)])
+        .await;
+    handle.flush().await.expect("flush");
+    assert_eq!(stored(&store).await.counters["uses:!hug"], 1);
+}
+
+#[tokio::test]
+async fn stored_rules_that_do_not_decode_fail_the_load_and_are_counted() {
+    let (store, handle) = started(config()).await;
+    let mut write = ChannelWrite::new("twitch:chan", 60);
+    write.rules_upsert = vec![super::model::RuleRow {
+        kind: "command".into(),
+        name: "!x".into(),
+        body: "not json".into(),
+    }];
+    store.inner.write(&write).await.expect("write");
+    let error = handle.load(&channel()).await.expect_err("unreadable rules");
+    assert!(
+        error.to_string().contains("stored rules unreadable"),
+        "{error}"
+    );
+    assert_eq!(handle.status.load_failures.load(Ordering::Relaxed), 1);
 }

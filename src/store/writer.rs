@@ -27,13 +27,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::panic::AssertUnwindSafe;
+
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::model::{
-    counter, rules_to_rows, ChannelWrite, ModerationEntry, RowError, StoredChannel,
+    counter, decode_rules, rules_diff, rules_to_rows, ChannelWrite, ModerationEntry, RowError,
+    RuleKey, RuleRow, StoredChannel,
 };
 use super::model::{UserRow, WarningRow};
 use super::{StateStore, StoreError, StoreResult};
@@ -45,6 +48,9 @@ use crate::engine::ChannelRules;
 pub enum Change {
     /// A channel counter (see [`counter`]) went up or down by `delta`.
     Counter { name: String, delta: i64 },
+    /// A counter is gone (a removed command's `uses:<name>`): its row is deleted, and deltas
+    /// after this change count from zero.
+    CounterDeleted { name: String },
     /// A user wrote a message at `at_ms`: the channel's message count and the user's stats
     /// go up (one change per chat message, the common case).
     UserMessage {
@@ -56,10 +62,25 @@ pub enum Change {
     UserWarned { user_id: String },
     /// A live filter warning (last write wins).
     Warning(WarningRow),
-    /// The channel's rules were replaced (last write wins).
-    Rules(Arc<ChannelRules>),
+    /// The channel's rules were edited from `base` (the version the edit was made on) to
+    /// `rules`. Stored item by item: the items the edit added, changed or removed are written,
+    /// every other stored item stays, so an edit made on rules that were not loaded from the
+    /// store (a channel that could not load its state yet, an idle channel's rules file)
+    /// never deletes stored items it did not know. A channel with no stored rules at all gets
+    /// `rules` whole.
+    Rules {
+        base: Arc<ChannelRules>,
+        rules: Arc<ChannelRules>,
+    },
     /// A moderation action for the log.
     Moderation(ModerationEntry),
+}
+
+/// A rules edit: the version it was made on and the new rules.
+#[derive(Debug, Clone)]
+pub struct RulesEdit {
+    pub base: Arc<ChannelRules>,
+    pub rules: Arc<ChannelRules>,
 }
 
 /// The writer's settings (from `[store]`).
@@ -350,13 +371,51 @@ struct UserDelta {
     warnings: i64,
 }
 
+/// A counter's coalesced change: `delta` on top of the stored value, or on top of zero when
+/// the counter was deleted (`reset`; a reset with no delta deletes the row).
+#[derive(Debug, Clone, Copy, Default)]
+struct CounterDelta {
+    delta: i64,
+    reset: bool,
+}
+
+/// Coalesced rules edits: item by item what the edits changed (`Some(body)`: store it,
+/// `None`: delete it), and the newest rules whole (written whole when nothing is stored).
+#[derive(Debug, Clone)]
+struct RulesPending {
+    items: BTreeMap<RuleKey, Option<String>>,
+    latest: Arc<ChannelRules>,
+}
+
+impl RulesPending {
+    /// `rows` with these edits on top (`rows` empty: nothing stored, so the newest whole).
+    fn apply_to(&self, rows: &mut Vec<RuleRow>) -> Result<(), RowError> {
+        if rows.is_empty() {
+            *rows = rules_to_rows(&self.latest)?;
+            return Ok(());
+        }
+        rows.retain(|r| !self.items.contains_key(&(r.kind.clone(), r.name.clone())));
+        for ((kind, name), item) in &self.items {
+            if let Some(body) = item {
+                rows.push(RuleRow {
+                    kind: kind.clone(),
+                    name: name.clone(),
+                    body: body.clone(),
+                });
+            }
+        }
+        rows.sort();
+        Ok(())
+    }
+}
+
 /// A channel's coalesced changes.
 #[derive(Debug, Default, Clone)]
 struct Pending {
-    counters: HashMap<String, i64>,
+    counters: HashMap<String, CounterDelta>,
     users: HashMap<String, UserDelta>,
     warnings: HashMap<(String, String), i64>,
-    rules: Option<Arc<ChannelRules>>,
+    rules: Option<RulesPending>,
     moderation: Vec<ModerationEntry>,
 }
 
@@ -373,16 +432,29 @@ impl Pending {
     fn apply(&mut self, change: Change) -> usize {
         let before = self.keys();
         match change {
-            Change::Counter { name, delta } => *self.counters.entry(name).or_insert(0) += delta,
+            Change::Counter { name, delta } => {
+                self.counters.entry(name).or_default().delta += delta
+            }
+            Change::CounterDeleted { name } => {
+                let reset = CounterDelta {
+                    delta: 0,
+                    reset: true,
+                };
+                self.counters.insert(name, reset);
+            }
             Change::UserMessage {
                 user_id,
                 login,
                 at_ms,
             } => {
                 match self.counters.get_mut(counter::MESSAGES) {
-                    Some(count) => *count += 1,
+                    Some(count) => count.delta += 1,
                     None => {
-                        self.counters.insert(counter::MESSAGES.to_string(), 1);
+                        let one = CounterDelta {
+                            delta: 1,
+                            reset: false,
+                        };
+                        self.counters.insert(counter::MESSAGES.to_string(), one);
                     }
                 }
                 let user = self.users.entry(user_id).or_default();
@@ -396,17 +468,50 @@ impl Pending {
             Change::Warning(w) => {
                 self.warnings.insert((w.filter, w.user_id), w.expires_ms);
             }
-            Change::Rules(rules) => self.rules = Some(rules),
+            Change::Rules { base, rules } => self.edit_rules(&base, rules),
             Change::Moderation(entry) => self.moderation.push(entry),
         }
         self.keys() - before
     }
 
+    /// Folds one rules edit into the pending item changes.
+    fn edit_rules(&mut self, base: &ChannelRules, rules: Arc<ChannelRules>) {
+        let (upserts, removed) = match rules_diff(base, &rules) {
+            Ok(diff) => diff,
+            Err(e) => {
+                // Rules are plain data and always serialize; should one not, say so loudly.
+                tracing::error!(error = %e, "a rules edit could not be stored");
+                return;
+            }
+        };
+        let pending = self.rules.get_or_insert_with(|| RulesPending {
+            items: BTreeMap::new(),
+            latest: Arc::clone(&rules),
+        });
+        for row in upserts {
+            pending.items.insert((row.kind, row.name), Some(row.body));
+        }
+        for key in removed {
+            pending.items.insert(key, None);
+        }
+        pending.latest = rules;
+    }
+
     /// Puts back changes of a failed flush (`older`) under the ones made since (`self`):
     /// deltas add up, fields keep the newer value.
     fn merge_older(&mut self, older: Pending) {
-        for (name, delta) in older.counters {
-            *self.counters.entry(name).or_insert(0) += delta;
+        for (name, old) in older.counters {
+            match self.counters.get_mut(&name) {
+                // Deleted since: what came before the deletion is gone.
+                Some(newer) if newer.reset => {}
+                Some(newer) => {
+                    newer.delta += old.delta;
+                    newer.reset = old.reset;
+                }
+                None => {
+                    self.counters.insert(name, old);
+                }
+            }
         }
         for (id, old) in older.users {
             let user = self.users.entry(id).or_default();
@@ -420,8 +525,14 @@ impl Pending {
         for (key, expires) in older.warnings {
             self.warnings.entry(key).or_insert(expires);
         }
-        if self.rules.is_none() {
-            self.rules = older.rules;
+        match (&mut self.rules, older.rules) {
+            (None, older) => self.rules = older,
+            (Some(newer), Some(older)) => {
+                for (key, item) in older.items {
+                    newer.items.entry(key).or_insert(item);
+                }
+            }
+            (Some(_), None) => {}
         }
         let newer = std::mem::take(&mut self.moderation);
         self.moderation = older.moderation;
@@ -430,8 +541,16 @@ impl Pending {
 
     /// `stored` with these changes on top (what a restarting actor starts from).
     fn overlay(&self, stored: &mut StoredChannel) -> Result<(), RowError> {
-        for (name, delta) in &self.counters {
-            *stored.counters.entry(name.clone()).or_insert(0) += delta;
+        for (name, change) in &self.counters {
+            if change.reset && change.delta == 0 {
+                stored.counters.remove(name);
+                continue;
+            }
+            let value = stored.counters.entry(name.clone()).or_insert(0);
+            if change.reset {
+                *value = 0;
+            }
+            *value += change.delta;
         }
         for ((filter, user_id), expires_ms) in &self.warnings {
             stored
@@ -445,7 +564,7 @@ impl Pending {
         }
         stored.warnings.sort();
         if let Some(rules) = &self.rules {
-            stored.rules = rules_to_rows(rules)?;
+            rules.apply_to(&mut stored.rules)?;
         }
         Ok(())
     }
@@ -490,8 +609,9 @@ struct InFlight {
     started: Instant,
     /// This flush's number (see `flushes_started`).
     number: u64,
-    /// What each channel's job carries: put back if the job fails, or if the task dies.
-    jobs: HashMap<Arc<str>, Arc<Pending>>,
+    /// What each channel's job carries, and how far it got: put back if the job fails, or if
+    /// the task dies.
+    jobs: HashMap<Arc<str>, (Arc<Pending>, ProgressSlot)>,
 }
 
 /// What a finished flush task gave back.
@@ -500,8 +620,8 @@ struct FlushOutcome {
     started: Instant,
     since: Instant,
     number: u64,
-    jobs: HashMap<Arc<str>, Arc<Pending>>,
-    /// The task itself failed (panicked): nothing is known of its writes.
+    jobs: HashMap<Arc<str>, (Arc<Pending>, ProgressSlot)>,
+    /// The task itself failed: what its jobs read is known from their progress only.
     task_error: Option<String>,
 }
 
@@ -568,6 +688,8 @@ impl Writer {
             }
             self.assign_flush_waiters(&mut data);
             self.maybe_flush();
+            self.start_deferred_loads();
+            self.answer_idle_flush_waiters(&data);
             self.publish();
             if self.finished_shutdown(&mut data) {
                 return;
@@ -630,15 +752,10 @@ impl Writer {
     fn on_control(&mut self, request: Control, data: &mut mpsc::Receiver<ChangeBatch>) {
         match request {
             Control::Load { channel, reply } => {
-                // The requester's earlier changes are in the queue: take them first.
+                // The requester's earlier changes are in the queue: take them first. The load
+                // starts in this turn's step (`start_deferred_loads`), after a due flush.
                 self.drain_queue(data);
-                // Loads and flushes never overlap; a due flush goes first so that a stream
-                // of loads cannot hold flushing off.
-                if self.in_flight.is_some() || self.due().is_some() {
-                    self.deferred_loads.push((channel, reply));
-                } else {
-                    self.start_load(channel, reply);
-                }
+                self.deferred_loads.push((channel, reply));
             }
             Control::Flush { reply } => {
                 self.drain_queue(data);
@@ -701,6 +818,13 @@ impl Writer {
                 pending
                     .overlay(&mut stored)
                     .map_err(|e| StoreError::Schema(e.to_string()))?;
+            }
+            // Rules that do not even decode fail the load (never read as "no rules"); the
+            // channel compiles the ones that do, which validates them.
+            if !stored.rules.is_empty() {
+                decode_rules(&stored.rules).map_err(|e| {
+                    StoreError::Schema(format!("{channel}: stored rules unreadable: {e}"))
+                })?;
             }
             Ok(stored)
         });
@@ -791,7 +915,11 @@ impl Writer {
         let mut kept = HashMap::with_capacity(pending.len());
         for (channel, changes) in pending {
             let changes = Arc::new(changes);
-            kept.insert(Arc::clone(&channel), Arc::clone(&changes));
+            let progress = ProgressSlot::default();
+            kept.insert(
+                Arc::clone(&channel),
+                (Arc::clone(&changes), Arc::clone(&progress)),
+            );
             let base = self.bases.get(&channel).cloned();
             let users = changes
                 .users
@@ -807,13 +935,27 @@ impl Writer {
                 changes,
                 base,
                 users,
+                progress,
             });
         }
         let store = Arc::clone(&self.store);
         let config = self.config.clone();
         let task = tokio::spawn(async move {
             futures::stream::iter(jobs)
-                .map(|job| flush_channel(Arc::clone(&store), job, config.moderation_ttl_s))
+                .map(|job| {
+                    let (channel, progress) = (Arc::clone(&job.channel), job.progress.clone());
+                    // A panic (in a backend, say) fails this channel's job alone, and the bases
+                    // it read before it died are still known (see `Progress`).
+                    AssertUnwindSafe(flush_channel(
+                        Arc::clone(&store),
+                        job,
+                        config.moderation_ttl_s,
+                    ))
+                    .catch_unwind()
+                    .map(move |done| {
+                        done.unwrap_or_else(|panic| panicked(channel, &progress, &panic))
+                    })
+                })
                 .buffer_unordered(config.flush_concurrency.max(1))
                 .collect::<Vec<_>>()
                 .await
@@ -839,6 +981,7 @@ impl Writer {
         } = outcome;
         let mut failure = task_error.map(StoreError::Unavailable);
         let mut rows = 0;
+        let reported: HashSet<Arc<str>> = results.iter().map(|r| Arc::clone(&r.channel)).collect();
         for result in results {
             rows += result.rows;
             if let Some(base) = result.base {
@@ -858,8 +1001,23 @@ impl Writer {
         }
         // Whatever was not written (failed jobs, or all of them if the task died) goes back
         // under the newer changes. Re-writing a job that did land is harmless: its bases did
-        // not move, so the same absolute values are written again.
-        for (channel, changes) in jobs {
+        // not move, so the same absolute values are written again. A job that gave no result
+        // (its task died) leaves the bases it had read in its progress: they are kept too,
+        // or a first-time key would be read again after its write landed and its deltas
+        // added twice.
+        for (channel, (_, progress)) in &jobs {
+            if reported.contains(channel) {
+                continue;
+            }
+            if let Some((base, users)) = progress_bases(progress) {
+                self.bases.insert(Arc::clone(channel), base);
+                for user in users {
+                    let key = (Arc::clone(channel), user.user_id.clone());
+                    self.user_bases.insert(key, user);
+                }
+            }
+        }
+        for (channel, (changes, _)) in jobs {
             let changes = Arc::try_unwrap(changes).unwrap_or_else(|shared| (*shared).clone());
             let pending = self.pending.entry(channel).or_default();
             let before = pending.keys();
@@ -913,8 +1071,35 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Starts the loads that wait, unless a flush is in flight or due. Loads and flushes never
+    /// overlap (a load would see a half-applied flush); a due flush goes first so that a stream
+    /// of loads cannot hold flushing off, and it is due only while it has something to write,
+    /// so a load never waits behind a flush with nothing in it.
+    fn start_deferred_loads(&mut self) {
+        if self.deferred_loads.is_empty() || self.in_flight.is_some() || self.due().is_some() {
+            return;
+        }
         for (channel, reply) in std::mem::take(&mut self.deferred_loads) {
             self.start_load(channel, reply);
+        }
+    }
+
+    /// Flush requests whose changes are all written by now: nothing pending, nothing in flight,
+    /// nothing queued. (A request that came while the last flush was in flight waits for a
+    /// later flush number, and none starts when nothing is left to write.)
+    fn answer_idle_flush_waiters(&mut self, data: &mpsc::Receiver<ChangeBatch>) {
+        if self.flush_waiters.is_empty()
+            || self.pending_keys > 0
+            || self.in_flight.is_some()
+            || !data.is_empty()
+            || self.flush_waiters.iter().any(|(n, _)| *n == UNASSIGNED)
+        {
+            return;
+        }
+        for (_, waiter) in std::mem::take(&mut self.flush_waiters) {
+            let _ = waiter.send(Ok(()));
         }
     }
 
@@ -982,6 +1167,51 @@ struct FlushJob {
     base: Option<ChannelBase>,
     /// Known stored rows of the users in `changes`.
     users: HashMap<String, UserRow>,
+    progress: ProgressSlot,
+}
+
+/// How far one channel's flush got, kept outside its task: the bases it read and the rules
+/// items it was about to write, recorded before its write. If the job dies (a panic in a
+/// backend, the task aborted), the writer keeps these bases, exactly as for a write that
+/// failed: the retry then writes base + all deltas, never the landed deltas twice.
+#[derive(Debug, Default)]
+struct Progress {
+    base: Option<ChannelBase>,
+    users: Vec<UserRow>,
+}
+
+type ProgressSlot = Arc<Mutex<Progress>>;
+
+/// The bases a job recorded before it died, if it got that far.
+fn progress_bases(progress: &ProgressSlot) -> Option<(ChannelBase, Vec<UserRow>)> {
+    let progress = progress.lock().ok()?;
+    let base = progress.base.clone()?;
+    Some((base, progress.users.clone()))
+}
+
+/// A job that panicked: failed, with the bases it had read.
+fn panicked(
+    channel: Arc<str>,
+    progress: &ProgressSlot,
+    panic: &(dyn std::any::Any + Send),
+) -> ChannelFlushed {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    tracing::error!(%channel, panic = %why, "store flush of a channel panicked; its changes are kept");
+    let (base, users) = match progress_bases(progress) {
+        Some((base, users)) => (Some(base), users),
+        None => (None, Vec::new()),
+    };
+    let mut flushed = failed(
+        channel,
+        base,
+        StoreError::Unavailable(format!("flush panicked: {why}")),
+    );
+    flushed.users = users;
+    flushed
 }
 
 /// Flushes one channel: reads what it must (its base, unknown users), writes absolutes.
@@ -991,6 +1221,7 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
         changes,
         base,
         mut users,
+        progress,
     } = job;
     let base = match base {
         Some(base) => base,
@@ -1024,6 +1255,18 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
         Ok(composed) => composed,
         Err(e) => return failed(channel, Some(base), StoreError::Schema(e.to_string())),
     };
+    if let Ok(mut progress) = progress.lock() {
+        // As for a write that fails: rules rows it may write count as present.
+        let mut recorded = base.clone();
+        recorded.rule_keys.extend(
+            write
+                .rules_upsert
+                .iter()
+                .map(|r| (r.kind.clone(), r.name.clone())),
+        );
+        progress.base = Some(recorded);
+        progress.users = users.values().cloned().collect();
+    }
     match store.write(&write).await {
         Ok(rows) => ChannelFlushed {
             channel,
@@ -1071,17 +1314,23 @@ fn compose(
 ) -> Result<(ChannelWrite, ChannelBase, Vec<UserRow>), RowError> {
     let mut write = ChannelWrite::new(channel, ttl_s);
     let mut new_base = base.clone();
-    for (name, delta) in &changes.counters {
-        let value = base
-            .counters
-            .get(name)
-            .copied()
-            .unwrap_or(0)
-            .saturating_add(*delta);
+    for (name, change) in &changes.counters {
+        if change.reset && change.delta == 0 {
+            write.counters_delete.push(name.clone());
+            new_base.counters.remove(name);
+            continue;
+        }
+        let from = if change.reset {
+            0
+        } else {
+            base.counters.get(name).copied().unwrap_or(0)
+        };
+        let value = from.saturating_add(change.delta);
         write.counters.push((name.clone(), value));
         new_base.counters.insert(name.clone(), value);
     }
     write.counters.sort();
+    write.counters_delete.sort();
     for (id, delta) in &changes.users {
         let stored = users.get(id);
         let login = if delta.login.is_empty() {
@@ -1107,16 +1356,30 @@ fn compose(
     }
     write.warnings.sort();
     if let Some(rules) = &changes.rules {
-        let rows = rules_to_rows(rules)?;
-        let keep: HashSet<(String, String)> = rows
-            .iter()
-            .map(|r| (r.kind.clone(), r.name.clone()))
-            .collect();
-        let mut gone: Vec<(String, String)> = base.rule_keys.difference(&keep).cloned().collect();
-        gone.sort();
-        write.rules_delete = gone;
-        write.rules_upsert = rows;
-        new_base.rule_keys = keep;
+        if base.rule_keys.is_empty() {
+            // Nothing stored: the rules whole.
+            write.rules_upsert = rules_to_rows(&rules.latest)?;
+        } else {
+            // Stored rules: exactly the items the edits changed, whatever else is stored.
+            for ((kind, name), item) in &rules.items {
+                match item {
+                    Some(body) => write.rules_upsert.push(RuleRow {
+                        kind: kind.clone(),
+                        name: name.clone(),
+                        body: body.clone(),
+                    }),
+                    None => write.rules_delete.push((kind.clone(), name.clone())),
+                }
+            }
+        }
+        for row in &write.rules_upsert {
+            new_base
+                .rule_keys
+                .insert((row.kind.clone(), row.name.clone()));
+        }
+        for key in &write.rules_delete {
+            new_base.rule_keys.remove(key);
+        }
     }
     write.moderation = changes.moderation.clone();
     let new_users = write.users.clone();
