@@ -9,7 +9,7 @@
 use super::codec::{ClientLine, ClientLineCodec};
 use super::limits::{AccountLimiter, Verdict};
 use super::lines;
-use super::state::{bump, lock, ClientEntry, JoinRefusal, Outbound, Shared, ACCOUNTS_CAP};
+use super::state::{bump, lock, ClientEntry, JoinRefusal, Outbound, Shared, Wire, ACCOUNTS_CAP};
 use super::ReceivedMessage;
 use futures::StreamExt;
 use std::collections::HashSet;
@@ -93,7 +93,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
 /// Writes queued lines (CRLF-terminated) until the queue closes or `close` fires.
 async fn write_queued_lines(
     mut socket: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<String>,
+    mut queue: mpsc::Receiver<Wire>,
     close: CancellationToken,
 ) {
     let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
@@ -122,9 +122,14 @@ async fn write_queued_lines(
     let _ = socket.shutdown().await;
 }
 
-fn append_line(batch: &mut Vec<u8>, line: &str) {
-    batch.extend_from_slice(line.as_bytes());
-    batch.extend_from_slice(b"\r\n");
+fn append_line(batch: &mut Vec<u8>, item: &Wire) {
+    match item {
+        Wire::Line(line) => {
+            batch.extend_from_slice(line.as_bytes());
+            batch.extend_from_slice(b"\r\n");
+        }
+        Wire::Raw(bytes) => batch.extend_from_slice(bytes),
+    }
 }
 
 /// Capabilities the client requested.
@@ -169,7 +174,7 @@ impl Session {
     async fn send(&self, line: String) {
         tokio::select! {
             _ = self.close.cancelled() => {}
-            _ = self.outbound.send(line) => {}
+            _ = self.outbound.send(Wire::Line(line)) => {}
         }
     }
 

@@ -12,7 +12,7 @@
 use super::chatlines::{self, Privmsg, ReplyParent};
 use super::content::{Chatter, ContentPool, ZipfTable};
 use super::mix::{ContentMix, Expect};
-use super::state::{bump, lock, Outbound, Shared};
+use super::state::{bump, lock, Outbound, Shared, Wire};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -496,7 +496,7 @@ pub fn is_ping_command(text: &str) -> bool {
 async fn deliver(shared: &Shared, members: &[Outbound], line: String) -> usize {
     let mut delivered = 0;
     for member in members {
-        match member.try_send(line.clone()) {
+        match member.try_send(Wire::Line(line.clone())) {
             Ok(()) => delivered += 1,
             Err(mpsc::error::TrySendError::Full(line)) => {
                 let started = Instant::now();

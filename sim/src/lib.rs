@@ -239,7 +239,21 @@ impl SimHandle {
         for client in self.shared.client_entries() {
             tokio::select! {
                 _ = client.close.cancelled() => {}
-                sent = client.outbound.send(line.to_string()) => delivered += usize::from(sent.is_ok()),
+                sent = client.outbound.send(state::Wire::Line(line.to_string())) => delivered += usize::from(sent.is_ok()),
+            }
+        }
+        delivered
+    }
+
+    /// Writes `bytes` exactly as given (no CR/LF added, not necessarily UTF-8) to every
+    /// connected client, in order with everything else it is sent; returns how many got them.
+    /// For what a correct server never sends: invalid UTF-8, a line that never ends.
+    pub async fn inject_bytes(&self, bytes: &[u8]) -> usize {
+        let mut delivered = 0;
+        for client in self.shared.client_entries() {
+            tokio::select! {
+                _ = client.close.cancelled() => {}
+                sent = client.outbound.send(state::Wire::Raw(bytes.to_vec())) => delivered += usize::from(sent.is_ok()),
             }
         }
         delivered
@@ -252,7 +266,7 @@ impl SimHandle {
         for client in &clients {
             tokio::select! {
                 _ = client.close.cancelled() => {}
-                _ = client.outbound.send(lines::reconnect()) => {}
+                _ = client.outbound.send(state::Wire::Line(lines::reconnect())) => {}
             }
         }
         tokio::time::sleep(RECONNECT_GRACE).await;

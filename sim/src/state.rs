@@ -30,8 +30,18 @@ pub const ACCOUNTS_CAP: usize = 10_000;
 /// Largest latency the histogram records (µs); larger values are clamped.
 pub const MAX_LATENCY_US: u64 = 600_000_000;
 
-/// The sending side of a connection's bounded outbound queue (one line per item, no CRLF).
-pub type Outbound = mpsc::Sender<String>;
+/// The sending side of a connection's bounded outbound queue.
+pub type Outbound = mpsc::Sender<Wire>;
+
+/// One item of a connection's outbound queue.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// A protocol line, without its CRLF (the writer adds it).
+    Line(String),
+    /// Bytes written exactly as given, no CRLF added: for tests that need what a correct
+    /// server never sends (invalid UTF-8, a line that does not end).
+    Raw(Vec<u8>),
+}
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

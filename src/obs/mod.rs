@@ -30,7 +30,7 @@ pub fn registry() -> Registry {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// IRC lines read from the chat connection.
+    /// IRC lines read from the chat connection (the malformed ones included).
     pub irc_lines_received: Counter,
     /// Lines that failed to parse (or were too long) and were skipped.
     pub irc_lines_malformed: Counter,

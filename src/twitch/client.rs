@@ -19,13 +19,14 @@ use rand::Rng;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use twitch_irc::message::{IRCMessage, ServerMessage};
 
 use super::connection::connect;
 use super::convert::to_chat_event;
 use super::joins::{run_join_pacer, JoinCmd};
+use super::lines::{Line, LineCodec};
 use super::status::TwitchStatus;
 use crate::channel::admission::Router;
 use crate::config::{Secret, TwitchConfig};
@@ -229,12 +230,7 @@ impl Session {
         wire: mpsc::Sender<String>,
         broken: &CancellationToken,
     ) -> SessionEnd {
-        let codec = AnyDelimiterCodec::new_with_max_length(
-            b"\r\n".to_vec(),
-            Vec::new(),
-            self.config.max_line_bytes,
-        );
-        let mut lines = FramedRead::new(reader, codec);
+        let mut lines = FramedRead::new(reader, LineCodec::new(self.config.max_line_bytes));
         let interval = Duration::from_millis(self.config.keepalive_interval_ms);
         let pong_timeout = Duration::from_millis(self.config.keepalive_timeout_ms);
         let mut awaiting_pong = false;
@@ -250,7 +246,7 @@ impl Session {
                 _ = broken.cancelled() => return SessionEnd::Lost("write failed".into()),
                 next = tokio::time::timeout(wait, lines.next()) => next,
             };
-            let chunk = match next {
+            let line = match next {
                 Err(_) if awaiting_pong => {
                     return SessionEnd::Lost("keepalive: no answer to PING".into())
                 }
@@ -260,20 +256,20 @@ impl Session {
                     continue;
                 }
                 Ok(None) => return SessionEnd::Lost("server closed the connection".into()),
-                Ok(Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded))) => {
+                Ok(Some(Err(e))) => return SessionEnd::Lost(format!("read: {e}")),
+                Ok(Some(Ok(line))) => line,
+            };
+            // Any line, even a skipped one, shows the server is alive.
+            awaiting_pong = false;
+            self.metrics.irc_lines_received.inc();
+            let line = match line {
+                Line::Text(line) => line,
+                Line::Skipped(reason) => {
                     self.metrics.irc_lines_malformed.inc();
+                    tracing::debug!(reason = reason.as_str(), "IRC line skipped");
                     continue;
                 }
-                Ok(Some(Err(AnyDelimiterCodecError::Io(e)))) => {
-                    return SessionEnd::Lost(format!("read: {e}"))
-                }
-                Ok(Some(Ok(chunk))) => chunk,
             };
-            awaiting_pong = false;
-            if chunk.is_empty() {
-                continue;
-            }
-            let line = String::from_utf8_lossy(&chunk);
             if let Some(end) = self.handle_line(&line, &wire).await {
                 return end;
             }
@@ -283,7 +279,6 @@ impl Session {
     /// Handles one line; returns Some when the session must end.
     async fn handle_line(&self, line: &str, wire: &mpsc::Sender<String>) -> Option<SessionEnd> {
         let received_at = Instant::now();
-        self.metrics.irc_lines_received.inc();
         let irc = match IRCMessage::parse(line) {
             Ok(irc) => irc,
             Err(e) => {

@@ -5,6 +5,7 @@
 //! - [`connection`]: TCP or TLS to the configured server.
 //! - [`convert`]: twitch-irc messages -> platform-neutral chat events.
 //! - [`joins`]: JOIN pacing within Twitch's limits.
+//! - [`lines`]: bounded line framing that skips (and reports) bad lines instead of ending.
 //! - [`outbound`]: replies back to chat within Twitch's send limits; moderation to [`helix`].
 //! - [`helix`]: the Helix API: moderation (delete, timeout, ban, unban) and stream status.
 //! - [`status`]: connected / joined / moderator state shared by the above and `/readyz`.
@@ -14,6 +15,7 @@ pub mod connection;
 pub mod convert;
 pub mod helix;
 pub mod joins;
+pub mod lines;
 pub mod outbound;
 pub mod status;
 
