@@ -15,7 +15,8 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
     version: 1,
     description: "channel config, counters, user stats, warnings, moderation log, leases",
     cql: &[
@@ -50,7 +51,19 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE TABLE IF NOT EXISTS {ks}.channel_leases (
                 channel text PRIMARY KEY, owner text, expires_ms bigint)",
     ],
-}];
+    },
+    Migration {
+        version: 2,
+        description: "platform state: the newest Twitch refresh token, login -> user id, channel authorisations",
+        cql: &[
+            // Small per-platform records, one partition per scope (`twitch_tokens`,
+            // `twitch_user_ids`, `twitch_grants`): written rarely, read at start-up.
+            "CREATE TABLE IF NOT EXISTS {ks}.platform_state (
+                scope text, key text, value text, updated_ms bigint,
+                PRIMARY KEY ((scope), key))",
+        ],
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn latest() -> u32 {
