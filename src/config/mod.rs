@@ -191,6 +191,12 @@ impl Config {
                 ));
             }
         }
+        if s.webhook_secret.is_some() && self.helix.client_id.is_empty() {
+            return Err(invalid(
+                "helix.client_id",
+                "a webhook secret is set: the webhook endpoint serves an application's subscriptions, set its client id",
+            ));
+        }
         let eventsub = t.ingest == Ingest::Eventsub;
         if (eventsub || t.send_via == SendVia::Helix) && self.helix.client_id.is_empty() {
             return Err(invalid(

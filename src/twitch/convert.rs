@@ -84,9 +84,13 @@ fn user(sender: &TwitchUserBasics, badges: &[Badge]) -> ChatUser {
 
 /// The highest role the badges grant.
 pub fn role(badges: &[Badge]) -> Role {
-    badges
-        .iter()
-        .map(|b| match b.name.as_str() {
+    role_of(badges.iter().map(|b| b.name.as_str()))
+}
+
+/// The highest role these badge names (IRC's badge names, EventSub's `set_id`s) grant.
+pub fn role_of<'a>(names: impl Iterator<Item = &'a str>) -> Role {
+    names
+        .map(|name| match name {
             "broadcaster" => Role::Broadcaster,
             "moderator" => Role::Moderator,
             "vip" => Role::Vip,
