@@ -53,6 +53,8 @@ pub struct SimConfig {
     /// The bot's login on the simulated Twitch APIs (its user id is derived from it, as in the
     /// chat simulator's GLOBALUSERSTATE).
     pub bot_login: String,
+    /// Helix points per token per minute on the simulated API (Twitch: 800).
+    pub api_points_per_minute: u32,
     /// EventSub WebSocket server: its keepalive when the client asks for none (s), and faults.
     pub eventsub: super::eventsub::EventSubSimConfig,
 }
@@ -90,6 +92,7 @@ impl Default for SimConfig {
             channel_weights: None,
             channel_chatters: None,
             bot_login: "firehosedemo".to_string(),
+            api_points_per_minute: 800,
             eventsub: super::eventsub::EventSubSimConfig::default(),
         }
     }

@@ -51,6 +51,8 @@ pub const BOT_SCOPES: &[&str] = &[
 /// What the API handlers share.
 pub struct ApiInner {
     pub sim: Arc<Shared>,
+    /// Helix points per token (Twitch: 800 per minute): token -> (window start, used).
+    buckets: Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
     pub oauth: Mutex<oauth::OAuthState>,
     pub chat: Mutex<chat::ChatState>,
     pub eventsub: crate::eventsub::EventSubShared,
@@ -81,6 +83,7 @@ impl TwitchApi {
         let listener = tokio::net::TcpListener::bind((sim.config.listen.ip(), 0)).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(ApiInner {
+            buckets: Mutex::new(std::collections::HashMap::new()),
             oauth: Mutex::new(oauth::OAuthState::new(CLIENT_ID, CLIENT_SECRET)),
             chat: Mutex::new(chat::ChatState::default()),
             eventsub,
@@ -267,13 +270,48 @@ pub fn authenticate(api: &ApiInner, headers: &HeaderMap) -> Result<TokenInfo, Re
         return Err(helix_error(StatusCode::UNAUTHORIZED, "Client ID and OAuth token do not match"));
     }
     let token = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
-    match token.and_then(|t| oauth.check(t)) {
-        Some(info) => Ok(info),
+    let info = match token.and_then(|t| oauth.check(t)) {
+        Some(info) => info,
         None => {
             oauth.stats.helix_unauthorized += 1;
-            Err(helix_error(StatusCode::UNAUTHORIZED, "Invalid OAuth token"))
+            return Err(helix_error(StatusCode::UNAUTHORIZED, "Invalid OAuth token"));
         }
+    };
+    drop(oauth);
+    take_point(api, token.unwrap_or_default())?;
+    Ok(info)
+}
+
+/// One point of the token's Helix bucket (`SimConfig::api_points_per_minute` a minute, as
+/// Twitch's 800); an empty bucket answers 429 with `Ratelimit-*` headers.
+fn take_point(api: &ApiInner, token: &str) -> Result<(), Response> {
+    let limit = api.sim.config.api_points_per_minute;
+    let window = std::time::Duration::from_secs(60);
+    let now = std::time::Instant::now();
+    let mut buckets = lock(&api.buckets);
+    if buckets.len() > 10_000 {
+        buckets.retain(|_, (start, _)| now.duration_since(*start) < window);
     }
+    let (start, used) = buckets.entry(token.to_string()).or_insert((now, 0));
+    if now.duration_since(*start) >= window {
+        *start = now;
+        *used = 0;
+    }
+    if *used >= limit {
+        let left = window.saturating_sub(now.duration_since(*start));
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| (d + left).as_secs())
+            .unwrap_or(0);
+        let mut response = helix_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        let headers = response.headers_mut();
+        headers.insert("ratelimit-limit", limit.into());
+        headers.insert("ratelimit-remaining", 0u32.into());
+        headers.insert("ratelimit-reset", reset.into());
+        return Err(response);
+    }
+    *used += 1;
+    Ok(())
 }
 
 /// `GET /helix/users?login=..&id=..` (up to 100 in all); no parameter: the token's user.

@@ -427,7 +427,12 @@ impl EventSubShared {
             }
             let sub = sub.clone();
             let message_id = es.new_id();
-            let frame = payloads::notification(&message_id, &sub.to_json(&es), &event.event);
+            let frame = payloads::notification(
+                &message_id,
+                &sub.to_json(&es),
+                &event.event,
+                event.sent_at.as_deref(),
+            );
             let times = if es.duplicate_next > 0 {
                 es.duplicate_next -= 1;
                 es.stats.duplicates_sent += 1;
@@ -528,6 +533,7 @@ impl EventSubShared {
             broadcaster_id: room.to_string(),
             channel: channel.to_string(),
             event,
+            sent_at: None,
         };
         tokio::spawn(async move { shared.deliver(event).await });
     }
@@ -778,6 +784,7 @@ impl EventSubSim {
                 broadcaster_id: id,
                 channel: channel.to_string(),
                 event,
+                sent_at: None,
             })
             .await;
     }
@@ -797,6 +804,7 @@ impl EventSubSim {
                 broadcaster_id: to_id,
                 channel: to.to_string(),
                 event,
+                sent_at: None,
             })
             .await;
     }

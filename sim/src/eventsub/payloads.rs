@@ -23,6 +23,18 @@ pub struct ChatEvent {
     pub broadcaster_id: String,
     pub channel: String,
     pub event: Value,
+    /// When it happened (RFC 3339): the IRC line's `tmi-sent-ts` when it has one, so both
+    /// ingests see the same time; None = now.
+    pub sent_at: Option<String>,
+}
+
+/// The `tmi-sent-ts` of a line as RFC 3339.
+fn sent_at(irc: &IRCMessage) -> Option<String> {
+    let ms: i64 = tag(irc, "tmi-sent-ts")?.parse().ok()?;
+    Some(
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)?
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+    )
 }
 
 fn broadcaster(event: &mut Map<String, Value>, id: &str, login: &str) {
@@ -39,6 +51,13 @@ fn tag<'a>(irc: &'a IRCMessage, name: &str) -> Option<&'a str> {
 pub fn from_irc_line(line: &str) -> Option<ChatEvent> {
     let irc = IRCMessage::parse(line).ok()?;
     let message = ServerMessage::try_from(irc.clone()).ok()?;
+    let mut event = convert_message(&irc, message)?;
+    event.sent_at = sent_at(&irc);
+    Some(event)
+}
+
+fn convert_message(irc: &IRCMessage, message: ServerMessage) -> Option<ChatEvent> {
+    let irc = irc.clone();
     match message {
         ServerMessage::Privmsg(m) => {
             let mut event = Map::new();
@@ -94,6 +113,7 @@ pub fn from_irc_line(line: &str) -> Option<ChatEvent> {
                 broadcaster_id: m.channel_id,
                 channel: m.channel_login,
                 event: Value::Object(event),
+                sent_at: None,
             })
         }
         ServerMessage::ClearMsg(m) => {
@@ -110,6 +130,7 @@ pub fn from_irc_line(line: &str) -> Option<ChatEvent> {
                 broadcaster_id: room,
                 channel: m.channel_login,
                 event: Value::Object(event),
+                sent_at: None,
             })
         }
         ServerMessage::ClearChat(m) => {
@@ -137,6 +158,7 @@ pub fn from_irc_line(line: &str) -> Option<ChatEvent> {
                 broadcaster_id: m.channel_id,
                 channel: m.channel_login,
                 event: Value::Object(event),
+                sent_at: None,
             })
         }
         ServerMessage::UserNotice(m) => {
@@ -184,6 +206,7 @@ pub fn from_irc_line(line: &str) -> Option<ChatEvent> {
                 broadcaster_id: m.channel_id,
                 channel: m.channel_login,
                 event: Value::Object(event),
+                sent_at: None,
             })
         }
         _ => None,
@@ -449,9 +472,15 @@ pub fn reconnect(message_id: &str, session_id: &str, url: &str, connected_at: &s
     .to_string()
 }
 
-pub fn notification(message_id: &str, subscription: &Value, event: &Value) -> String {
+pub fn notification(
+    message_id: &str,
+    subscription: &Value,
+    event: &Value,
+    sent_at: Option<&str>,
+) -> String {
+    let at = sent_at.map_or_else(now_rfc3339, str::to_string);
     json!({
-        "metadata": {"message_id": message_id, "message_type": "notification", "message_timestamp": now_rfc3339(),
+        "metadata": {"message_id": message_id, "message_type": "notification", "message_timestamp": at,
                      "subscription_type": subscription["type"], "subscription_version": subscription["version"]},
         "payload": {"subscription": subscription, "event": event}
     })
@@ -485,7 +514,7 @@ mod tests {
             &now_rfc3339(),
             0,
         );
-        notification("m1", &sub, &event.event)
+        notification("m1", &sub, &event.event, event.sent_at.as_deref())
     }
 
     fn parses(frame: &str) {

@@ -39,6 +39,9 @@ pub fn all_types() -> impl Iterator<Item = &'static str> {
     CHAT_TYPES.iter().chain(CHANNEL_TYPES.iter()).copied()
 }
 
+/// How a channel's error starts while its user id is unknown.
+const LOOKUP: &str = "looking up the user id";
+
 /// Revocation statuses after which Twitch will not deliver again until something changes.
 const FINAL_REVOCATIONS: &[&str] = &[
     "authorization_revoked",
@@ -459,10 +462,14 @@ impl Subscriber {
                 match (&id, &result) {
                     (Some(id), _) => {
                         channel.user_id = Some(id.clone());
-                        channel.error = None;
+                        if channel.error.as_deref().is_some_and(|e| e.starts_with(LOOKUP)) {
+                            channel.error = None;
+                        }
                     }
-                    (None, Ok(())) => channel.error = Some("Twitch knows no user with this login".into()),
-                    (None, Err(e)) => channel.error = Some(format!("looking up the user id: {e}")),
+                    (None, Ok(())) => {
+                        channel.error = Some(format!("{LOOKUP}: Twitch knows no user with this login"))
+                    }
+                    (None, Err(e)) => channel.error = Some(format!("{LOOKUP}: {e}")),
                 }
             }
         }

@@ -291,7 +291,20 @@ async fn serve(
                             }
                         }
                     }
-                    Read::End(reason) => return End::Lost(reason),
+                    // The server may close the old connection as soon as the new one is
+                    // welcomed: take the new one rather than starting afresh.
+                    Read::End(reason) => match pending.take() {
+                        Some(handle) => match joined(&mut Some(handle)).await {
+                            Ok((new, id, keepalive)) => {
+                                dispatch.metrics.reconnect("session_reconnect");
+                                keepalive_s = keepalive;
+                                socket = new;
+                                session.send_modify(|s| s.id = Some(id));
+                            }
+                            Err(why) => return End::Lost(format!("reconnect_failed: {why} (after {reason})")),
+                        },
+                        None => return End::Lost(reason),
+                    },
                     Read::Other => {}
                 }
             }

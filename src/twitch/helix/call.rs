@@ -147,7 +147,10 @@ impl HelixCaller {
                     }
                 }
                 401 => return Err(HelixError::Unauthorized(message)),
-                429 if rate_limited < 3 => {
+                // The points bucket is empty: wait for its reset and try again. A 429 without
+                // `Ratelimit-Remaining: 0` is a limit of another kind (EventSub's cost or
+                // connection limits): final.
+                429 if rate_limited < 3 && headers.remaining == Some(0) => {
                     rate_limited += 1;
                     self.budget.pause_until(self.budget.reset_instant(headers.reset));
                 }
