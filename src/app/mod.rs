@@ -186,8 +186,11 @@ impl Service {
         let core = &self.core;
         core.shutting_down.store(true, Ordering::Release);
         self.stops.intake.cancel();
-        // EventSub intake stops with IRC's (its sessions close; webhooks answer 503 meanwhile).
+        // EventSub intake stops with IRC's (its sessions close; webhooks are no longer taken).
         self.eventsub_stop.cancel();
+        if let Some(eventsub) = &core.eventsub {
+            eventsub.stopped(Duration::from_secs(5)).await;
+        }
         let (discord_gateway, discord_outbound) = match self.discord {
             Some((gateway, outbound)) => (Some(gateway), Some(outbound)),
             None => (None, None),
@@ -231,6 +234,9 @@ impl Service {
         self.stops.close.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.twitch_task).await;
         self.auth_stop.cancel();
+        if let Some(auth) = &core.auth {
+            auth.stopped(Duration::from_secs(5)).await;
+        }
         core.supervisor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.supervisor_task).await;
         let channels = core.registry.all();

@@ -89,7 +89,22 @@ pub async fn service(config: Config, options: ServiceOptions) -> Server {
         .await
         .expect("service starts");
     if let Err(readiness) = service.wait_ready(Duration::from_secs(20)).await {
-        panic!("service not ready: {:?}", readiness.reasons);
+        let channels = service
+            .core()
+            .eventsub
+            .as_ref()
+            .map(|e| {
+                service
+                    .core()
+                    .config
+                    .twitch
+                    .channels
+                    .iter()
+                    .map(|c| format!("{c}: {:?}", e.channel(c)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        panic!("service not ready: {:?} {channels:?}", readiness.reasons);
     }
     service
 }

@@ -67,7 +67,7 @@ pub struct Auth {
     user_needed: bool,
     bot_login: String,
     callers: Vec<Arc<HelixCaller>>,
-    pub tasks: Vec<JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -165,8 +165,17 @@ impl Auth {
             user_needed,
             bot_login: config.twitch.login.clone(),
             callers,
-            tasks,
+            tasks: std::sync::Mutex::new(tasks),
         })
+    }
+
+    /// Waits (up to `deadline`) for the token managers to end once the stop token fired.
+    pub async fn stopped(&self, deadline: Duration) {
+        let tasks: Vec<JoinHandle<()>> = match self.tasks.lock() {
+            Ok(mut tasks) => tasks.drain(..).collect(),
+            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
+        };
+        let _ = tokio::time::timeout(deadline, futures::future::join_all(tasks)).await;
     }
 
     /// Loads what the store knows (user ids, channel grants).

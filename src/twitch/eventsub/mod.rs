@@ -84,7 +84,7 @@ pub struct EventSub {
     pub dispatch: Arc<Dispatcher>,
     transport: Option<EventSubTransport>,
     state: Arc<Mutex<TransportState>>,
-    pub tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for EventSub {
@@ -183,8 +183,14 @@ impl EventSub {
             None
         };
         let forward = subscriber.clone();
+        let stop = parts.stop.clone();
         tasks.push(tokio::spawn(async move {
-            while let Some(r) = revoked_rx.recv().await {
+            loop {
+                let revoked = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    revoked = revoked_rx.recv() => revoked,
+                };
+                let Some(r) = revoked else { return };
                 if let Some(subscriber) = &forward {
                     subscriber.revoked(&r.kind, &r.channel_id, &r.status);
                 }
@@ -211,8 +217,17 @@ impl EventSub {
             dispatch,
             transport: ingest.then_some(es.transport),
             state,
-            tasks,
+            tasks: Mutex::new(tasks),
         })
+    }
+
+    /// Waits (up to `deadline`) for every task to end once the stop token fired.
+    pub async fn stopped(&self, deadline: Duration) {
+        let tasks: Vec<JoinHandle<()>> = match self.tasks.lock() {
+            Ok(mut tasks) => tasks.drain(..).collect(),
+            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
+        };
+        let _ = tokio::time::timeout(deadline, futures::future::join_all(tasks)).await;
     }
 
     /// Subscribes the channel (when EventSub is the ingest).
@@ -449,19 +464,20 @@ async fn run_websockets(
 ) {
     let mut needed = subscriber.slots_needed.subscribe();
     let mut started = 0usize;
+    let mut tasks = Vec::new();
     loop {
         let want = *needed.borrow_and_update();
         while started < want {
             let slot = started;
             let (tx, mut rx) = watch::channel(SessionState::default());
-            tokio::spawn(ws::run(
+            tasks.push(tokio::spawn(ws::run(
                 socket_spec(&es, format!("websocket {slot}")),
                 Arc::clone(&dispatch),
                 tx,
                 stop.clone(),
-            ));
+            )));
             let (subscriber, state, stop) = (Arc::clone(&subscriber), Arc::clone(&state), stop.clone());
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 loop {
                     let session = rx.borrow_and_update().clone();
                     set_attached(&state, slot, session.id.clone());
@@ -471,12 +487,15 @@ async fn run_websockets(
                         changed = rx.changed() => if changed.is_err() { return },
                     }
                 }
-            });
+            }));
             started += 1;
         }
         tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = needed.changed() => if changed.is_err() { return },
+            _ = stop.cancelled() => break,
+            changed = needed.changed() => if changed.is_err() { break },
         }
+    }
+    for task in tasks {
+        let _ = task.await;
     }
 }

@@ -500,11 +500,24 @@ impl Subscriber {
         let mut next: Option<Instant> = None;
         let mut state = lock(&self.state);
         let slots = state.slots.clone();
+        // Work waiting for an id or a transport is looked at again soon (ids resolve, tokens
+        // and sessions arrive on their own time).
+        let soon = now + self.backoff.min(Duration::from_secs(1));
         for (login, channel) in state.channels.iter_mut().filter(|(_, c)| c.wanted) {
+            let waiting = channel
+                .entries
+                .values()
+                .any(|e| matches!(e.state, SubState::Pending | SubState::Failed(_)));
             let (Some(user_id), Some(bot)) = (channel.user_id.clone(), bot.clone()) else {
+                if waiting {
+                    next = Some(next.map_or(soon, |n| n.min(soon)));
+                }
                 continue;
             };
             let Some(target) = channel.slot.and_then(|s| slots.get(s)).and_then(|s| s.target.clone()) else {
+                if waiting {
+                    next = Some(next.map_or(soon, |n| n.min(soon)));
+                }
                 continue;
             };
             for (kind, entry) in channel.entries.iter_mut() {

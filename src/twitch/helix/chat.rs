@@ -128,8 +128,11 @@ impl HelixChat {
         stop: CancellationToken,
     ) -> (HelixChat, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.clamp(1, 4_096));
+        // `stop` ends the intake; calls already decided still go out (each is bounded by
+        // `helix.request_timeout_ms`, and shutdown waits for this task only so long).
+        let calls = CancellationToken::new();
         let caller = |bearer: Option<Arc<dyn Bearer>>| {
-            bearer.and_then(|b| HelixCaller::new(config, b, stop.clone()).ok().map(Arc::new))
+            bearer.and_then(|b| HelixCaller::new(config, b, calls.clone()).ok().map(Arc::new))
         };
         let worker = Worker {
             app: caller(app),
