@@ -306,3 +306,14 @@ pub async fn ping(sim: &SimHandle, channel: &str, user: &str) -> String {
         .await
         .unwrap_or_else(|| panic!("{channel} has a member to get the !ping"))
 }
+
+/// A loopback port free right now (for a service whose own URL must be known before it
+/// starts: webhook callbacks, OAuth redirects).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub const WEBHOOK_SECRET: &str = "firehose-webhook-secret-0123";

@@ -109,7 +109,13 @@ struct State {
     deletions: Vec<String>,
     /// Channels whose ids Helix did not know (shown, retried with the next resolve).
     resolve_failed_at: Option<Instant>,
+    /// Webhook subscriptions verified before their creation's answer was read (Twitch sends
+    /// the challenge at once), at most `EARLY_VERIFIED` ids.
+    early_verified: std::collections::VecDeque<String>,
 }
+
+/// Verifications remembered ahead of their creation's answer.
+const EARLY_VERIFIED: usize = 1_024;
 
 /// A channel's subscriptions, for `/v1/channels`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -321,6 +327,10 @@ impl Subscriber {
                 }
             }
         }
+        if state.early_verified.len() >= EARLY_VERIFIED {
+            state.early_verified.pop_front();
+        }
+        state.early_verified.push_back(subscription_id.to_string());
         false
     }
 
@@ -576,12 +586,29 @@ impl Subscriber {
         match result {
             Ok((id, status)) => {
                 self.metrics.subscription_request("created");
+                let verified = match state.early_verified.iter().position(|v| *v == id) {
+                    Some(at) => {
+                        state.early_verified.remove(at);
+                        true
+                    }
+                    None => false,
+                };
+                let Some(entry) = state
+                    .channels
+                    .get_mut(login)
+                    .and_then(|c| c.entries.get_mut(kind))
+                else {
+                    return;
+                };
                 entry.id = Some(id);
                 entry.failures = 0;
-                entry.state = if status == "webhook_callback_verification_pending" {
+                entry.state = if status == "webhook_callback_verification_pending" && !verified {
                     SubState::Verifying
                 } else {
                     SubState::Enabled
+                };
+                let Some(channel) = state.channels.get_mut(login) else {
+                    return;
                 };
                 if CHAT_TYPES.contains(&kind) && channel.entries.iter().all(|(t, e)| !CHAT_TYPES.contains(t) || e.state == SubState::Enabled) {
                     channel.error = None;
