@@ -41,6 +41,8 @@ pub const CLIENT_ID: &str = crate::helix::FAKE_CLIENT_ID;
 pub const CLIENT_SECRET: &str = "fakeclientsecret0123456789";
 /// The scopes a chat bot asks of its own account.
 pub const BOT_SCOPES: &[&str] = &[
+    "chat:read",
+    "chat:edit",
     "user:read:chat",
     "user:write:chat",
     "user:bot",

@@ -755,7 +755,12 @@ impl EventSubSim {
     /// False when the line is no chat event.
     pub async fn inject_irc(&self, line: &str) -> bool {
         match payloads::from_irc_line(line) {
-            Some(event) => {
+            Some(mut event) => {
+                // A recorded line carries its channel's real room id; here the channel has the
+                // simulated Twitch's id (the one subscriptions name).
+                let id = crate::api::user_id(&self.api, &event.channel);
+                event.event["broadcaster_user_id"] = serde_json::Value::String(id.clone());
+                event.broadcaster_id = id;
                 self.shared.deliver(event).await;
                 true
             }
