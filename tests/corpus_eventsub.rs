@@ -16,8 +16,14 @@ use firehose::app::ServiceOptions;
 use firehose::config::EventSubTransport;
 use firehose::engine::{self, Action, ChannelState, ChatEvent, ChatHandler, EventKind};
 
-const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/twitch-irc-real.txt");
-const XQCOW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/xqcow-chat-2019.txt");
+const REAL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/corpus/twitch-irc-real.txt"
+);
+const XQCOW: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/corpus/xqcow-chat-2019.txt"
+);
 const CHAT: [&str; 4] = [" PRIVMSG #", " USERNOTICE #", " CLEARCHAT #", " CLEARMSG #"];
 
 /// The engine, on the message's own clock, recording what it saw and did, per channel.
@@ -46,7 +52,15 @@ impl ChatHandler for Recorder {
         let seen = match &event.kind {
             EventKind::Message(m) => format!(
                 "message {} by {}/{}/{} {:?} role={:?} emotes={:?} reply={:?} at={}",
-                m.id, m.user.id, m.user.login, m.user.display_name, m.text, m.user.role, m.emotes, m.reply_to, m.sent_at_ms
+                m.id,
+                m.user.id,
+                m.user.login,
+                m.user.display_name,
+                m.text,
+                m.user.role,
+                m.emotes,
+                m.reply_to,
+                m.sent_at_ms
             ),
             EventKind::ChatCleared { user_id, .. } => format!("cleared {user_id:?}"),
             EventKind::MessageDeleted { message_id } => format!("deleted {message_id}"),
@@ -101,7 +115,11 @@ fn total_processed(service: &firehose::cli::Server) -> u64 {
         .registry
         .all()
         .iter()
-        .map(|c| c.counters.processed.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|c| {
+            c.counters
+                .processed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .sum()
 }
 
@@ -111,7 +129,12 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
     let mut channels: Vec<String> = lines.iter().map(|l| channel_of(l)).collect();
     channels.sort();
     channels.dedup();
-    assert!(lines.len() > 1_000 && channels.len() > 5, "{} lines, {} channels", lines.len(), channels.len());
+    assert!(
+        lines.len() > 1_000 && channels.len() > 5,
+        "{} lines, {} channels",
+        lines.len(),
+        channels.len()
+    );
     let sim = sim(0, |c| c.channels = channels.clone()).await;
     let rules = rules_dir(&channels);
     let mut irc_config = config_for(sim.local_addr(), &channels);
@@ -130,7 +153,10 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
     let eventsub = sim.eventsub();
     for line in &lines {
         assert_eq!(sim.inject_raw(line).await, 1, "the IRC client got {line}");
-        assert!(eventsub.inject_irc(line).await, "EventSub made an event of {line}");
+        assert!(
+            eventsub.inject_irc(line).await,
+            "EventSub made an event of {line}"
+        );
     }
     let expected = lines.len() as u64;
     wait_until("both handled every line", Duration::from_secs(60), || {
@@ -139,11 +165,18 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
     .await;
     let irc_seen = irc_engine.seen.lock().expect("log").clone();
     let es_seen = es_engine.seen.lock().expect("log").clone();
-    assert_eq!(irc_seen.keys().collect::<Vec<_>>(), es_seen.keys().collect::<Vec<_>>());
+    assert_eq!(
+        irc_seen.keys().collect::<Vec<_>>(),
+        es_seen.keys().collect::<Vec<_>>()
+    );
     let mut actions = 0;
     for (channel, irc_log) in &irc_seen {
         let es_log = &es_seen[channel];
-        assert_eq!(irc_log.len(), es_log.len(), "{channel}: as many events\nIRC: {irc_log:#?}\nEventSub: {es_log:#?}");
+        assert_eq!(
+            irc_log.len(),
+            es_log.len(),
+            "{channel}: as many events\nIRC: {irc_log:#?}\nEventSub: {es_log:#?}"
+        );
         for (i, (a, b)) in irc_log.iter().zip(es_log).enumerate() {
             assert_eq!(a, b, "{channel}, entry {i}: IRC and EventSub differ");
             if a.starts_with("  -> ") && a != "  -> []" {
@@ -151,7 +184,10 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
             }
         }
     }
-    assert!(actions > 10, "the rules acted on the corpus ({actions} times)");
+    assert!(
+        actions > 10,
+        "the rules acted on the corpus ({actions} times)"
+    );
     irc.shutdown().await;
     es.shutdown().await;
     sim.shutdown().await;

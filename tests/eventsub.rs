@@ -49,11 +49,21 @@ async fn conduit_shards_carry_chat_and_helix_carries_the_replies() {
     .await;
     // No broadcaster authorised channel:bot here: the bot's user token sends.
     let chat = sim.api().chat_stats();
-    assert_eq!((chat.sent_with_user_token, chat.sent_with_app_token), (ids.len() as u64, 0));
+    assert_eq!(
+        (chat.sent_with_user_token, chat.sent_with_app_token),
+        (ids.len() as u64, 0)
+    );
     let text = service.core().metrics.render();
-    assert_eq!(metric_value(&text, "firehose_eventsub_own_messages_total"), ids.len() as f64,
-        "the bot's own replies came back through EventSub and were dropped");
-    assert_eq!(metric_value(&text, "firehose_irc_lines_received_total"), 0.0, "no IRC at all");
+    assert_eq!(
+        metric_value(&text, "firehose_eventsub_own_messages_total"),
+        ids.len() as f64,
+        "the bot's own replies came back through EventSub and were dropped"
+    );
+    assert_eq!(
+        metric_value(&text, "firehose_irc_lines_received_total"),
+        0.0,
+        "no IRC at all"
+    );
     service.shutdown().await;
     sim.shutdown().await;
 }
@@ -108,24 +118,38 @@ async fn plain_websocket_transport_uses_the_user_token_and_enforces_twitchs_limi
     let service = service(config, ServiceOptions::default()).await;
     let es = sim.eventsub();
     assert_eq!(es.sessions().len(), 2, "two connections for four channels");
-    assert!(es.subscriptions().iter().all(|(_, _, method)| method == "websocket"));
+    assert!(es
+        .subscriptions()
+        .iter()
+        .all(|(_, _, method)| method == "websocket"));
     pings_answered(&sim, &channels[..4], "alice").await;
     // A fifth channel does not fit: refused with a reason naming the limit, shown per channel
     // and in /readyz; the others are untouched.
     service.core().join(&channels[4]).await.expect("joins");
     let url = format!("http://{}/v1/channels", service.http_addr());
-    let list: serde_json::Value = reqwest::get(&url).await.expect("get").json().await.expect("json");
+    let list: serde_json::Value = reqwest::get(&url)
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     let fifth = list
         .as_array()
         .and_then(|a| a.iter().find(|c| c["channel"] == channels[4].as_str()))
         .cloned()
         .expect("listed");
     assert_eq!(fifth["eventsub"]["state"], "failing", "{fifth}");
-    let why = fifth["eventsub"]["error"].as_str().unwrap_or_default().to_string();
+    let why = fifth["eventsub"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(why.contains("websocket transport full"), "{why}");
     let readiness = service.core().readiness();
     assert!(
-        readiness.reasons.iter().any(|r| r.contains(&channels[4]) && r.contains("websocket transport full")),
+        readiness
+            .reasons
+            .iter()
+            .any(|r| r.contains(&channels[4]) && r.contains("websocket transport full")),
         "{:?}",
         readiness.reasons
     );
@@ -153,10 +177,14 @@ async fn keepalive_loss_reconnects_and_subscribes_again() {
     let before = es.sessions();
     let created = requests(&service, "created");
     es.silence_sessions();
-    wait_until("a new session replaced the silent one", Duration::from_secs(30), || {
-        let now = es.sessions();
-        now.iter().any(|s| !before.contains(s))
-    })
+    wait_until(
+        "a new session replaced the silent one",
+        Duration::from_secs(30),
+        || {
+            let now = es.sessions();
+            now.iter().any(|s| !before.contains(s))
+        },
+    )
     .await;
     assert_eq!(reconnects(&service, "keepalive"), 1.0);
     ready(&service).await;
@@ -195,8 +223,28 @@ async fn session_reconnect_loses_nothing_and_repeats_nothing() {
         let until = std::time::Instant::now() + DEADLINE;
         while !ids.iter().all(|id| sim.replies_to(id) >= 1) {
             if std::time::Instant::now() > until {
-                let missing: Vec<usize> = ids.iter().enumerate().filter(|(_, id)| sim.replies_to(id) == 0).map(|(i, _)| i).collect();
-                panic!("{transport:?}: unanswered pings {missing:?} of {}; sim {:?}; metrics {}", ids.len(), es.stats(), service.core().metrics.render().lines().filter(|l| l.contains("eventsub") || l.contains("helix_chat") || l.contains("processed") || l.contains("outbound")).collect::<Vec<_>>().join("\n"));
+                let missing: Vec<usize> = ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, id)| sim.replies_to(id) == 0)
+                    .map(|(i, _)| i)
+                    .collect();
+                panic!(
+                    "{transport:?}: unanswered pings {missing:?} of {}; sim {:?}; metrics {}",
+                    ids.len(),
+                    es.stats(),
+                    service
+                        .core()
+                        .metrics
+                        .render()
+                        .lines()
+                        .filter(|l| l.contains("eventsub")
+                            || l.contains("helix_chat")
+                            || l.contains("processed")
+                            || l.contains("outbound"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -204,13 +252,19 @@ async fn session_reconnect_loses_nothing_and_repeats_nothing() {
             assert_eq!(sim.replies_to(id), 1, "{transport:?}: {id} answered once");
         }
         assert_eq!(es.sessions().len(), sessions.len(), "{transport:?}");
-        assert!(es.sessions().iter().all(|s| sessions.contains(s)), "the same sessions");
+        assert!(
+            es.sessions().iter().all(|s| sessions.contains(s)),
+            "the same sessions"
+        );
         assert_eq!(
             requests(&service, "created"),
             created,
             "{transport:?}: subscriptions carried over, none made again"
         );
-        assert_eq!(reconnects(&service, "session_reconnect"), sessions.len() as f64);
+        assert_eq!(
+            reconnects(&service, "session_reconnect"),
+            sessions.len() as f64
+        );
         ready(&service).await;
         service.shutdown().await;
         sim.shutdown().await;
@@ -235,13 +289,20 @@ async fn a_duplicate_delivery_is_handled_once() {
     .await;
     assert_eq!(es.stats().duplicates_sent, 5);
     wait_until("the repeats counted", DEADLINE, || {
-        metric_value(&service.core().metrics.render(), "firehose_eventsub_duplicates_total") == 5.0
+        metric_value(
+            &service.core().metrics.render(),
+            "firehose_eventsub_duplicates_total",
+        ) == 5.0
     })
     .await;
     for id in &ids {
         assert_eq!(sim.replies_to(id), 1, "{id} answered once");
     }
-    assert_eq!(processed(&service, &channels[0]), 5, "each message handled once");
+    assert_eq!(
+        processed(&service, &channels[0]),
+        5,
+        "each message handled once"
+    );
     service.shutdown().await;
     sim.shutdown().await;
 }
@@ -257,29 +318,46 @@ async fn every_close_code_is_survived_on_both_websocket_transports() {
         for code in 4000..=4007u16 {
             let before = es.sessions();
             es.close_all(code);
-            wait_until(&format!("{transport:?}: a new session after {code}"), DEADLINE, || {
-                let now = es.sessions();
-                !now.is_empty() && now.iter().all(|s| !before.contains(s))
-            })
+            wait_until(
+                &format!("{transport:?}: a new session after {code}"),
+                DEADLINE,
+                || {
+                    let now = es.sessions();
+                    !now.is_empty() && now.iter().all(|s| !before.contains(s))
+                },
+            )
             .await;
             ready(&service).await;
-            assert_eq!(reconnects(&service, &format!("close_{code}")), 1.0, "{transport:?} {code}");
+            assert_eq!(
+                reconnects(&service, &format!("close_{code}")),
+                1.0,
+                "{transport:?} {code}"
+            );
             pings_answered(&sim, &channels, &format!("after{code}")).await;
         }
         // A reconnect URL the server no longer knows: the new connection is closed with 4007,
         // and the service starts afresh on the configured URL (the old session goes too).
         let before = es.sessions();
         es.send_reconnect(false);
-        wait_until(&format!("{transport:?}: afresh after an invalid reconnect"), DEADLINE, || {
-            es.stats().closes.get(&4007).copied().unwrap_or(0) >= 1 + 1
-                && es.sessions().iter().all(|s| !before.contains(s))
-                && !es.sessions().is_empty()
-        })
+        wait_until(
+            &format!("{transport:?}: afresh after an invalid reconnect"),
+            DEADLINE,
+            || {
+                es.stats().closes.get(&4007).copied().unwrap_or(0) >= 1 + 1
+                    && es.sessions().iter().all(|s| !before.contains(s))
+                    && !es.sessions().is_empty()
+            },
+        )
         .await;
         ready(&service).await;
         pings_answered(&sim, &channels, "after-invalid").await;
         let text = service.core().metrics.render();
-        assert!(metric_value(&text, "firehose_eventsub_reconnects_total{reason=\"reconnect_failed\"}") >= 1.0);
+        assert!(
+            metric_value(
+                &text,
+                "firehose_eventsub_reconnects_total{reason=\"reconnect_failed\"}"
+            ) >= 1.0
+        );
         service.shutdown().await;
         sim.shutdown().await;
     }
@@ -293,24 +371,47 @@ async fn a_revoked_subscription_is_shown_and_a_recoverable_one_comes_back() {
     let service = service(config, ServiceOptions::default()).await;
     let es = sim.eventsub();
     // Final: the broadcaster took the authorisation back.
-    assert_eq!(es.revoke(&channels[0], Some("channel.chat.message"), "authorization_revoked"), 1);
+    assert_eq!(
+        es.revoke(
+            &channels[0],
+            Some("channel.chat.message"),
+            "authorization_revoked"
+        ),
+        1
+    );
     wait_until("the revocation is shown", DEADLINE, || {
         !service.core().readiness().ready
     })
     .await;
     let reasons = service.core().readiness().reasons;
     assert!(
-        reasons.iter().any(|r| r.contains(&channels[0]) && r.contains("authorization_revoked")),
+        reasons
+            .iter()
+            .any(|r| r.contains(&channels[0]) && r.contains("authorization_revoked")),
         "{reasons:?}"
     );
     let text = service.core().metrics.render();
     assert_eq!(
-        metric_value(&text, "firehose_eventsub_revocations_total{reason=\"authorization_revoked\"}"),
+        metric_value(
+            &text,
+            "firehose_eventsub_revocations_total{reason=\"authorization_revoked\"}"
+        ),
         1.0
     );
-    assert_eq!(es.subscribed("channel.chat.message", &channels[0]), 0, "not made again");
+    assert_eq!(
+        es.subscribed("channel.chat.message", &channels[0]),
+        0,
+        "not made again"
+    );
     // Recoverable (Twitch's delivery to a transport failed): subscribed again by itself.
-    assert_eq!(es.revoke(&channels[1], Some("channel.chat.message"), "notification_failures_exceeded"), 1);
+    assert_eq!(
+        es.revoke(
+            &channels[1],
+            Some("channel.chat.message"),
+            "notification_failures_exceeded"
+        ),
+        1
+    );
     wait_until("subscribed again", DEADLINE, || {
         es.subscribed("channel.chat.message", &channels[1]) == 1
     })
@@ -343,7 +444,10 @@ async fn malformed_and_oversized_frames_are_counted_and_survived() {
         es.inject_frame(frame);
     }
     wait_until("malformed frames counted", DEADLINE, || {
-        metric_value(&service.core().metrics.render(), "firehose_eventsub_malformed_total") >= 4.0
+        metric_value(
+            &service.core().metrics.render(),
+            "firehose_eventsub_malformed_total",
+        ) >= 4.0
     })
     .await;
     assert_eq!(es.sessions(), session, "the connection survived");
@@ -356,8 +460,20 @@ async fn malformed_and_oversized_frames_are_counted_and_survived() {
     })
     .await;
     let text = service.core().metrics.render();
-    assert_eq!(metric_value(&text, "firehose_eventsub_malformed_total{reason=\"too_large\"}"), 1.0);
-    assert_eq!(metric_value(&text, "firehose_eventsub_reconnects_total{reason=\"too_large\"}"), 1.0);
+    assert_eq!(
+        metric_value(
+            &text,
+            "firehose_eventsub_malformed_total{reason=\"too_large\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "firehose_eventsub_reconnects_total{reason=\"too_large\"}"
+        ),
+        1.0
+    );
     ready(&service).await;
     pings_answered(&sim, &channels, "after-huge").await;
     service.shutdown().await;

@@ -28,9 +28,14 @@ async fn drops_are_counted_by_reason_and_never_resent() {
         .find(|m| m.reply_parent.as_deref() == Some(id.as_str()))
         .expect("the reply");
     assert!(reply.accepted && reply.text.contains("pong"), "{reply:?}");
-    assert_eq!(service.core().metrics.irc_lines_received.get() > 0, true, "chat came over IRC");
+    assert_eq!(
+        service.core().metrics.irc_lines_received.get() > 0,
+        true,
+        "chat came over IRC"
+    );
     // The second channel drops everything (followers-only, say).
-    sim.api().set_chat_drop(&channels[1], Some("msg_followersonly"));
+    sim.api()
+        .set_chat_drop(&channels[1], Some("msg_followersonly"));
     let requests = sim.api().chat_stats().requests;
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -44,7 +49,11 @@ async fn drops_are_counted_by_reason_and_never_resent() {
     })
     .await;
     let chat = sim.api().chat_stats();
-    assert_eq!(chat.requests - requests, 3, "one call per message: nothing resent");
+    assert_eq!(
+        chat.requests - requests,
+        3,
+        "one call per message: nothing resent"
+    );
     assert_eq!(chat.dropped.get("msg_followersonly"), Some(&3));
     assert!(ids.iter().all(|id| sim.replies_to(id) == 0));
     // The channel recovers: sends go through again.

@@ -305,7 +305,10 @@ async fn leases_exclude_other_owners(store: Arc<dyn StateStore>) {
 /// replaced, listed per scope in key order, deleted; scopes do not see each other.
 async fn platform_state_round_trips(store: Arc<dyn StateStore>) {
     migrated(&store).await;
-    assert_eq!(store.get_state("twitch_tokens", "user").await.expect("get"), None);
+    assert_eq!(
+        store.get_state("twitch_tokens", "user").await.expect("get"),
+        None
+    );
     store
         .put_state("twitch_tokens", "user", "refresh-1")
         .await
@@ -343,6 +346,19 @@ async fn platform_state_round_trips(store: Arc<dyn StateStore>) {
         .delete_state("twitch_user_ids", "never-there")
         .await
         .expect("deleting nothing is fine");
-    assert_eq!(store.list_state("twitch_user_ids").await.expect("list").len(), 2);
-    assert_eq!(store.get_state("twitch_user_ids", "mid").await.expect("get"), None);
+    assert_eq!(
+        store
+            .list_state("twitch_user_ids")
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .get_state("twitch_user_ids", "mid")
+            .await
+            .expect("get"),
+        None
+    );
 }

@@ -56,11 +56,23 @@ async fn user_and_app_tokens_expire_mid_run_and_nothing_is_lost() {
         assert_eq!(sim.replies_to(id), 1, "{id} answered once");
     }
     let after = sim.api().oauth_stats();
-    assert!(after.app_tokens_issued - before.app_tokens_issued >= 3, "{after:?}");
-    assert!(after.user_tokens_refreshed - before.user_tokens_refreshed >= 3, "{after:?}");
-    assert!(after.helix_unauthorized > 0, "the abrupt expiry was seen as 401s: {after:?}");
+    assert!(
+        after.app_tokens_issued - before.app_tokens_issued >= 3,
+        "{after:?}"
+    );
+    assert!(
+        after.user_tokens_refreshed - before.user_tokens_refreshed >= 3,
+        "{after:?}"
+    );
+    assert!(
+        after.helix_unauthorized > 0,
+        "the abrupt expiry was seen as 401s: {after:?}"
+    );
     let chat = sim.api().chat_stats();
-    assert!(chat.sent_with_app_token > 0 && chat.sent_with_user_token > 0, "{chat:?}");
+    assert!(
+        chat.sent_with_app_token > 0 && chat.sent_with_user_token > 0,
+        "{chat:?}"
+    );
     assert_eq!(
         metric(&service, "firehose_helix_chat_failed_total"),
         0.0,
@@ -71,7 +83,12 @@ async fn user_and_app_tokens_expire_mid_run_and_nothing_is_lost() {
         0.0,
         "renewals drop no connection"
     );
-    assert!(metric(&service, "firehose_twitch_token_renewals_total{token=\"user\",outcome=\"ok\"}") >= 3.0);
+    assert!(
+        metric(
+            &service,
+            "firehose_twitch_token_renewals_total{token=\"user\",outcome=\"ok\"}"
+        ) >= 3.0
+    );
     assert!(service.core().readiness().ready);
     service.shutdown().await;
     sim.shutdown().await;
@@ -94,7 +111,11 @@ async fn an_expiring_user_token_does_not_drop_the_irc_connection() {
     .await;
     let id = ping(&sim, &channels[0], "viewer").await;
     wait_until("answered over IRC", DEADLINE, || sim.replies_to(&id) == 1).await;
-    assert_eq!(service.core().metrics.twitch_reconnects.get(), 0, "the chat connection stayed");
+    assert_eq!(
+        service.core().metrics.twitch_reconnects.get(),
+        0,
+        "the chat connection stayed"
+    );
     assert_eq!(sim.stats().connections, 1);
     service.shutdown().await;
     sim.shutdown().await;
@@ -109,26 +130,36 @@ async fn revoked_tokens_and_missing_scopes_are_named_in_readyz() {
     let bot = config.twitch.login.clone();
     let service = service(config, ServiceOptions::default()).await;
     // The app token revoked: it is simply obtained again (client credentials).
-    let app_before = metric(&service, "firehose_twitch_token_renewals_total{token=\"app\",outcome=\"ok\"}");
+    let app_before = metric(
+        &service,
+        "firehose_twitch_token_renewals_total{token=\"app\",outcome=\"ok\"}",
+    );
     sim.api().revoke_tokens(TokenKind::App);
     wait_until("a new app token", DEADLINE, || {
-        metric(&service, "firehose_twitch_token_renewals_total{token=\"app\",outcome=\"ok\"}") > app_before
+        metric(
+            &service,
+            "firehose_twitch_token_renewals_total{token=\"app\",outcome=\"ok\"}",
+        ) > app_before
     })
     .await;
-    assert!(service.core().readiness().ready, "{:?}", service.core().readiness().reasons);
+    assert!(
+        service.core().readiness().ready,
+        "{:?}",
+        service.core().readiness().reasons
+    );
     // The bot loses a scope: the next validation names it.
     sim.api().remove_scope(&bot, "user:write:chat");
     wait_until("the missing scope is named", DEADLINE, || {
-        service
-            .core()
-            .readiness()
-            .reasons
-            .iter()
-            .any(|r| r.contains("twitch user token") && r.contains("missing scopes user:write:chat"))
+        service.core().readiness().reasons.iter().any(|r| {
+            r.contains("twitch user token") && r.contains("missing scopes user:write:chat")
+        })
     })
     .await;
     assert_eq!(
-        metric(&service, "firehose_twitch_token_problems_total{token=\"user\",problem=\"missing_scopes\"}"),
+        metric(
+            &service,
+            "firehose_twitch_token_problems_total{token=\"user\",problem=\"missing_scopes\"}"
+        ),
         1.0,
         "counted once"
     );
@@ -144,7 +175,10 @@ async fn revoked_tokens_and_missing_scopes_are_named_in_readyz() {
     })
     .await;
     assert_eq!(
-        metric(&service, "firehose_twitch_token_problems_total{token=\"user\",problem=\"revoked\"}"),
+        metric(
+            &service,
+            "firehose_twitch_token_problems_total{token=\"user\",problem=\"revoked\"}"
+        ),
         1.0
     );
     let url = format!("http://{}/readyz", service.http_addr());
@@ -179,9 +213,11 @@ async fn the_newest_refresh_token_survives_a_restart() {
     config.store = embedded_store_config(dir.path());
     let service = service(config.clone(), ServiceOptions::default()).await;
     let start = sim.api().oauth_stats().user_tokens_refreshed;
-    wait_until("renewed twice (the configured refresh token is used up)", DEADLINE, || {
-        sim.api().oauth_stats().user_tokens_refreshed >= start + 2
-    })
+    wait_until(
+        "renewed twice (the configured refresh token is used up)",
+        DEADLINE,
+        || sim.api().oauth_stats().user_tokens_refreshed >= start + 2,
+    )
     .await;
     service.shutdown().await;
     // The same configuration again: its refresh token was rotated out long ago.
@@ -196,7 +232,10 @@ async fn the_newest_refresh_token_survives_a_restart() {
         "the stored refresh token was used, not the stale configured one"
     );
     let id = ping(&sim, &channels[0], "again").await;
-    wait_until("answered after the restart", DEADLINE, || sim.replies_to(&id) == 1).await;
+    wait_until("answered after the restart", DEADLINE, || {
+        sim.replies_to(&id) == 1
+    })
+    .await;
     service.shutdown().await;
     sim.shutdown().await;
 }

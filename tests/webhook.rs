@@ -26,7 +26,11 @@ async fn webhook_subscriptions_are_verified_and_carry_chat() {
     config.secrets.webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
     let service = service(config, ServiceOptions::default()).await;
     let es = sim.eventsub();
-    assert_eq!(es.stats().webhook_verifications, 16, "every subscription verified");
+    assert_eq!(
+        es.stats().webhook_verifications,
+        16,
+        "every subscription verified"
+    );
     assert!(es.subscriptions().iter().all(|(_, _, m)| m == "webhook"));
     let mut ids = Vec::new();
     for channel in &channels {
@@ -37,8 +41,18 @@ async fn webhook_subscriptions_are_verified_and_carry_chat() {
     })
     .await;
     let text = service.core().metrics.render();
-    assert!(metric_value(&text, "firehose_eventsub_webhook_requests_total{outcome=\"challenge\"}") >= 16.0);
-    assert!(metric_value(&text, "firehose_eventsub_webhook_requests_total{outcome=\"accepted\"}") >= 2.0);
+    assert!(
+        metric_value(
+            &text,
+            "firehose_eventsub_webhook_requests_total{outcome=\"challenge\"}"
+        ) >= 16.0
+    );
+    assert!(
+        metric_value(
+            &text,
+            "firehose_eventsub_webhook_requests_total{outcome=\"accepted\"}"
+        ) >= 2.0
+    );
     service.shutdown().await;
     sim.shutdown().await;
 }
@@ -102,7 +116,13 @@ async fn post(service: &firehose::cli::Server, p: Post<'_>) -> (u16, String) {
     (status, response.text().await.unwrap_or_default())
 }
 
-fn signed<'a>(id: &'a str, kind: &'a str, message_type: &'a str, timestamp: String, body: String) -> Post<'a> {
+fn signed<'a>(
+    id: &'a str,
+    kind: &'a str,
+    message_type: &'a str,
+    timestamp: String,
+    body: String,
+) -> Post<'a> {
     let signature = Some(sign(WEBHOOK_SECRET, id, &timestamp, body.as_bytes()));
     Post {
         id,
@@ -128,15 +148,41 @@ async fn forged_stale_replayed_and_oversized_webhooks_are_refused_and_counted() 
     let service = service(config, ServiceOptions::default()).await;
     let metrics = || service.core().metrics.render();
     let count = |outcome: &str| {
-        metric_value(&metrics(), &format!("firehose_eventsub_webhook_requests_total{{outcome=\"{outcome}\"}}"))
+        metric_value(
+            &metrics(),
+            &format!("firehose_eventsub_webhook_requests_total{{outcome=\"{outcome}\"}}"),
+        )
     };
     let (body, kind) = body_for(&privmsg(&channel, "hook-1", "hello from a webhook"));
     // Good: handed on, handled.
-    let (status, _) = post(&service, signed("m-1", kind, "notification", now_rfc3339(chrono::Duration::zero()), body.clone())).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-1",
+            kind,
+            "notification",
+            now_rfc3339(chrono::Duration::zero()),
+            body.clone(),
+        ),
+    )
+    .await;
     assert_eq!(status, 204);
-    wait_until("the webhook message was handled", DEADLINE, || processed(&service, &channel) == 1).await;
+    wait_until("the webhook message was handled", DEADLINE, || {
+        processed(&service, &channel) == 1
+    })
+    .await;
     // Replayed id: 2xx, not handled again.
-    let (status, _) = post(&service, signed("m-1", kind, "notification", now_rfc3339(chrono::Duration::zero()), body.clone())).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-1",
+            kind,
+            "notification",
+            now_rfc3339(chrono::Duration::zero()),
+            body.clone(),
+        ),
+    )
+    .await;
     assert_eq!(status, 204);
     // Bad signature (another secret), missing signature: 403.
     let timestamp = now_rfc3339(chrono::Duration::zero());
@@ -144,7 +190,12 @@ async fn forged_stale_replayed_and_oversized_webhooks_are_refused_and_counted() 
         id: "m-2",
         kind,
         message_type: "notification",
-        signature: Some(sign("not-the-secret-0123", "m-2", &timestamp, body.as_bytes())),
+        signature: Some(sign(
+            "not-the-secret-0123",
+            "m-2",
+            &timestamp,
+            body.as_bytes(),
+        )),
         timestamp,
         body: body.clone(),
     };
@@ -170,46 +221,135 @@ async fn forged_stale_replayed_and_oversized_webhooks_are_refused_and_counted() 
     };
     assert_eq!(post(&service, tampered).await.0, 403);
     // Stale: correctly signed, 11 minutes old (and from the future).
-    let (status, _) = post(&service, signed("m-5", kind, "notification", now_rfc3339(chrono::Duration::minutes(-11)), body.clone())).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-5",
+            kind,
+            "notification",
+            now_rfc3339(chrono::Duration::minutes(-11)),
+            body.clone(),
+        ),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = post(&service, signed("m-6", kind, "notification", now_rfc3339(chrono::Duration::minutes(11)), body.clone())).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-6",
+            kind,
+            "notification",
+            now_rfc3339(chrono::Duration::minutes(11)),
+            body.clone(),
+        ),
+    )
+    .await;
     assert_eq!(status, 403);
     // Oversized: 413, counted.
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(16 * 1024));
-    let (status, _) = post(&service, signed("m-7", kind, "notification", now_rfc3339(chrono::Duration::zero()), huge)).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-7",
+            kind,
+            "notification",
+            now_rfc3339(chrono::Duration::zero()),
+            huge,
+        ),
+    )
+    .await;
     assert_eq!(status, 413);
     // The verification challenge: echoed as text/plain.
-    let challenge = json!({"challenge": "pogchamp-kappa-360noscope", "subscription": {"id": "sub-9"}}).to_string();
-    let (status, text) = post(&service, signed("m-8", kind, "webhook_callback_verification", now_rfc3339(chrono::Duration::zero()), challenge)).await;
+    let challenge =
+        json!({"challenge": "pogchamp-kappa-360noscope", "subscription": {"id": "sub-9"}})
+            .to_string();
+    let (status, text) = post(
+        &service,
+        signed(
+            "m-8",
+            kind,
+            "webhook_callback_verification",
+            now_rfc3339(chrono::Duration::zero()),
+            challenge,
+        ),
+    )
+    .await;
     assert_eq!((status, text.as_str()), (200, "pogchamp-kappa-360noscope"));
     // A channel this service does not serve: acknowledged, counted, not refused.
     let (other, _) = body_for(&privmsg("someoneelse", "hook-2", "hi"));
-    let (status, _) = post(&service, signed("m-9", kind, "notification", now_rfc3339(chrono::Duration::zero()), other)).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-9",
+            kind,
+            "notification",
+            now_rfc3339(chrono::Duration::zero()),
+            other,
+        ),
+    )
+    .await;
     assert_eq!(status, 204);
     // A signed body that is not an event: acknowledged, counted as malformed by the worker.
-    let (status, _) = post(&service, signed("m-10", kind, "notification", now_rfc3339(chrono::Duration::zero()), "{\"nope\":1}".into())).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-10",
+            kind,
+            "notification",
+            now_rfc3339(chrono::Duration::zero()),
+            "{\"nope\":1}".into(),
+        ),
+    )
+    .await;
     assert_eq!(status, 204);
     // A revocation: counted.
-    let (status, _) = post(&service, signed("m-11", kind, "revocation", now_rfc3339(chrono::Duration::zero()), body.replace("\"enabled\"", "\"authorization_revoked\""))).await;
+    let (status, _) = post(
+        &service,
+        signed(
+            "m-11",
+            kind,
+            "revocation",
+            now_rfc3339(chrono::Duration::zero()),
+            body.replace("\"enabled\"", "\"authorization_revoked\""),
+        ),
+    )
+    .await;
     assert_eq!(status, 204);
     wait_until("everything counted", DEADLINE, || {
         let text = metrics();
         metric_value(&text, "firehose_eventsub_unserved_total") == 1.0
-            && metric_value(&text, "firehose_eventsub_malformed_total{reason=\"webhook_body\"}") == 1.0
+            && metric_value(
+                &text,
+                "firehose_eventsub_malformed_total{reason=\"webhook_body\"}",
+            ) == 1.0
     })
     .await;
-    assert_eq!(processed(&service, &channel), 1, "nothing but the good message was handled");
+    assert_eq!(
+        processed(&service, &channel),
+        1,
+        "nothing but the good message was handled"
+    );
     assert_eq!(count("bad_signature"), 2.0);
     assert_eq!(count("missing_signature"), 1.0);
     assert_eq!(count("stale"), 2.0);
     assert_eq!(count("too_large"), 1.0);
     assert_eq!(count("challenge"), 1.0);
-    assert_eq!(metric_value(&metrics(), "firehose_eventsub_duplicates_total"), 1.0);
     assert_eq!(
-        metric_value(&metrics(), "firehose_eventsub_revocations_total{reason=\"authorization_revoked\"}"),
+        metric_value(&metrics(), "firehose_eventsub_duplicates_total"),
         1.0
     );
-    assert!(service.core().readiness().ready, "IRC chat is untouched: {:?}", service.core().readiness().reasons);
+    assert_eq!(
+        metric_value(
+            &metrics(),
+            "firehose_eventsub_revocations_total{reason=\"authorization_revoked\"}"
+        ),
+        1.0
+    );
+    assert!(
+        service.core().readiness().ready,
+        "IRC chat is untouched: {:?}",
+        service.core().readiness().reasons
+    );
     service.shutdown().await;
     sim.shutdown().await;
 }

@@ -27,11 +27,11 @@ use crate::channel::{
     SupervisorMsg,
 };
 use crate::config::{Config, ConfigError, EngineConfig, StoreConfig};
+use crate::config::{Ingest, SendVia};
 use crate::discord::{Discord, DiscordMetrics, DiscordParts};
 use crate::engine::{ChatHandler, Engine};
 use crate::obs::Metrics;
 use crate::store::{StateStore, StoreCollector, StoreHandle, WriterConfig};
-use crate::config::{Ingest, SendVia};
 use crate::twitch::auth::{Auth, AuthMetrics};
 use crate::twitch::eventsub::{EventSub, EventSubParts};
 use crate::twitch::helix::chat::{ChatMetrics, HelixChat};
@@ -143,15 +143,15 @@ pub fn metrics(
     registry.register_collector(Box::new(StoreCollector {
         status: Arc::clone(&store.status),
     }));
-    let helix_on = config.helix_enabled()
-        && (config.secrets.helix_token.is_some() || config.manages_tokens());
+    let helix_on =
+        config.helix_enabled() && (config.secrets.helix_token.is_some() || config.manages_tokens());
     let helix = helix_on.then(|| HelixMetrics::register(&mut registry));
     let streams = helix_on.then(|| StreamMetrics::register(&mut registry));
     let auth = config
         .helix_enabled()
         .then(|| AuthMetrics::register(&mut registry));
-    let chat = (config.twitch.send_via == SendVia::Helix)
-        .then(|| ChatMetrics::register(&mut registry));
+    let chat =
+        (config.twitch.send_via == SendVia::Helix).then(|| ChatMetrics::register(&mut registry));
     let eventsub = (config.twitch.ingest == Ingest::Eventsub
         || config.secrets.webhook_secret.is_some())
     .then(|| crate::twitch::eventsub::EventSubMetrics::register(&mut registry));
@@ -227,10 +227,8 @@ pub async fn platforms(
     };
     // Helix calls on the bot's behalf (moderation) take its user token: the managed one, else
     // the operator's static one.
-    let user_bearer: Option<Arc<dyn Bearer>> = auth
-        .as_ref()
-        .and_then(|a| a.user_bearer())
-        .or_else(|| {
+    let user_bearer: Option<Arc<dyn Bearer>> =
+        auth.as_ref().and_then(|a| a.user_bearer()).or_else(|| {
             config
                 .secrets
                 .helix_token
@@ -263,7 +261,12 @@ pub async fn platforms(
     let role = IrcRole {
         connect: config.twitch.uses_irc(),
         not_routed: (config.twitch.ingest == Ingest::Eventsub)
-            .then(|| registered.eventsub.as_ref().map(|m| m.irc_chat_not_routed.clone()))
+            .then(|| {
+                registered
+                    .eventsub
+                    .as_ref()
+                    .map(|m| m.irc_chat_not_routed.clone())
+            })
             .flatten(),
     };
     let (twitch, twitch_task) = TwitchClient::start(

@@ -75,7 +75,10 @@ impl AuthConfig {
                 "must be an http(s) URL (this service's /oauth/callback) or empty",
             ));
         }
-        positive("twitch.auth.validate_interval_ms", self.validate_interval_ms)?;
+        positive(
+            "twitch.auth.validate_interval_ms",
+            self.validate_interval_ms,
+        )?;
         if self.validate_interval_ms > 3_600_000 {
             return Err(invalid(
                 "twitch.auth.validate_interval_ms",

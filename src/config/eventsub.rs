@@ -138,7 +138,10 @@ impl EventSubConfig {
                 "must be 10..=600 (Twitch's range)",
             ));
         }
-        positive("twitch.eventsub.connect_timeout_ms", self.connect_timeout_ms)?;
+        positive(
+            "twitch.eventsub.connect_timeout_ms",
+            self.connect_timeout_ms,
+        )?;
         positive(
             "twitch.eventsub.reconnect_backoff_ms",
             self.reconnect_backoff_ms,
@@ -157,7 +160,10 @@ impl EventSubConfig {
         }
         positive("twitch.eventsub.dedup_capacity", self.dedup_capacity as u64)?;
         if !(1..=64).contains(&self.subscribe_concurrency) {
-            return Err(invalid("twitch.eventsub.subscribe_concurrency", "must be 1..=64"));
+            return Err(invalid(
+                "twitch.eventsub.subscribe_concurrency",
+                "must be 1..=64",
+            ));
         }
         positive("twitch.eventsub.retry_backoff_ms", self.retry_backoff_ms)?;
         if self.retry_backoff_max_ms < self.retry_backoff_ms {

@@ -32,9 +32,9 @@ pub mod twitch;
 
 pub use admission::{AdmissionConfig, OverflowPolicy};
 pub use auth::AuthConfig;
-pub use eventsub::{EventSubConfig, EventSubTransport};
 pub use discord::{DiscordChannel, DiscordConfig, GrantedRole};
 pub use engine::EngineConfig;
+pub use eventsub::{EventSubConfig, EventSubTransport};
 pub use helix::HelixConfig;
 pub use http::HttpConfig;
 pub use secret::Secret;

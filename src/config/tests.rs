@@ -266,7 +266,10 @@ fn eventsub_ranges_name_the_key() {
             "[twitch.auth]\nvalidate_interval_ms = 7200000\n",
             "twitch.auth.validate_interval_ms",
         ),
-        ("[twitch.auth]\noauth_url = \"id.twitch.tv\"\n", "twitch.auth.oauth_url"),
+        (
+            "[twitch.auth]\noauth_url = \"id.twitch.tv\"\n",
+            "twitch.auth.oauth_url",
+        ),
         ("[twitch]\ningest = \"pubsub\"\n", "ingest"),
     ];
     for (text, key) in cases {
@@ -288,7 +291,11 @@ fn the_eventsub_secrets_come_from_env_and_never_print() {
     assert_eq!(config.twitch.eventsub.shards, 4);
     assert!(config.manages_tokens());
     let shown = format!("{config:?}");
-    for secret in ["client-secret-value", "refresh-token-value", "webhook-secret-value"] {
+    for secret in [
+        "client-secret-value",
+        "refresh-token-value",
+        "webhook-secret-value",
+    ] {
         assert!(!shown.contains(secret), "{secret} printed");
     }
     let secrets = &config.secrets;

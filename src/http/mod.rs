@@ -70,7 +70,10 @@ pub fn routes(core: Arc<Core>) -> Router {
         )
         .route("/v1/channels/{login}/rules", get(rules::get_rules))
         .route("/v1/store/flush", post(flush_store))
-        .route("/v1/channels/{login}/authorize", get(twitch::authorize_channel))
+        .route(
+            "/v1/channels/{login}/authorize",
+            get(twitch::authorize_channel),
+        )
         .route("/v1/bot/authorize", get(twitch::authorize_bot))
         .route(
             "/v1/channels/{login}/{kind}/{name}",

@@ -44,7 +44,10 @@ fn link(core: &Core, what: AuthorizeFor) -> Response {
 }
 
 /// `GET /v1/channels/{login}/authorize`: the link the broadcaster follows.
-pub async fn authorize_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) -> Response {
+pub async fn authorize_channel(
+    State(core): State<Arc<Core>>,
+    Path(login): Path<String>,
+) -> Response {
     if !crate::config::is_login(&login) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -114,7 +117,11 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `POST /eventsub`.
-pub async fn eventsub_webhook(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn eventsub_webhook(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(intake) = core.eventsub.as_ref().and_then(|e| e.webhook.clone()) else {
         return error_response(StatusCode::NOT_FOUND, "no webhook secret is configured");
     };

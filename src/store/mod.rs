@@ -126,8 +126,10 @@ pub trait StateStore: Send + Sync + 'static {
     fn delete_state<'a>(&'a self, scope: &'a str, key: &'a str) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Every record of `scope`, ordered by key.
-    fn list_state<'a>(&'a self, scope: &'a str)
-        -> BoxFuture<'a, StoreResult<Vec<(String, String)>>>;
+    fn list_state<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>>;
 }
 
 /// Opens the store the configuration names (without migrating it).

@@ -431,7 +431,9 @@ impl Scheduler {
             },
             Wire::Helix(chat, auth) => {
                 let ids = (
-                    auth.directory.id(channel).or_else(|| self.status.room_id(channel)),
+                    auth.directory
+                        .id(channel)
+                        .or_else(|| self.status.room_id(channel)),
                     auth.bot_user_id(),
                 );
                 let (Some(broadcaster_id), Some(sender_id)) = ids else {

@@ -287,7 +287,8 @@ pub fn eventsub_config(
     config.twitch.auth.retry_backoff_max_ms = 1_000;
     config.secrets.client_secret = Some(Secret::new(CLIENT_SECRET));
     config.secrets.refresh_token = Some(Secret::new(
-        sim.api().issue_refresh_token(&config.twitch.login, BOT_SCOPES),
+        sim.api()
+            .issue_refresh_token(&config.twitch.login, BOT_SCOPES),
     ));
     let es = &mut config.twitch.eventsub;
     es.transport = transport;

@@ -141,6 +141,11 @@ impl TwitchApi {
         *lock(&self.inner.helix) = Some(helix.router());
     }
 
+    /// Serves `router` for every path this server does not (a recording Helix of a bench).
+    pub fn mount_router(&self, router: axum::Router) {
+        *lock(&self.inner.helix) = Some(router);
+    }
+
     /// The bot's login and user id as the simulated Twitch knows them.
     pub fn user_id(&self, login: &str) -> String {
         user_id(&self.inner, login)

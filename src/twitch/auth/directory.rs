@@ -50,7 +50,9 @@ impl Directory {
                     }
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot load the stored user ids; asking Helix"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot load the stored user ids; asking Helix")
+            }
             Err(_) => tracing::warn!("loading the stored user ids timed out; asking Helix"),
         }
     }

@@ -108,9 +108,7 @@ impl Renewer {
             let now = Instant::now();
             let rejected = self.cell.take_rejected();
             let renewable = !matches!(self.source, Source::Static(_));
-            let due = !self.cell.has_token()
-                || rejected
-                || renew_at.is_some_and(|at| now >= at);
+            let due = !self.cell.has_token() || rejected || renew_at.is_some_and(|at| now >= at);
             let waiting_retry = retry_at.is_some_and(|at| now < at);
             if renewable && due && !waiting_retry {
                 match self.renew(&mut tried_configured).await {
@@ -159,7 +157,12 @@ impl Renewer {
 
     async fn load_stored(&self, slot: &RefreshSlot) {
         let Some(store) = &self.store else { return };
-        match tokio::time::timeout(STORE_TIMEOUT, store.get_state(TOKENS_SCOPE, USER_REFRESH_KEY)).await {
+        match tokio::time::timeout(
+            STORE_TIMEOUT,
+            store.get_state(TOKENS_SCOPE, USER_REFRESH_KEY),
+        )
+        .await
+        {
             Ok(Ok(Some(stored))) if !stored.is_empty() => {
                 if let Ok(mut current) = slot.current.lock() {
                     *current = Some(Secret::new(stored));
@@ -167,8 +170,12 @@ impl Renewer {
                 tracing::info!("using the bot's newest refresh token from the state store");
             }
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the stored refresh token; using the configured one"),
-            Err(_) => tracing::warn!("reading the stored refresh token timed out; using the configured one"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the stored refresh token; using the configured one")
+            }
+            Err(_) => tracing::warn!(
+                "reading the stored refresh token timed out; using the configured one"
+            ),
         }
     }
 
@@ -217,7 +224,9 @@ impl Renewer {
                         if e.is_refusal() && *configured != refresh && !*tried_configured =>
                     {
                         *tried_configured = true;
-                        tracing::warn!("the stored refresh token was refused; trying the configured one");
+                        tracing::warn!(
+                            "the stored refresh token was refused; trying the configured one"
+                        );
                         self.oauth.refresh(configured).await
                     }
                     _ => result,
@@ -237,20 +246,23 @@ impl Renewer {
             *tried_configured = false;
         }
         self.cell.set_token(issued.access, issued.expires_in);
-        tracing::info!(token = kind, expires_in_s = issued.expires_in.map(|d| d.as_secs()), "Twitch token renewed");
+        tracing::info!(
+            token = kind,
+            expires_in_s = issued.expires_in.map(|d| d.as_secs()),
+            "Twitch token renewed"
+        );
         Ok(issued.expires_in)
     }
 
     fn renewal_failed(&self, e: &OAuthError) {
         let kind = self.cell.kind.as_str();
-        let expired = self
-            .cell
-            .expires_at()
-            .is_none_or(|at| at <= Instant::now());
+        let expired = self.cell.expires_at().is_none_or(|at| at <= Instant::now());
         if e.is_refusal() {
-            self.cell.set_problem(Some(TokenProblem::Revoked(e.to_string())));
+            self.cell
+                .set_problem(Some(TokenProblem::Revoked(e.to_string())));
         } else if expired {
-            self.cell.set_problem(Some(TokenProblem::Expired(e.to_string())));
+            self.cell
+                .set_problem(Some(TokenProblem::Expired(e.to_string())));
         }
         self.cell.set_renewal_failing(Some(e.to_string()));
         tracing::debug!(token = kind, error = %e, "Twitch token renewal failed");
@@ -272,7 +284,10 @@ impl Renewer {
                     let due = Instant::now() + life - margin(&self.config, life);
                     *renew_at = Some(renew_at.map_or(due, |at| at.min(due)));
                 }
-                if matches!(self.cell.problem(), Some(TokenProblem::Revoked(_) | TokenProblem::Expired(_))) {
+                if matches!(
+                    self.cell.problem(),
+                    Some(TokenProblem::Revoked(_) | TokenProblem::Expired(_))
+                ) {
                     self.cell.set_problem(None);
                 }
                 Instant::now() + interval
@@ -281,7 +296,8 @@ impl Renewer {
                 self.metrics.validation(kind, "invalid");
                 match self.source {
                     Source::Static(_) => {
-                        self.cell.set_problem(Some(TokenProblem::Revoked(format!("validate: {e}"))));
+                        self.cell
+                            .set_problem(Some(TokenProblem::Revoked(format!("validate: {e}"))));
                         Instant::now() + interval
                     }
                     _ => {
@@ -294,7 +310,8 @@ impl Renewer {
             Err(e) => {
                 self.metrics.validation(kind, "failed");
                 tracing::debug!(token = kind, error = %e, "token validation failed; retrying");
-                Instant::now() + interval.min(Duration::from_millis(self.config.retry_backoff_max_ms))
+                Instant::now()
+                    + interval.min(Duration::from_millis(self.config.retry_backoff_max_ms))
             }
         }
     }
@@ -313,7 +330,8 @@ impl Renewer {
             }
             None => tracing::info!(token = kind, "Twitch token is usable again"),
         }
-        self.metrics.set_valid(kind, problem.is_none() && self.cell.has_token());
+        self.metrics
+            .set_valid(kind, problem.is_none() && self.cell.has_token());
         *logged = problem;
     }
 }

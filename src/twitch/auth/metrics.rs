@@ -79,7 +79,9 @@ impl AuthMetrics {
     }
 
     pub fn renewal(&self, token: &str, outcome: &str) {
-        self.renewals.get_or_create(&Self::label(token, outcome)).inc();
+        self.renewals
+            .get_or_create(&Self::label(token, outcome))
+            .inc();
     }
 
     pub fn validation(&self, token: &str, outcome: &str) {

@@ -223,7 +223,10 @@ impl Auth {
         for cell in self.app.iter().chain(self.user.iter()) {
             let mut changes = cell.generation();
             while !cell.has_token() && cell.problem().is_none() {
-                if tokio::time::timeout_at(until, changes.changed()).await.is_err() {
+                if tokio::time::timeout_at(until, changes.changed())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

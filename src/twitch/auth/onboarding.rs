@@ -188,7 +188,9 @@ impl Onboarding {
                     self.grants.insert(id, scopes);
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot load the recorded channel authorisations"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot load the recorded channel authorisations")
+            }
             Err(_) => tracing::warn!("loading the recorded channel authorisations timed out"),
         }
     }
@@ -238,12 +240,16 @@ impl Onboarding {
         };
         let state = new_state();
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-        let url = self.oauth.authorize_url(&self.redirect, &scope_refs, &state);
+        let url = self
+            .oauth
+            .authorize_url(&self.redirect, &scope_refs, &state);
         let now = Instant::now();
         if let Ok(mut guard) = self.pending.lock() {
             let (map, order) = &mut *guard;
             while map.len() >= self.max_pending {
-                let Some(oldest) = order.pop_front() else { break };
+                let Some(oldest) = order.pop_front() else {
+                    break;
+                };
                 map.remove(&oldest);
             }
             map.insert(
@@ -316,7 +322,9 @@ impl Onboarding {
                     got: login,
                 })
             }
-            AuthorizeFor::Bot if !self.bot_login.starts_with("justinfan") && self.bot_login != login => {
+            AuthorizeFor::Bot
+                if !self.bot_login.starts_with("justinfan") && self.bot_login != login =>
+            {
                 return Err(OnboardError::WrongUser {
                     expected: self.bot_login.clone(),
                     got: login,
@@ -335,15 +343,20 @@ impl Onboarding {
                     let write = store.put_state(GRANTS_SCOPE, &user_id, &scopes);
                     match tokio::time::timeout(STORE_TIMEOUT, write).await {
                         Ok(Ok(())) => {}
-                        _ => tracing::warn!(channel = %login, "the channel's authorisation could not be stored; it holds until a restart"),
+                        _ => {
+                            tracing::warn!(channel = %login, "the channel's authorisation could not be stored; it holds until a restart")
+                        }
                     }
                 }
                 self.record_grant(&user_id, &scopes);
                 tracing::info!(channel = %login, "the broadcaster authorised channel:bot");
             }
             AuthorizeFor::Bot => {
-                let (Some(slot), Some(refresh)) = (&self.bot_refresh, issued.refresh.clone()) else {
-                    return Err(OnboardError::NotConfigured("no refresh token came with the bot's authorisation"));
+                let (Some(slot), Some(refresh)) = (&self.bot_refresh, issued.refresh.clone())
+                else {
+                    return Err(OnboardError::NotConfigured(
+                        "no refresh token came with the bot's authorisation",
+                    ));
                 };
                 slot.replace(refresh);
                 if let Some(cell) = &self.bot_cell {

@@ -284,7 +284,10 @@ impl Bearer for TokenCell {
                     if let Some(token) = fresh(self) {
                         return Some(token);
                     }
-                    if self.problem().is_some_and(|p| !matches!(p, TokenProblem::MissingScopes(_))) {
+                    if self
+                        .problem()
+                        .is_some_and(|p| !matches!(p, TokenProblem::MissingScopes(_)))
+                    {
                         return None;
                     }
                 }

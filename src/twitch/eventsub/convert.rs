@@ -142,7 +142,10 @@ fn chat_message(m: &ChannelChatMessageV1Payload, sent_at_ms: u64) -> Converted {
         mentions: Vec::new(),
     };
     Converted::Chat {
-        event: twitch_event(m.broadcaster_user_login.as_str(), EventKind::Message(message)),
+        event: twitch_event(
+            m.broadcaster_user_login.as_str(),
+            EventKind::Message(message),
+        ),
         chatter_id: Some(m.chatter_user_id.to_string()),
     }
 }
@@ -280,8 +283,16 @@ mod tests {
         assert_eq!(
             m.emotes,
             vec![
-                EmoteSpan { id: "25".into(), start: 0, end: 5 },
-                EmoteSpan { id: "25".into(), start: 12, end: 17 },
+                EmoteSpan {
+                    id: "25".into(),
+                    start: 0,
+                    end: 5
+                },
+                EmoteSpan {
+                    id: "25".into(),
+                    start: 12,
+                    end: 17
+                },
             ]
         );
     }

@@ -82,7 +82,8 @@ impl Dispatcher {
                     .and_then(|k| u64::try_from(k).ok()),
             },
             EventsubWebsocketData::Keepalive { .. } => Frame::Keepalive,
-            EventsubWebsocketData::Reconnect { payload, .. } => match payload.session.reconnect_url {
+            EventsubWebsocketData::Reconnect { payload, .. } => match payload.session.reconnect_url
+            {
                 Some(url) => Frame::Reconnect {
                     url: url.to_string(),
                 },
@@ -124,7 +125,13 @@ impl Dispatcher {
     }
 
     /// One notification (already parsed), de-duplicated by its message id.
-    pub fn notification(&self, message_id: &str, sent_at_ms: u64, event: &Event, received_at: Instant) {
+    pub fn notification(
+        &self,
+        message_id: &str,
+        sent_at_ms: u64,
+        event: &Event,
+        received_at: Instant,
+    ) {
         if !self.first_time(message_id) {
             self.metrics.duplicates.inc();
             return;

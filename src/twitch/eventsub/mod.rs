@@ -45,7 +45,9 @@ use crate::channel::{ChannelRegistry, Router};
 use crate::config::{Config, EventSubTransport, Ingest};
 use crate::twitch::auth::Auth;
 use crate::twitch::helix::call::HelixCaller;
-use crate::twitch::helix::eventsub::{attach_shard, conduits, create_conduit, resize_conduit, Target};
+use crate::twitch::helix::eventsub::{
+    attach_shard, conduits, create_conduit, resize_conduit, Target,
+};
 use crate::twitch::status::TwitchStatus;
 use dedup::Dedup;
 use dispatch::Dispatcher;
@@ -127,7 +129,11 @@ impl EventSub {
                 anyhow::bail!(
                     "the {} transport needs {} token, and none is configured",
                     es.transport.as_str(),
-                    if es.transport.needs_app_token() { "an app" } else { "the bot's user" }
+                    if es.transport.needs_app_token() {
+                        "an app"
+                    } else {
+                        "the bot's user"
+                    }
                 );
             };
             let caller = Arc::new(HelixCaller::new(&config.helix, bearer, parts.stop.clone())?);
@@ -137,7 +143,9 @@ impl EventSub {
                 Arc::clone(&parts.auth),
                 parts.metrics.clone(),
             ));
-            tasks.push(tokio::spawn(Arc::clone(&subscriber).run(parts.stop.clone())));
+            tasks.push(tokio::spawn(
+                Arc::clone(&subscriber).run(parts.stop.clone()),
+            ));
             match es.transport {
                 EventSubTransport::Conduit => {
                     lock(&state).attached = vec![None; es.shards as usize];
@@ -260,7 +268,10 @@ impl EventSub {
             match self.transport {
                 Some(EventSubTransport::Conduit) => {
                     if state.conduit.is_none() {
-                        let why = state.conduit_error.clone().unwrap_or_else(|| "setting up".into());
+                        let why = state
+                            .conduit_error
+                            .clone()
+                            .unwrap_or_else(|| "setting up".into());
                         reasons.push(format!("eventsub: conduit not ready ({why})"));
                     }
                     let attached = state.attached.iter().filter(|s| s.is_some()).count();
@@ -273,7 +284,12 @@ impl EventSub {
                 }
                 Some(EventSubTransport::Websocket) => {
                     let needed = *subscriber.slots_needed.borrow();
-                    let connected = state.attached.iter().take(needed).filter(|s| s.is_some()).count();
+                    let connected = state
+                        .attached
+                        .iter()
+                        .take(needed)
+                        .filter(|s| s.is_some())
+                        .count();
                     if connected < needed {
                         reasons.push(format!(
                             "eventsub: {connected} of {needed} websocket connection(s) up"
@@ -377,14 +393,24 @@ async fn run_conduit(
 }
 
 /// The configured conduit, else the application's first (resized), else a new one.
-async fn ensure_conduit(caller: &HelixCaller, configured: &str, shards: usize) -> Result<String, String> {
-    let existing = conduits(caller).await.map_err(|e| format!("listing conduits: {e}"))?;
+async fn ensure_conduit(
+    caller: &HelixCaller,
+    configured: &str,
+    shards: usize,
+) -> Result<String, String> {
+    let existing = conduits(caller)
+        .await
+        .map_err(|e| format!("listing conduits: {e}"))?;
     let chosen = if configured.is_empty() {
         existing.first().cloned()
     } else {
         match existing.iter().find(|c| c.id == configured) {
             Some(c) => Some(c.clone()),
-            None => return Err(format!("conduit {configured} (twitch.eventsub.conduit_id) does not exist")),
+            None => {
+                return Err(format!(
+                    "conduit {configured} (twitch.eventsub.conduit_id) does not exist"
+                ))
+            }
         }
     };
     match chosen {
@@ -476,12 +502,17 @@ async fn run_websockets(
                 tx,
                 stop.clone(),
             )));
-            let (subscriber, state, stop) = (Arc::clone(&subscriber), Arc::clone(&state), stop.clone());
+            let (subscriber, state, stop) =
+                (Arc::clone(&subscriber), Arc::clone(&state), stop.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
                     let session = rx.borrow_and_update().clone();
                     set_attached(&state, slot, session.id.clone());
-                    subscriber.set_target(slot, session.id.map(Target::Websocket), session.generation);
+                    subscriber.set_target(
+                        slot,
+                        session.id.map(Target::Websocket),
+                        session.generation,
+                    );
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         changed = rx.changed() => if changed.is_err() { return },

@@ -299,7 +299,12 @@ impl Subscriber {
             .values_mut()
             .filter(|c| c.user_id.as_deref() == Some(channel_id))
         {
-            let Some(entry) = channel.entries.iter_mut().find(|(t, _)| **t == kind).map(|(_, e)| e) else {
+            let Some(entry) = channel
+                .entries
+                .iter_mut()
+                .find(|(t, _)| **t == kind)
+                .map(|(_, e)| e)
+            else {
                 continue;
             };
             entry.id = None;
@@ -363,7 +368,10 @@ impl Subscriber {
             .iter()
             .all(|t| types.get(t) == Some(&SubState::Enabled));
         let failing = types.values().any(|s| {
-            matches!(s, SubState::Failed(_) | SubState::Revoked(_) | SubState::Refused(_))
+            matches!(
+                s,
+                SubState::Failed(_) | SubState::Revoked(_) | SubState::Refused(_)
+            )
         });
         let state_name = if chat_enabled {
             "subscribed"
@@ -396,7 +404,9 @@ impl Subscriber {
                     .entries
                     .values()
                     .find_map(|e| match &e.state {
-                        SubState::Failed(w) | SubState::Revoked(w) | SubState::Refused(w) => Some(w.clone()),
+                        SubState::Failed(w) | SubState::Revoked(w) | SubState::Refused(w) => {
+                            Some(w.clone())
+                        }
                         _ => None,
                     })
                     .or_else(|| channel.error.clone())
@@ -428,7 +438,8 @@ impl Subscriber {
             self.resolve_ids().await;
             self.delete_parted().await;
             let next_retry = self.start_due(&mut in_flight);
-            let sleep_until = next_retry.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let sleep_until =
+                next_retry.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = self.wake.notified() => {}
@@ -472,12 +483,17 @@ impl Subscriber {
                 match (&id, &result) {
                     (Some(id), _) => {
                         channel.user_id = Some(id.clone());
-                        if channel.error.as_deref().is_some_and(|e| e.starts_with(LOOKUP)) {
+                        if channel
+                            .error
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with(LOOKUP))
+                        {
                             channel.error = None;
                         }
                     }
                     (None, Ok(())) => {
-                        channel.error = Some(format!("{LOOKUP}: Twitch knows no user with this login"))
+                        channel.error =
+                            Some(format!("{LOOKUP}: Twitch knows no user with this login"))
                     }
                     (None, Err(e)) => channel.error = Some(format!("{LOOKUP}: {e}")),
                 }
@@ -513,59 +529,74 @@ impl Subscriber {
         // Work waiting for an id or a transport is looked at again soon (ids resolve, tokens
         // and sessions arrive on their own time).
         let soon = now + self.backoff.min(Duration::from_secs(1));
-        for (login, channel) in state.channels.iter_mut().filter(|(_, c)| c.wanted) {
-            let waiting = channel
-                .entries
-                .values()
-                .any(|e| matches!(e.state, SubState::Pending | SubState::Failed(_)));
-            let (Some(user_id), Some(bot)) = (channel.user_id.clone(), bot.clone()) else {
-                if waiting {
-                    next = Some(next.map_or(soon, |n| n.min(soon)));
-                }
-                continue;
-            };
-            let Some(target) = channel.slot.and_then(|s| slots.get(s)).and_then(|s| s.target.clone()) else {
-                if waiting {
-                    next = Some(next.map_or(soon, |n| n.min(soon)));
-                }
-                continue;
-            };
-            for (kind, entry) in channel.entries.iter_mut() {
-                let due = match &entry.state {
-                    SubState::Pending => true,
-                    SubState::Failed(_) => entry.retry_at.is_none_or(|at| at <= now),
-                    _ => false,
-                };
-                if !due {
-                    if let (SubState::Failed(_), Some(at)) = (&entry.state, entry.retry_at) {
-                        next = Some(next.map_or(at, |n| n.min(at)));
+        // Every channel's chat types first (they make it ready), then the stream and raid types.
+        for chat_pass in [true, false] {
+            for (login, channel) in state.channels.iter_mut().filter(|(_, c)| c.wanted) {
+                let waiting = channel
+                    .entries
+                    .values()
+                    .any(|e| matches!(e.state, SubState::Pending | SubState::Failed(_)));
+                let (Some(user_id), Some(bot)) = (channel.user_id.clone(), bot.clone()) else {
+                    if waiting {
+                        next = Some(next.map_or(soon, |n| n.min(soon)));
                     }
                     continue;
-                }
-                if in_flight.len() >= self.concurrency {
-                    // The rest starts when a request in flight finishes.
-                    return next;
-                }
-                let Some(body) = subscription_body(kind, &user_id, &bot, &target) else {
-                    entry.state = SubState::Refused(format!("unknown type {kind}"));
+                };
+                let Some(target) = channel
+                    .slot
+                    .and_then(|s| slots.get(s))
+                    .and_then(|s| s.target.clone())
+                else {
+                    if waiting {
+                        next = Some(next.map_or(soon, |n| n.min(soon)));
+                    }
                     continue;
                 };
-                entry.state = SubState::Creating;
-                let caller = Arc::clone(&self.caller);
-                let (login, kind) = (login.clone(), *kind);
-                in_flight.spawn(async move {
-                    let result = create_subscription(&caller, &body)
-                        .await
-                        .map(|c| (c.id, c.status));
-                    (login, kind, result)
-                });
+                for (kind, entry) in channel.entries.iter_mut() {
+                    if CHAT_TYPES.contains(kind) != chat_pass {
+                        continue;
+                    }
+                    let due = match &entry.state {
+                        SubState::Pending => true,
+                        SubState::Failed(_) => entry.retry_at.is_none_or(|at| at <= now),
+                        _ => false,
+                    };
+                    if !due {
+                        if let (SubState::Failed(_), Some(at)) = (&entry.state, entry.retry_at) {
+                            next = Some(next.map_or(at, |n| n.min(at)));
+                        }
+                        continue;
+                    }
+                    if in_flight.len() >= self.concurrency {
+                        // The rest starts when a request in flight finishes.
+                        return next;
+                    }
+                    let Some(body) = subscription_body(kind, &user_id, &bot, &target) else {
+                        entry.state = SubState::Refused(format!("unknown type {kind}"));
+                        continue;
+                    };
+                    entry.state = SubState::Creating;
+                    let caller = Arc::clone(&self.caller);
+                    let (login, kind) = (login.clone(), *kind);
+                    in_flight.spawn(async move {
+                        let result = create_subscription(&caller, &body)
+                            .await
+                            .map(|c| (c.id, c.status));
+                        (login, kind, result)
+                    });
+                }
             }
         }
         next
     }
 
     /// Records the outcome of one creation.
-    fn settle(&self, login: &str, kind: &'static str, result: Result<(String, String), HelixError>) {
+    fn settle(
+        &self,
+        login: &str,
+        kind: &'static str,
+        result: Result<(String, String), HelixError>,
+    ) {
         let mut state = lock(&self.state);
         let Some(channel) = state.channels.get_mut(login) else {
             // Parted meanwhile: delete what was just created.
@@ -610,7 +641,12 @@ impl Subscriber {
                 let Some(channel) = state.channels.get_mut(login) else {
                     return;
                 };
-                if CHAT_TYPES.contains(&kind) && channel.entries.iter().all(|(t, e)| !CHAT_TYPES.contains(t) || e.state == SubState::Enabled) {
+                if CHAT_TYPES.contains(&kind)
+                    && channel
+                        .entries
+                        .iter()
+                        .all(|(t, e)| !CHAT_TYPES.contains(t) || e.state == SubState::Enabled)
+                {
                     channel.error = None;
                 }
             }

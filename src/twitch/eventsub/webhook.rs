@@ -94,7 +94,13 @@ pub fn sign(secret: &str, message_id: &str, timestamp: &str, body: &[u8]) -> Str
 }
 
 /// Whether `signature` signs the message, compared in constant time.
-pub fn verify(secret: &str, message_id: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
+pub fn verify(
+    secret: &str,
+    message_id: &str,
+    timestamp: &str,
+    body: &[u8],
+    signature: &str,
+) -> bool {
     let Some(hex_sig) = signature.strip_prefix("sha256=") else {
         return false;
     };
@@ -178,13 +184,14 @@ impl WebhookIntake {
         }
         match headers.message_type.as_deref() {
             Some("webhook_callback_verification") => {
-                let parsed: Option<(String, String)> = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        let challenge = v.get("challenge")?.as_str()?.to_string();
-                        let sub = v.get("subscription")?.get("id")?.as_str()?.to_string();
-                        Some((challenge, sub))
-                    });
+                let parsed: Option<(String, String)> =
+                    serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| {
+                            let challenge = v.get("challenge")?.as_str()?.to_string();
+                            let sub = v.get("subscription")?.get("id")?.as_str()?.to_string();
+                            Some((challenge, sub))
+                        });
                 let Some((challenge, subscription)) = parsed else {
                     return WebhookAnswer::BadRequest("not a verification request");
                 };
@@ -280,12 +287,54 @@ mod tests {
     fn signatures_verify_only_for_the_same_secret_and_message() {
         let sig = sign("0123456789abc", "id1", "2026-01-01T00:00:00Z", b"{}");
         assert!(sig.starts_with("sha256="));
-        assert!(verify("0123456789abc", "id1", "2026-01-01T00:00:00Z", b"{}", &sig));
-        assert!(!verify("0123456789abd", "id1", "2026-01-01T00:00:00Z", b"{}", &sig));
-        assert!(!verify("0123456789abc", "id2", "2026-01-01T00:00:00Z", b"{}", &sig));
-        assert!(!verify("0123456789abc", "id1", "2026-01-01T00:00:01Z", b"{}", &sig));
-        assert!(!verify("0123456789abc", "id1", "2026-01-01T00:00:00Z", b"{ }", &sig));
-        assert!(!verify("0123456789abc", "id1", "2026-01-01T00:00:00Z", b"{}", "sha256=zz"));
-        assert!(!verify("0123456789abc", "id1", "2026-01-01T00:00:00Z", b"{}", &sig[7..]));
+        assert!(verify(
+            "0123456789abc",
+            "id1",
+            "2026-01-01T00:00:00Z",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            "0123456789abd",
+            "id1",
+            "2026-01-01T00:00:00Z",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            "0123456789abc",
+            "id2",
+            "2026-01-01T00:00:00Z",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            "0123456789abc",
+            "id1",
+            "2026-01-01T00:00:01Z",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            "0123456789abc",
+            "id1",
+            "2026-01-01T00:00:00Z",
+            b"{ }",
+            &sig
+        ));
+        assert!(!verify(
+            "0123456789abc",
+            "id1",
+            "2026-01-01T00:00:00Z",
+            b"{}",
+            "sha256=zz"
+        ));
+        assert!(!verify(
+            "0123456789abc",
+            "id1",
+            "2026-01-01T00:00:00Z",
+            b"{}",
+            &sig[7..]
+        ));
     }
 }

@@ -152,7 +152,8 @@ impl HelixCaller {
                 // connection limits): final.
                 429 if rate_limited < 3 && headers.remaining == Some(0) => {
                     rate_limited += 1;
-                    self.budget.pause_until(self.budget.reset_instant(headers.reset));
+                    self.budget
+                        .pause_until(self.budget.reset_instant(headers.reset));
                 }
                 other => {
                     return Err(HelixError::Status {

@@ -132,7 +132,11 @@ impl HelixChat {
         // `helix.request_timeout_ms`, and shutdown waits for this task only so long).
         let calls = CancellationToken::new();
         let caller = |bearer: Option<Arc<dyn Bearer>>| {
-            bearer.and_then(|b| HelixCaller::new(config, b, calls.clone()).ok().map(Arc::new))
+            bearer.and_then(|b| {
+                HelixCaller::new(config, b, calls.clone())
+                    .ok()
+                    .map(Arc::new)
+            })
         };
         let worker = Worker {
             app: caller(app),

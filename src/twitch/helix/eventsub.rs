@@ -63,16 +63,22 @@ fn body<E: EventSubscription>(subscription: E, target: &Target) -> Option<Value>
 }
 
 /// The Create Subscription body for `kind` in the channel `broadcaster` read by `bot`.
-pub fn subscription_body(kind: &str, broadcaster: &str, bot: &str, target: &Target) -> Option<Value> {
+pub fn subscription_body(
+    kind: &str,
+    broadcaster: &str,
+    bot: &str,
+    target: &Target,
+) -> Option<Value> {
     match kind {
         "channel.chat.message" => body(ChannelChatMessageV1::new(broadcaster, bot), target),
         "channel.chat.message_delete" => {
             body(ChannelChatMessageDeleteV1::new(broadcaster, bot), target)
         }
         "channel.chat.clear" => body(ChannelChatClearV1::new(broadcaster, bot), target),
-        "channel.chat.clear_user_messages" => {
-            body(ChannelChatClearUserMessagesV1::new(broadcaster, bot), target)
-        }
+        "channel.chat.clear_user_messages" => body(
+            ChannelChatClearUserMessagesV1::new(broadcaster, bot),
+            target,
+        ),
         "channel.chat.notification" => {
             body(ChannelChatNotificationV1::new(broadcaster, bot), target)
         }
@@ -103,7 +109,10 @@ struct SubscriptionRow {
 }
 
 /// `POST /eventsub/subscriptions`.
-pub async fn create_subscription(caller: &HelixCaller, body: &Value) -> Result<Created, HelixError> {
+pub async fn create_subscription(
+    caller: &HelixCaller,
+    body: &Value,
+) -> Result<Created, HelixError> {
     let answer: Option<Data<SubscriptionRow>> = caller
         .call(Method::POST, "/eventsub/subscriptions", &[], Some(body))
         .await?;
@@ -159,7 +168,11 @@ pub async fn create_conduit(caller: &HelixCaller, shards: usize) -> Result<Condu
 }
 
 /// `PATCH /eventsub/conduits {id, shard_count}`.
-pub async fn resize_conduit(caller: &HelixCaller, id: &str, shards: usize) -> Result<Conduit, HelixError> {
+pub async fn resize_conduit(
+    caller: &HelixCaller,
+    id: &str,
+    shards: usize,
+) -> Result<Conduit, HelixError> {
     let answer: Option<Data<Conduit>> = caller
         .call(
             Method::PATCH,
@@ -234,7 +247,9 @@ mod tests {
         let online = subscription_body("stream.online", "100", "200", &hook);
         assert_eq!(
             online.map(|b| b["transport"].clone()),
-            Some(json!({"method": "webhook", "callback": "https://bot.example/eventsub", "secret": "0123456789"}))
+            Some(
+                json!({"method": "webhook", "callback": "https://bot.example/eventsub", "secret": "0123456789"})
+            )
         );
         assert!(subscription_body("channel.follow", "1", "2", &target).is_none());
     }

@@ -75,7 +75,12 @@ impl HelixModerator {
         shutdown: CancellationToken,
     ) -> (HelixModerator, JoinHandle<()>) {
         let metrics = HelixMetrics::register(registry);
-        HelixModerator::start_with_metrics(config, StaticBearer::new(Some(&token)), metrics, shutdown)
+        HelixModerator::start_with_metrics(
+            config,
+            StaticBearer::new(Some(&token)),
+            metrics,
+            shutdown,
+        )
     }
 
     /// [`HelixModerator::start`] with metrics already registered (the service registers every

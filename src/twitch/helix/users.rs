@@ -24,7 +24,10 @@ pub async fn user_ids(
         let query: Vec<(&str, String)> = chunk.iter().map(|l| ("login", l.clone())).collect();
         let page: Option<UsersPage> = caller.call(Method::GET, "/users", &query, None).await?;
         for user in page.map(|p| p.data).unwrap_or_default() {
-            out.push((user.login.to_string().to_ascii_lowercase(), user.id.to_string()));
+            out.push((
+                user.login.to_string().to_ascii_lowercase(),
+                user.id.to_string(),
+            ));
         }
     }
     Ok(out)
