@@ -41,6 +41,7 @@ contract!(rules_items_upsert_and_delete);
 contract!(user_stats_span_buckets);
 contract!(warnings_and_log_expire);
 contract!(leases_exclude_other_owners);
+contract!(platform_state_round_trips);
 
 async fn migrated(store: &Arc<dyn StateStore>) {
     store.migrate().await.expect("migrate");
@@ -298,4 +299,66 @@ async fn leases_exclude_other_owners(store: Arc<dyn StateStore>) {
         async move { store.acquire_lease("twitch:d", "b", ttl).await.expect("b") == LeaseOutcome::Held }
     })
     .await;
+}
+
+/// Platform records (the newest refresh token, login -> id, authorisations): written,
+/// replaced, listed per scope in key order, deleted; scopes do not see each other.
+async fn platform_state_round_trips(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    assert_eq!(
+        store.get_state("twitch_tokens", "user").await.expect("get"),
+        None
+    );
+    store
+        .put_state("twitch_tokens", "user", "refresh-1")
+        .await
+        .expect("put");
+    store
+        .put_state("twitch_tokens", "user", "refresh-2")
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.get_state("twitch_tokens", "user").await.expect("get"),
+        Some("refresh-2".to_string())
+    );
+    for (login, id) in [("zed", "3"), ("abc", "1"), ("mid", "2")] {
+        store
+            .put_state("twitch_user_ids", login, id)
+            .await
+            .expect("put id");
+    }
+    let ids = store.list_state("twitch_user_ids").await.expect("list");
+    let expected: Vec<(String, String)> = [("abc", "1"), ("mid", "2"), ("zed", "3")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        store.list_state("twitch_tokens").await.expect("list").len(),
+        1,
+        "scopes are separate"
+    );
+    store
+        .delete_state("twitch_user_ids", "mid")
+        .await
+        .expect("delete");
+    store
+        .delete_state("twitch_user_ids", "never-there")
+        .await
+        .expect("deleting nothing is fine");
+    assert_eq!(
+        store
+            .list_state("twitch_user_ids")
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .get_state("twitch_user_ids", "mid")
+            .await
+            .expect("get"),
+        None
+    );
 }

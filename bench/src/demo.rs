@@ -66,7 +66,65 @@ pub struct DemoArgs {
     /// Discord messages per second over all its channels (same `!ping` share as Twitch).
     #[arg(long, default_value_t = 50.0)]
     pub discord_rate: f64,
+    /// Where the service reads chat: `irc` (default) or `eventsub` (the simulator's EventSub,
+    /// a conduit with WebSocket shards, tokens renewed through its OAuth service).
+    #[arg(long, value_enum, default_value_t = IngestArg::Irc)]
+    pub ingest: IngestArg,
+    /// What replies go through: `irc` (default) or `helix` (the simulator's Send Chat Message;
+    /// the `!ping` share is kept within Helix's 800 points per minute).
+    #[arg(long, value_enum, default_value_t = SendViaArg::Irc)]
+    pub send_via: SendViaArg,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestArg {
+    Irc,
+    Eventsub,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendViaArg {
+    Irc,
+    Helix,
+}
+
+/// Points the configuration's Twitch side at the simulator's EventSub and Helix (`ingest`,
+/// `send_via`), with the app and bot tokens renewed through the simulator's OAuth service.
+pub fn use_twitch_apis(config: &mut Config, sim: &SimHandle, ingest: IngestArg, send_via: SendViaArg) {
+    use firehose::config::{EventSubTransport, Ingest, SendVia};
+    use firehose_sim::api::{BOT_SCOPES, CLIENT_ID, CLIENT_SECRET};
+    if ingest == IngestArg::Irc && send_via == SendViaArg::Irc {
+        return;
+    }
+    config.twitch.ingest = match ingest {
+        IngestArg::Irc => Ingest::Irc,
+        IngestArg::Eventsub => Ingest::Eventsub,
+    };
+    config.twitch.send_via = match send_via {
+        SendViaArg::Irc => SendVia::Irc,
+        SendViaArg::Helix => SendVia::Helix,
+    };
+    config.helix.base_url = sim.api().helix_url();
+    config.helix.client_id = CLIENT_ID.to_string();
+    config.twitch.auth.oauth_url = sim.api().oauth_url();
+    config.secrets.client_secret = Some(Secret::new(CLIENT_SECRET));
+    config.secrets.refresh_token = Some(Secret::new(
+        sim.api().issue_refresh_token(&config.twitch.login, BOT_SCOPES),
+    ));
+    config.secrets.helix_token = None;
+    let es = &mut config.twitch.eventsub;
+    es.transport = EventSubTransport::Conduit;
+    es.shards = 2;
+    es.websocket_url = sim.eventsub().websocket_url();
+    es.reconnect_backoff_ms = 50;
+    es.retry_backoff_ms = 200;
+}
+
+/// Helix's Send Chat Message budget: 800 points per minute per token, of which the demo uses
+/// at most this share for replies.
+pub const MAX_HELIX_REPLIES_PER_S: f64 = 800.0 / 60.0 * 0.8;
 
 /// The demo's outcome, also used by tests and benchmarks.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -158,13 +216,22 @@ pub const MAX_REPLIES_PER_S: f64 = 200.0;
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     let mut sim_config = SimConfig::with_channels(args.channels);
     sim_config.rate = 0.0;
-    let reply_share = MAX_REPLIES_PER_S / args.rate.max(1.0);
+    let max_replies = match args.send_via {
+        SendViaArg::Irc => MAX_REPLIES_PER_S,
+        SendViaArg::Helix => MAX_HELIX_REPLIES_PER_S,
+    };
+    let reply_share = max_replies / args.rate.max(1.0);
     sim_config.ping_fraction = args.ping_fraction.min(reply_share * 2.0 / 3.0);
     sim_config.echo_fraction = sim_config.echo_fraction.min(reply_share / 3.0);
     if sim_config.ping_fraction < args.ping_fraction {
         eprintln!(
-            "demo: !ping share lowered to {:.4} (and !echo to {:.4}) to stay under {MAX_REPLIES_PER_S} replies/s (Twitch's verified-bot send limit is 250/s)",
-            sim_config.ping_fraction, sim_config.echo_fraction
+            "demo: !ping share lowered to {:.4} (and !echo to {:.4}) to stay under {max_replies:.0} replies/s ({})",
+            sim_config.ping_fraction,
+            sim_config.echo_fraction,
+            match args.send_via {
+                SendViaArg::Irc => "Twitch's verified-bot send limit is 250/s",
+                SendViaArg::Helix => "Helix's 800 points per minute per token",
+            }
         );
     }
     sim_config.corpus = args.corpus.clone();
@@ -173,6 +240,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     sim_config.limits.join_limit = 2_000;
     let sim = start_sim(sim_config.clone()).await?;
     let mut config = demo_config(sim.local_addr(), &sim_config.channels, args.http);
+    use_twitch_apis(&mut config, &sim, args.ingest, args.send_via);
     if let Some(capacity) = args.capacity {
         config.admission.capacity = capacity;
     }
@@ -190,17 +258,25 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<DemoSummary> {
     config.validate()?;
     let service = Server::start(config, ServiceOptions::default()).await?;
     eprintln!(
-        "demo: simulator on {}, service HTTP on http://{} ; joining {} channels...",
+        "demo: simulator on {}, service HTTP on http://{} ; {} {} channels (ingest {:?}, send via {:?})...",
         sim.local_addr(),
         service.http_addr(),
-        args.channels
+        match args.ingest {
+            IngestArg::Irc => "joining",
+            IngestArg::Eventsub => "subscribing",
+        },
+        args.channels,
+        args.ingest,
+        args.send_via
     );
+    let waited = Instant::now();
     if let Err(readiness) = service.wait_ready(Duration::from_secs(60)).await {
         anyhow::bail!(
             "service not ready after 60 s: {}",
             readiness.reasons.join("; ")
         );
     }
+    eprintln!("demo: ready in {:.2} s", waited.elapsed().as_secs_f64());
     let started = Instant::now();
     sim.set_rate(args.rate);
     let discord_traffic = guild

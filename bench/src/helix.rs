@@ -53,16 +53,21 @@ impl Drop for RecordingHelix {
     }
 }
 
+/// The recording Helix's routes (to serve them on another server, e.g. the simulated Twitch
+/// API's port when the service reads chat through EventSub).
+pub fn router(sim: SimHandle, counts: Arc<HelixCounts>) -> axum::Router {
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(AppState { sim, counts })
+}
+
 impl RecordingHelix {
     /// Binds 127.0.0.1:0 and serves until dropped.
     pub async fn start(sim: SimHandle) -> std::io::Result<RecordingHelix> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let counts = Arc::new(HelixCounts::default());
-        let app = axum::Router::new().fallback(handle).with_state(AppState {
-            sim,
-            counts: Arc::clone(&counts),
-        });
+        let app = router(sim, Arc::clone(&counts));
         let stop = CancellationToken::new();
         let server =
             axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());

@@ -50,6 +50,13 @@ pub struct SimConfig {
     /// Chatter population of each channel (same order as `channels`; default 5,000), drawn
     /// Zipf-distributed (rank r speaks with weight `1/(r+1)`).
     pub channel_chatters: Option<Vec<usize>>,
+    /// The bot's login on the simulated Twitch APIs (its user id is derived from it, as in the
+    /// chat simulator's GLOBALUSERSTATE).
+    pub bot_login: String,
+    /// Helix points per token per minute on the simulated API (Twitch: 800).
+    pub api_points_per_minute: u32,
+    /// EventSub WebSocket server: its keepalive when the client asks for none (s), and faults.
+    pub eventsub: super::eventsub::EventSubSimConfig,
 }
 
 impl SimConfig {
@@ -84,6 +91,9 @@ impl Default for SimConfig {
             mix: None,
             channel_weights: None,
             channel_chatters: None,
+            bot_login: "firehosedemo".to_string(),
+            api_points_per_minute: 800,
+            eventsub: super::eventsub::EventSubSimConfig::default(),
         }
     }
 }

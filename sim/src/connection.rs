@@ -369,8 +369,7 @@ impl Session {
     }
 
     fn judge(&self, channel: &str, text: &str, is_mod: bool, now: Instant) -> Verdict {
-        let limits = &self.shared.config.limits;
-        self.with_account(|account| account.check(limits, channel, text, is_mod, now))
+        super::state::judge(&self.shared, self.login(), channel, text, is_mod, now)
     }
 
     fn record_bot_message(
@@ -381,21 +380,7 @@ impl Session {
         verdict: Verdict,
         at: Instant,
     ) {
-        lock(&self.shared.tracker).bot_message(reply_parent.as_deref(), at);
-        let mut recorder = lock(&self.shared.recorder);
-        if let Some(parent) = &reply_parent {
-            if recorder.match_reply(parent, at).is_some() {
-                bump(&self.shared.counters.replies_matched);
-            }
-        }
-        recorder.record_received(ReceivedMessage {
-            channel: channel.to_string(),
-            text: text.to_string(),
-            reply_parent,
-            at,
-            accepted: verdict == Verdict::Accepted,
-            rejected_reason: verdict.rejected_reason().map(str::to_string),
-        });
+        super::state::record_bot_message(&self.shared, channel, text, reply_parent, verdict, None, at);
     }
 
     fn leave_all_channels(&mut self) {

@@ -81,8 +81,19 @@ impl Bucket {
     }
 }
 
+/// Tokens accepted besides [`FAKE_TOKEN`] (the simulated OAuth server's, once mounted).
+#[derive(Clone)]
+pub struct TokenCheck(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for TokenCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheck")
+    }
+}
+
 #[derive(Debug)]
 struct FakeState {
+    extra_tokens: Option<TokenCheck>,
     requests: Vec<RecordedRequest>,
     rejected: Vec<String>,
     fail_remaining: u32,
@@ -133,6 +144,7 @@ impl FakeHelix {
         let addr = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let state: Shared = Arc::new(Mutex::new(FakeState {
+            extra_tokens: None,
             requests: Vec::new(),
             rejected: Vec::new(),
             fail_remaining: 0,
@@ -149,10 +161,7 @@ impl FakeHelix {
             live: HashMap::new(),
             stream_polls: 0,
         }));
-        let app = axum::Router::new()
-            .route(&format!("{PREFIX}/streams"), axum::routing::get(streams))
-            .fallback(handle)
-            .with_state(state.clone());
+        let app = router(state.clone());
         let stop = CancellationToken::new();
         let server =
             axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -166,6 +175,17 @@ impl FakeHelix {
             state,
             stop,
         })
+    }
+
+    /// The fake's routes, to serve them on another server too (the simulated Twitch API's
+    /// port, see `TwitchApi::mount_helix`); they share this fake's state.
+    pub fn router(&self) -> axum::Router {
+        router(self.state.clone())
+    }
+
+    /// Accepts tokens for which `check` holds, besides [`FAKE_TOKEN`].
+    pub fn accept_tokens(&self, check: Arc<dyn Fn(&str) -> bool + Send + Sync>) {
+        lock(&self.state).extra_tokens = Some(TokenCheck(check));
     }
 
     /// The API root to put in `helix.base_url`.
@@ -265,7 +285,14 @@ fn route_of(method: &Method, path: &str) -> Result<Route, Rejection> {
     }
 }
 
-fn check_headers(headers: &HeaderMap) -> Result<(), Rejection> {
+fn router(state: Shared) -> axum::Router {
+    axum::Router::new()
+        .route(&format!("{PREFIX}/streams"), axum::routing::get(streams))
+        .fallback(handle)
+        .with_state(state)
+}
+
+fn check_headers(headers: &HeaderMap, extra: Option<&TokenCheck>) -> Result<(), Rejection> {
     if header(headers, "client-id").as_deref() != Some(FAKE_CLIENT_ID) {
         return Err(reject(
             StatusCode::UNAUTHORIZED,
@@ -273,7 +300,14 @@ fn check_headers(headers: &HeaderMap) -> Result<(), Rejection> {
         ));
     }
     let expected = format!("Bearer {FAKE_TOKEN}");
-    if header(headers, "authorization").as_deref() != Some(expected.as_str()) {
+    let presented = header(headers, "authorization");
+    let accepted = presented.as_deref() == Some(expected.as_str())
+        || presented
+            .as_deref()
+            .and_then(|p| p.strip_prefix("Bearer "))
+            .zip(extra)
+            .is_some_and(|(token, check)| (check.0)(token));
+    if !accepted {
         return Err(reject(
             StatusCode::UNAUTHORIZED,
             "Authorization is not `Bearer <token>`",
@@ -361,9 +395,10 @@ fn check(
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
+    extra: Option<&TokenCheck>,
 ) -> Result<Checked, Rejection> {
     let route = route_of(method, uri.path())?;
-    check_headers(headers)?;
+    check_headers(headers, extra)?;
     let query = Query::<BTreeMap<String, String>>::try_from_uri(uri)
         .map_err(|e| reject(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?
         .0;
@@ -504,7 +539,8 @@ fn answer(state: &mut FakeState, mut checked: Checked) -> (Response, Duration) {
 
 /// `GET /streams?user_login=..&user_login=..`: the live ones among them, Helix-shaped.
 async fn streams(State(state): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
-    if let Err((status, why)) = check_headers(&headers) {
+    let extra = lock(&state).extra_tokens.clone();
+    if let Err((status, why)) = check_headers(&headers, extra.as_ref()) {
         return helix_error(status, &why);
     }
     let query = match Query::<Vec<(String, String)>>::try_from_uri(&uri) {
@@ -545,7 +581,8 @@ async fn handle(
 ) -> Response {
     let (response, delay) = {
         let mut guard = lock(&state);
-        match check(&method, &uri, &headers, &body) {
+        let extra = guard.extra_tokens.clone();
+        match check(&method, &uri, &headers, &body, extra.as_ref()) {
             Ok(checked) => answer(&mut guard, checked),
             Err((status, why)) => {
                 if guard.rejected.len() < MAX_RECORDS {

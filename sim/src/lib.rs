@@ -5,6 +5,12 @@
 //! - this crate's root: a Twitch-IRC chat simulator, the server side of Twitch chat over plain
 //!   TCP;
 //! - [`helix`]: a checking fake of the Helix moderation and streams API;
+//! - [`api`]: the simulated Twitch HTTP APIs beside the chat simulator (OAuth tokens with
+//!   short lives, `GET /users`, `POST /chat/messages`, the EventSub endpoints), on their own
+//!   port ([`SimHandle::api`]);
+//! - [`eventsub`]: EventSub over WebSocket (welcome, keepalive, notifications, reconnect,
+//!   every close code), conduits and signed webhooks, fed by the same chat as IRC
+//!   ([`SimHandle::eventsub`]);
 //! - [`discord`]: a fake Discord (REST over TLS and a gateway) for serenity.
 //!
 //! The simulator is the fire hose tests, the demo and benchmarks point the bot at. Clients log in as on
@@ -33,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod chatlines;
 pub mod cli;
 pub mod codec;
@@ -40,6 +47,7 @@ pub mod config;
 pub mod connection;
 pub mod content;
 pub mod discord;
+pub mod eventsub;
 pub mod generator;
 pub mod helix;
 pub mod limits;
@@ -128,16 +136,21 @@ impl Simulator {
         let shared = Arc::new(Shared::new(config)?);
         let (requests_tx, requests_rx) = mpsc::channel(MANUAL_QUEUE);
         let generator = generator::Generator::new(shared.clone(), requests_rx)?;
+        let (eventsub, bridge_rx) = eventsub::EventSubShared::new(shared.clone());
+        let api = api::TwitchApi::start(shared.clone(), eventsub.clone()).await?;
+        eventsub::ws::start(eventsub.clone()).await?;
         let tasks = vec![
             tokio::spawn(accept_clients(shared.clone(), listener)),
             tokio::spawn(generator.run()),
+            tokio::spawn(eventsub.run_bridge(bridge_rx)),
         ];
-        tracing::info!(%local_addr, "chat simulator listening");
+        tracing::info!(%local_addr, api = %api.local_addr(), "chat simulator listening");
         Ok(SimHandle {
             shared,
             local_addr,
             requests: requests_tx,
             tasks: Arc::new(Mutex::new(tasks)),
+            api,
         })
     }
 }
@@ -177,9 +190,32 @@ pub struct SimHandle {
     local_addr: SocketAddr,
     requests: mpsc::Sender<generator::ManualPrivmsg>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    api: api::TwitchApi,
 }
 
 impl SimHandle {
+    /// The simulated Twitch HTTP APIs (OAuth, users, chat, EventSub endpoints).
+    pub fn api(&self) -> &api::TwitchApi {
+        &self.api
+    }
+
+    /// The simulated EventSub (WebSocket server, subscriptions, faults).
+    pub fn eventsub(&self) -> eventsub::EventSubSim {
+        eventsub::EventSubSim {
+            shared: self.api.state().eventsub.clone(),
+            api: self.api.state().clone(),
+        }
+    }
+
+    /// Accepted bot replies to the message with this id (IRC and Helix alike).
+    pub fn replies_to(&self, message_id: &str) -> u32 {
+        lock(&self.shared.recorder)
+            .replies_by_parent
+            .get(message_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

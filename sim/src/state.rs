@@ -209,6 +209,25 @@ impl ChannelTable {
         }
     }
 
+    /// The room id of `name`, creating the channel (weight 0) if it is new and the table has
+    /// room; None when the table is full.
+    pub fn ensure(&mut self, name: &str) -> Option<u64> {
+        if let Some(index) = self.by_name.get(name) {
+            return Some(self.channels[*index].room_id);
+        }
+        if self.channels.len() >= self.cap {
+            return None;
+        }
+        let index = self.insert(name.to_string(), 0.0);
+        Some(self.channels[index].room_id)
+    }
+
+    /// The login of a room id.
+    pub fn login_of(&self, room_id: u64) -> Option<String> {
+        let index = usize::try_from(room_id.checked_sub(100_000)?).ok()?;
+        self.channels.get(index).map(|c| c.name.clone())
+    }
+
     pub fn room_id(&self, name: &str) -> Option<u64> {
         self.by_name.get(name).map(|i| self.channels[*i].room_id)
     }
@@ -233,7 +252,13 @@ pub struct Recorder {
     ping_order: VecDeque<(String, Instant)>,
     pub pending_pings_dropped: u64,
     pub latencies: Histogram<u64>,
+    /// Accepted bot replies per parent message id (at most `REPLIES_CAP` ids).
+    pub replies_by_parent: HashMap<String, u32>,
+    pub replies_by_parent_dropped: u64,
 }
+
+/// Parent ids whose reply counts are kept.
+pub const REPLIES_CAP: usize = 1_000_000;
 
 impl Recorder {
     pub fn new() -> std::io::Result<Self> {
@@ -250,6 +275,8 @@ impl Recorder {
             ping_order: VecDeque::new(),
             pending_pings_dropped: 0,
             latencies,
+            replies_by_parent: HashMap::new(),
+            replies_by_parent_dropped: 0,
         })
     }
 
@@ -276,6 +303,17 @@ impl Recorder {
                 ids.pop();
                 self.sent_ids_total -= 1;
             }
+        }
+    }
+
+    /// Counts an accepted reply to `parent`.
+    pub fn count_reply(&mut self, parent: &str) {
+        if let Some(n) = self.replies_by_parent.get_mut(parent) {
+            *n += 1;
+        } else if self.replies_by_parent.len() < REPLIES_CAP {
+            self.replies_by_parent.insert(parent.to_string(), 1);
+        } else {
+            self.replies_by_parent_dropped += 1;
         }
     }
 
@@ -445,6 +483,60 @@ impl Shared {
             sent_per_channel,
         }
     }
+}
+
+/// Judges one bot message of `account` to `channel` under the send limits (IRC and Helix
+/// share the account's limiter, as on Twitch).
+pub fn judge(
+    shared: &Shared,
+    account: &str,
+    channel: &str,
+    text: &str,
+    is_mod: bool,
+    now: Instant,
+) -> super::limits::Verdict {
+    let limits = &shared.config.limits;
+    let mut accounts = lock(&shared.accounts);
+    if accounts.len() >= ACCOUNTS_CAP && !accounts.contains_key(account) {
+        accounts.clear();
+    }
+    accounts
+        .entry(account.to_string())
+        .or_default()
+        .check(limits, channel, text, is_mod, now)
+}
+
+/// Records one bot message (IRC PRIVMSG or Helix send): matches a reply to its `!ping`,
+/// counts replies per parent, keeps it in `received()`. `rejected` overrides the verdict's
+/// reason (a Helix drop code).
+pub fn record_bot_message(
+    shared: &Shared,
+    channel: &str,
+    text: &str,
+    reply_parent: Option<String>,
+    verdict: super::limits::Verdict,
+    rejected: Option<String>,
+    at: Instant,
+) {
+    let accepted = verdict == super::limits::Verdict::Accepted && rejected.is_none();
+    lock(&shared.tracker).bot_message(reply_parent.as_deref(), at);
+    let mut recorder = lock(&shared.recorder);
+    if let Some(parent) = &reply_parent {
+        if recorder.match_reply(parent, at).is_some() {
+            bump(&shared.counters.replies_matched);
+        }
+        if accepted {
+            recorder.count_reply(parent);
+        }
+    }
+    recorder.record_received(ReceivedMessage {
+        channel: channel.to_string(),
+        text: text.to_string(),
+        reply_parent,
+        at,
+        accepted,
+        rejected_reason: rejected.or_else(|| verdict.rejected_reason().map(str::to_string)),
+    });
 }
 
 #[cfg(test)]

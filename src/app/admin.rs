@@ -19,6 +19,8 @@ use crate::discord::GatewayStatus;
 use crate::engine::ChannelRules;
 use crate::obs::Metrics;
 use crate::store::StoreHandle;
+use crate::twitch::auth::Auth;
+use crate::twitch::eventsub::EventSub;
 use crate::twitch::helix::HelixModerator;
 use crate::twitch::TwitchClient;
 
@@ -30,6 +32,10 @@ pub struct Core {
     pub config: Config,
     /// Helix moderation, when configured (its log is readable here).
     pub moderation: Option<HelixModerator>,
+    /// Tokens, ids and onboarding, with `helix.client_id`.
+    pub auth: Option<Arc<Auth>>,
+    /// EventSub (ingest and/or webhook intake), when configured.
+    pub eventsub: Option<Arc<EventSub>>,
     pub rules: Arc<RulesBook>,
     pub registry: Arc<ChannelRegistry>,
     pub metrics: Arc<Metrics>,
@@ -92,6 +98,9 @@ impl Core {
         }
         let outcome = self.supervise(ChannelKey::twitch(login)).await?;
         self.twitch.join(login).await;
+        if let Some(eventsub) = &self.eventsub {
+            eventsub.join(login);
+        }
         Ok(outcome)
     }
 
@@ -120,6 +129,9 @@ impl Core {
         }
         let key = ChannelKey::twitch(login);
         self.twitch.part(login).await;
+        if let Some(eventsub) = &self.eventsub {
+            eventsub.part(login);
+        }
         ractor::call_t!(
             self.supervisor,
             SupervisorMsg::Part,
@@ -180,7 +192,10 @@ impl Core {
             reasons.push("shutting down".to_string());
         }
         let status = self.twitch.status();
-        if !status.is_connected() {
+        let mut degraded: Vec<String> = Vec::new();
+        if !self.config.twitch.uses_irc() {
+            // No IRC connection in this mode: EventSub and Helix say below.
+        } else if !status.is_connected() {
             reasons.push("twitch: not connected".to_string());
         } else {
             let missing = status.not_joined();
@@ -212,7 +227,17 @@ impl Core {
         if !failed.is_empty() {
             reasons.push(format!("channels failed: {}", failed.join(", ")));
         }
-        let degraded = self.store.status.degraded_reason().into_iter().collect();
+        if let Some(auth) = &self.auth {
+            let (r, d) = auth.readiness();
+            reasons.extend(r);
+            degraded.extend(d);
+        }
+        if let Some(eventsub) = &self.eventsub {
+            let (r, d) = eventsub.readiness();
+            reasons.extend(r);
+            degraded.extend(d);
+        }
+        degraded.extend(self.store.status.degraded_reason());
         Readiness {
             ready: reasons.is_empty(),
             reasons,

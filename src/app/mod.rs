@@ -48,6 +48,9 @@ use crate::twitch::TwitchStops;
 /// A running service.
 pub struct Service {
     core: Arc<Core>,
+    eventsub_stop: CancellationToken,
+    auth_stop: CancellationToken,
+    chat_task: Option<JoinHandle<()>>,
     ticker_stop: CancellationToken,
     helix_stop: CancellationToken,
     helix_task: Option<JoinHandle<()>>,
@@ -84,14 +87,14 @@ impl Service {
             Arc::clone(&metrics),
             config.admission.clone(),
         );
-        let platforms = start::platforms(&config, &router, &mut registered).await?;
+        let platforms =
+            start::platforms(&config, &router, &channels, &mut registered, &store).await?;
         let sink = start::dispatch(&platforms, &metrics);
         let (supervisor, supervisor_task) =
             start::supervisor(&config, options, &channels, router, &rules, &store, sink).await?;
-        if let (Some(streams), Some(token)) = (
-            registered.streams.take(),
-            config.secrets.helix_token.clone(),
-        ) {
+        if let (Some(streams), Some(token)) =
+            (registered.streams.take(), platforms.stream_bearer.clone())
+        {
             let wanted = Arc::clone(platforms.twitch.status());
             let known = Arc::clone(&channels);
             spawn_stream_watcher(
@@ -118,6 +121,8 @@ impl Service {
         let core = Arc::new(Core {
             config: config.clone(),
             moderation: platforms.moderation,
+            auth: platforms.auth.clone(),
+            eventsub: platforms.eventsub.clone(),
             rules,
             registry: channels,
             metrics,
@@ -141,6 +146,9 @@ impl Service {
         let discord = platforms.discord.map(Discord::connect);
         Ok(Service {
             core,
+            eventsub_stop: platforms.eventsub_stop,
+            auth_stop: platforms.auth_stop,
+            chat_task: platforms.chat_task,
             ticker_stop,
             helix_stop: platforms.helix_stop,
             helix_task: platforms.helix_task,
@@ -178,6 +186,11 @@ impl Service {
         let core = &self.core;
         core.shutting_down.store(true, Ordering::Release);
         self.stops.intake.cancel();
+        // EventSub intake stops with IRC's (its sessions close; webhooks are no longer taken).
+        self.eventsub_stop.cancel();
+        if let Some(eventsub) = &core.eventsub {
+            eventsub.stopped(Duration::from_secs(5)).await;
+        }
         let (discord_gateway, discord_outbound) = match self.discord {
             Some((gateway, outbound)) => (Some(gateway), Some(outbound)),
             None => (None, None),
@@ -199,6 +212,10 @@ impl Service {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.store_task).await;
         self.outbound_drain.cancel();
         let _ = tokio::time::timeout(deadline + Duration::from_secs(1), self.outbound_task).await;
+        // Helix chat sends in flight are answered before the tokens stop.
+        if let Some(task) = self.chat_task {
+            let _ = tokio::time::timeout(deadline + Duration::from_secs(1), task).await;
+        }
         if let Some(task) = discord_outbound {
             let _ = tokio::time::timeout(deadline + Duration::from_secs(1), task).await;
         }
@@ -216,6 +233,10 @@ impl Service {
         }
         self.stops.close.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.twitch_task).await;
+        self.auth_stop.cancel();
+        if let Some(auth) = &core.auth {
+            auth.stopped(Duration::from_secs(5)).await;
+        }
         core.supervisor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.supervisor_task).await;
         let channels = core.registry.all();

@@ -27,13 +27,17 @@ use crate::channel::{
     SupervisorMsg,
 };
 use crate::config::{Config, ConfigError, EngineConfig, StoreConfig};
+use crate::config::{Ingest, SendVia};
 use crate::discord::{Discord, DiscordMetrics, DiscordParts};
 use crate::engine::{ChatHandler, Engine};
 use crate::obs::Metrics;
 use crate::store::{StateStore, StoreCollector, StoreHandle, WriterConfig};
+use crate::twitch::auth::{Auth, AuthMetrics};
+use crate::twitch::eventsub::{EventSub, EventSubParts};
+use crate::twitch::helix::chat::{ChatMetrics, HelixChat};
 use crate::twitch::helix::streams::StreamMetrics;
-use crate::twitch::helix::{HelixMetrics, HelixModerator};
-use crate::twitch::{OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
+use crate::twitch::helix::{Bearer, HelixMetrics, HelixModerator, StaticBearer};
+use crate::twitch::{IrcRole, OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
 
 /// Replaceable pieces of a service.
 #[derive(Clone)]
@@ -123,6 +127,9 @@ pub struct Registered {
     pub helix: Option<HelixMetrics>,
     pub streams: Option<StreamMetrics>,
     pub discord: Option<DiscordMetrics>,
+    pub auth: Option<AuthMetrics>,
+    pub chat: Option<ChatMetrics>,
+    pub eventsub: Option<crate::twitch::eventsub::EventSubMetrics>,
 }
 
 /// Step 3. Registers the store's and the channels' collectors and the families of Helix and
@@ -136,9 +143,18 @@ pub fn metrics(
     registry.register_collector(Box::new(StoreCollector {
         status: Arc::clone(&store.status),
     }));
-    let helix_on = config.helix_enabled() && config.secrets.helix_token.is_some();
+    let helix_on =
+        config.helix_enabled() && (config.secrets.helix_token.is_some() || config.manages_tokens());
     let helix = helix_on.then(|| HelixMetrics::register(&mut registry));
     let streams = helix_on.then(|| StreamMetrics::register(&mut registry));
+    let auth = config
+        .helix_enabled()
+        .then(|| AuthMetrics::register(&mut registry));
+    let chat =
+        (config.twitch.send_via == SendVia::Helix).then(|| ChatMetrics::register(&mut registry));
+    let eventsub = (config.twitch.ingest == Ingest::Eventsub
+        || config.secrets.webhook_secret.is_some())
+    .then(|| crate::twitch::eventsub::EventSubMetrics::register(&mut registry));
     let discord = config
         .discord
         .enabled
@@ -149,6 +165,9 @@ pub fn metrics(
         helix,
         streams,
         discord,
+        auth,
+        chat,
+        eventsub,
     }
 }
 
@@ -167,6 +186,17 @@ pub struct Platforms {
     pub outbound_drain: CancellationToken,
     /// Built, not connected yet.
     pub discord: Option<Discord>,
+    /// Tokens, ids and onboarding (with `helix.client_id`).
+    pub auth: Option<Arc<Auth>>,
+    /// Stops the token managers (last, after everything that uses tokens).
+    pub auth_stop: CancellationToken,
+    /// The Helix chat sender (`twitch.send_via = "helix"`) and its task.
+    pub chat_task: Option<JoinHandle<()>>,
+    /// The token the stream-status poll uses, when polling is on (IRC ingest with Helix).
+    pub stream_bearer: Option<Arc<dyn Bearer>>,
+    /// EventSub (ingest and/or the webhook intake), and what stops it (with intake).
+    pub eventsub: Option<Arc<EventSub>>,
+    pub eventsub_stop: CancellationToken,
 }
 
 /// Step 4. Helix moderation, the Twitch connection (it starts connecting now; channels are
@@ -174,45 +204,129 @@ pub struct Platforms {
 pub async fn platforms(
     config: &Config,
     router: &Arc<Router>,
+    channels: &Arc<ChannelRegistry>,
     registered: &mut Registered,
+    store: &StoreHandle,
 ) -> anyhow::Result<Platforms> {
     let drain_deadline = Duration::from_millis(config.supervisor.drain_timeout_ms);
     let helix_stop = CancellationToken::new();
-    let (moderation, helix_task) =
-        match (registered.helix.take(), config.secrets.helix_token.clone()) {
-            (Some(metrics), Some(token)) => {
-                let (moderator, task) = HelixModerator::start_with_metrics(
-                    config.helix.clone(),
-                    token,
-                    metrics,
-                    helix_stop.clone(),
-                );
-                (Some(moderator), Some(task))
-            }
-            _ => (None, None),
-        };
+    let auth_stop = CancellationToken::new();
+    let auth = match registered.auth.take() {
+        Some(auth_metrics) => {
+            let auth = Auth::start(
+                config,
+                Some(Arc::clone(store.store())),
+                auth_metrics,
+                auth_stop.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("building the Twitch OAuth client: {e}"))?;
+            auth.load().await;
+            Some(Arc::new(auth))
+        }
+        None => None,
+    };
+    // Helix calls on the bot's behalf (moderation) take its user token: the managed one, else
+    // the operator's static one.
+    let user_bearer: Option<Arc<dyn Bearer>> =
+        auth.as_ref().and_then(|a| a.user_bearer()).or_else(|| {
+            config
+                .secrets
+                .helix_token
+                .as_ref()
+                .map(|t| StaticBearer::new(Some(t)) as Arc<dyn Bearer>)
+        });
+    let (moderation, helix_task) = match (registered.helix.take(), user_bearer.clone()) {
+        (Some(metrics), Some(bearer)) => {
+            let (moderator, task) = HelixModerator::start_with_metrics(
+                config.helix.clone(),
+                bearer,
+                metrics,
+                helix_stop.clone(),
+            );
+            (Some(moderator), Some(task))
+        }
+        _ => (None, None),
+    };
     let metrics = &registered.metrics;
     let twitch_stops = TwitchStops::default();
+    // The IRC login takes the managed user token when there is one (read at every connect).
+    let irc_token: Option<Arc<dyn Bearer>> = match auth.as_ref().and_then(|a| a.user.clone()) {
+        Some(cell) if config.manages_tokens() => Some(cell),
+        _ => config
+            .secrets
+            .twitch_token
+            .as_ref()
+            .map(|t| StaticBearer::new(Some(t)) as Arc<dyn Bearer>),
+    };
+    let role = IrcRole {
+        connect: config.twitch.uses_irc(),
+        not_routed: (config.twitch.ingest == Ingest::Eventsub)
+            .then(|| {
+                registered
+                    .eventsub
+                    .as_ref()
+                    .map(|m| m.irc_chat_not_routed.clone())
+            })
+            .flatten(),
+    };
     let (twitch, twitch_task) = TwitchClient::start(
         config.twitch.clone(),
-        config.secrets.twitch_token.clone(),
+        irc_token,
         Arc::clone(router),
         Arc::clone(metrics),
         twitch_stops.clone(),
+        role,
     );
     let outbound_drain = CancellationToken::new();
+    let (chat, chat_task) = match (registered.chat.take(), &auth) {
+        (Some(chat_metrics), Some(auth)) => {
+            let (chat, task) = HelixChat::start(
+                &config.helix,
+                auth.app_bearer(),
+                auth.user_bearer().or_else(|| user_bearer.clone()),
+                chat_metrics,
+                Arc::clone(metrics),
+                outbound_drain.clone(),
+            );
+            (Some(chat), Some(task))
+        }
+        _ => (None, None),
+    };
     let (outbound, outbound_task) = TwitchOutbound::start(
         OutboundLimits {
             send: config.twitch.send.clone(),
             verified: config.twitch.verified_bot,
-            anonymous: config.twitch.login.starts_with("justinfan"),
+            anonymous: config.twitch.login.starts_with("justinfan")
+                && config.twitch.send_via == SendVia::Irc,
         },
         Arc::clone(twitch.status()),
         Arc::clone(metrics),
         moderation.clone(),
+        auth.clone(),
+        chat,
         outbound_drain.clone(),
         drain_deadline,
     );
+    let eventsub_stop = CancellationToken::new();
+    let eventsub = match (registered.eventsub.take(), &auth) {
+        (Some(es_metrics), Some(auth)) => Some(Arc::new(EventSub::start(EventSubParts {
+            config: config.clone(),
+            router: Arc::clone(router),
+            registry: Arc::clone(channels),
+            status: Arc::clone(twitch.status()),
+            auth: Arc::clone(auth),
+            metrics: es_metrics,
+            stop: eventsub_stop.clone(),
+        })?)),
+        _ => None,
+    };
+    let stream_bearer = (config.twitch.ingest == Ingest::Irc)
+        .then(|| {
+            auth.as_ref()
+                .and_then(|a| a.app_bearer())
+                .or_else(|| user_bearer.clone())
+        })
+        .flatten();
     let discord = match (registered.discord.clone(), config.secrets.discord_token.clone()) {
         (Some(discord_metrics), Some(token)) => Some(
             Discord::build(DiscordParts {
@@ -232,6 +346,12 @@ pub async fn platforms(
         _ => None,
     };
     Ok(Platforms {
+        eventsub,
+        eventsub_stop,
+        auth,
+        auth_stop,
+        chat_task,
+        stream_bearer,
         moderation,
         helix_task,
         helix_stop,

@@ -8,6 +8,9 @@ const NOT_KEYS: &[&str] = &[
     "FIREHOSE_ADMIN_TOKEN",
     "FIREHOSE_HELIX_TOKEN",
     "FIREHOSE_DISCORD_TOKEN",
+    "FIREHOSE_TWITCH_CLIENT_SECRET",
+    "FIREHOSE_TWITCH_REFRESH_TOKEN",
+    "FIREHOSE_EVENTSUB_WEBHOOK_SECRET",
     "FIREHOSE_LOG",
     // The test database of the storage work (scripts/test-db.sh), not a service key.
     "FIREHOSE_SCYLLA_URI",
@@ -21,6 +24,9 @@ const OPTIONAL_KEYS: &[&[&str]] = &[
     &["helix", "moderation_log"],
     &["discord", "token_file"],
     &["discord", "root_ca_file"],
+    &["twitch", "auth", "client_secret_file"],
+    &["twitch", "auth", "refresh_token_file"],
+    &["twitch", "eventsub", "webhook_secret_file"],
 ];
 
 pub(super) fn apply(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {

@@ -18,9 +18,11 @@
 //! the crate. Checks that need one (loading the rules directory) are done by their callers.
 
 pub mod admission;
+pub mod auth;
 pub mod discord;
 pub mod engine;
 mod env;
+pub mod eventsub;
 pub mod helix;
 pub mod http;
 mod secret;
@@ -29,14 +31,16 @@ pub mod supervisor;
 pub mod twitch;
 
 pub use admission::{AdmissionConfig, OverflowPolicy};
+pub use auth::AuthConfig;
 pub use discord::{DiscordChannel, DiscordConfig, GrantedRole};
 pub use engine::EngineConfig;
+pub use eventsub::{EventSubConfig, EventSubTransport};
 pub use helix::HelixConfig;
 pub use http::HttpConfig;
 pub use secret::Secret;
 pub use store::StoreConfig;
 pub use supervisor::SupervisorConfig;
-pub use twitch::{JoinLimits, SendLimits, TwitchConfig};
+pub use twitch::{Ingest, JoinLimits, SendLimits, SendVia, TwitchConfig};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,6 +78,12 @@ pub struct Secrets {
     pub helix_token: Option<Secret>,
     /// The Discord bot token (without the `Bot ` prefix).
     pub discord_token: Option<Secret>,
+    /// The Twitch application's client secret (app access tokens, refreshing user tokens).
+    pub client_secret: Option<Secret>,
+    /// The bot account's first refresh token (the store keeps the newest one).
+    pub refresh_token: Option<Secret>,
+    /// The EventSub webhook secret (10 to 100 characters); with it `POST /eventsub` is served.
+    pub webhook_secret: Option<Secret>,
 }
 
 /// A configuration problem, naming the key and why.
@@ -132,12 +142,18 @@ impl Config {
             })?;
         config.secrets = Secrets::load(&config, env)?;
         config.validate()?;
-        if config.helix_enabled() && config.secrets.helix_token.is_none() {
+        if config.helix_enabled()
+            && config.secrets.helix_token.is_none()
+            && config.secrets.refresh_token.is_none()
+            && config.twitch.ingest == Ingest::Irc
+            && config.twitch.send_via == SendVia::Irc
+        {
             return Err(invalid(
                 "helix.token_file",
                 "helix.client_id is set but there is no token: set FIREHOSE_HELIX_TOKEN or helix.token_file",
             ));
         }
+        config.check_twitch_paths()?;
         if config.discord.enabled && config.secrets.discord_token.is_none() {
             return Err(invalid(
                 "discord.token_file",
@@ -159,6 +175,88 @@ impl Config {
         }
         self.discord.validate()?;
         Ok(())
+    }
+
+    /// Checks that what `twitch.ingest`, `twitch.send_via` and `twitch.eventsub.transport`
+    /// need is configured (client id, secrets), naming what is missing.
+    fn check_twitch_paths(&self) -> Result<(), ConfigError> {
+        let t = &self.twitch;
+        let s = &self.secrets;
+        if let Some(secret) = &s.webhook_secret {
+            let len = secret.expose().chars().count();
+            if !(10..=100).contains(&len) {
+                return Err(invalid(
+                    "twitch.eventsub.webhook_secret_file",
+                    format!("the webhook secret must be 10 to 100 characters (Twitch's rule), it has {len}"),
+                ));
+            }
+        }
+        if s.webhook_secret.is_some() && self.helix.client_id.is_empty() {
+            return Err(invalid(
+                "helix.client_id",
+                "a webhook secret is set: the webhook endpoint serves an application's subscriptions, set its client id",
+            ));
+        }
+        let eventsub = t.ingest == Ingest::Eventsub;
+        if (eventsub || t.send_via == SendVia::Helix) && self.helix.client_id.is_empty() {
+            return Err(invalid(
+                "helix.client_id",
+                "twitch.ingest = \"eventsub\" and twitch.send_via = \"helix\" call Helix: set the application's client id",
+            ));
+        }
+        if eventsub && t.eventsub.transport.needs_app_token() && s.client_secret.is_none() {
+            return Err(invalid(
+                "twitch.auth.client_secret_file",
+                format!(
+                    "the {} transport subscribes with an app access token: set FIREHOSE_TWITCH_CLIENT_SECRET or twitch.auth.client_secret_file (or use transport = \"websocket\" with a user token)",
+                    t.eventsub.transport.as_str()
+                ),
+            ));
+        }
+        if eventsub && t.eventsub.transport == EventSubTransport::Webhook {
+            if s.webhook_secret.is_none() {
+                return Err(invalid(
+                    "twitch.eventsub.webhook_secret_file",
+                    "the webhook transport needs a secret: set FIREHOSE_EVENTSUB_WEBHOOK_SECRET or twitch.eventsub.webhook_secret_file",
+                ));
+            }
+            if t.eventsub.webhook_callback.is_empty() {
+                return Err(invalid(
+                    "twitch.eventsub.webhook_callback",
+                    "the webhook transport needs this service's public /eventsub URL",
+                ));
+            }
+        }
+        let user_token = s.refresh_token.is_some() || self.user_token().is_some();
+        let needs_user = (eventsub && t.eventsub.transport == EventSubTransport::Websocket)
+            || (t.send_via == SendVia::Helix && s.client_secret.is_none());
+        if needs_user && !user_token {
+            return Err(invalid(
+                "twitch.auth.refresh_token_file",
+                "this mode needs the bot's user token: set FIREHOSE_TWITCH_REFRESH_TOKEN (with a client secret) or FIREHOSE_HELIX_TOKEN",
+            ));
+        }
+        if s.refresh_token.is_some() && s.client_secret.is_none() {
+            return Err(invalid(
+                "twitch.auth.client_secret_file",
+                "a refresh token is only usable with the application's client secret",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A static user access token given by the operator (used when no refresh token is set):
+    /// `FIREHOSE_HELIX_TOKEN`, else the IRC token when it is not anonymous.
+    pub fn user_token(&self) -> Option<&Secret> {
+        self.secrets
+            .helix_token
+            .as_ref()
+            .or(self.secrets.twitch_token.as_ref())
+    }
+
+    /// Whether the service renews its own tokens (a client secret is configured).
+    pub fn manages_tokens(&self) -> bool {
+        self.secrets.client_secret.is_some() && !self.helix.client_id.is_empty()
     }
 
     /// Whether moderation actions go to Helix (a client id is configured).
@@ -232,6 +330,24 @@ impl Secrets {
                 "FIREHOSE_DISCORD_TOKEN",
                 "discord.token_file",
                 config.discord.token_file.as_deref(),
+            )?,
+            client_secret: secret::from_env_or_file(
+                env,
+                "FIREHOSE_TWITCH_CLIENT_SECRET",
+                "twitch.auth.client_secret_file",
+                config.twitch.auth.client_secret_file.as_deref(),
+            )?,
+            refresh_token: secret::from_env_or_file(
+                env,
+                "FIREHOSE_TWITCH_REFRESH_TOKEN",
+                "twitch.auth.refresh_token_file",
+                config.twitch.auth.refresh_token_file.as_deref(),
+            )?,
+            webhook_secret: secret::from_env_or_file(
+                env,
+                "FIREHOSE_EVENTSUB_WEBHOOK_SECRET",
+                "twitch.eventsub.webhook_secret_file",
+                config.twitch.eventsub.webhook_secret_file.as_deref(),
             )?,
         })
     }

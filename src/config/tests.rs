@@ -213,3 +213,94 @@ fn discord_needs_a_token_once_enabled_and_its_keys_are_overridable() {
         .to_string();
     assert!(err.contains("FIREHOSE_DISCORD_SHARDZ"), "{err}");
 }
+
+#[test]
+fn eventsub_and_helix_sending_name_what_they_miss() {
+    let cases: [(&str, &[(&str, &str)], &str); 6] = [
+        ("[twitch]\ningest = \"eventsub\"\n", &[], "helix.client_id"),
+        (
+            "[twitch]\ningest = \"eventsub\"\n[helix]\nclient_id = \"c\"\n",
+            &[],
+            "twitch.auth.client_secret_file",
+        ),
+        (
+            "[twitch]\ningest = \"eventsub\"\n[twitch.eventsub]\ntransport = \"webhook\"\n[helix]\nclient_id = \"c\"\n",
+            &[("FIREHOSE_TWITCH_CLIENT_SECRET", "s")],
+            "twitch.eventsub.webhook_secret_file",
+        ),
+        (
+            "[twitch]\ningest = \"eventsub\"\n[twitch.eventsub]\ntransport = \"websocket\"\n[helix]\nclient_id = \"c\"\n",
+            &[],
+            "twitch.auth.refresh_token_file",
+        ),
+        (
+            "[twitch]\nsend_via = \"helix\"\n[helix]\nclient_id = \"c\"\n",
+            &[("FIREHOSE_TWITCH_REFRESH_TOKEN", "r")],
+            "twitch.auth.client_secret_file",
+        ),
+        (
+            "[helix]\nclient_id = \"c\"\n",
+            &[("FIREHOSE_HELIX_TOKEN", "t"), ("FIREHOSE_EVENTSUB_WEBHOOK_SECRET", "short")],
+            "twitch.eventsub.webhook_secret_file",
+        ),
+    ];
+    for (text, env, key) in cases {
+        let err = load(text, env).unwrap_err().to_string();
+        assert!(err.contains(key), "`{text}` gave `{err}`, not naming {key}");
+    }
+}
+
+#[test]
+fn eventsub_ranges_name_the_key() {
+    let cases = [
+        ("[twitch.eventsub]\nshards = 0\n", "twitch.eventsub.shards"),
+        (
+            "[twitch.eventsub]\nkeepalive_timeout_s = 5\n",
+            "twitch.eventsub.keepalive_timeout_s",
+        ),
+        (
+            "[twitch.eventsub]\nwebsocket_url = \"http://x\"\n",
+            "twitch.eventsub.websocket_url",
+        ),
+        (
+            "[twitch.auth]\nvalidate_interval_ms = 7200000\n",
+            "twitch.auth.validate_interval_ms",
+        ),
+        (
+            "[twitch.auth]\noauth_url = \"id.twitch.tv\"\n",
+            "twitch.auth.oauth_url",
+        ),
+        ("[twitch]\ningest = \"pubsub\"\n", "ingest"),
+    ];
+    for (text, key) in cases {
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(key), "`{text}` gave `{err}`, not naming {key}");
+    }
+}
+
+#[test]
+fn the_eventsub_secrets_come_from_env_and_never_print() {
+    let text = "[twitch]\ningest = \"eventsub\"\n[helix]\nclient_id = \"c\"\n";
+    let env = [
+        ("FIREHOSE_TWITCH_CLIENT_SECRET", "client-secret-value"),
+        ("FIREHOSE_TWITCH_REFRESH_TOKEN", "refresh-token-value"),
+        ("FIREHOSE_EVENTSUB_WEBHOOK_SECRET", "webhook-secret-value"),
+        ("FIREHOSE_TWITCH_EVENTSUB_SHARDS", "4"),
+    ];
+    let config = load(text, &env).expect("valid");
+    assert_eq!(config.twitch.eventsub.shards, 4);
+    assert!(config.manages_tokens());
+    let shown = format!("{config:?}");
+    for secret in [
+        "client-secret-value",
+        "refresh-token-value",
+        "webhook-secret-value",
+    ] {
+        assert!(!shown.contains(secret), "{secret} printed");
+    }
+    let secrets = &config.secrets;
+    assert_eq!(
+        secrets.webhook_secret.as_ref().map(Secret::expose),
+        Some("webhook-secret-value")
+    );
+}

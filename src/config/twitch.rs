@@ -1,11 +1,38 @@
-//! `[twitch]`: the chat connection (server, login, channels, keepalive, reconnects) and
-//! Twitch's JOIN and PRIVMSG limits with the bounded send queue.
+//! `[twitch]`: the chat connection (server, login, channels, keepalive, reconnects),
+//! Twitch's JOIN and PRIVMSG limits with the bounded send queue, where chat is read from
+//! (`ingest`: IRC or EventSub) and sent through (`send_via`: IRC or the Helix Chat API), and
+//! the `[twitch.auth]` and `[twitch.eventsub]` sub-sections.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::auth::AuthConfig;
+use super::eventsub::EventSubConfig;
 use super::{invalid, is_login, positive, ConfigError};
+
+/// Where chat is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Ingest {
+    /// The IRC connection (`twitch.server`).
+    #[default]
+    Irc,
+    /// EventSub (`[twitch.eventsub]`): Twitch's documented path for chat bots.
+    Eventsub,
+}
+
+/// What the bot's chat messages are sent through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SendVia {
+    /// PRIVMSG on the IRC connection.
+    #[default]
+    Irc,
+    /// Helix `POST /chat/messages` (the app token where the broadcaster authorised
+    /// `channel:bot`, which shows the Chat Bot badge; else the bot's user token).
+    Helix,
+}
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TwitchConfig {
@@ -35,6 +62,12 @@ pub struct TwitchConfig {
     pub max_line_bytes: usize,
     pub join: JoinLimits,
     pub send: SendLimits,
+    /// Where chat is read from: `irc` (default) or `eventsub`.
+    pub ingest: Ingest,
+    /// What replies are sent through: `irc` (default) or `helix`.
+    pub send_via: SendVia,
+    pub auth: AuthConfig,
+    pub eventsub: EventSubConfig,
 }
 
 impl Default for TwitchConfig {
@@ -55,6 +88,10 @@ impl Default for TwitchConfig {
             max_line_bytes: 16 * 1024,
             join: JoinLimits::default(),
             send: SendLimits::default(),
+            ingest: Ingest::Irc,
+            send_via: SendVia::Irc,
+            auth: AuthConfig::default(),
+            eventsub: EventSubConfig::default(),
         }
     }
 }
@@ -119,6 +156,11 @@ impl Default for SendLimits {
 }
 
 impl TwitchConfig {
+    /// Whether the IRC connection is needed at all (to read chat, or to send it).
+    pub fn uses_irc(&self) -> bool {
+        self.ingest == Ingest::Irc || self.send_via == SendVia::Irc
+    }
+
     /// Checks ranges and logins; errors name the key (`twitch.send.window_ms`).
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let t = self;
@@ -186,6 +228,8 @@ impl TwitchConfig {
             s.channel_queue_capacity as u64,
         )?;
         positive("twitch.send.max_age_ms", s.max_age_ms)?;
+        self.auth.validate()?;
+        self.eventsub.validate()?;
         Ok(())
     }
 }

@@ -12,6 +12,10 @@
 //! | `GET/PUT/DELETE /v1/channels/{login}/{commands,keywords,timers,filters}/{name}` | bearer | one rule (see [`rules`]) |
 //! | `GET /v1/channels/discord/{id}/rules`, `GET/PUT/DELETE /v1/channels/discord/{id}/{kind}/{name}` | bearer | the same for a Discord channel |
 //! | `POST /v1/store/flush` | bearer | write every pending state change now; 200, or 503 + why |
+//! | `GET /v1/channels/{login}/authorize` | bearer | the link a broadcaster follows to grant `channel:bot` |
+//! | `GET /v1/bot/authorize` | bearer | the link the bot account follows to authorise the app (its refresh token) |
+//! | `GET /oauth/callback` | - (Twitch's redirect; the one-use `state` is the check) | records the grant |
+//! | `POST /eventsub` | - (the HMAC signature is the check) | EventSub webhooks (with a webhook secret) |
 //!
 //! The admin token is compared in constant time ([`subtle`]); without a configured token the
 //! admin routes refuse every request.
@@ -33,6 +37,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod rules;
+mod twitch;
 
 use crate::app::Core;
 use crate::channel::{JoinOutcome, ShedReason};
@@ -67,6 +72,11 @@ pub fn routes(core: Arc<Core>) -> Router {
         .route("/v1/channels/{login}/rules", get(rules::get_twitch_rules))
         .route("/v1/store/flush", post(flush_store))
         .route(
+            "/v1/channels/{login}/authorize",
+            get(twitch::authorize_channel),
+        )
+        .route("/v1/bot/authorize", get(twitch::authorize_bot))
+        .route(
             "/v1/channels/{login}/{kind}/{name}",
             get(rules::get_twitch_item)
                 .put(rules::put_twitch_item)
@@ -93,6 +103,8 @@ pub fn routes(core: Arc<Core>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/channels", get(list_channels))
+        .route("/oauth/callback", get(twitch::oauth_callback))
+        .route("/eventsub", post(twitch::eventsub_webhook))
         .merge(admin)
         .with_state(core)
 }
@@ -151,6 +163,12 @@ struct ChannelView {
     shed_by_reason: BTreeMap<&'static str, u64>,
     restarts: u64,
     last_error: Option<String>,
+    /// Twitch: the channel's authorisation for the app-token path (with Helix configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<crate::twitch::auth::ChannelAuthorization>,
+    /// Twitch: its EventSub subscriptions (with EventSub as the ingest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eventsub: Option<crate::twitch::eventsub::ChannelSubscriptions>,
 }
 
 async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> {
@@ -187,6 +205,16 @@ async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> 
                 .collect(),
             restarts: c.counters.restarts.load(Ordering::Relaxed),
             last_error: c.last_error(),
+            authorization: match c.key.platform {
+                Platform::Twitch => core.auth.as_ref().map(|a| {
+                    a.channel_authorization(&c.key.name, status.is_moderator(&c.key.name))
+                }),
+                Platform::Discord => None,
+            },
+            eventsub: match c.key.platform {
+                Platform::Twitch => core.eventsub.as_ref().and_then(|e| e.channel(&c.key.name)),
+                Platform::Discord => None,
+            },
         })
         .collect();
     Json(views)

@@ -29,6 +29,8 @@ const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_stats");
 const WARNINGS: TableDefinition<&str, i64> = TableDefinition::new("warnings");
 const MODLOG: TableDefinition<&str, &[u8]> = TableDefinition::new("moderation_log");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("channel_leases");
+/// Platform records, keyed `scope\x1fkey`.
+const PLATFORM: TableDefinition<&str, &str> = TableDefinition::new("platform_state");
 
 const SCHEMA_VERSION: &str = "schema_version";
 
@@ -146,6 +148,10 @@ impl StateStore for EmbeddedStore {
             if current == 1 {
                 // Version 2: escaped keys. A new file has nothing to re-encode.
                 reencode_legacy_keys(&txn)?;
+            }
+            if current < 3 {
+                // Version 3: platform records.
+                txn.open_table(PLATFORM)?;
             }
             txn.open_table(META)?
                 .insert(SCHEMA_VERSION, u64::from(latest))?;
@@ -397,6 +403,74 @@ impl StateStore for EmbeddedStore {
             }
             txn.commit()?;
             Ok(())
+        })
+    }
+
+    fn get_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key_name: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        let k = key(&[scope, key_name]);
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let value = txn
+                .open_table(PLATFORM)?
+                .get(k.as_str())?
+                .map(|v| v.value().to_string());
+            Ok(value)
+        })
+    }
+
+    fn put_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key_name: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (k, value) = (key(&[scope, key_name]), value.to_string());
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            txn.open_table(PLATFORM)?
+                .insert(k.as_str(), value.as_str())?;
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    fn delete_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key_name: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let k = key(&[scope, key_name]);
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            txn.open_table(PLATFORM)?.remove(k.as_str())?;
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    fn list_state<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>> {
+        let scope = scope.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let (from, to) = under(&scope);
+            let mut out = Vec::new();
+            for item in txn
+                .open_table(PLATFORM)?
+                .range(from.as_str()..to.as_str())?
+            {
+                let (k, v) = item?;
+                let mut parts = keys::split(k.value()).map_err(corrupt)?;
+                let name = parts.pop().unwrap_or_default();
+                out.push((name, v.value().to_string()));
+            }
+            Ok(out)
         })
     }
 }

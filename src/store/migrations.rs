@@ -58,6 +58,17 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "embedded store: key parts escaped, so a name may hold any character (CQL: nothing to do)",
         cql: &[],
     },
+    Migration {
+        version: 3,
+        description: "platform state: the newest Twitch refresh token, login -> user id, channel authorisations",
+        cql: &[
+            // Small per-platform records, one partition per scope (`twitch_tokens`,
+            // `twitch_user_ids`, `twitch_grants`): written rarely, read at start-up.
+            "CREATE TABLE IF NOT EXISTS {ks}.platform_state (
+                scope text, key text, value text, updated_ms bigint,
+                PRIMARY KEY ((scope), key))",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -107,6 +107,30 @@ pub trait StateStore: Send + Sync + 'static {
         channel: &'a str,
         owner: &'a str,
     ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// One platform record (`scope` groups records of one kind, e.g. `twitch_user_ids`).
+    fn get_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<String>>>;
+
+    /// Writes (or replaces) one platform record.
+    fn put_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Removes one platform record (nothing when it is absent).
+    fn delete_state<'a>(&'a self, scope: &'a str, key: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Every record of `scope`, ordered by key.
+    fn list_state<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>>;
 }
 
 /// Opens the store the configuration names (without migrating it).

@@ -46,6 +46,15 @@ pub struct ScyllaStore {
     replication: String,
     timeout: Duration,
     prepared: OnceCell<Prepared>,
+    /// The platform-state statements (migration 2), prepared on first use.
+    platform: OnceCell<PlatformStatements>,
+}
+
+struct PlatformStatements {
+    get: PreparedStatement,
+    put: PreparedStatement,
+    delete: PreparedStatement,
+    list: PreparedStatement,
 }
 
 struct Prepared {
@@ -110,6 +119,7 @@ impl ScyllaStore {
             replication: config.replication.clone(),
             timeout,
             prepared: OnceCell::new(),
+            platform: OnceCell::new(),
         })
     }
 
@@ -139,6 +149,39 @@ impl ScyllaStore {
         statement.set_is_idempotent(idempotent);
         statement.set_request_timeout(Some(self.timeout));
         Ok(statement)
+    }
+
+    async fn platform(&self) -> StoreResult<&PlatformStatements> {
+        self.platform
+            .get_or_try_init(|| async {
+                Ok(PlatformStatements {
+                    get: self
+                        .prepare(
+                            "SELECT value FROM {ks}.platform_state WHERE scope = ? AND key = ?",
+                            true,
+                        )
+                        .await?,
+                    put: self
+                        .prepare(
+                            "INSERT INTO {ks}.platform_state (scope, key, value, updated_ms) VALUES (?, ?, ?, ?)",
+                            true,
+                        )
+                        .await?,
+                    delete: self
+                        .prepare(
+                            "DELETE FROM {ks}.platform_state WHERE scope = ? AND key = ?",
+                            true,
+                        )
+                        .await?,
+                    list: self
+                        .prepare(
+                            "SELECT key, value FROM {ks}.platform_state WHERE scope = ?",
+                            true,
+                        )
+                        .await?,
+                })
+            })
+            .await
     }
 
     async fn prepared(&self) -> StoreResult<&Prepared> {
@@ -653,6 +696,51 @@ impl StateStore for ScyllaStore {
             let p = self.prepared().await?;
             self.execute(&p.lease_release, (channel, owner)).await?;
             Ok(())
+        })
+    }
+
+    fn get_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(async move {
+            let p = self.platform().await?;
+            let found = self.execute(&p.get, (scope, key)).await?;
+            let values: Vec<(String,)> = rows(found, "platform_state")?;
+            Ok(values.into_iter().next().map(|(v,)| v))
+        })
+    }
+
+    fn put_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let p = self.platform().await?;
+            self.execute(&p.put, (scope, key, value, now_ms())).await?;
+            Ok(())
+        })
+    }
+
+    fn delete_state<'a>(&'a self, scope: &'a str, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let p = self.platform().await?;
+            self.execute(&p.delete, (scope, key)).await?;
+            Ok(())
+        })
+    }
+
+    fn list_state<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>> {
+        Box::pin(async move {
+            let p = self.platform().await?;
+            let found = self.execute(&p.list, (scope,)).await?;
+            rows(found, "platform_state")
         })
     }
 }

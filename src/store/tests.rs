@@ -120,6 +120,30 @@ impl StateStore for Flaky {
     ) -> BoxFuture<'a, StoreResult<()>> {
         self.inner.release_lease(channel, owner)
     }
+    fn get_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        self.inner.get_state(scope, key)
+    }
+    fn put_state<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        self.inner.put_state(scope, key, value)
+    }
+    fn delete_state<'a>(&'a self, scope: &'a str, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        self.inner.delete_state(scope, key)
+    }
+    fn list_state<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>> {
+        self.inner.list_state(scope)
+    }
 }
 
 fn config() -> WriterConfig {

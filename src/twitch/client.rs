@@ -29,8 +29,19 @@ use super::joins::{run_join_pacer, JoinCmd};
 use super::lines::{Line, LineCodec};
 use super::status::TwitchStatus;
 use crate::channel::admission::Router;
-use crate::config::{Secret, TwitchConfig};
+use crate::config::TwitchConfig;
 use crate::obs::Metrics;
+use crate::twitch::helix::Bearer;
+
+/// How the IRC side runs next to the configured ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IrcRole {
+    /// Connect at all (false when chat is read through EventSub and sent through Helix).
+    pub connect: bool,
+    /// Chat is read through EventSub: chat lines read here are counted in this counter and
+    /// not routed (the connection is kept for sending, moderator status and room ids).
+    pub not_routed: Option<prometheus_client::metrics::counter::Counter>,
+}
 
 /// Lines waiting to be written on one connection.
 const WIRE_CAPACITY: usize = 1_024;
@@ -55,12 +66,16 @@ pub struct TwitchStops {
 
 impl TwitchClient {
     /// Starts the connection loop and the join pacer, and asks to join `config.channels`.
+    /// The login token is read from `token` at every (re)connect, so a renewed one is used
+    /// from the next connection on (an established connection is not dropped for it). With
+    /// `role.connect` false nothing connects: the handle only tracks the wanted channels.
     pub fn start(
         config: TwitchConfig,
-        token: Option<Secret>,
+        token: Option<Arc<dyn Bearer>>,
         router: Arc<Router>,
         metrics: Arc<Metrics>,
         stops: TwitchStops,
+        role: IrcRole,
     ) -> (TwitchClient, JoinHandle<()>) {
         let status = Arc::new(TwitchStatus::new(&config.moderator_channels));
         let (joins, join_rx) = mpsc::channel(4_096);
@@ -79,7 +94,14 @@ impl TwitchClient {
             status: Arc::clone(&status),
             joins: joins.clone(),
             stops,
+            not_routed: role.not_routed,
         };
+        if !role.connect {
+            let task = tokio::spawn(async move {
+                session.stops.close.cancelled().await;
+            });
+            return (TwitchClient { status, joins }, task);
+        }
         let task = tokio::spawn(session.run_forever());
         (TwitchClient { status, joins }, task)
     }
@@ -114,12 +136,13 @@ enum SessionEnd {
 
 struct Session {
     config: TwitchConfig,
-    token: Option<Secret>,
+    token: Option<Arc<dyn Bearer>>,
     router: Arc<Router>,
     metrics: Arc<Metrics>,
     status: Arc<TwitchStatus>,
     joins: mpsc::Sender<JoinCmd>,
     stops: TwitchStops,
+    not_routed: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl Session {
@@ -211,7 +234,7 @@ impl Session {
 
     fn login_lines(&self) -> Vec<String> {
         let mut lines = vec!["CAP REQ :twitch.tv/tags twitch.tv/commands".to_string()];
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token.as_ref().and_then(|t| t.token()) {
             let token = token.expose();
             let pass = if token.starts_with("oauth:") {
                 token.to_string()
@@ -300,7 +323,14 @@ impl Session {
             }
         };
         if let Some(event) = to_chat_event(&message) {
-            self.router.route(event, received_at);
+            match &self.not_routed {
+                Some(counter) => {
+                    counter.inc();
+                }
+                None => {
+                    self.router.route(event, received_at);
+                }
+            }
             return None;
         }
         self.handle_control(message, wire)
@@ -355,6 +385,12 @@ impl Session {
                 if notice.message_text.contains("Login authentication failed")
                     || notice.message_text.contains("Improperly formatted auth")
                 {
+                    // A managed token renews itself before the next attempt.
+                    if let Some(bearer) = &self.token {
+                        if let Some(token) = bearer.token() {
+                            bearer.rejected(&token);
+                        }
+                    }
                     return Some(SessionEnd::Lost(format!(
                         "login refused: {}",
                         notice.message_text

@@ -16,15 +16,7 @@ pub fn to_chat_event(message: &ServerMessage) -> Option<ChatEvent> {
                 id: m.message_id.clone(),
                 user: user(&m.sender, &m.badges),
                 text: m.message_text.clone(),
-                emotes: m
-                    .emotes
-                    .iter()
-                    .map(|e| EmoteSpan {
-                        id: e.id.clone(),
-                        start: e.char_range.start,
-                        end: e.char_range.end,
-                    })
-                    .collect(),
+                emotes: emote_spans(m),
                 sent_at_ms: m.server_timestamp.timestamp_millis().max(0) as u64,
                 first_message,
                 reply_to: m.reply_parent.as_ref().map(|p| p.message_id.clone()),
@@ -73,6 +65,25 @@ pub fn to_chat_event(message: &ServerMessage) -> Option<ChatEvent> {
     })
 }
 
+/// The message's emotes as character ranges within its text. Twitch's `emotes` tag is
+/// sometimes off the end of the text (recorded lines have ranges one past it): such a range is
+/// cut at the end, and one wholly past it is dropped, so spans always lie in the text (as
+/// EventSub's fragments do).
+fn emote_spans(m: &twitch_irc::message::PrivmsgMessage) -> Vec<EmoteSpan> {
+    let len = m.message_text.chars().count();
+    m.emotes
+        .iter()
+        .filter_map(|e| {
+            let end = e.char_range.end.min(len);
+            (e.char_range.start < end).then(|| EmoteSpan {
+                id: e.id.clone(),
+                start: e.char_range.start,
+                end,
+            })
+        })
+        .collect()
+}
+
 fn user(sender: &TwitchUserBasics, badges: &[Badge]) -> ChatUser {
     ChatUser {
         id: sender.id.clone(),
@@ -84,9 +95,13 @@ fn user(sender: &TwitchUserBasics, badges: &[Badge]) -> ChatUser {
 
 /// The highest role the badges grant.
 pub fn role(badges: &[Badge]) -> Role {
-    badges
-        .iter()
-        .map(|b| match b.name.as_str() {
+    role_of(badges.iter().map(|b| b.name.as_str()))
+}
+
+/// The highest role these badge names (IRC's badge names, EventSub's `set_id`s) grant.
+pub fn role_of<'a>(names: impl Iterator<Item = &'a str>) -> Role {
+    names
+        .map(|name| match name {
             "broadcaster" => Role::Broadcaster,
             "moderator" => Role::Moderator,
             "vip" => Role::Vip,

@@ -12,9 +12,15 @@
 //!   with an invisible suffix instead of being dropped by Twitch (counted);
 //! - a message that waited longer than `max_age_ms` is dropped (counted), never sent late.
 //!
+//! The scheduler decides *when* a message goes, whatever carries it: a PRIVMSG on the IRC
+//! connection, or (`twitch.send_via = "helix"`) a `POST /helix/chat/messages` handed to
+//! `twitch::helix::chat` with the channel's and the bot's ids, and the app token where the
+//! broadcaster authorised `channel:bot` (else the bot's user token).
+//!
 //! Moderation actions (delete, timeout, ban, unban) go through Helix, not IRC (`crate::twitch::helix`),
-//! with the channel's id from ROOMSTATE and the bot's from GLOBALUSERSTATE; without a Helix
-//! configuration they are counted in `firehose_moderation_not_configured_total`.
+//! with the channel's id from ROOMSTATE (or the directory of `twitch::auth`) and the bot's from
+//! GLOBALUSERSTATE (or its validated token); without a Helix configuration they are counted in
+//! `firehose_moderation_not_configured_total`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,11 +31,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use twitch_irc::message::{AsRawIRC, IRCMessage, IRCTags};
 
+use super::auth::Auth;
 use super::status::TwitchStatus;
 use crate::channel::ActionSink;
 use crate::config::SendLimits;
 use crate::engine::{Action, ChatEvent, Platform};
 use crate::obs::Metrics;
+use crate::twitch::helix::chat::{ChatSend, HelixChat};
 use crate::twitch::helix::{HelixModerator, ModerationRequest};
 use crate::util::window::SlidingWindow;
 
@@ -58,6 +66,8 @@ pub struct TwitchOutbound {
     status: Arc<TwitchStatus>,
     /// Helix moderation, when configured.
     moderation: Option<HelixModerator>,
+    /// Tokens and ids, when the Helix side is configured.
+    auth: Option<Arc<Auth>>,
 }
 
 impl std::fmt::Debug for TwitchOutbound {
@@ -79,22 +89,31 @@ pub struct OutboundLimits {
 
 impl TwitchOutbound {
     /// Starts the scheduler. `drain` ends it: it then sends what the limits allow until `deadline`.
+    /// With `chat`, messages go through Helix (`auth` gives the ids and grants), else on IRC.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         limits: OutboundLimits,
         status: Arc<TwitchStatus>,
         metrics: Arc<Metrics>,
         moderation: Option<HelixModerator>,
+        auth: Option<Arc<Auth>>,
+        chat: Option<HelixChat>,
         drain: CancellationToken,
         drain_deadline: Duration,
     ) -> (TwitchOutbound, JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(limits.send.queue_capacity);
-        let scheduler = Scheduler::new(limits, Arc::clone(&status), Arc::clone(&metrics));
+        let helix = match (chat, &auth) {
+            (Some(chat), Some(auth)) => Some((chat, Arc::clone(auth))),
+            _ => None,
+        };
+        let scheduler = Scheduler::new(limits, Arc::clone(&status), Arc::clone(&metrics), helix);
         let task = tokio::spawn(scheduler.run(rx, drain, drain_deadline));
         let outbound = TwitchOutbound {
             queue,
             metrics,
             status,
             moderation,
+            auth,
         };
         (outbound, task)
     }
@@ -145,9 +164,16 @@ impl TwitchOutbound {
         let Some(helix) = &self.moderation else {
             return self.not_configured(name);
         };
-        let (Some(broadcaster_id), Some(moderator_id)) =
-            (self.status.room_id(channel), self.status.bot_user_id())
-        else {
+        let auth = self.auth.as_deref();
+        let broadcaster_id = self
+            .status
+            .room_id(channel)
+            .or_else(|| auth.and_then(|a| a.directory.id(channel)));
+        let moderator_id = self
+            .status
+            .bot_user_id()
+            .or_else(|| auth.and_then(Auth::bot_user_id));
+        let (Some(broadcaster_id), Some(moderator_id)) = (broadcaster_id, moderator_id) else {
             self.metrics.outbound_dropped("moderation_ids_unknown");
             tracing::warn!(
                 channel,
@@ -187,6 +213,8 @@ struct Scheduler {
     limits: OutboundLimits,
     status: Arc<TwitchStatus>,
     metrics: Arc<Metrics>,
+    /// Sending through Helix (the chat worker and the ids) instead of IRC.
+    helix: Option<(HelixChat, Arc<Auth>)>,
     channels: HashMap<Arc<str>, ChannelQueue>,
     /// Channels with waiting messages, in round-robin order.
     turn: VecDeque<Arc<str>>,
@@ -197,9 +225,15 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn new(limits: OutboundLimits, status: Arc<TwitchStatus>, metrics: Arc<Metrics>) -> Scheduler {
+    fn new(
+        limits: OutboundLimits,
+        status: Arc<TwitchStatus>,
+        metrics: Arc<Metrics>,
+        helix: Option<(HelixChat, Arc<Auth>)>,
+    ) -> Scheduler {
         let window = Duration::from_millis(limits.send.window_ms) + WINDOW_SAFETY_MARGIN;
         Scheduler {
+            helix,
             sent: SlidingWindow::new(window),
             limits,
             status,
@@ -286,9 +320,15 @@ impl Scheduler {
 
     /// Sends everything the limits allow now; returns when to look again, if anything waits.
     fn send_ready(&mut self, now: Instant) -> Option<Instant> {
-        let Some(wire) = self.status.wire() else {
-            self.expire_all(now);
-            return (self.queued > 0).then(|| now + Duration::from_millis(100));
+        let wire = match &self.helix {
+            Some((chat, auth)) => Wire::Helix(chat.clone(), Arc::clone(auth)),
+            None => match self.status.wire() {
+                Some(wire) => Wire::Irc(wire),
+                None => {
+                    self.expire_all(now);
+                    return (self.queued > 0).then(|| now + Duration::from_millis(100));
+                }
+            },
         };
         let mut next_wake: Option<Instant> = None;
         let rounds = self.turn.len();
@@ -355,7 +395,7 @@ impl Scheduler {
         channel: &Arc<str>,
         moderator: bool,
         now: Instant,
-        wire: &mpsc::Sender<String>,
+        wire: &Wire,
     ) -> Attempt {
         let max_age = Duration::from_millis(self.limits.send.max_age_ms);
         let limit = self.account_limit(moderator);
@@ -384,8 +424,33 @@ impl Scheduler {
                 }
             }
         }
-        let Ok(permit) = wire.try_reserve() else {
-            return Attempt::WaitUntil(now + Duration::from_millis(5));
+        let permit = match wire {
+            Wire::Irc(wire) => match wire.try_reserve() {
+                Ok(permit) => Permit::Irc(permit),
+                Err(_) => return Attempt::WaitUntil(now + Duration::from_millis(5)),
+            },
+            Wire::Helix(chat, auth) => {
+                let ids = (
+                    auth.directory
+                        .id(channel)
+                        .or_else(|| self.status.room_id(channel)),
+                    auth.bot_user_id(),
+                );
+                let (Some(broadcaster_id), Some(sender_id)) = ids else {
+                    queue.waiting.pop_front();
+                    self.queued -= 1;
+                    self.metrics.outbound_dropped("helix_ids_unknown");
+                    return Attempt::Expired;
+                };
+                match chat.try_reserve() {
+                    Some(permit) => {
+                        let granted = auth.onboarding.has_channel_bot(&broadcaster_id);
+                        let use_app_token = auth.app.is_some() && (granted || auth.user.is_none());
+                        Permit::Helix(permit, broadcaster_id, sender_id, use_app_token)
+                    }
+                    None => return Attempt::WaitUntil(now + Duration::from_millis(5)),
+                }
+            }
         };
         let Some(item) = queue.waiting.pop_front() else {
             return Attempt::Expired;
@@ -411,14 +476,30 @@ impl Scheduler {
             }
             self.metrics.outbound_deduplicated.inc();
         }
-        permit.send(privmsg_line(channel, &text, item.reply_to.as_deref()));
         queue.last_sent_at = Some(now);
-        queue.last_text = text;
+        queue.last_text = text.clone();
         self.sent.record(now);
-        self.metrics.outbound_sent.inc();
-        if let Some(received_at) = item.received_at {
-            self.metrics
-                .observe_reply_latency(now.saturating_duration_since(received_at));
+        match permit {
+            Permit::Irc(permit) => {
+                permit.send(privmsg_line(channel, &text, item.reply_to.as_deref()));
+                self.metrics.outbound_sent.inc();
+                if let Some(received_at) = item.received_at {
+                    self.metrics
+                        .observe_reply_latency(now.saturating_duration_since(received_at));
+                }
+            }
+            // Counted as sent (and its latency observed) when Twitch says it was delivered.
+            Permit::Helix(permit, broadcaster_id, sender_id, use_app_token) => {
+                permit.send(ChatSend {
+                    channel: Arc::clone(channel),
+                    broadcaster_id,
+                    sender_id,
+                    text: text.replace(['\r', '\n'], " "),
+                    reply_to: item.reply_to,
+                    use_app_token,
+                    received_at: item.received_at,
+                });
+            }
         }
         Attempt::Sent
     }
@@ -437,6 +518,23 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// What a message is written to.
+enum Wire {
+    Irc(mpsc::Sender<String>),
+    Helix(HelixChat, Arc<Auth>),
+}
+
+/// A reserved place on the wire.
+enum Permit<'a> {
+    Irc(mpsc::Permit<'a, String>),
+    Helix(
+        crate::twitch::helix::chat::ChatPermit<'a>,
+        String,
+        String,
+        bool,
+    ),
 }
 
 enum Attempt {

@@ -89,7 +89,22 @@ pub async fn service(config: Config, options: ServiceOptions) -> Server {
         .await
         .expect("service starts");
     if let Err(readiness) = service.wait_ready(Duration::from_secs(20)).await {
-        panic!("service not ready: {:?}", readiness.reasons);
+        let channels = service
+            .core()
+            .eventsub
+            .as_ref()
+            .map(|e| {
+                service
+                    .core()
+                    .config
+                    .twitch
+                    .channels
+                    .iter()
+                    .map(|c| format!("{c}: {:?}", e.channel(c)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        panic!("service not ready: {:?} {channels:?}", readiness.reasons);
     }
     service
 }
@@ -253,3 +268,53 @@ pub fn said(sim: &SimHandle, channel: &str, needle: &str) -> bool {
         .iter()
         .any(|m| m.channel == channel && m.text.contains(needle))
 }
+
+/// A service configuration reading chat through the simulator's EventSub (`transport`) and
+/// sending through its Helix Chat API, with tokens renewed through its OAuth service.
+pub fn eventsub_config(
+    sim: &SimHandle,
+    channels: &[String],
+    transport: firehose::config::EventSubTransport,
+) -> Config {
+    use firehose_sim::api::{BOT_SCOPES, CLIENT_ID, CLIENT_SECRET};
+    let mut config = config_for(sim.local_addr(), channels);
+    config.twitch.ingest = firehose::config::Ingest::Eventsub;
+    config.twitch.send_via = firehose::config::SendVia::Helix;
+    config.helix.base_url = sim.api().helix_url();
+    config.helix.client_id = CLIENT_ID.to_string();
+    config.twitch.auth.oauth_url = sim.api().oauth_url();
+    config.twitch.auth.retry_backoff_ms = 50;
+    config.twitch.auth.retry_backoff_max_ms = 1_000;
+    config.secrets.client_secret = Some(Secret::new(CLIENT_SECRET));
+    config.secrets.refresh_token = Some(Secret::new(
+        sim.api()
+            .issue_refresh_token(&config.twitch.login, BOT_SCOPES),
+    ));
+    let es = &mut config.twitch.eventsub;
+    es.transport = transport;
+    es.websocket_url = sim.eventsub().websocket_url();
+    es.retry_backoff_ms = 50;
+    es.retry_backoff_max_ms = 1_000;
+    es.reconnect_backoff_ms = 20;
+    es.reconnect_backoff_max_ms = 500;
+    es.connect_timeout_ms = 5_000;
+    config
+}
+
+/// Sends `!ping` from `user` in `channel` (to IRC clients and EventSub alike) and returns its id.
+pub async fn ping(sim: &SimHandle, channel: &str, user: &str) -> String {
+    sim.send_privmsg(channel, user, "!ping")
+        .await
+        .unwrap_or_else(|| panic!("{channel} has a member to get the !ping"))
+}
+
+/// A loopback port free right now (for a service whose own URL must be known before it
+/// starts: webhook callbacks, OAuth redirects).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub const WEBHOOK_SECRET: &str = "firehose-webhook-secret-0123";

@@ -1,6 +1,8 @@
 //! Carries out one job against Helix: budget point, HTTP call, classification, retries.
 //!
-//! 2xx is success. 401 is final (the token is invalid or lacks a scope: logged as an error).
+//! 2xx is success. A 401 is reported to the token's [`Bearer`]; when a renewed token arrives
+//! within a few seconds the call is tried once more with it, else the 401 is final (the token
+//! is invalid or lacks a scope: logged as an error).
 //! Other 4xx are final too: Helix refuses them the same way every time (already banned, not
 //! banned, message already deleted); such an "already done" answer counts as success only
 //! after an earlier attempt that may have been carried out (a timeout, a transport error, a
@@ -18,10 +20,14 @@ use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::{Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
+use super::bearer::Bearer;
 use super::budget::{Budget, RateHeaders};
 use super::metrics::HelixMetrics;
 use super::request::{Call, Job, Kind};
-use crate::config::{HelixConfig, Secret};
+use crate::config::HelixConfig;
+
+/// How long a call that got a 401 waits for a renewed token before failing.
+const RENEWAL_WAIT: Duration = Duration::from_secs(5);
 
 /// Most of an error body read (Helix error bodies are a few hundred bytes).
 const MAX_BODY_BYTES: usize = 4_096;
@@ -147,7 +153,7 @@ pub struct Executor {
     http: reqwest::Client,
     base_url: String,
     client_id: String,
-    bearer: Secret,
+    bearer: Arc<dyn Bearer>,
     budget: Budget,
     metrics: HelixMetrics,
     max_retries: u32,
@@ -160,7 +166,7 @@ pub struct Executor {
 impl Executor {
     pub fn new(
         config: &HelixConfig,
-        token: &Secret,
+        bearer: Arc<dyn Bearer>,
         metrics: HelixMetrics,
         shutdown: CancellationToken,
     ) -> Result<Arc<Executor>, reqwest::Error> {
@@ -170,13 +176,11 @@ impl Executor {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("firehose/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let raw = token.expose().trim();
-        let raw = raw.strip_prefix("oauth:").unwrap_or(raw);
         Ok(Arc::new(Executor {
             http,
             base_url: config.base_url.trim_end_matches('/').to_string(),
             client_id: config.client_id.clone(),
-            bearer: Secret::new(format!("Bearer {raw}")),
+            bearer,
             budget: Budget::new(
                 config.points_per_minute,
                 Duration::from_millis(config.budget_window_ms),
@@ -194,12 +198,26 @@ impl Executor {
         let call = job.call();
         let mut attempts = 0;
         let mut maybe_applied = false;
+        let mut renewed_once = false;
         loop {
             if !self.budget.take(&self.shutdown).await {
                 return (Outcome::Dropped("shutdown".into()), attempts);
             }
             attempts += 1;
-            let why = match self.attempt(&call, job.kind).await {
+            let Some(token) = self.bearer.token() else {
+                return (Outcome::Failed("no access token".into()), attempts);
+            };
+            let verdict = self.attempt(&call, job.kind, &token).await;
+            if let Attempt::Final(why) = &verdict {
+                if why.starts_with("token invalid") && !renewed_once {
+                    renewed_once = true;
+                    self.bearer.rejected(&token);
+                    if self.bearer.renewed(&token, RENEWAL_WAIT).await.is_some() {
+                        continue;
+                    }
+                }
+            }
+            let why = match verdict {
                 Attempt::Ok => return (Outcome::Ok, attempts),
                 Attempt::AlreadyDone(_) if maybe_applied => return (Outcome::Ok, attempts),
                 Attempt::Final(why) | Attempt::AlreadyDone(why) => {
@@ -234,14 +252,14 @@ impl Executor {
     }
 
     /// One HTTP call and its verdict.
-    async fn attempt(&self, call: &Call, kind: Kind) -> Attempt {
+    async fn attempt(&self, call: &Call, kind: Kind, token: &crate::config::Secret) -> Attempt {
         let url = format!("{}{}", self.base_url, call.path);
         let mut request = self
             .http
             .request(call.method.clone(), url)
             .query(&call.query)
             .header("Client-Id", &self.client_id)
-            .header(AUTHORIZATION, self.bearer.expose());
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose()));
         if let Some(body) = &call.body {
             request = request.json(body);
         }

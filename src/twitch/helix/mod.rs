@@ -11,14 +11,20 @@
 //! (points per window, `Ratelimit-*` headers), `client` (one call, classification, retries),
 //! `worker` (queue, concurrency, shutdown), `log`, `metrics`.
 
-mod budget;
+pub mod bearer;
+pub mod budget;
+pub mod call;
+pub mod chat;
 mod client;
+pub mod eventsub;
 mod log;
 mod metrics;
 mod request;
 pub mod streams;
+pub mod users;
 mod worker;
 
+pub use bearer::{Bearer, StaticBearer};
 pub use client::Outcome;
 pub use log::ModerationLogEntry;
 pub use metrics::HelixMetrics;
@@ -69,14 +75,19 @@ impl HelixModerator {
         shutdown: CancellationToken,
     ) -> (HelixModerator, JoinHandle<()>) {
         let metrics = HelixMetrics::register(registry);
-        HelixModerator::start_with_metrics(config, token, metrics, shutdown)
+        HelixModerator::start_with_metrics(
+            config,
+            StaticBearer::new(Some(&token)),
+            metrics,
+            shutdown,
+        )
     }
 
     /// [`HelixModerator::start`] with metrics already registered (the service registers every
     /// component's metrics first, then starts the components).
     pub fn start_with_metrics(
         config: HelixConfig,
-        token: Secret,
+        bearer: Arc<dyn Bearer>,
         metrics: HelixMetrics,
         shutdown: CancellationToken,
     ) -> (HelixModerator, JoinHandle<()>) {
@@ -104,7 +115,7 @@ impl HelixModerator {
         };
         let executor = match client::Executor::new(
             &config,
-            &token,
+            bearer,
             metrics.clone(),
             shutdown.clone(),
         ) {

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{HelixConfig, Secret};
+use super::bearer::Bearer;
+use crate::config::HelixConfig;
 
 /// Logins per `GET /streams` request (Helix's maximum page size).
 const LOGINS_PER_REQUEST: usize = 100;
@@ -60,7 +61,7 @@ impl StreamMetrics {
 /// with each one's status: live (`Some(start)`) or offline (`None`).
 pub fn spawn_stream_watcher(
     config: HelixConfig,
-    token: Secret,
+    token: std::sync::Arc<dyn Bearer>,
     metrics: StreamMetrics,
     logins: impl Fn() -> Vec<String> + Send + 'static,
     on_change: impl Fn(&str, Option<u64>) + Send + 'static,
@@ -88,7 +89,7 @@ pub fn spawn_stream_watcher(
             let wanted = logins();
             for chunk in wanted.chunks(LOGINS_PER_REQUEST) {
                 metrics.polls.inc();
-                match poll(&client, &config, &token, chunk).await {
+                match poll(&client, &config, token.as_ref(), chunk).await {
                     Ok(live) => report(chunk, &live, &on_change),
                     Err(e) => {
                         metrics.poll_failures.inc();
@@ -109,30 +110,34 @@ enum PollError {
     Status(reqwest::StatusCode),
     #[error("GET /streams body: {0}")]
     Body(reqwest::Error),
+    #[error("no access token")]
+    NoToken,
 }
 
 /// Asks Helix which of `logins` are live; returns login -> live since (ms).
 async fn poll(
     client: &reqwest::Client,
     config: &HelixConfig,
-    token: &Secret,
+    token: &dyn Bearer,
     logins: &[String],
 ) -> Result<HashMap<String, u64>, PollError> {
     let mut query: Vec<(&str, &str)> = logins.iter().map(|l| ("user_login", l.as_str())).collect();
     let first = LOGINS_PER_REQUEST.to_string();
     query.push(("first", &first));
-    let bearer = token
-        .expose()
-        .strip_prefix("oauth:")
-        .unwrap_or(token.expose());
+    let Some(bearer) = token.token() else {
+        return Err(PollError::NoToken);
+    };
     let response = client
         .get(format!("{}/streams", config.base_url.trim_end_matches('/')))
         .query(&query)
         .header("Client-Id", &config.client_id)
-        .bearer_auth(bearer)
+        .bearer_auth(bearer.expose())
         .send()
         .await
         .map_err(|e| PollError::Transport(e.without_url()))?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        token.rejected(&bearer);
+    }
     if !response.status().is_success() {
         return Err(PollError::Status(response.status()));
     }
