@@ -28,9 +28,8 @@ async fn drops_are_counted_by_reason_and_never_resent() {
         .find(|m| m.reply_parent.as_deref() == Some(id.as_str()))
         .expect("the reply");
     assert!(reply.accepted && reply.text.contains("pong"), "{reply:?}");
-    assert_eq!(
+    assert!(
         service.core().metrics.irc_lines_received.get() > 0,
-        true,
         "chat came over IRC"
     );
     // The second channel drops everything (followers-only, say).

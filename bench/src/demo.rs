@@ -92,7 +92,12 @@ pub enum SendViaArg {
 
 /// Points the configuration's Twitch side at the simulator's EventSub and Helix (`ingest`,
 /// `send_via`), with the app and bot tokens renewed through the simulator's OAuth service.
-pub fn use_twitch_apis(config: &mut Config, sim: &SimHandle, ingest: IngestArg, send_via: SendViaArg) {
+pub fn use_twitch_apis(
+    config: &mut Config,
+    sim: &SimHandle,
+    ingest: IngestArg,
+    send_via: SendViaArg,
+) {
     use firehose::config::{EventSubTransport, Ingest, SendVia};
     use firehose_sim::api::{BOT_SCOPES, CLIENT_ID, CLIENT_SECRET};
     if ingest == IngestArg::Irc && send_via == SendViaArg::Irc {
@@ -111,7 +116,8 @@ pub fn use_twitch_apis(config: &mut Config, sim: &SimHandle, ingest: IngestArg, 
     config.twitch.auth.oauth_url = sim.api().oauth_url();
     config.secrets.client_secret = Some(Secret::new(CLIENT_SECRET));
     config.secrets.refresh_token = Some(Secret::new(
-        sim.api().issue_refresh_token(&config.twitch.login, BOT_SCOPES),
+        sim.api()
+            .issue_refresh_token(&config.twitch.login, BOT_SCOPES),
     ));
     config.secrets.helix_token = None;
     let es = &mut config.twitch.eventsub;

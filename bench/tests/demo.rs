@@ -56,7 +56,11 @@ async fn the_demo_runs_on_eventsub_and_helix() {
     };
     let summary = firehose_bench::run_demo(args).await.expect("the demo runs");
     assert!(summary.sent > 100, "{summary:?}");
-    assert_eq!(summary.processed + summary.shed, summary.sent, "{summary:?}");
+    assert_eq!(
+        summary.processed + summary.shed,
+        summary.sent,
+        "{summary:?}"
+    );
     assert!(summary.pings_sent > 0, "{summary:?}");
     assert_eq!(summary.pings_answered, summary.pings_sent, "{summary:?}");
 }

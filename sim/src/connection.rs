@@ -10,7 +10,7 @@ use super::codec::{ClientLine, ClientLineCodec};
 use super::limits::{AccountLimiter, Verdict};
 use super::lines;
 use super::state::{bump, lock, ClientEntry, JoinRefusal, Outbound, Shared, Wire, ACCOUNTS_CAP};
-use super::ReceivedMessage;
+
 use futures::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -380,7 +380,15 @@ impl Session {
         verdict: Verdict,
         at: Instant,
     ) {
-        super::state::record_bot_message(&self.shared, channel, text, reply_parent, verdict, None, at);
+        super::state::record_bot_message(
+            &self.shared,
+            channel,
+            text,
+            reply_parent,
+            verdict,
+            None,
+            at,
+        );
     }
 
     fn leave_all_channels(&mut self) {

@@ -302,6 +302,9 @@ impl Secrets {
             admin_token: mask(&self.admin_token),
             helix_token: mask(&self.helix_token),
             discord_token: mask(&self.discord_token),
+            client_secret: mask(&self.client_secret),
+            refresh_token: mask(&self.refresh_token),
+            webhook_secret: mask(&self.webhook_secret),
         }
     }
 

@@ -214,9 +214,12 @@ fn discord_needs_a_token_once_enabled_and_its_keys_are_overridable() {
     assert!(err.contains("FIREHOSE_DISCORD_SHARDZ"), "{err}");
 }
 
+/// A config file, its environment, and the key its error must name.
+type MissingCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn eventsub_and_helix_sending_name_what_they_miss() {
-    let cases: [(&str, &[(&str, &str)], &str); 6] = [
+    let cases: [MissingCase; 6] = [
         ("[twitch]\ningest = \"eventsub\"\n", &[], "helix.client_id"),
         (
             "[twitch]\ningest = \"eventsub\"\n[helix]\nclient_id = \"c\"\n",

@@ -54,7 +54,11 @@ struct SendBody {
 }
 
 fn refuse(api: &ApiState, status: StatusCode, message: &str) -> Response {
-    *lock(&api.chat).stats.refused.entry(status.as_u16()).or_default() += 1;
+    *lock(&api.chat)
+        .stats
+        .refused
+        .entry(status.as_u16())
+        .or_default() += 1;
     helix_error(status, message)
 }
 
@@ -63,7 +67,11 @@ fn is_id(s: &str) -> bool {
 }
 
 /// `POST /helix/chat/messages`.
-pub async fn send(State(api): State<ApiState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn send(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let arrived = Instant::now();
     lock(&api.chat).stats.requests += 1;
     let token = match authenticate(&api, &headers) {
@@ -74,33 +82,61 @@ pub async fn send(State(api): State<ApiState>, headers: HeaderMap, body: axum::b
         }
     };
     let Ok(body) = serde_json::from_slice::<SendBody>(&body) else {
-        return refuse(&api, StatusCode::BAD_REQUEST, "The request body is not valid");
+        return refuse(
+            &api,
+            StatusCode::BAD_REQUEST,
+            "The request body is not valid",
+        );
     };
     if !is_id(&body.broadcaster_id) || !is_id(&body.sender_id) || body.message.trim().is_empty() {
-        return refuse(&api, StatusCode::BAD_REQUEST, "broadcaster_id, sender_id and message are required");
+        return refuse(
+            &api,
+            StatusCode::BAD_REQUEST,
+            "broadcaster_id, sender_id and message are required",
+        );
     }
     if body.for_source_only.is_some() && token.kind != TokenKind::App {
-        return refuse(&api, StatusCode::BAD_REQUEST, "for_source_only needs an app access token");
+        return refuse(
+            &api,
+            StatusCode::BAD_REQUEST,
+            "for_source_only needs an app access token",
+        );
     }
     if body.message.chars().count() > MAX_MESSAGE_CHARS {
         return refuse(&api, StatusCode::BAD_REQUEST, "The message is too long");
     }
     let Some(channel) = login_of(&api, &body.broadcaster_id) else {
-        return refuse(&api, StatusCode::BAD_REQUEST, "The ID in broadcaster_id is not valid");
+        return refuse(
+            &api,
+            StatusCode::BAD_REQUEST,
+            "The ID in broadcaster_id is not valid",
+        );
     };
     let bot = api.sim.config.bot_login.clone();
     let bot_id = super::user_id(&api, &bot);
     if body.sender_id != bot_id {
-        return refuse(&api, StatusCode::FORBIDDEN, "The sender is not permitted to send chat messages");
+        return refuse(
+            &api,
+            StatusCode::FORBIDDEN,
+            "The sender is not permitted to send chat messages",
+        );
     }
     let is_mod = api.sim.config.limits.bot_is_mod || channel == bot;
     match token.kind {
         TokenKind::User => {
             if token.user_id.as_deref() != Some(body.sender_id.as_str()) {
-                return refuse(&api, StatusCode::FORBIDDEN, "The ID in sender_id must match the user ID in the access token");
+                return refuse(
+                    &api,
+                    StatusCode::FORBIDDEN,
+                    "The ID in sender_id must match the user ID in the access token",
+                );
             }
             if !token.has_scope("user:write:chat") {
-                return refuse(&api, StatusCode::UNAUTHORIZED, "Missing scope: user:write:chat");
+                return refuse(
+                    &api,
+                    StatusCode::UNAUTHORIZED,
+                    "Missing scope: user:write:chat",
+                );
             }
         }
         TokenKind::App => {
@@ -151,7 +187,13 @@ pub async fn send(State(api): State<ApiState>, headers: HeaderMap, body: axum::b
     let data = match drop_code {
         None => {
             bump(&api.sim.counters.bot_accepted);
-            api.eventsub.bot_message(&api, &channel, &message_id, &body.message, token.kind == TokenKind::App);
+            api.eventsub.bot_message(
+                &api,
+                &channel,
+                &message_id,
+                &body.message,
+                token.kind == TokenKind::App,
+            );
             json!({"message_id": message_id, "is_sent": true, "drop_reason": null})
         }
         Some(code) => {

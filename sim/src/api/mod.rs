@@ -72,7 +72,9 @@ pub struct TwitchApi {
 
 impl std::fmt::Debug for TwitchApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TwitchApi").field("addr", &self.addr).finish()
+        f.debug_struct("TwitchApi")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -104,8 +106,7 @@ impl TwitchApi {
             .with_state(Arc::clone(&inner));
         let stop = inner.sim.shutdown.clone();
         tokio::spawn(async move {
-            let server =
-                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+            let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(e) = server.await {
                 tracing::warn!(error = %e, "simulated Twitch API ended");
             }
@@ -274,7 +275,10 @@ pub fn authenticate(api: &ApiInner, headers: &HeaderMap) -> Result<TokenInfo, Re
     let mut oauth = lock(&api.oauth);
     if header("client-id") != Some(oauth.client_id.as_str()) {
         oauth.stats.helix_unauthorized += 1;
-        return Err(helix_error(StatusCode::UNAUTHORIZED, "Client ID and OAuth token do not match"));
+        return Err(helix_error(
+            StatusCode::UNAUTHORIZED,
+            "Client ID and OAuth token do not match",
+        ));
     }
     let token = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
     let info = match token.and_then(|t| oauth.check(t)) {
@@ -331,7 +335,10 @@ async fn users(State(api): State<ApiState>, headers: HeaderMap, uri: axum::http:
         return helix_error(StatusCode::BAD_REQUEST, "malformed query");
     };
     if query.len() > 100 {
-        return helix_error(StatusCode::BAD_REQUEST, "at most 100 id and login parameters");
+        return helix_error(
+            StatusCode::BAD_REQUEST,
+            "at most 100 id and login parameters",
+        );
     }
     let mut logins = Vec::new();
     for (key, value) in &query {

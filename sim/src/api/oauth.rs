@@ -208,7 +208,12 @@ impl OAuthState {
     }
 
     /// A user access token for `login` (no refresh token), as an operator would paste it.
-    pub fn issue_static_user_token(&mut self, user_id: &str, login: &str, scopes: &[&str]) -> String {
+    pub fn issue_static_user_token(
+        &mut self,
+        user_id: &str,
+        login: &str,
+        scopes: &[&str],
+    ) -> String {
         let grant = Grant {
             user_id: user_id.to_string(),
             login: login.to_string(),
@@ -315,7 +320,10 @@ pub async fn token(State(api): State<ApiState>, Form(form): Form<TokenForm>) -> 
                 return oauth_error(StatusCode::BAD_REQUEST, "Invalid authorization code");
             };
             if form.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-                return oauth_error(StatusCode::BAD_REQUEST, "Parameter redirect_uri does not match registered URI");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "Parameter redirect_uri does not match registered URI",
+                );
             }
             let (token, refresh, life, scopes) = auth.issue_user_token(code.grant);
             auth.stats.codes_exchanged += 1;
@@ -334,7 +342,10 @@ pub async fn validate(State(api): State<ApiState>, headers: HeaderMap) -> Respon
     let presented = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("OAuth ").or_else(|| v.strip_prefix("Bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("OAuth ")
+                .or_else(|| v.strip_prefix("Bearer "))
+        })
         .map(str::to_string);
     let mut auth = lock(&api.oauth);
     auth.stats.validations += 1;
@@ -342,7 +353,10 @@ pub async fn validate(State(api): State<ApiState>, headers: HeaderMap) -> Respon
         auth.stats.validations_refused += 1;
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid access token");
     };
-    let expires_in = info.expires_at.saturating_duration_since(Instant::now()).as_secs();
+    let expires_in = info
+        .expires_at
+        .saturating_duration_since(Instant::now())
+        .as_secs();
     let body = match info.kind {
         TokenKind::App => json!({
             "client_id": auth.client_id, "scopes": info.scopes, "expires_in": expires_in
@@ -405,7 +419,10 @@ pub async fn authorize(State(api): State<ApiState>, Query(q): Query<AuthorizeQue
         return Redirect::to(&target).into_response();
     }
     let Some((user_id, login)) = auth.authorizing.clone() else {
-        return oauth_error(StatusCode::BAD_REQUEST, "nobody is logged in to the simulated Twitch");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "nobody is logged in to the simulated Twitch",
+        );
     };
     let scopes: Vec<String> = q
         .scope

@@ -18,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use serde_json::{json, Value};
 
-use super::{payloads, webhook, Conduit, ShardTransport, SubTransport, Subscription, CHAT_TYPES, KNOWN_TYPES};
+use super::{
+    payloads, webhook, Conduit, ShardTransport, SubTransport, Subscription, CHAT_TYPES, KNOWN_TYPES,
+};
 use crate::api::{authenticate, helix_error, lock, ApiState, TokenInfo, TokenKind};
 
 /// Largest `max_total_cost` of an application (app token subscriptions).
@@ -72,39 +74,71 @@ fn condition_key(kind: &str, condition: &Value) -> Option<String> {
     }
 }
 
-async fn create(State(api): State<ApiState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn create(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let token = match authenticate(&api, &headers) {
         Ok(t) => t,
         Err(r) => return r,
     };
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return refuse(&api, StatusCode::BAD_REQUEST, "The request body is not valid JSON");
+        return refuse(
+            &api,
+            StatusCode::BAD_REQUEST,
+            "The request body is not valid JSON",
+        );
     };
     let kind = body["type"].as_str().unwrap_or_default().to_string();
     let version = body["version"].as_str().unwrap_or_default().to_string();
     if !KNOWN_TYPES.contains(&kind.as_str()) || version != "1" {
-        return refuse(&api, StatusCode::BAD_REQUEST, "The combination of values in the type and version fields is not valid");
+        return refuse(
+            &api,
+            StatusCode::BAD_REQUEST,
+            "The combination of values in the type and version fields is not valid",
+        );
     }
     let condition = body["condition"].clone();
     let Some(key) = condition_key(&kind, &condition) else {
-        return refuse(&api, StatusCode::BAD_REQUEST, "The condition is missing a required field");
+        return refuse(
+            &api,
+            StatusCode::BAD_REQUEST,
+            "The condition is missing a required field",
+        );
     };
     let transport = &body["transport"];
     let method = transport["method"].as_str().unwrap_or_default();
     let transport = match (method, token.kind) {
         ("websocket", TokenKind::User) => match transport["session_id"].as_str() {
             Some(session) => SubTransport::Websocket(session.to_string()),
-            None => return refuse(&api, StatusCode::BAD_REQUEST, "transport.session_id is required"),
+            None => {
+                return refuse(
+                    &api,
+                    StatusCode::BAD_REQUEST,
+                    "transport.session_id is required",
+                )
+            }
         },
         ("conduit", TokenKind::App) => match transport["conduit_id"].as_str() {
             Some(id) => SubTransport::Conduit(id.to_string()),
-            None => return refuse(&api, StatusCode::BAD_REQUEST, "transport.conduit_id is required"),
+            None => {
+                return refuse(
+                    &api,
+                    StatusCode::BAD_REQUEST,
+                    "transport.conduit_id is required",
+                )
+            }
         },
         ("webhook", TokenKind::App) => {
             let callback = transport["callback"].as_str().unwrap_or_default();
             let secret = transport["secret"].as_str().unwrap_or_default();
             if !callback.starts_with("http") || !(10..=100).contains(&secret.len()) {
-                return refuse(&api, StatusCode::BAD_REQUEST, "transport.callback must be a URL and transport.secret 10 to 100 characters");
+                return refuse(
+                    &api,
+                    StatusCode::BAD_REQUEST,
+                    "transport.callback must be a URL and transport.secret 10 to 100 characters",
+                );
             }
             SubTransport::Webhook {
                 callback: callback.to_string(),
@@ -112,9 +146,19 @@ async fn create(State(api): State<ApiState>, headers: HeaderMap, body: axum::bod
             }
         }
         ("websocket" | "conduit" | "webhook", _) => {
-            return refuse(&api, StatusCode::BAD_REQUEST, "invalid transport and auth combination")
+            return refuse(
+                &api,
+                StatusCode::BAD_REQUEST,
+                "invalid transport and auth combination",
+            )
         }
-        _ => return refuse(&api, StatusCode::BAD_REQUEST, "The transport method is not valid"),
+        _ => {
+            return refuse(
+                &api,
+                StatusCode::BAD_REQUEST,
+                "The transport method is not valid",
+            )
+        }
     };
     if let Err(refused) = check_authorization(&api, &token, &kind, &condition) {
         return refused;
@@ -123,7 +167,10 @@ async fn create(State(api): State<ApiState>, headers: HeaderMap, body: axum::bod
     let (response, created) = {
         let mut es = lock(&api.eventsub.inner.state);
         let duplicate = es.subscriptions.values().any(|s| {
-            s.kind == kind && s.version == version && s.condition == condition && s.owner == token.user_id
+            s.kind == kind
+                && s.version == version
+                && s.condition == condition
+                && s.owner == token.user_id
                 && s.transport == transport
         });
         if duplicate {
@@ -199,12 +246,19 @@ async fn create(State(api): State<ApiState>, headers: HeaderMap, body: axum::bod
 
 /// Chat types need the bot's `user:read:chat` (user token) or, with an app token, the
 /// broadcaster's `channel:bot` or the bot being a moderator.
-fn check_authorization(api: &ApiState, token: &TokenInfo, kind: &str, condition: &Value) -> Result<(), Response> {
+fn check_authorization(
+    api: &ApiState,
+    token: &TokenInfo,
+    kind: &str,
+    condition: &Value,
+) -> Result<(), Response> {
     if !CHAT_TYPES.contains(&kind) {
         return Ok(());
     }
     let user = condition["user_id"].as_str().unwrap_or_default();
-    let broadcaster = condition["broadcaster_user_id"].as_str().unwrap_or_default();
+    let broadcaster = condition["broadcaster_user_id"]
+        .as_str()
+        .unwrap_or_default();
     let bot_id = crate::api::user_id(api, &api.sim.config.bot_login);
     match token.kind {
         TokenKind::User => {
@@ -236,7 +290,10 @@ fn cost_of(api: &ApiState, token: &TokenInfo, kind: &str, key: &str) -> u32 {
 }
 
 fn totals(es: &super::EventSubState, token: &TokenInfo) -> (usize, u32) {
-    let mine = es.subscriptions.values().filter(|s| s.owner == token.user_id);
+    let mine = es
+        .subscriptions
+        .values()
+        .filter(|s| s.owner == token.user_id);
     let (mut n, mut cost) = (0, 0);
     for s in mine {
         n += 1;
@@ -257,16 +314,25 @@ fn check_transport(
     match transport {
         SubTransport::Websocket(session) => {
             let Some(s) = es.sessions.get(session) else {
-                return Err((StatusCode::BAD_REQUEST, "websocket transport session does not exist or has already disconnected"));
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "websocket transport session does not exist or has already disconnected",
+                ));
             };
             if s.conduit_shard.is_some() {
                 return Err((StatusCode::BAD_REQUEST, "the session is a conduit shard"));
             }
             if s.owner.is_some() && s.owner != token.user_id {
-                return Err((StatusCode::BAD_REQUEST, "the session belongs to another user"));
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "the session belongs to another user",
+                ));
             }
             if s.subscriptions >= config.websocket_max_subscriptions {
-                return Err((StatusCode::TOO_MANY_REQUESTS, "websocket transport subscription limit exceeded"));
+                return Err((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "websocket transport subscription limit exceeded",
+                ));
             }
             let used_connections = es
                 .sessions
@@ -274,16 +340,24 @@ fn check_transport(
                 .filter(|o| o.owner == token.user_id && o.subscriptions > 0 && o.id != s.id)
                 .count();
             if s.subscriptions == 0 && used_connections >= config.websocket_max_connections {
-                return Err((StatusCode::TOO_MANY_REQUESTS, "number of websocket transports limit exceeded"));
+                return Err((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "number of websocket transports limit exceeded",
+                ));
             }
             let total: u32 = es
                 .subscriptions
                 .values()
-                .filter(|o| o.owner == token.user_id && matches!(o.transport, SubTransport::Websocket(_)))
+                .filter(|o| {
+                    o.owner == token.user_id && matches!(o.transport, SubTransport::Websocket(_))
+                })
                 .map(|o| o.cost)
                 .sum();
             if total + cost > config.websocket_max_total_cost {
-                return Err((StatusCode::TOO_MANY_REQUESTS, "websocket transport cost exceeded"));
+                return Err((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "websocket transport cost exceeded",
+                ));
             }
         }
         SubTransport::Conduit(id) => {
@@ -302,7 +376,12 @@ async fn list(State(api): State<ApiState>, headers: HeaderMap, uri: axum::http::
         Err(r) => return r,
     };
     let query: Vec<(String, String)> = Query::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
-    let get = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
     let es = lock(&api.eventsub.inner.state);
     let mut rows: Vec<&Subscription> = es
         .subscriptions
@@ -316,16 +395,27 @@ async fn list(State(api): State<ApiState>, headers: HeaderMap, uri: axum::http::
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     let start = get("after")
         .and_then(|after| rows.iter().position(|s| s.id > after))
-        .unwrap_or(if get("after").is_some() { rows.len() } else { 0 });
-    let page: Vec<Value> = rows.iter().skip(start).take(PAGE).map(|s| s.to_json(&es)).collect();
+        .unwrap_or(if get("after").is_some() {
+            rows.len()
+        } else {
+            0
+        });
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(start)
+        .take(PAGE)
+        .map(|s| s.to_json(&es))
+        .collect();
     let next = (start + PAGE < rows.len()).then(|| rows[start + PAGE - 1].id.clone());
     let (total, total_cost) = totals(&es, &token);
     let pagination = match next {
         Some(cursor) => json!({"cursor": cursor}),
         None => json!({}),
     };
-    axum::Json(json!({"data": page, "total": total, "total_cost": total_cost,
-                      "max_total_cost": APP_MAX_TOTAL_COST, "pagination": pagination}))
+    axum::Json(
+        json!({"data": page, "total": total, "total_cost": total_cost,
+                      "max_total_cost": APP_MAX_TOTAL_COST, "pagination": pagination}),
+    )
     .into_response()
 }
 
@@ -334,13 +424,20 @@ struct IdQuery {
     id: Option<String>,
 }
 
-async fn delete(State(api): State<ApiState>, headers: HeaderMap, Query(q): Query<IdQuery>) -> Response {
+async fn delete(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<IdQuery>,
+) -> Response {
     let token = match authenticate(&api, &headers) {
         Ok(t) => t,
         Err(r) => return r,
     };
     let Some(id) = q.id else {
-        return helix_error(StatusCode::BAD_REQUEST, "The id query parameter is required");
+        return helix_error(
+            StatusCode::BAD_REQUEST,
+            "The id query parameter is required",
+        );
     };
     let removed = {
         let mut es = lock(&api.eventsub.inner.state);
@@ -361,7 +458,10 @@ async fn delete(State(api): State<ApiState>, headers: HeaderMap, Query(q): Query
 fn app_only(api: &ApiState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
     let token = authenticate(api, headers)?;
     if token.kind != TokenKind::App {
-        return Err(helix_error(StatusCode::UNAUTHORIZED, "conduits need an app access token"));
+        return Err(helix_error(
+            StatusCode::UNAUTHORIZED,
+            "conduits need an app access token",
+        ));
     }
     Ok(token)
 }
@@ -384,7 +484,11 @@ fn shard_count(body: &Value, max: usize) -> Option<usize> {
     (1..=max).contains(&n).then_some(n)
 }
 
-async fn create_conduit(State(api): State<ApiState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn create_conduit(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if let Err(r) = app_only(&api, &headers) {
         return r;
     }
@@ -407,14 +511,21 @@ async fn create_conduit(State(api): State<ApiState>, headers: HeaderMap, body: a
     axum::Json(json!({ "data": [json] })).into_response()
 }
 
-async fn update_conduit(State(api): State<ApiState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn update_conduit(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if let Err(r) = app_only(&api, &headers) {
         return r;
     }
     let max = api.eventsub.inner.config.max_shards;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (Some(id), Some(n)) = (body["id"].as_str(), shard_count(&body, max)) else {
-        return helix_error(StatusCode::BAD_REQUEST, "id and shard_count (1 to 20000) are required");
+        return helix_error(
+            StatusCode::BAD_REQUEST,
+            "id and shard_count (1 to 20000) are required",
+        );
     };
     let mut es = lock(&api.eventsub.inner.state);
     let Some(conduit) = es.conduits.iter_mut().find(|c| c.id == id) else {
@@ -425,13 +536,21 @@ async fn update_conduit(State(api): State<ApiState>, headers: HeaderMap, body: a
     axum::Json(json!({ "data": [json] })).into_response()
 }
 
-async fn delete_conduit(State(api): State<ApiState>, headers: HeaderMap, Query(q): Query<IdQuery>) -> Response {
+async fn delete_conduit(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<IdQuery>,
+) -> Response {
     if let Err(r) = app_only(&api, &headers) {
         return r;
     }
     let keys = {
         let mut es = lock(&api.eventsub.inner.state);
-        let Some(index) = es.conduits.iter().position(|c| Some(&c.id) == q.id.as_ref()) else {
+        let Some(index) = es
+            .conduits
+            .iter()
+            .position(|c| Some(&c.id) == q.id.as_ref())
+        else {
             return helix_error(StatusCode::NOT_FOUND, "conduit not found");
         };
         let conduit = es.conduits.remove(index);
@@ -455,12 +574,20 @@ struct ConduitQuery {
     conduit_id: Option<String>,
 }
 
-async fn get_shards(State(api): State<ApiState>, headers: HeaderMap, Query(q): Query<ConduitQuery>) -> Response {
+async fn get_shards(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<ConduitQuery>,
+) -> Response {
     if let Err(r) = app_only(&api, &headers) {
         return r;
     }
     let es = lock(&api.eventsub.inner.state);
-    let Some(conduit) = es.conduits.iter().find(|c| Some(&c.id) == q.conduit_id.as_ref()) else {
+    let Some(conduit) = es
+        .conduits
+        .iter()
+        .find(|c| Some(&c.id) == q.conduit_id.as_ref())
+    else {
         return helix_error(StatusCode::NOT_FOUND, "conduit not found");
     };
     let data: Vec<Value> = conduit
@@ -468,10 +595,12 @@ async fn get_shards(State(api): State<ApiState>, headers: HeaderMap, Query(q): Q
         .iter()
         .enumerate()
         .map(|(i, shard)| match shard {
-            Some(ShardTransport::Websocket(session)) if es.sessions.contains_key(session) => json!({
-                "id": i.to_string(), "status": "enabled",
-                "transport": {"method": "websocket", "session_id": session}
-            }),
+            Some(ShardTransport::Websocket(session)) if es.sessions.contains_key(session) => {
+                json!({
+                    "id": i.to_string(), "status": "enabled",
+                    "transport": {"method": "websocket", "session_id": session}
+                })
+            }
             _ => json!({"id": i.to_string(), "status": "websocket_disconnected",
                         "transport": {"method": "websocket", "session_id": null}}),
         })
@@ -479,7 +608,11 @@ async fn get_shards(State(api): State<ApiState>, headers: HeaderMap, Query(q): Q
     axum::Json(json!({ "data": data, "pagination": {} })).into_response()
 }
 
-async fn update_shards(State(api): State<ApiState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn update_shards(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if let Err(r) = app_only(&api, &headers) {
         return r;
     }
@@ -505,7 +638,11 @@ async fn update_shards(State(api): State<ApiState>, headers: HeaderMap, body: ax
             fail("invalid shard id", "invalid_parameter");
             continue;
         };
-        let shards_len = es.conduits.iter().find(|c| c.id == conduit_id).map_or(0, |c| c.shards.len());
+        let shards_len = es
+            .conduits
+            .iter()
+            .find(|c| c.id == conduit_id)
+            .map_or(0, |c| c.shards.len());
         if index >= shards_len {
             fail("shard id out of range", "invalid_parameter");
             continue;
@@ -514,16 +651,24 @@ async fn update_shards(State(api): State<ApiState>, headers: HeaderMap, body: ax
             fail("only websocket shards are simulated", "invalid_parameter");
             continue;
         }
-        let Some(session) = shard["transport"]["session_id"].as_str().map(str::to_string) else {
+        let Some(session) = shard["transport"]["session_id"]
+            .as_str()
+            .map(str::to_string)
+        else {
             fail("session_id is required", "invalid_parameter");
             continue;
         };
-        let usable = es
-            .sessions
-            .get(&session)
-            .is_some_and(|s| s.subscriptions == 0 && s.conduit_shard.as_ref().is_none_or(|(c, i)| c == &conduit_id && *i == index));
+        let usable = es.sessions.get(&session).is_some_and(|s| {
+            s.subscriptions == 0
+                && s.conduit_shard
+                    .as_ref()
+                    .is_none_or(|(c, i)| c == &conduit_id && *i == index)
+        });
         if !usable {
-            fail("The websocket session is not connected or is in use", "websocket_session_not_connected");
+            fail(
+                "The websocket session is not connected or is in use",
+                "websocket_session_not_connected",
+            );
             continue;
         }
         if let Some(s) = es.sessions.get_mut(&session) {

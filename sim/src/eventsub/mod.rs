@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiInner;
 use crate::content::Chatter;
-use crate::state::{lock, Shared};
+use crate::state::{lock, Shared, Wire};
 
 /// The bridge's member id in the channel table (no IRC client gets this id).
 pub const BRIDGE_CLIENT_ID: u64 = u64::MAX;
@@ -246,7 +246,14 @@ impl EventSubState {
     pub fn new_id(&mut self) -> String {
         self.next += 1;
         let noise: u64 = rand::random();
-        format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", noise >> 32, self.next & 0xffff, (noise >> 8) & 0xfff, noise & 0xfff, self.next)
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            noise >> 32,
+            self.next & 0xffff,
+            (noise >> 8) & 0xfff,
+            noise & 0xfff,
+            self.next
+        )
     }
 
     pub fn add_subscription(&mut self, sub: Subscription) {
@@ -335,14 +342,14 @@ pub struct EventSubInner {
     pub config: EventSubSimConfig,
     pub state: Mutex<EventSubState>,
     pub sim: Arc<Shared>,
-    bridge: mpsc::Sender<String>,
+    bridge: mpsc::Sender<Wire>,
     pub ws_addr: OnceLock<SocketAddr>,
     pub webhooks: webhook::Webhooks,
     conn_serial: std::sync::atomic::AtomicU64,
 }
 
 impl EventSubShared {
-    pub(crate) fn new(sim: Arc<Shared>) -> (EventSubShared, mpsc::Receiver<String>) {
+    pub(crate) fn new(sim: Arc<Shared>) -> (EventSubShared, mpsc::Receiver<Wire>) {
         let (bridge, rx) = mpsc::channel(BRIDGE_QUEUE);
         let shared = EventSubShared {
             inner: Arc::new(EventSubInner {
@@ -381,14 +388,16 @@ impl EventSubShared {
     }
 
     /// Runs the bridge until the simulator shuts down.
-    pub(crate) async fn run_bridge(self, mut lines: mpsc::Receiver<String>) {
+    pub(crate) async fn run_bridge(self, mut lines: mpsc::Receiver<Wire>) {
         let stop = self.inner.sim.shutdown.clone();
         loop {
             let line = tokio::select! {
                 _ = stop.cancelled() => return,
                 line = lines.recv() => line,
             };
-            let Some(line) = line else { return };
+            let Some(wire) = line else { return };
+            // Raw bytes are an IRC-only test injection: EventSub has no such event.
+            let Wire::Line(line) = wire else { continue };
             if let Some(event) = payloads::from_irc_line(&line) {
                 self.deliver(event).await;
             }
@@ -501,7 +510,14 @@ impl EventSubShared {
     }
 
     /// The bot's own message as its channel's `channel.chat.message` (Twitch shows it there).
-    pub(crate) fn bot_message(&self, api: &ApiInner, channel: &str, message_id: &str, text: &str, app_token: bool) {
+    pub(crate) fn bot_message(
+        &self,
+        api: &ApiInner,
+        channel: &str,
+        message_id: &str,
+        text: &str,
+        app_token: bool,
+    ) {
         let Some(room) = lock(&api.sim.channels).room_id(channel) else {
             return;
         };
@@ -611,7 +627,11 @@ impl EventSubSim {
 
     /// Ids of the WebSocket sessions connected now.
     pub fn sessions(&self) -> Vec<String> {
-        lock(&self.shared.inner.state).sessions.keys().cloned().collect()
+        lock(&self.shared.inner.state)
+            .sessions
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// Enabled subscriptions as (type, channel login, transport method), sorted.
@@ -668,7 +688,10 @@ impl EventSubSim {
     pub fn close_all(&self, code: u16) {
         let sessions: Vec<(mpsc::Sender<Out>, String)> = {
             let es = lock(&self.shared.inner.state);
-            es.sessions.values().map(|s| (s.tx.clone(), s.id.clone())).collect()
+            es.sessions
+                .values()
+                .map(|s| (s.tx.clone(), s.id.clone()))
+                .collect()
         };
         for (tx, _) in sessions {
             let _ = tx.try_send(Out::Close(code, close_reason(code).to_string()));

@@ -13,7 +13,8 @@ use crate::content::Chatter;
 
 /// RFC 3339 with nanoseconds, as Twitch writes timestamps.
 pub fn now_rfc3339() -> String {
-    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now()).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// One chat event for the subscriptions of `kind` in the channel with `broadcaster_id`.
@@ -44,7 +45,11 @@ fn broadcaster(event: &mut Map<String, Value>, id: &str, login: &str) {
 }
 
 fn tag<'a>(irc: &'a IRCMessage, name: &str) -> Option<&'a str> {
-    irc.tags.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    irc.tags
+        .0
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
 }
 
 /// Converts one line the chat simulator sends into the EventSub event it stands for.
@@ -250,8 +255,15 @@ fn notice(irc: &IRCMessage, msg_id: &str) -> Option<(String, Value)> {
         let source = tag(irc, "source-msg-id").unwrap_or_default();
         let (inner, body) = plain_notice(irc, source)?;
         let shared = [
-            "sub", "resub", "sub_gift", "community_sub_gift", "gift_paid_upgrade",
-            "prime_paid_upgrade", "pay_it_forward", "raid", "announcement",
+            "sub",
+            "resub",
+            "sub_gift",
+            "community_sub_gift",
+            "gift_paid_upgrade",
+            "prime_paid_upgrade",
+            "pay_it_forward",
+            "raid",
+            "announcement",
         ];
         return shared
             .contains(&inner)
@@ -548,8 +560,13 @@ mod tests {
         let event = from_irc_line(PRIVMSG).expect("converts");
         assert_eq!(event.kind, "channel.chat.message");
         assert_eq!(event.channel, "xqcow");
-        let fragments = event.event["message"]["fragments"].as_array().expect("array");
-        let joined: String = fragments.iter().filter_map(|f| f["text"].as_str()).collect();
+        let fragments = event.event["message"]["fragments"]
+            .as_array()
+            .expect("array");
+        let joined: String = fragments
+            .iter()
+            .filter_map(|f| f["text"].as_str())
+            .collect();
         assert_eq!(joined, "xqcT hello @other é");
         assert_eq!(fragments[0]["type"], "emote");
         assert_eq!(fragments[2]["type"], "mention");
@@ -561,7 +578,10 @@ mod tests {
     /// Every chat line of the real recorded corpus converts, and twitch_api parses the result.
     #[test]
     fn every_corpus_chat_line_converts_and_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/twitch-irc-real.txt");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/corpus/twitch-irc-real.txt"
+        );
         let text = std::fs::read_to_string(path).expect("the shared corpus is readable");
         let kinds = [" PRIVMSG #", " USERNOTICE #", " CLEARCHAT #", " CLEARMSG #"];
         let mut converted = std::collections::BTreeMap::new();
@@ -584,7 +604,10 @@ mod tests {
             "channel.chat.clear_user_messages",
             "channel.chat.notification",
         ] {
-            assert!(converted.get(kind).is_some_and(|n| *n > 0), "no {kind} in {converted:?}");
+            assert!(
+                converted.get(kind).is_some_and(|n| *n > 0),
+                "no {kind} in {converted:?}"
+            );
         }
     }
 

@@ -73,7 +73,12 @@ impl Webhooks {
             .entry(job.callback.clone())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(worker(shared.clone(), rx, self.http.clone(), self.stop.clone()));
+                tokio::spawn(worker(
+                    shared.clone(),
+                    rx,
+                    self.http.clone(),
+                    self.stop.clone(),
+                ));
                 tx
             })
             .clone();
@@ -115,9 +120,19 @@ async fn worker(
 }
 
 /// One POST; the response body when the answer was 2xx.
-async fn post(shared: &EventSubShared, http: &reqwest::Client, job: &Job, retry: u32) -> Option<String> {
+async fn post(
+    shared: &EventSubShared,
+    http: &reqwest::Client,
+    job: &Job,
+    retry: u32,
+) -> Option<String> {
     let timestamp = payloads::now_rfc3339();
-    let signature = signature(&job.secret, &job.message_id, &timestamp, job.body.as_bytes());
+    let signature = signature(
+        &job.secret,
+        &job.message_id,
+        &timestamp,
+        job.body.as_bytes(),
+    );
     lock(&shared.inner.state).stats.webhook_posts += 1;
     let response = http
         .post(&job.callback)
@@ -147,7 +162,11 @@ fn settle(shared: &EventSubShared, job: &Job, delivered: Option<String>) {
         "webhook_callback_verification" => {
             let expected = serde_json::from_str::<serde_json::Value>(&job.body)
                 .ok()
-                .and_then(|v| v.get("challenge").and_then(|c| c.as_str()).map(str::to_string));
+                .and_then(|v| {
+                    v.get("challenge")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string)
+                });
             let verified = delivered.is_some() && delivered == expected;
             let mut es = lock(&shared.inner.state);
             es.stats.webhook_verifications += 1;

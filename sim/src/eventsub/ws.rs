@@ -177,7 +177,10 @@ async fn serve(shared: EventSubShared, stream: TcpStream) {
                     .get(&id)
                     .map(|s| s.connected_at.clone())
                     .unwrap_or(connected_at);
-                Some((id.clone(), payloads::welcome(&message_id, &id, keepalive_s, &at)))
+                Some((
+                    id.clone(),
+                    payloads::welcome(&message_id, &id, keepalive_s, &at),
+                ))
             }
             None => {
                 *es.stats.closes.entry(4007).or_default() += 1;
@@ -236,7 +239,7 @@ async fn serve(shared: EventSubShared, stream: TcpStream) {
                 if now >= unused_deadline && !is_used(&shared, &session_id) {
                     break Some(4003);
                 }
-                let moved = !lock(&inner.state).sessions.get(&session_id).is_some_and(|s| s.conn == conn);
+                let moved = lock(&inner.state).sessions.get(&session_id).is_none_or(|s| s.conn != conn);
                 let silenced = moved || is_silenced(&shared, &session_id, conn);
                 if !silenced && now.duration_since(last_sent) >= keepalive_after {
                     let message_id = lock(&inner.state).new_id();
@@ -257,7 +260,8 @@ async fn serve(shared: EventSubShared, stream: TcpStream) {
     };
     if let Some(code) = closed_with {
         *lock(&inner.state).stats.closes.entry(code).or_default() += 1;
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close_message(code))).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), socket.send(close_message(code))).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
     end(&shared, &session_id, conn);

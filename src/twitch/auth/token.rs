@@ -149,7 +149,7 @@ impl TokenCell {
             .filter(|n| !scopes.contains(n))
             .cloned()
             .collect();
-        let problem = (!missing.is_empty()).then(|| TokenProblem::MissingScopes(missing));
+        let problem = (!missing.is_empty()).then_some(TokenProblem::MissingScopes(missing));
         self.write(|s| {
             s.user_id = user_id;
             s.login = login;

@@ -18,6 +18,9 @@ use crate::engine::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Plat
 use crate::twitch::convert::role_of;
 
 /// What one notification means for the service.
+// `Chat` is what nearly every notification is: boxing it would add an allocation per message
+// to spare the rare small variants some bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Converted {
     /// A chat event for the router; `chatter_id` is the author's user id (to drop the bot's own).

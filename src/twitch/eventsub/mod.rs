@@ -6,7 +6,7 @@
 //! - [`dispatch`]: frames and bodies -> de-duplicated -> converted -> the router.
 //! - [`convert`]: EventSub events -> the engine's `ChatEvent`s (the same as IRC's).
 //! - [`dedup`]: the bounded message-id window. [`webhook`]: `POST /eventsub`'s checks.
-//! - [`metrics`]: `eventsub_*`.
+//! - [`metrics`][]: `eventsub_*`.
 //!
 //! Transports, as [`EventSub::start`] sets them up:
 //! - **conduit** (app token): reuse `eventsub.conduit_id`, or the application's first conduit

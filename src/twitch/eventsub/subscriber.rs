@@ -66,6 +66,10 @@ pub enum SubState {
     Refused(String),
 }
 
+/// One subscription attempt as it comes back: the channel, the subscription type, and the
+/// subscription's id and status, or the Helix error.
+type Attempt = (String, &'static str, Result<(String, String), HelixError>);
+
 #[derive(Debug, Clone)]
 struct Entry {
     state: SubState,
@@ -428,8 +432,7 @@ impl Subscriber {
 
     /// Runs the reconciliation until `stop`.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let mut in_flight: JoinSet<(String, &'static str, Result<(String, String), HelixError>)> =
-            JoinSet::new();
+        let mut in_flight: JoinSet<Attempt> = JoinSet::new();
         let mut grants = self.auth.onboarding.changes();
         loop {
             if stop.is_cancelled() {
@@ -517,10 +520,7 @@ impl Subscriber {
     }
 
     /// Starts the due creations (up to the concurrency); when to look again for retries.
-    fn start_due(
-        self: &Arc<Self>,
-        in_flight: &mut JoinSet<(String, &'static str, Result<(String, String), HelixError>)>,
-    ) -> Option<Instant> {
+    fn start_due(self: &Arc<Self>, in_flight: &mut JoinSet<Attempt>) -> Option<Instant> {
         let now = Instant::now();
         let bot = self.auth.bot_user_id();
         let mut next: Option<Instant> = None;
