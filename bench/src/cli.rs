@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::demo::{IngestArg, SendViaArg};
 use crate::{run_bench, run_ceiling, BenchOptions, CeilingOptions, Overrides};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -35,6 +36,14 @@ pub struct BenchArgs {
     /// scenario's phases or ramp (with --ceiling: default the scenario's peak).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Where the service reads chat: `irc` (default) or `eventsub` (the simulator's EventSub
+    /// conduit with WebSocket shards; tokens renewed through its OAuth service).
+    #[arg(long, value_enum, default_value_t = IngestArg::Irc)]
+    pub ingest: IngestArg,
+    /// What replies go through: `irc` (default) or `helix` (Send Chat Message, within the
+    /// scenario's Helix points per minute).
+    #[arg(long, value_enum, default_value_t = SendViaArg::Irc)]
+    pub send_via: SendViaArg,
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
@@ -73,6 +82,8 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         service_exe: None,
         corpus: args.corpus,
         command,
+        ingest: args.ingest,
+        send_via: args.send_via,
     })
     .await?;
     println!("{}", report.markdown());

@@ -106,6 +106,12 @@ pub struct Report {
     pub description: String,
     /// `in-process` or `separate-process`.
     pub mode: String,
+    /// Where the service read chat: `irc` or `eventsub`.
+    #[serde(default = "irc")]
+    pub ingest: String,
+    /// What replies went through: `irc` or `helix`.
+    #[serde(default = "irc")]
+    pub send_via: String,
     pub command: String,
     pub channels: usize,
     pub traffic_seconds: f64,
@@ -204,7 +210,11 @@ impl Report {
         if !self.description.is_empty() {
             let _ = writeln!(md, "{}\n", self.description);
         }
-        let _ = writeln!(md, "Command: `{}` ({})\n", self.command, self.mode);
+        let _ = writeln!(
+            md,
+            "Command: `{}` ({}; ingest {}, send via {})\n",
+            self.command, self.mode, self.ingest, self.send_via
+        );
         let _ = writeln!(md, "## Throughput\n");
         let _ = writeln!(md, "| figure | value |\n|---|---:|");
         let rows: Vec<(&str, String)> = vec![
@@ -464,4 +474,9 @@ fn plot_throughput(report: &Report, path: &Path) -> anyhow::Result<()> {
             ("processed (service)", RGBColor(31, 119, 180), processed),
         ],
     )
+}
+
+/// The default of a report's transport fields (reports written before they existed).
+fn irc() -> String {
+    "irc".into()
 }

@@ -5,12 +5,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::demo::{use_twitch_apis, IngestArg, SendViaArg};
 use crate::helix::{RecordingHelix, BENCH_CLIENT_ID, BENCH_TOKEN};
 use crate::procstat::{self, ProcSample};
 use crate::report::{Percentiles, RampStep, Report, Sample};
@@ -41,6 +43,10 @@ pub struct BenchOptions {
     pub corpus: Option<PathBuf>,
     /// The command line, as written into the report.
     pub command: String,
+    /// Where the service reads chat (IRC, or the simulator's EventSub).
+    pub ingest: IngestArg,
+    /// What replies go through (IRC, or the simulator's Helix Send Chat Message).
+    pub send_via: SendViaArg,
 }
 
 /// The service under test, in process or as a child.
@@ -234,6 +240,9 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
     sim_config.limits.join_limit = u32::MAX;
     sim_config.max_channels = channels.len() + 16;
     sim_config.server_ping_interval = Duration::from_secs(600);
+    // The simulated Helix (EventSub subscriptions, Send Chat Message) grants what the service is
+    // configured to spend: the scenario's budget, whose reason its file states.
+    sim_config.api_points_per_minute = scenario.service.helix_points_per_minute;
     let sim = Simulator::start(sim_config)
         .await
         .context("starting the simulator")?;
@@ -244,6 +253,14 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
     let rules_dir = options.out.join(".rules");
     write_rules(&scenario, &channels, &rules_dir)?;
     let mut config = service_config(&scenario, sim.local_addr(), &helix.base_url, &rules_dir);
+    if options.ingest != IngestArg::Irc || options.send_via != SendViaArg::Irc {
+        // EventSub subscriptions and Helix chat go to the simulated Twitch API's port, which
+        // then also serves the recording Helix (moderation is measured the same way).
+        use_twitch_apis(&mut config, &sim, options.ingest, options.send_via);
+        config.helix.client_id = firehose_sim::api::CLIENT_ID.to_string();
+        sim.api()
+            .mount_router(crate::helix::router(sim.clone(), Arc::clone(&helix.counts)));
+    }
 
     let progress = progress_bar(scenario.traffic_seconds());
     progress.set_message("starting the service");
@@ -364,12 +381,31 @@ async fn start_child(
         None => std::env::current_exe().context("finding this executable")?,
     };
     let log = std::fs::File::create(options.out.join("service.log"))?;
-    let child = tokio::process::Command::new(&exe)
+    let mut command = tokio::process::Command::new(&exe);
+    // Secrets reach the child through its environment, never the written config file.
+    let secrets = [
+        (
+            "FIREHOSE_TWITCH_CLIENT_SECRET",
+            &config.secrets.client_secret,
+        ),
+        (
+            "FIREHOSE_TWITCH_REFRESH_TOKEN",
+            &config.secrets.refresh_token,
+        ),
+    ];
+    for (name, secret) in secrets {
+        if let Some(secret) = secret {
+            command.env(name, secret.expose());
+        }
+    }
+    if config.secrets.helix_token.is_some() {
+        command.env("FIREHOSE_HELIX_TOKEN", BENCH_TOKEN);
+    }
+    let child = command
         .arg("run")
         .arg("--config")
         .arg(&path)
         .env("FIREHOSE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("FIREHOSE_HELIX_TOKEN", BENCH_TOKEN)
         .env(
             "FIREHOSE_LOG",
             std::env::var("FIREHOSE_LOG").unwrap_or_else(|_| "warn".into()),
@@ -663,6 +699,8 @@ async fn measure(
         } else {
             "in-process".into()
         },
+        ingest: format!("{:?}", options.ingest).to_lowercase(),
+        send_via: format!("{:?}", options.send_via).to_lowercase(),
         command: options.command.clone(),
         channels: n,
         traffic_seconds,

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use firehose_bench::demo::{IngestArg, SendViaArg};
 use firehose_bench::{run_bench, BenchOptions, Overrides, Report, Scenario};
 use serde_json::Value;
 
@@ -19,6 +20,16 @@ async fn short_run(
     overrides: Overrides,
     separate_process: bool,
 ) -> (Report, Value, tempfile::TempDir) {
+    short_run_via(name, overrides, separate_process, IngestArg::Irc).await
+}
+
+/// [`short_run`] with the service reading chat through `ingest`.
+async fn short_run_via(
+    name: &str,
+    overrides: Overrides,
+    separate_process: bool,
+    ingest: IngestArg,
+) -> (Report, Value, tempfile::TempDir) {
     let out = tempfile::tempdir().expect("temp dir");
     let report = run_bench(BenchOptions {
         scenario: scenario(name),
@@ -28,6 +39,8 @@ async fn short_run(
         service_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_firehose"))),
         corpus: None,
         command: format!("test {name}"),
+        ingest,
+        send_via: SendViaArg::Irc,
     })
     .await
     .unwrap_or_else(|e| panic!("bench {name} failed: {e:#}"));
@@ -223,6 +236,29 @@ async fn the_service_can_run_as_its_own_process() {
     assert!(
         config.contains("[twitch]"),
         "generated service config: {config}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_runs_over_eventsub_in_its_own_process() {
+    let (report, json, dir) =
+        short_run_via("steady", small(3.0, 50, 0.05), true, IngestArg::Eventsub).await;
+    assert_eq!(json["ingest"], "eventsub");
+    assert_eq!(report.mode, "separate-process");
+    assert!(
+        report.replies_matched > 0,
+        "no reply to chat read through EventSub"
+    );
+    assert!(
+        report.moderation_latency_us.count > 0,
+        "no moderation call matched: the recording Helix is not reached over the API port"
+    );
+    // The child got its secrets through its environment: none is in the written config.
+    let config = std::fs::read_to_string(dir.path().join("service.toml")).expect("config written");
+    assert!(config.contains("ingest = \"eventsub\""), "{config}");
+    assert!(
+        !config.contains(firehose_sim::api::CLIENT_SECRET),
+        "the client secret was written to the config"
     );
 }
 

@@ -93,6 +93,11 @@ pub async fn registry_names() -> Exposition {
     config.helix.client_id = "x".to_string();
     config.secrets.helix_token = Some(firehose::config::Secret::new("x"));
     config.discord.enabled = true;
+    // Twitch as it is today: EventSub ingest, Helix chat, managed tokens, a webhook secret.
+    config.twitch.ingest = firehose::config::Ingest::Eventsub;
+    config.twitch.send_via = firehose::config::SendVia::Helix;
+    config.secrets.client_secret = Some(firehose::config::Secret::new("x"));
+    config.secrets.webhook_secret = Some(firehose::config::Secret::new("0123456789"));
     let store = firehose::app::open_store(&config.store)
         .await
         .expect("the in-memory store opens");
@@ -101,6 +106,9 @@ pub async fn registry_names() -> Exposition {
     let metrics = registered.metrics;
     let helix = registered.helix.expect("Helix is configured");
     let discord = registered.discord.expect("Discord is configured");
+    let auth = registered.auth.expect("token management is configured");
+    let chat = registered.chat.expect("Helix chat is configured");
+    let eventsub = registered.eventsub.expect("EventSub is configured");
     assert!(
         registered.streams.is_some(),
         "the stream watcher's families"
@@ -120,6 +128,26 @@ pub async fn registry_names() -> Exposition {
     discord.finished("x", "x");
     discord.dropped("x");
     discord.rate_limited(false);
+    auth.renewal("x", "x");
+    auth.validation("x", "x");
+    auth.problem("x", "x");
+    auth.set_valid("x", true);
+    auth.authorization("x", "x");
+    let token = |token: &str| firehose::twitch::helix::chat::TokenLabel {
+        token: token.to_string(),
+    };
+    let reason = |reason: &str| firehose::twitch::helix::chat::ReasonLabel {
+        reason: reason.to_string(),
+    };
+    chat.sent.get_or_create(&token("x")).inc();
+    chat.dropped.get_or_create(&reason("x")).inc();
+    chat.failed.get_or_create(&reason("x")).inc();
+    eventsub.notification("x");
+    eventsub.malformed("x");
+    eventsub.reconnect("x");
+    eventsub.subscription_request("x");
+    eventsub.revocation("x");
+    eventsub.webhook("x");
     Exposition::parse(&metrics.render())
 }
 

@@ -59,7 +59,13 @@ impl Target {
 fn body<E: EventSubscription>(subscription: E, target: &Target) -> Option<Value> {
     let body = CreateEventSubSubscriptionBody::new(subscription, target.transport());
     let bytes = body.try_to_body().ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let mut value: Value = serde_json::from_slice(&bytes).ok()?;
+    // A condition names only the fields that apply (`channel.raid` takes one of from/to
+    // broadcaster); the crate writes the unset one as null.
+    if let Some(condition) = value.get_mut("condition").and_then(Value::as_object_mut) {
+        condition.retain(|_, v| !v.is_null());
+    }
+    Some(value)
 }
 
 /// The Create Subscription body for `kind` in the channel `broadcaster` read by `bot`.
