@@ -268,7 +268,7 @@ impl Executor {
         self.metrics.observe_call(started.elapsed());
         let response = match response {
             Ok(response) => response,
-            Err(e) => return retry(transport_error(&e), true),
+            Err(e) => return retry(super::call::describe(&e), true),
         };
         let status = response.status();
         let headers = rate_headers(response.headers());
@@ -287,21 +287,6 @@ impl Executor {
             tracing::error!(client_id = %self.client_id, "Helix refused the moderation token (401): it is invalid, expired or lacks moderator scopes; moderation actions fail until it is replaced");
         }
         verdict
-    }
-}
-
-/// A transport error described without the URL (which carries ids, never the token).
-fn transport_error(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect error"
-    } else {
-        "transport error"
-    };
-    match std::error::Error::source(e) {
-        Some(source) => format!("{what}: {source}"),
-        None => what.to_string(),
     }
 }
 
