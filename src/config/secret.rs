@@ -65,21 +65,32 @@ pub(super) fn from_env_or_file(
 /// Longest secret file read (a token or password is far shorter).
 pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
+/// Why a secret file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum SecretFileError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("longer than {MAX_SECRET_FILE_BYTES} bytes")]
+    TooLong,
+    #[error("not UTF-8")]
+    NotUtf8,
+}
+
 /// Reads a secret file: a regular file (a FIFO or device such as `/dev/stdin` would block or
 /// never end), at most [`MAX_SECRET_FILE_BYTES`], UTF-8.
-fn read_bounded(path: &Path) -> Result<String, String> {
+fn read_bounded(path: &Path) -> Result<String, SecretFileError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".to_string());
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(SecretFileError::NotRegular);
     }
     let mut bytes = Vec::new();
     file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(format!("longer than {MAX_SECRET_FILE_BYTES} bytes"));
+        return Err(SecretFileError::TooLong);
     }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())
+    String::from_utf8(bytes).map_err(|_| SecretFileError::NotUtf8)
 }

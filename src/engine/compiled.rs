@@ -187,10 +187,10 @@ fn parse(source: &str, item: &str) -> Result<Template, RuleError> {
     })
 }
 
-fn rule_error(item: &str, fault: impl Into<String>) -> RuleError {
+fn rule_error(item: &str, fault: impl ToString) -> RuleError {
     RuleError {
         item: item.to_string(),
-        fault: fault.into(),
+        fault: fault.to_string(),
     }
 }
 

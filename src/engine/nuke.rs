@@ -15,7 +15,7 @@ use regex::Regex;
 use super::filters::mod_action;
 use super::fold::fold;
 use super::roles::Level;
-use super::rules::{ascii_word_boundaries, build_regex, ModAction};
+use super::rules::{ascii_word_boundaries, build_regex, ModAction, PatternError, MAX_TIMEOUT_S};
 use super::{Action, ChannelState, ChatMessage, ChatUser, Incoming};
 
 /// Most messages the scrollback keeps.
@@ -118,15 +118,32 @@ struct NukeRequest {
     action: ModAction,
 }
 
-fn parse_request(args: &[&str], state: &ChannelState) -> Result<NukeRequest, String> {
+/// Why a `!nuke` is refused (its text is the bot's answer, after `nuke: `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NukeError {
+    #[error("usage: !nuke <phrase or /regex/> [seconds] [delete|timeout N|ban]")]
+    Usage,
+    #[error("bad timeout '{0}'")]
+    BadTimeout(String),
+    #[error("timeout must be 1 to {MAX_TIMEOUT_S} seconds")]
+    TimeoutRange,
+    #[error("scrollback is at most {SCROLLBACK_S} seconds")]
+    ScrollbackTooLong,
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+}
+
+fn parse_request(args: &[&str], state: &ChannelState) -> Result<NukeRequest, NukeError> {
     let settings = &state.rules.nuke;
     let mut words = args.to_vec();
     let mut action = settings.default_action;
     match words.as_slice() {
         [.., "timeout", n] => {
-            let seconds: u64 = n.parse().map_err(|_| format!("bad timeout '{n}'"))?;
-            if !(1..=super::rules::MAX_TIMEOUT_S).contains(&seconds) {
-                return Err("timeout must be 1 to 1209600 seconds".into());
+            let seconds: u64 = n
+                .parse()
+                .map_err(|_| NukeError::BadTimeout(n.to_string()))?;
+            if !(1..=MAX_TIMEOUT_S).contains(&seconds) {
+                return Err(NukeError::TimeoutRange);
             }
             action = ModAction::Timeout(seconds);
             words.truncate(words.len() - 2);
@@ -148,7 +165,7 @@ fn parse_request(args: &[&str], state: &ChannelState) -> Result<NukeRequest, Str
         .filter(|_| words.len() > 1)
     {
         if seconds > SCROLLBACK_S {
-            return Err(format!("scrollback is at most {SCROLLBACK_S} seconds"));
+            return Err(NukeError::ScrollbackTooLong);
         }
         scrollback_s = seconds;
         words.pop();
@@ -161,14 +178,15 @@ fn parse_request(args: &[&str], state: &ChannelState) -> Result<NukeRequest, Str
     })
 }
 
-fn parse_pattern(phrase: &str) -> Result<NukePattern, String> {
+fn parse_pattern(phrase: &str) -> Result<NukePattern, NukeError> {
     if phrase.is_empty() {
-        return Err("usage: !nuke <phrase or /regex/> [seconds] [delete|timeout N|ban]".into());
+        return Err(NukeError::Usage);
     }
     match phrase.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
-        Some(re) if !re.is_empty() => {
-            build_regex(&ascii_word_boundaries(re), true).map(NukePattern::Regex)
-        }
+        Some(re) if !re.is_empty() => Ok(NukePattern::Regex(build_regex(
+            &ascii_word_boundaries(re),
+            true,
+        )?)),
         _ => Ok(NukePattern::Plain(fold(phrase))),
     }
 }

@@ -47,11 +47,31 @@ pub struct RuleError {
     pub fault: String,
 }
 
-fn fault(item: impl Into<String>, fault: impl Into<String>) -> RuleError {
+fn fault(item: impl Into<String>, fault: impl ToString) -> RuleError {
     RuleError {
         item: item.into(),
-        fault: fault.into(),
+        fault: fault.to_string(),
     }
+}
+
+/// Why a pattern (banned phrase, keyword, nuke) does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("pattern longer than {MAX_PATTERN_CHARS} characters")]
+    TooLong,
+    #[error("regex is too large (compiled program over {REGEX_SIZE_LIMIT} bytes); simplify it")]
+    TooLarge,
+    #[error("invalid regex: {0}")]
+    Invalid(String),
+}
+
+/// Why a command name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandNameError {
+    #[error("name must be '!' followed by 1 to 31 non-space, non-control characters")]
+    Shape,
+    #[error("name is a built-in command")]
+    BuiltIn,
 }
 
 /// A moderation action as configured.
@@ -316,21 +336,17 @@ impl Default for NukeSettings {
 }
 
 /// Compiles `pattern` as a case-insensitive (unless told) regex within the size limit.
-pub fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+pub fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, PatternError> {
     if pattern.chars().count() > MAX_PATTERN_CHARS {
-        return Err(format!(
-            "pattern longer than {MAX_PATTERN_CHARS} characters"
-        ));
+        return Err(PatternError::TooLong);
     }
     RegexBuilder::new(pattern)
         .case_insensitive(case_insensitive)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => format!(
-                "regex is too large (compiled program over {REGEX_SIZE_LIMIT} bytes); simplify it"
-            ),
-            other => format!("invalid regex: {other}"),
+            regex::Error::CompiledTooBig(_) => PatternError::TooLarge,
+            other => PatternError::Invalid(other.to_string()),
         })
 }
 
@@ -444,16 +460,14 @@ fn unique<'a>(names: impl Iterator<Item = &'a String>, what: &str) -> Result<(),
 }
 
 /// Checks a command name such as `!discord`.
-pub fn validate_command_name(name: &str) -> Result<(), String> {
+pub fn validate_command_name(name: &str) -> Result<(), CommandNameError> {
     let len = name.chars().count();
     let bad = |c: char| c.is_whitespace() || c.is_control();
     if !name.starts_with('!') || !(2..=32).contains(&len) || name.contains(bad) {
-        return Err(
-            "name must be '!' followed by 1 to 31 non-space, non-control characters".into(),
-        );
+        return Err(CommandNameError::Shape);
     }
     if RESERVED_COMMANDS.contains(&name.to_lowercase().as_str()) {
-        return Err("name is a built-in command".into());
+        return Err(CommandNameError::BuiltIn);
     }
     Ok(())
 }
@@ -593,7 +607,7 @@ fn validate_phrase(item: &str, phrase: &BannedPhrase) -> Result<(), RuleError> {
         PhraseKind::Regex => build_regex(&ascii_word_boundaries(&phrase.pattern), true).map(|_| ()),
         PhraseKind::Wildcard => build_regex(&wildcard_to_regex(&phrase.pattern), true).map(|_| ()),
         PhraseKind::Plain if phrase.pattern.chars().count() > MAX_PATTERN_CHARS => {
-            Err("pattern longer than 500 characters".to_string())
+            Err(PatternError::TooLong)
         }
         PhraseKind::Plain => Ok(()),
     }

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channel::{ChannelRegistry, Router};
 use crate::config::{Config, EventSubTransport, Ingest};
 use crate::twitch::auth::Auth;
-use crate::twitch::helix::call::HelixCaller;
+use crate::twitch::helix::call::{HelixCaller, HelixError};
 use crate::twitch::helix::eventsub::{
     attach_shard, conduits, create_conduit, resize_conduit, Target,
 };
@@ -350,7 +350,7 @@ async fn run_conduit(
             Ok(id) => break id,
             Err(why) => {
                 failures = failures.saturating_add(1);
-                lock(&state).conduit_error = Some(why.clone());
+                lock(&state).conduit_error = Some(why.to_string());
                 let delay = Duration::from_millis(es.retry_backoff_ms)
                     .saturating_mul(1 << failures.min(10))
                     .min(Duration::from_millis(es.retry_backoff_max_ms));
@@ -392,25 +392,32 @@ async fn run_conduit(
     }
 }
 
+/// Why the conduit could not be set up (shown in the channel status, retried with backoff).
+#[derive(Debug, thiserror::Error)]
+enum ConduitError {
+    #[error("listing conduits: {0}")]
+    Listing(HelixError),
+    #[error("conduit {0} (twitch.eventsub.conduit_id) does not exist")]
+    Missing(String),
+    #[error("resizing conduit {id}: {source}")]
+    Resizing { id: String, source: HelixError },
+    #[error("creating a conduit: {0}")]
+    Creating(HelixError),
+}
+
 /// The configured conduit, else the application's first (resized), else a new one.
 async fn ensure_conduit(
     caller: &HelixCaller,
     configured: &str,
     shards: usize,
-) -> Result<String, String> {
-    let existing = conduits(caller)
-        .await
-        .map_err(|e| format!("listing conduits: {e}"))?;
+) -> Result<String, ConduitError> {
+    let existing = conduits(caller).await.map_err(ConduitError::Listing)?;
     let chosen = if configured.is_empty() {
         existing.first().cloned()
     } else {
         match existing.iter().find(|c| c.id == configured) {
             Some(c) => Some(c.clone()),
-            None => {
-                return Err(format!(
-                    "conduit {configured} (twitch.eventsub.conduit_id) does not exist"
-                ))
-            }
+            None => return Err(ConduitError::Missing(configured.to_string())),
         }
     };
     match chosen {
@@ -418,11 +425,11 @@ async fn ensure_conduit(
         Some(c) => resize_conduit(caller, &c.id, shards)
             .await
             .map(|c| c.id)
-            .map_err(|e| format!("resizing conduit {}: {e}", c.id)),
+            .map_err(|source| ConduitError::Resizing { id: c.id, source }),
         None => create_conduit(caller, shards)
             .await
             .map(|c| c.id)
-            .map_err(|e| format!("creating a conduit: {e}")),
+            .map_err(ConduitError::Creating),
     }
 }
 

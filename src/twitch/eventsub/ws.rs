@@ -67,7 +67,77 @@ pub struct SessionState {
 #[derive(Debug)]
 enum End {
     Stopped,
-    Lost(String),
+    Lost(Lost),
+}
+
+/// Why a connection was lost or never welcomed. Its [`Lost::label`] is the `reason` of
+/// `eventsub_reconnects_total`; its text goes to the log.
+#[derive(Debug, thiserror::Error)]
+enum Lost {
+    #[error("bad URL: {0}")]
+    BadUrl(String),
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("WebSocket handshake: {0}")]
+    Handshake(Box<WsError>),
+    #[error("the first message was not a welcome")]
+    NoWelcome,
+    #[error("closed with code {code}{}", if *.before_welcome { " before the welcome" } else { "" })]
+    CloseCode { code: u16, before_welcome: bool },
+    #[error("closed{}", if *.before_welcome { " before the welcome" } else { "" })]
+    Eof { before_welcome: bool },
+    #[error("socket error: {0}")]
+    Socket(Box<WsError>),
+    #[error("no welcome within the connect timeout")]
+    ConnectTimeout,
+    #[error("keepalive: nothing for {0} s")]
+    Keepalive(u64),
+    #[error("message too large: {0}")]
+    TooLarge(String),
+    #[error("reconnect failed: {why}{}", after.as_ref().map(|a| format!(" (after {a})")).unwrap_or_default())]
+    ReconnectFailed {
+        why: String,
+        after: Option<Box<Lost>>,
+    },
+}
+
+impl Lost {
+    /// The metric label: one of a fixed set (close codes Twitch documents keep their number).
+    fn label(&self) -> &'static str {
+        match self {
+            Lost::BadUrl(_) => "bad_url",
+            Lost::Connect(_) => "connect",
+            Lost::Handshake(_) => "handshake",
+            Lost::NoWelcome => "no_welcome",
+            Lost::CloseCode { code, .. } => close_label(*code),
+            Lost::Eof { .. } => "closed",
+            Lost::Socket(_) => "error",
+            Lost::ConnectTimeout => "connect_timeout",
+            Lost::Keepalive(_) => "keepalive",
+            Lost::TooLarge(_) => "too_large",
+            Lost::ReconnectFailed { .. } => "reconnect_failed",
+        }
+    }
+}
+
+/// The label of a close code: Twitch's own (4000-4007) and the common WebSocket ones keep their
+/// number, anything else is `close_other` (a server cannot grow the label set).
+fn close_label(code: u16) -> &'static str {
+    match code {
+        1000 => "close_1000",
+        1001 => "close_1001",
+        1005 => "close_1005",
+        1006 => "close_1006",
+        4000 => "close_4000",
+        4001 => "close_4001",
+        4002 => "close_4002",
+        4003 => "close_4003",
+        4004 => "close_4004",
+        4005 => "close_4005",
+        4006 => "close_4006",
+        4007 => "close_4007",
+        _ => "close_other",
+    }
 }
 
 /// Runs the connection until `stop`.
@@ -112,7 +182,7 @@ pub async fn run(
             failures = 0;
         }
         failures = failures.saturating_add(1);
-        dispatch.metrics.reconnect(reason_label(&reason));
+        dispatch.metrics.reconnect(reason.label());
         let delay = backoff(&spec, failures);
         tracing::warn!(connection = %spec.label, %reason, ?delay, "EventSub connection ended; reconnecting");
         tokio::select! {
@@ -120,11 +190,6 @@ pub async fn run(
             _ = tokio::time::sleep(delay) => {}
         }
     }
-}
-
-/// The metric label of an end reason (`close_4003`, `keepalive`, ...).
-fn reason_label(reason: &str) -> &str {
-    reason.split(':').next().unwrap_or(reason)
 }
 
 fn backoff(spec: &SocketSpec, failures: u32) -> Duration {
@@ -152,25 +217,23 @@ fn silence_limit(keepalive_s: u64) -> Duration {
 }
 
 /// Opens `url` and waits for its welcome: the socket, its session id and keepalive.
-async fn open(
-    url: &str,
-    spec: &SocketSpec,
-    dispatch: &Dispatcher,
-) -> Result<(Socket, String, u64), String> {
-    let parsed = twitch_oauth2::url::Url::parse(url).map_err(|e| format!("bad_url: {e}"))?;
+async fn open(url: &str, spec: &SocketSpec, dispatch: &Dispatcher) -> Result<Welcomed, Lost> {
+    let parsed = twitch_oauth2::url::Url::parse(url).map_err(|e| Lost::BadUrl(e.to_string()))?;
     let tls = match parsed.scheme() {
         "wss" => true,
         "ws" => false,
-        other => return Err(format!("bad_url: scheme {other}")),
+        other => return Err(Lost::BadUrl(format!("scheme {other}"))),
     };
-    let host = parsed.host_str().ok_or("bad_url: no host")?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| Lost::BadUrl("no host".to_string()))?;
     let port = parsed
         .port_or_known_default()
         .unwrap_or(if tls { 443 } else { 80 });
     let attempt = async {
         let stream = connect(&format!("{host}:{port}"), tls, spec.connect_timeout)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(Lost::Connect)?;
         let config = WebSocketConfig {
             max_message_size: Some(spec.max_frame),
             max_frame_size: Some(spec.max_frame),
@@ -179,7 +242,7 @@ async fn open(
         let (mut socket, _) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config))
                 .await
-                .map_err(|e| format!("handshake: {e}"))?;
+                .map_err(|e| Lost::Handshake(Box::new(e)))?;
         // The first message is the welcome.
         loop {
             match socket.next().await {
@@ -189,28 +252,35 @@ async fn open(
                             session_id,
                             keepalive_s,
                         } => Ok((socket, session_id, keepalive_s.unwrap_or(spec.keepalive_s))),
-                        _ => Err("no_welcome: the first message was not a welcome".to_string()),
+                        _ => Err(Lost::NoWelcome),
                     };
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                    return Err(format!("close_{code}: before the welcome"));
+                    return Err(Lost::CloseCode {
+                        code,
+                        before_welcome: true,
+                    });
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(format!("error: {e}")),
-                None => return Err("closed: before the welcome".to_string()),
+                Some(Err(e)) => return Err(Lost::Socket(Box::new(e))),
+                None => {
+                    return Err(Lost::Eof {
+                        before_welcome: true,
+                    })
+                }
             }
         }
     };
     tokio::time::timeout(spec.connect_timeout, attempt)
         .await
-        .map_err(|_| "connect_timeout: no welcome in time".to_string())?
+        .map_err(|_| Lost::ConnectTimeout)?
 }
 
 /// What one read gave.
 enum Read {
     Frame(String),
-    End(String),
+    End(Lost),
     Other,
 }
 
@@ -219,7 +289,10 @@ fn classify(next: Option<Result<Message, WsError>>, dispatch: &Dispatcher) -> Re
         Some(Ok(Message::Text(text))) => Read::Frame(text),
         Some(Ok(Message::Close(frame))) => {
             let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-            Read::End(format!("close_{code}"))
+            Read::End(Lost::CloseCode {
+                code,
+                before_welcome: false,
+            })
         }
         Some(Ok(Message::Binary(_))) => {
             dispatch.metrics.malformed("binary");
@@ -228,14 +301,18 @@ fn classify(next: Option<Result<Message, WsError>>, dispatch: &Dispatcher) -> Re
         Some(Ok(_)) => Read::Other,
         Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
             dispatch.metrics.malformed("too_large");
-            Read::End(format!("too_large: a {size}-byte message (max {max_size})"))
+            Read::End(Lost::TooLarge(format!(
+                "a {size}-byte message (max {max_size})"
+            )))
         }
         Some(Err(WsError::Capacity(e))) => {
             dispatch.metrics.malformed("too_large");
-            Read::End(format!("too_large: {e}"))
+            Read::End(Lost::TooLarge(e.to_string()))
         }
-        Some(Err(e)) => Read::End(format!("error: {e}")),
-        None => Read::End("closed".to_string()),
+        Some(Err(e)) => Read::End(Lost::Socket(Box::new(e))),
+        None => Read::End(Lost::Eof {
+            before_welcome: false,
+        }),
     }
 }
 
@@ -246,13 +323,19 @@ async fn next_of(socket: &mut Option<Socket>) -> Option<Result<Message, WsError>
     }
 }
 
-type Pending = JoinHandle<Result<(Socket, String, u64), String>>;
+/// A welcomed connection: the socket, its session id and keepalive.
+type Welcomed = (Socket, String, u64);
 
-async fn joined(pending: &mut Option<Pending>) -> Result<(Socket, String, u64), String> {
+type Pending = JoinHandle<Result<Welcomed, Lost>>;
+
+async fn joined(pending: &mut Option<Pending>) -> Result<Welcomed, Lost> {
     match pending {
         Some(handle) => match handle.await {
             Ok(result) => result,
-            Err(e) => Err(format!("reconnect_failed: {e}")),
+            Err(e) => Err(Lost::ReconnectFailed {
+                why: format!("the connecting task ended: {e}"),
+                after: None,
+            }),
         },
         None => std::future::pending().await,
     }
@@ -279,7 +362,7 @@ async fn serve(
             }
             next = tokio::time::timeout(limit, socket.next()) => {
                 let Ok(next) = next else {
-                    return End::Lost(format!("keepalive: nothing for {} s", limit.as_secs()));
+                    return End::Lost(Lost::Keepalive(limit.as_secs()));
                 };
                 match classify(next, dispatch) {
                     Read::Frame(text) => {
@@ -301,7 +384,10 @@ async fn serve(
                                 socket = new;
                                 session.send_modify(|s| s.id = Some(id));
                             }
-                            Err(why) => return End::Lost(format!("reconnect_failed: {why} (after {reason})")),
+                            Err(why) => return End::Lost(Lost::ReconnectFailed {
+                                why: why.to_string(),
+                                after: Some(Box::new(reason)),
+                            }),
                         },
                         None => return End::Lost(reason),
                     },
@@ -335,7 +421,10 @@ async fn serve(
                         session.send_modify(|s| s.id = Some(id));
                     }
                     // Twitch's advice for 4007 and any failed reconnect: start afresh.
-                    Err(why) => return End::Lost(format!("reconnect_failed: {why}")),
+                    Err(why) => return End::Lost(Lost::ReconnectFailed {
+                        why: why.to_string(),
+                        after: None,
+                    }),
                 }
             }
         }
@@ -367,9 +456,27 @@ mod tests {
     }
 
     #[test]
-    fn end_reasons_have_short_labels() {
-        assert_eq!(reason_label("close_4003"), "close_4003");
-        assert_eq!(reason_label("keepalive: nothing for 11 s"), "keepalive");
-        assert_eq!(reason_label("too_large: a 9-byte message"), "too_large");
+    fn end_reasons_have_short_labels_from_a_fixed_set() {
+        let closed = |code| Lost::CloseCode {
+            code,
+            before_welcome: false,
+        };
+        assert_eq!(closed(4003).label(), "close_4003");
+        assert_eq!(closed(4999).label(), "close_other");
+        assert_eq!(closed(4999).to_string(), "closed with code 4999");
+        assert_eq!(Lost::Keepalive(11).label(), "keepalive");
+        assert_eq!(
+            Lost::Keepalive(11).to_string(),
+            "keepalive: nothing for 11 s"
+        );
+        let failed = Lost::ReconnectFailed {
+            why: Lost::NoWelcome.to_string(),
+            after: Some(Box::new(closed(4004))),
+        };
+        assert_eq!(failed.label(), "reconnect_failed");
+        assert_eq!(
+            failed.to_string(),
+            "reconnect failed: the first message was not a welcome (after closed with code 4004)"
+        );
     }
 }
