@@ -314,7 +314,7 @@ impl Session {
             self.on_logged_in(wire).await;
             return None;
         }
-        let message = match ServerMessage::try_from(irc) {
+        let message = match crate::twitch::convert::server_message(irc) {
             Ok(m) => m,
             Err(e) => {
                 self.metrics.irc_lines_malformed.inc();
