@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn emote_ranges_that_overflow_are_dropped_before_twitch_irc_sees_them() {
         let line = "@emotes=25:0-4,9-2/1902:6-10,3-18446744073709551615;id=x;user-id=1;room-id=2;\
-                    tmi-sent-ts=1;badges=;display-name=a :a!a@a.tmi.twitch.tv PRIVMSG #c :Kappa Keepo";
+                    tmi-sent-ts=1;badges=;badge-info=;color=;display-name=a :a!a@a.tmi.twitch.tv PRIVMSG #c :Kappa Keepo";
         let irc = IRCMessage::parse(line).expect("parses");
         let message = server_message(irc).expect("converts without a panic");
         let event = to_chat_event(&message).expect("a chat event");
