@@ -38,8 +38,11 @@ const INTERESTING: &[&[u8]] = &[
     b"\xff",
 ];
 
-/// Every fuzz target and the library function its `fuzz_target!` runs.
-fn targets() -> Vec<(&'static str, Box<dyn Fn(&[u8])>)> {
+/// A fuzz target's body: the library function its `fuzz_target!` runs.
+type Check = Box<dyn Fn(&[u8])>;
+
+/// Every fuzz target and its body.
+fn targets() -> Vec<(&'static str, Check)> {
     let base = firehose::http::rules::fuzzing::base();
     vec![
         (
