@@ -266,9 +266,11 @@ async fn the_bot_itself_and_ignore_listed_users_get_no_answer_on_discord() {
         );
     }
     // Ignored by the list: handled by ignoring them (processed); the bot's own: not input.
-    wait_until("the listed users' and the viewer's messages are processed", WAIT, || {
-        discord_processed(&s.service, CHANNEL_A) == 3
-    })
+    wait_until(
+        "the listed users' and the viewer's messages are processed",
+        WAIT,
+        || discord_processed(&s.service, CHANNEL_A) == 3,
+    )
     .await;
     s.service.shutdown().await;
     s.fake.shutdown().await;

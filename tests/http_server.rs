@@ -59,7 +59,9 @@ async fn status_of(addr: SocketAddr, path: &str, authorization: Option<&str>) ->
         .map(|a| format!("authorization: {a}\r\n"))
         .unwrap_or_default();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n{auth}connection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\n{auth}connection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .expect("write");
     let answer = read_until_closed(&mut stream)
@@ -114,7 +116,9 @@ async fn connections_beyond_the_limit_are_refused_and_counted() {
         metric(&service, "firehose_http_connections_open", "main") == 2.0
     })
     .await;
-    let mut third = TcpStream::connect(addr).await.expect("the kernel accepts it");
+    let mut third = TcpStream::connect(addr)
+        .await
+        .expect("the kernel accepts it");
     let answer = read_until_closed(&mut third)
         .await
         .expect("the server closes the connection over the limit");

@@ -28,7 +28,14 @@ fn ignored(service: &Server, platform: &str, reason: &str) -> f64 {
 }
 
 /// A PRIVMSG with the given login, display name and user id, to inject as it is.
-fn privmsg(channel: &str, login: &str, display: &str, user_id: &str, id: &str, text: &str) -> String {
+fn privmsg(
+    channel: &str,
+    login: &str,
+    display: &str,
+    user_id: &str,
+    id: &str,
+    text: &str,
+) -> String {
     let now = firehose::engine::millis(SystemTime::now());
     format!(
         "@badge-info=;badges=;color=;display-name={display};emotes=;first-msg=0;flags=;id={id};mod=0;room-id=1;subscriber=0;tmi-sent-ts={now};turbo=0;user-id={user_id};user-type= :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG #{channel} :{text}"
@@ -60,13 +67,22 @@ async fn over_irc_the_bots_own_login_and_user_id_get_no_answer_and_are_counted()
     .await;
     // The same account under another login (renamed): its user id is what matches.
     assert_eq!(
-        sim.inject_raw(&privmsg(channel, "renamedbot", "RenamedBot", &bot_id, "own-2", "!ping"))
-            .await,
+        sim.inject_raw(&privmsg(
+            channel,
+            "renamedbot",
+            "RenamedBot",
+            &bot_id,
+            "own-2",
+            "!ping"
+        ))
+        .await,
         1
     );
-    wait_until("the renamed account's !ping is ignored too", DEADLINE, || {
-        ignored(&service, "twitch", "own") == 2.0
-    })
+    wait_until(
+        "the renamed account's !ping is ignored too",
+        DEADLINE,
+        || ignored(&service, "twitch", "own") == 2.0,
+    )
     .await;
 
     let viewer = ping(&sim, channel, "viewer").await;
@@ -107,13 +123,17 @@ async fn over_irc_ignore_listed_logins_and_ids_get_no_answer_and_count_as_proces
     // Twitch's login is lower case, its display name is not: a differently-cased login in
     // the prefix (as a non-conforming server might send) is the same account.
     assert_eq!(
-        sim.inject_raw(&privmsg(channel, "OTHERBOT", "OtherBot", "77", "other-2", "!ping"))
-            .await,
+        sim.inject_raw(&privmsg(
+            channel, "OTHERBOT", "OtherBot", "77", "other-2", "!ping"
+        ))
+        .await,
         1
     );
     assert_eq!(
-        sim.inject_raw(&privmsg(channel, "newname", "NewName", "4242", "by-id", "!ping"))
-            .await,
+        sim.inject_raw(&privmsg(
+            channel, "newname", "NewName", "4242", "by-id", "!ping"
+        ))
+        .await,
         1
     );
     wait_until("the three ignored !pings are counted", DEADLINE, || {
@@ -168,7 +188,11 @@ async fn over_eventsub_the_bots_own_login_and_ignore_listed_users_get_no_answer(
         ignored(&service, "twitch", "own") == 2.0
     })
     .await;
-    assert_eq!(received(&service, channel), 2, "the viewer's and otherbot's");
+    assert_eq!(
+        received(&service, channel),
+        2,
+        "the viewer's and otherbot's"
+    );
     wait_until("both processed", DEADLINE, || {
         processed(&service, channel) == 2
     })

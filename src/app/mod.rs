@@ -37,8 +37,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::channel::supervisor::DrainReport;
 use crate::channel::ignore::IgnoreList;
+use crate::channel::supervisor::DrainReport;
 use crate::channel::ticker::run_ticker;
 use crate::channel::{ChannelKey, ChannelRegistry, Router, SupervisorMsg};
 use crate::config::Config;

@@ -40,7 +40,9 @@ impl Server {
                 }
             };
         match listening.admin {
-            Some(admin) => tracing::info!(http_addr = %listening.main, admin_addr = %admin, "HTTP endpoints listening (admin API and metrics on the admin address)"),
+            Some(admin) => {
+                tracing::info!(http_addr = %listening.main, admin_addr = %admin, "HTTP endpoints listening (admin API and metrics on the admin address)")
+            }
             None => tracing::info!(http_addr = %listening.main, "HTTP endpoints listening"),
         }
         Ok(Server {

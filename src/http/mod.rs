@@ -397,6 +397,10 @@ mod tests {
         for value in ["Basic abc", "Bearerabc", "abc", "", "Bearer"] {
             assert_eq!(bearer_token(value), None, "{value}");
         }
-        assert_eq!(bearer_token("Bearer "), Some(""), "an empty token is no token");
+        assert_eq!(
+            bearer_token("Bearer "),
+            Some(""),
+            "an empty token is no token"
+        );
     }
 }

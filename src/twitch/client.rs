@@ -349,8 +349,7 @@ impl Session {
     /// id GLOBALUSERSTATE gave).
     fn is_own(&self, event: &crate::engine::ChatEvent) -> bool {
         event.message().is_some_and(|m| {
-            is_account(&m.user, &self.config.login, None)
-                || self.status.is_bot_user_id(&m.user.id)
+            is_account(&m.user, &self.config.login, None) || self.status.is_bot_user_id(&m.user.id)
         })
     }
 
