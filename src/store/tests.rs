@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use super::embedded::EmbeddedStore;
 use super::model::{counter, ChannelWrite, LeaseOutcome, ModerationEntry, StoredChannel};
-use super::model::{UserRow, WarningRow};
+use super::model::{ForgottenRows, UserRow, WarningRow};
 use super::writer::{message_change, Change, StoreHandle, WriterConfig};
 use super::{StateStore, StoreError, StoreResult};
 use crate::config::StoreConfig;
@@ -143,6 +143,13 @@ impl StateStore for Flaky {
         scope: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>> {
         self.inner.list_state(scope)
+    }
+    fn forget_user<'a>(
+        &'a self,
+        platform: &'a str,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<ForgottenRows>> {
+        self.inner.forget_user(platform, user_id)
     }
 }
 
