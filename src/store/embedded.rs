@@ -774,6 +774,81 @@ mod tests {
         assert_eq!(stored.warnings, write.warnings);
     }
 
+    /// Expired user stats and log rows leave the file a bounded slice per sweep (every write
+    /// runs one), resuming where the last one stopped, and live rows stay.
+    #[tokio::test]
+    async fn expired_rows_leave_the_file_in_bounded_sweeps() {
+        let store = memory();
+        store.migrate().await.expect("migrate");
+        let (expired_users, live_users, expired_log) = (600, 10, 300);
+        {
+            let txn = store.db.begin_write().expect("txn");
+            {
+                let mut users = txn.open_table(USERS).expect("users");
+                for i in 0..expired_users + live_users {
+                    let user = StoredUser {
+                        login: format!("u{i}"),
+                        messages: 1,
+                        last_seen_ms: 1,
+                        warnings: 0,
+                        // Interleaved: every 61st row lives (one never expires).
+                        expires_ms: if i % 61 == 0 { 0 } else { 1 },
+                    };
+                    let bytes = serde_json::to_vec(&user).expect("json");
+                    let k = key(&[&format!("twitch:c{}", i % 7), &format!("{i:05}")]);
+                    users.insert(k.as_str(), bytes.as_slice()).expect("insert");
+                }
+                let mut log = txn.open_table(MODLOG).expect("log");
+                for i in 0..expired_log {
+                    let entry = StoredLogEntry {
+                        entry: ModerationEntry {
+                            id: format!("e{i}"),
+                            at_ms: 1,
+                            action: "delete".into(),
+                            user_id: "u".into(),
+                            rule: "caps".into(),
+                            reason: String::new(),
+                            duration_s: 0,
+                        },
+                        expires_ms: 2,
+                    };
+                    let bytes = serde_json::to_vec(&entry).expect("json");
+                    let k = key(&["twitch:c0", &format!("{i:020}"), &format!("e{i}")]);
+                    log.insert(k.as_str(), bytes.as_slice()).expect("insert");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        let live = (0..expired_users + live_users).filter(|i| i % 61 == 0).count();
+        let rows = |table| {
+            let txn = store.db.begin_read().expect("read");
+            match table {
+                "users" => txn.open_table(USERS).expect("users").len().expect("len"),
+                _ => txn.open_table(MODLOG).expect("log").len().expect("len"),
+            }
+        };
+        let all_expired = (expired_users + live_users - live + expired_log) as u64;
+        let mut removed = 0;
+        let mut sweeps = 0;
+        while removed < all_expired {
+            let now = store.sweep_expired(SWEEP_ROWS).await.expect("sweep");
+            assert!(now <= 2 * SWEEP_ROWS as u64, "bounded: {now}");
+            removed += now;
+            sweeps += 1;
+            assert!(sweeps <= 10, "the sweeps make progress ({removed} of {all_expired})");
+        }
+        assert!(sweeps >= 3, "more than one slice was needed: {sweeps}");
+        assert_eq!(rows("users"), live as u64);
+        assert_eq!(rows("log"), 0);
+        // A write sweeps too (nothing left to remove), and live rows are still read.
+        assert_eq!(store.sweep_expired(SWEEP_ROWS).await.expect("sweep"), 0);
+        let read = store
+            .load_users("twitch:c0", &["00000".to_string()])
+            .await
+            .expect("users");
+        assert_eq!(read.len(), 1);
+    }
+
     #[tokio::test]
     async fn a_key_that_does_not_decode_fails_the_load() {
         let store = memory();

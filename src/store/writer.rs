@@ -767,8 +767,9 @@ struct Writer {
     /// after the request).
     flush_waiters: Vec<(u64, oneshot::Sender<StoreResult<()>>)>,
     flushes_started: u64,
-    /// Users whose data is being deleted (and how many requests for each).
-    forgetting: HashMap<ForgetKey, usize>,
+    /// Users whose data is being deleted: how many requests for each, and what was dropped
+    /// about them as it arrived (for the answer).
+    forgetting: HashMap<ForgetKey, (usize, ForgottenRows)>,
     /// Deletions waiting for the in-flight flush to end, oldest first.
     forget_waiting: Vec<(ForgetKey, oneshot::Sender<StoreResult<ForgetReport>>)>,
     forget_running: Option<RunningForget>,
@@ -880,17 +881,46 @@ impl Writer {
                 .cloned()
                 .collect();
             for user in users {
-                self.scrub(&user, Some(&channel));
+                let gone = self.scrub_channel(&user, &channel);
+                if let Some((_, dropped)) = self.forgetting.get_mut(&user) {
+                    dropped.add(gone);
+                }
             }
         }
     }
 
-    /// Drops what is pending about `user` (in `only` channel, or every channel of the user's
-    /// platform) and the user's cached bases; returns what went.
-    fn scrub(&mut self, user: &ForgetKey, only: Option<&Arc<str>>) -> ForgottenRows {
+    /// Drops what is pending about `user` in one channel (cheap: every batch merged while a
+    /// delete runs goes through it); returns what went.
+    fn scrub_channel(&mut self, user: &ForgetKey, channel: &Arc<str>) -> ForgottenRows {
+        let Some(pending) = self.pending.get_mut(channel) else {
+            return ForgottenRows::default();
+        };
+        let before = pending.keys();
+        let mut gone = pending.forget_user(&user.user_id);
+        let left = pending.keys();
+        self.pending_keys -= before - left;
+        if left == 0 {
+            self.pending.remove(channel);
+        }
+        if self.pending_keys == 0 {
+            self.pending_since = None;
+            self.users_since = None;
+        }
+        if gone.total() > 0 {
+            gone.channels.insert(channel.to_string());
+        }
+        self.status
+            .changes_forgotten
+            .fetch_add(gone.total(), Ordering::Relaxed);
+        gone
+    }
+
+    /// Drops what is pending about `user` in every channel of the user's platform, and the
+    /// user's cached bases; returns what went.
+    fn scrub(&mut self, user: &ForgetKey) -> ForgottenRows {
         let mut gone = ForgottenRows::default();
         for (channel, pending) in self.pending.iter_mut() {
-            if only.is_some_and(|c| c != channel) || !on_platform(channel, &user.platform) {
+            if !on_platform(channel, &user.platform) {
                 continue;
             }
             let before = pending.keys();
@@ -930,7 +960,10 @@ impl Writer {
         // What the channel actors sent before they cleared their caches is queued: take it
         // (and drop it) first.
         self.drain_queue(data);
-        let pending = self.scrub(&user, None);
+        let mut pending = self.scrub(&user);
+        if let Some((_, dropped)) = self.forgetting.get_mut(&user) {
+            pending.add(std::mem::take(dropped));
+        }
         let store = Arc::clone(&self.store);
         let (platform, user_id) = (user.platform.clone(), user.user_id.clone());
         let task = tokio::spawn(async move { store.forget_user(&platform, &user_id).await });
@@ -950,7 +983,7 @@ impl Writer {
             reply,
             ..
         } = running;
-        if let Some(n) = self.forgetting.get_mut(&user) {
+        if let Some((n, _)) = self.forgetting.get_mut(&user) {
             *n -= 1;
             if *n == 0 {
                 self.forgetting.remove(&user);
@@ -995,8 +1028,8 @@ impl Writer {
             }
             Control::ForgetBegin { user, reply } => {
                 self.drain_queue(data);
-                let gone = self.scrub(&user, None);
-                *self.forgetting.entry(user).or_default() += 1;
+                let gone = self.scrub(&user);
+                self.forgetting.entry(user).or_default().0 += 1;
                 let _ = reply.send(gone);
             }
             Control::ForgetCommit { user, reply } => {
