@@ -738,6 +738,7 @@ pub(super) fn newer_schema(found: u64) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableTableMetadata;
 
     fn memory() -> EmbeddedStore {
         EmbeddedStore::open(&StoreConfig::default()).expect("in memory")
