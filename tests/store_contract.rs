@@ -389,14 +389,25 @@ async fn user_stats_expire_after_their_ttl(store: Arc<dyn StateStore>) {
     kept.users = vec![user("2", 4)];
     store.write(&kept).await.expect("write kept");
     let ids = vec!["1".to_string(), "2".to_string()];
-    assert_eq!(store.load_users("twitch:chan", &ids).await.expect("users").len(), 2);
-    wait_until_async("the short-lived row expires", Duration::from_secs(10), || {
-        let (store, ids) = (Arc::clone(&store), ids.clone());
-        async move {
-            let users = store.load_users("twitch:chan", &ids).await.expect("users");
-            users.len() == 1 && users[0].user_id == "2"
-        }
-    })
+    assert_eq!(
+        store
+            .load_users("twitch:chan", &ids)
+            .await
+            .expect("users")
+            .len(),
+        2
+    );
+    wait_until_async(
+        "the short-lived row expires",
+        Duration::from_secs(10),
+        || {
+            let (store, ids) = (Arc::clone(&store), ids.clone());
+            async move {
+                let users = store.load_users("twitch:chan", &ids).await.expect("users");
+                users.len() == 1 && users[0].user_id == "2"
+            }
+        },
+    )
     .await;
     // A write renews the row (and its TTL): the expired values do not come back.
     let mut again = ChannelWrite::new("twitch:chan", 60);
@@ -455,7 +466,10 @@ async fn forgetting_a_user_removes_their_rows_only(store: Arc<dyn StateStore>) {
         user_stats: 2,
         warnings: 4,
         moderation_log: 4,
-        channels: ["twitch:a", "twitch:b"].iter().map(|c| c.to_string()).collect(),
+        channels: ["twitch:a", "twitch:b"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
     };
     assert_eq!(forgotten, expected);
 
@@ -474,8 +488,23 @@ async fn forgetting_a_user_removes_their_rows_only(store: Arc<dyn StateStore>) {
     // The same id on Discord is another person.
     let discord = store.load_users("discord:1", &ids).await.expect("users");
     assert_eq!(discord.len(), 2);
-    assert_eq!(store.load_channel("discord:1").await.expect("load").warnings.len(), 3);
-    assert_eq!(store.moderation_log("discord:1", 10).await.expect("log").len(), 3);
+    assert_eq!(
+        store
+            .load_channel("discord:1")
+            .await
+            .expect("load")
+            .warnings
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .moderation_log("discord:1", 10)
+            .await
+            .expect("log")
+            .len(),
+        3
+    );
 
     let again = store.forget_user("twitch", "1001").await.expect("again");
     assert_eq!(again, ForgottenRows::default(), "nothing left to remove");

@@ -213,7 +213,9 @@ async fn login_over_tls_migrates_writes_and_reads_back(node: &SecureNode) {
     // The certificate checked against a configured name instead of the address.
     let mut named = config.clone();
     named.scylla_tls_server_name = "firehose-test-db".into();
-    let store = open(&named).await.expect("the certificate names firehose-test-db");
+    let store = open(&named)
+        .await
+        .expect("the certificate names firehose-test-db");
     assert_eq!(
         store.schema_version().await.expect("version"),
         firehose::store::migrations::latest()
@@ -242,7 +244,10 @@ async fn a_config_file_with_the_password_in_a_file_connects(node: &SecureNode) {
         tls = node.tls.display(),
     );
     let config = Config::from_toml_with_env(&text, "test", &[]).expect("valid config");
-    assert!(!format!("{config:?}").contains(APP_PASSWORD), "Debug of Config");
+    assert!(
+        !format!("{config:?}").contains(APP_PASSWORD),
+        "Debug of Config"
+    );
     let store = open(&config.store).await.expect("connects");
     store.migrate().await.expect("migrate");
 
@@ -285,7 +290,10 @@ async fn refusals_name_what_is_wrong(node: &SecureNode) {
 
     let mut misnamed = good.clone();
     misnamed.scylla_tls_server_name = "not-the-db.example".into();
-    assert_config_error(open(&misnamed).await, &["TLS", "store.scylla_tls_server_name"]);
+    assert_config_error(
+        open(&misnamed).await,
+        &["TLS", "store.scylla_tls_server_name"],
+    );
 
     // The node requires a client certificate.
     let mut no_client_cert = good.clone();
@@ -314,7 +322,10 @@ fn the_password_never_shows(config: &StoreConfig) {
         log.len()
     );
     let leaks: Vec<&str> = log.lines().filter(|l| l.contains(APP_PASSWORD)).collect();
-    assert!(leaks.is_empty(), "the password is in the log output: {leaks:#?}");
+    assert!(
+        leaks.is_empty(),
+        "the password is in the log output: {leaks:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,7 +48,12 @@ fn hugs_for(sim: &SimHandle, channel: &str, login: &str) -> usize {
         .count()
 }
 
-async fn start(sim: &SimHandle, channel: &str, dir: &std::path::Path, store: StoreConfig) -> Server {
+async fn start(
+    sim: &SimHandle,
+    channel: &str,
+    dir: &std::path::Path,
+    store: StoreConfig,
+) -> Server {
     std::fs::write(dir.join(format!("{channel}.toml")), RULES).expect("rules");
     let mut config = config_for(sim.local_addr(), &[channel.to_string()]);
     config.engine.rules_dir = dir.display().to_string();
@@ -114,7 +119,10 @@ async fn a_users_data_is_deleted_everywhere_and_only_theirs(store: StoreConfig) 
     let store = service.core().store.store().clone();
     let both = vec![shouter.clone(), bystander.clone()];
     assert_eq!(store.load_users(&id, &both).await.expect("users").len(), 2);
-    assert_eq!(store.load_channel(&id).await.expect("load").warnings.len(), 2);
+    assert_eq!(
+        store.load_channel(&id).await.expect("load").warnings.len(),
+        2
+    );
     assert_eq!(
         log(&service, &channel).await,
         sorted(vec![("delete", &shouter), ("delete", &bystander)])
@@ -133,7 +141,11 @@ async fn a_users_data_is_deleted_everywhere_and_only_theirs(store: StoreConfig) 
     assert_eq!(report["in_memory"]["cooldowns"], 1, "{report}");
     assert_eq!(report["in_memory"]["scrollback"], 1, "{report}");
     assert_eq!(report["channels"], serde_json::json!([id]), "{report}");
-    assert_eq!(report["channels_unreachable"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["channels_unreachable"],
+        serde_json::json!([]),
+        "{report}"
+    );
 
     // The store holds the bystander's data only.
     let users = store.load_users(&id, &both).await.expect("users");
@@ -157,11 +169,17 @@ async fn a_users_data_is_deleted_everywhere_and_only_theirs(store: StoreConfig) 
         processed(&service, &channel) == 8
     })
     .await;
-    wait_until("the shouter is hugged again", Duration::from_secs(10), || {
-        hugs_for(&sim, &channel, "shouter") == 2
-    })
+    wait_until(
+        "the shouter is hugged again",
+        Duration::from_secs(10),
+        || hugs_for(&sim, &channel, "shouter") == 2,
+    )
     .await;
-    assert_eq!(hugs_for(&sim, &channel, "bystander"), 1, "still cooling down");
+    assert_eq!(
+        hugs_for(&sim, &channel, "bystander"),
+        1,
+        "still cooling down"
+    );
     flush(&http, &service).await;
     assert_eq!(
         log(&service, &channel).await,
@@ -172,7 +190,10 @@ async fn a_users_data_is_deleted_everywhere_and_only_theirs(store: StoreConfig) 
         ])
     );
     let users = store.load_users(&id, &both).await.expect("users");
-    let shouter_row = users.iter().find(|u| u.user_id == shouter).expect("a new row");
+    let shouter_row = users
+        .iter()
+        .find(|u| u.user_id == shouter)
+        .expect("a new row");
     assert_eq!(shouter_row.messages, 2, "counted from the delete on");
     let bystander_row = users.iter().find(|u| u.user_id == bystander).expect("kept");
     assert_eq!(bystander_row.messages, 4);

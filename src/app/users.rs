@@ -70,7 +70,9 @@ pub fn parse_platform(name: &str) -> Result<Platform, ForgetUserError> {
         "discord" => Ok(Platform::Discord),
         other => {
             let shown: String = other.chars().take(32).collect();
-            Err(ForgetUserError::UnknownPlatform(shown.escape_debug().to_string()))
+            Err(ForgetUserError::UnknownPlatform(
+                shown.escape_debug().to_string(),
+            ))
         }
     }
 }
@@ -205,7 +207,10 @@ mod tests {
         assert_eq!(parse_platform("discord").ok(), Some(Platform::Discord));
         for bad in ["", "Twitch", "youtube", "twitch\n"] {
             assert!(
-                matches!(parse_platform(bad), Err(ForgetUserError::UnknownPlatform(_))),
+                matches!(
+                    parse_platform(bad),
+                    Err(ForgetUserError::UnknownPlatform(_))
+                ),
                 "{bad:?}"
             );
         }

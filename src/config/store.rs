@@ -214,8 +214,7 @@ impl StoreConfig {
     /// set, a client certificate with its key.
     fn validate_security(&self) -> Result<(), ConfigError> {
         let user = self.scylla_username.trim();
-        if user != self.scylla_username || user.chars().any(char::is_control) || user.len() > 256
-        {
+        if user != self.scylla_username || user.chars().any(char::is_control) || user.len() > 256 {
             return Err(invalid(
                 "store.scylla_username",
                 "must be at most 256 characters, without control characters or surrounding spaces",
@@ -223,7 +222,10 @@ impl StoreConfig {
         }
         let files = [
             ("store.scylla_ca_file", &self.scylla_ca_file),
-            ("store.scylla_client_cert_file", &self.scylla_client_cert_file),
+            (
+                "store.scylla_client_cert_file",
+                &self.scylla_client_cert_file,
+            ),
             ("store.scylla_client_key_file", &self.scylla_client_key_file),
         ];
         for (key, file) in files {

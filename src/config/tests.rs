@@ -324,7 +324,11 @@ fn the_cql_password_comes_from_env_or_file_reaches_the_store_and_never_prints() 
     );
     let from_env = load(&text, &[("FIREHOSE_SCYLLA_PASSWORD", "env-cql-password")]).expect("valid");
     assert_eq!(
-        from_env.secrets.scylla_password.as_ref().map(Secret::expose),
+        from_env
+            .secrets
+            .scylla_password
+            .as_ref()
+            .map(Secret::expose),
         Some("env-cql-password"),
         "the environment wins"
     );
@@ -358,7 +362,8 @@ fn cql_login_and_tls_settings_are_checked_naming_the_key() {
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, "pem").expect("write");
     let ca = format!("{:?}", ca.display().to_string());
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "[store]\nscylla_username = \"firehose\"\n".into(),
             vec![],
@@ -396,9 +401,7 @@ fn cql_login_and_tls_settings_are_checked_naming_the_key() {
         ),
     ];
     for (text, env, key) in cases {
-        let err = load(&text, &env)
-            .expect_err(&text)
-            .to_string();
+        let err = load(&text, &env).expect_err(&text).to_string();
         assert!(err.contains(key), "`{text}` gave `{err}`, not naming {key}");
     }
     let ok = format!(

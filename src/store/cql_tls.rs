@@ -49,9 +49,10 @@ pub fn client_config(config: &StoreConfig) -> StoreResult<Arc<rustls::ClientConf
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .build()
-        .map_err(|e| StoreError::Config(format!("store.scylla_ca_file: {e}")))?;
+    let webpki =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()
+            .map_err(|e| StoreError::Config(format!("store.scylla_ca_file: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = if config.scylla_tls_server_name.is_empty() {
         webpki
     } else {
@@ -87,12 +88,10 @@ pub fn client_config(config: &StoreConfig) -> StoreResult<Arc<rustls::ClientConf
             })?
         }
         (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(StoreError::Config(
-                "store.scylla_client_cert_file and store.scylla_client_key_file: set both or neither"
-                    .into(),
-            ))
-        }
+        _ => return Err(StoreError::Config(
+            "store.scylla_client_cert_file and store.scylla_client_key_file: set both or neither"
+                .into(),
+        )),
     };
     Ok(Arc::new(client))
 }
@@ -114,11 +113,7 @@ fn read_pem(path: &Path, key: &str) -> StoreResult<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(|e| bad(key, path, e))?;
     if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(bad(
-            key,
-            path,
-            format!("longer than {MAX_PEM_BYTES} bytes"),
-        ));
+        return Err(bad(key, path, format!("longer than {MAX_PEM_BYTES} bytes")));
     }
     Ok(bytes)
 }

@@ -820,7 +820,9 @@ mod tests {
             }
             txn.commit().expect("commit");
         }
-        let live = (0..expired_users + live_users).filter(|i| i % 61 == 0).count();
+        let live = (0..expired_users + live_users)
+            .filter(|i| i % 61 == 0)
+            .count();
         let rows = |table| {
             let txn = store.db.begin_read().expect("read");
             match table {
@@ -836,7 +838,10 @@ mod tests {
             assert!(now <= 2 * SWEEP_ROWS as u64, "bounded: {now}");
             removed += now;
             sweeps += 1;
-            assert!(sweeps <= 10, "the sweeps make progress ({removed} of {all_expired})");
+            assert!(
+                sweeps <= 10,
+                "the sweeps make progress ({removed} of {all_expired})"
+            );
         }
         assert!(sweeps >= 3, "more than one slice was needed: {sweeps}");
         assert_eq!(rows("users"), live as u64);

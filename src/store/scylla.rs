@@ -37,8 +37,8 @@ use scylla::value::{CqlValue, Row};
 use tokio::sync::OnceCell;
 
 use super::migrations::{self, MIGRATIONS};
-use super::model::{ChannelWrite, LeaseOutcome, ModerationEntry, RuleRow, StoredChannel};
 use super::model::{on_platform, ForgottenRows, UserRow, WarningRow};
+use super::model::{ChannelWrite, LeaseOutcome, ModerationEntry, RuleRow, StoredChannel};
 use super::{log_day, user_bucket, StateStore, StoreError, StoreResult};
 use crate::config::StoreConfig;
 
@@ -111,9 +111,14 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
 /// database being unreachable.
 fn connect_error(config: &StoreConfig, error: &str) -> StoreError {
     let lower = error.to_ascii_lowercase();
-    let auth = ["authentication", "password", "credentials", "bad credentials"]
-        .iter()
-        .any(|w| lower.contains(w));
+    let auth = [
+        "authentication",
+        "password",
+        "credentials",
+        "bad credentials",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
     let tls = [
         "certificate",
         "tls",
@@ -138,9 +143,7 @@ fn connect_error(config: &StoreConfig, error: &str) -> StoreError {
                 config.scylla_username
             )
         };
-        StoreError::Config(format!(
-            "CQL authentication failed, {login}: {error}"
-        ))
+        StoreError::Config(format!("CQL authentication failed, {login}: {error}"))
     } else if tls && config.scylla_tls {
         StoreError::Config(format!(
             "CQL TLS handshake failed (store.scylla_ca_file, store.scylla_tls_server_name, store.scylla_client_cert_file): {error}"

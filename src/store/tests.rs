@@ -693,7 +693,11 @@ async fn a_user_deleted_while_a_flush_is_in_flight_stays_deleted() {
     );
     assert_eq!(report.stored.user_stats, 1, "{report:?}");
     assert_eq!(report.stored.warnings, 1, "{report:?}");
-    assert_eq!(report.pending.total(), 0, "all of it was in flight: {report:?}");
+    assert_eq!(
+        report.pending.total(),
+        0,
+        "all of it was in flight: {report:?}"
+    );
     flushing.await.expect("no panic").expect("flush");
     store.write_delay_ms.store(0, Ordering::SeqCst);
     handle.submit(&channel(), message("u2")).await;
@@ -725,9 +729,15 @@ async fn a_failed_in_flight_flush_does_not_put_a_deleted_users_changes_back() {
     .await;
     let ((), report) = handle.forget_user("twitch", "u1", async {}).await;
     let report = report.expect("forgotten");
-    assert!(flushing.await.expect("no panic").is_err(), "the flush failed");
+    assert!(
+        flushing.await.expect("no panic").is_err(),
+        "the flush failed"
+    );
     assert_eq!(report.stored.user_stats, 1, "the landed row: {report:?}");
-    assert_eq!(report.pending.user_stats, 1, "the put-back delta: {report:?}");
+    assert_eq!(
+        report.pending.user_stats, 1,
+        "the put-back delta: {report:?}"
+    );
     store.fail_after_write.store(false, Ordering::SeqCst);
     store.write_delay_ms.store(0, Ordering::SeqCst);
     handle.flush().await.expect("retry");
@@ -813,7 +823,10 @@ async fn an_expired_user_row_does_not_come_back_through_the_cached_base() {
     assert_eq!(users(&store, "u1").await[0].messages, 2);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !users(&store, "u1").await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the row never expired");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the row never expired"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     handle.submit(&channel(), message("u1")).await;
