@@ -1,7 +1,8 @@
 //! Deleting one person's data on one platform, everywhere the service keeps it
 //! (`DELETE /v1/users/{platform}/{user_id}`): the state store (user stats, warnings, moderation
-//! log entries about them), the store writer's pending changes, and the running channel
-//! actors' engine state (warnings, per-user cooldowns, nuke scrollback).
+//! log entries about them), the store writer's pending changes, the running channel actors'
+//! engine state (warnings, per-user cooldowns, nuke scrollback) and, on Twitch, the Helix
+//! moderation log (its in-memory ring and its JSON-lines file, `helix.moderation_log`).
 //!
 //! The order closes the races (see `store::writer`): the writer drops what it holds about the
 //! user and starts dropping whatever about them arrives; the channel actors clear their copies;
@@ -20,6 +21,7 @@ use crate::channel::{ChannelMsg, ChannelRegistry};
 use crate::engine::{ForgottenUser, Platform};
 use crate::store::writer::ForgetReport;
 use crate::store::ForgottenRows;
+use crate::twitch::helix::ForgottenLog;
 
 /// Longest user id accepted (Twitch ids and Discord snowflakes are 20 digits at most).
 pub const MAX_USER_ID_LEN: usize = 64;
@@ -56,6 +58,9 @@ pub struct ForgetUserReport {
     pub pending: ForgottenRows,
     /// What the running channel actors held.
     pub in_memory: ForgottenUser,
+    /// The Helix moderation log's entries about the user (Twitch, with Helix configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helix_log: Option<ForgottenLog>,
     /// Every channel (store name, `twitch:login`) where something was removed.
     pub channels: BTreeSet<String>,
     /// Running channels whose actor did not answer in time (their in-memory copies may remain
@@ -109,21 +114,31 @@ impl Core {
         }
         let registry = Arc::clone(&self.registry);
         let store = self.store.clone();
+        let helix = match platform {
+            Platform::Twitch => self.moderation.clone(),
+            Platform::Discord => None,
+        };
         let user = user_id.to_string();
         let task = tokio::spawn(async move {
             let in_memory = forget_in_actors(registry, platform, user.clone());
             let ((held, unreachable), stored) =
                 store.forget_user(platform.as_str(), &user, in_memory).await;
-            (held, unreachable, stored)
+            let helix_log = match helix {
+                Some(helix) => Some(helix.forget_user(&user).await),
+                None => None,
+            };
+            (held, unreachable, stored, helix_log)
         });
-        let (held, unreachable, stored) = task.await.map_err(|e| ForgetUserError::Store {
-            error: format!("the deletion task failed: {e}"),
-            report: Box::default(),
-        })?;
+        let (held, unreachable, stored, helix_log) =
+            task.await.map_err(|e| ForgetUserError::Store {
+                error: format!("the deletion task failed: {e}"),
+                report: Box::default(),
+            })?;
         let mut report = ForgetUserReport {
             platform: platform.as_str(),
             user_id: user_id.to_string(),
             in_memory: ForgottenUser::default(),
+            helix_log,
             channels_unreachable: unreachable,
             ..ForgetUserReport::default()
         };
