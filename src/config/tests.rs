@@ -422,3 +422,16 @@ fn cql_login_and_tls_settings_are_checked_naming_the_key() {
     assert!(config.store.scylla_tls);
     assert_eq!(config.store.user_stats_ttl_s, 60);
 }
+
+#[test]
+fn a_cql_password_in_the_file_or_a_key_override_is_refused() {
+    let err = load("[store]\nscylla_password = \"in-the-file\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("scylla_password"), "{err}");
+    assert!(!err.contains("in-the-file"), "{err}");
+    let err = load("", &[("FIREHOSE_STORE_SCYLLA_PASSWORD", "pw")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FIREHOSE_STORE_SCYLLA_PASSWORD"), "{err}");
+}
