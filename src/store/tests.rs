@@ -833,3 +833,41 @@ async fn an_expired_user_row_does_not_come_back_through_the_cached_base() {
     handle.flush().await.expect("flush");
     assert_eq!(users(&store, "u1").await[0].messages, 1);
 }
+
+/// A deletion whose caller goes away between its two steps still completes: the user's
+/// rows go, and their later activity is stored again (not dropped for good).
+#[tokio::test]
+async fn a_deletion_dropped_half_way_still_completes() {
+    let (store, handle) = started(config()).await;
+    handle.submit(&channel(), message("u1")).await;
+    handle.flush().await.expect("flush");
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        handle.forget_user("twitch", "u1", futures::future::pending::<()>()),
+    )
+    .await;
+    assert!(cancelled.is_err(), "dropped while the caller's part ran");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !users(&store, "u1").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deletion never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Until the writer has taken the end of the deletion in, the user's changes are dropped;
+    // then they count again, from a fresh row.
+    loop {
+        handle.submit(&channel(), message("u1")).await;
+        handle.flush().await.expect("flush");
+        if let Some(row) = users(&store, "u1").await.first() {
+            assert_eq!(row.messages, 1, "a fresh row");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "changes dropped for good"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -281,6 +281,28 @@ pub struct ForgetReport {
     pub pending: ForgottenRows,
 }
 
+/// Sends a begun deletion's second step if [`StoreHandle::forget_user`] is dropped before it
+/// did (nobody waits for the answer then).
+struct CommitOnDrop<'a> {
+    control: &'a mpsc::Sender<Control>,
+    user: Option<ForgetKey>,
+}
+
+impl Drop for CommitOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(user) = self.user.take() {
+            let (reply, _) = oneshot::channel();
+            if self
+                .control
+                .try_send(Control::ForgetCommit { user, reply })
+                .is_err()
+            {
+                tracing::error!("a dropped user deletion could not be completed (writer stopped or its control queue full)");
+            }
+        }
+    }
+}
+
 /// A store deletion running, and who waits for it.
 struct RunningForget {
     user: ForgetKey,
@@ -427,12 +449,19 @@ impl StoreHandle {
             Ok(()) => begun.await.map_err(|_| stopped()),
             Err(_) => Err(stopped()),
         };
+        // Begun, the delete must happen even if this future is dropped half-way: otherwise the
+        // writer would drop the user's changes for good.
+        let mut guard = CommitOnDrop {
+            control: &self.control,
+            user: began.is_ok().then(|| user.clone()),
+        };
         let held = in_memory.await;
         let mut before = match began {
             Ok(before) => before,
             Err(e) => return (held, Err(e)),
         };
         let (reply, committed) = oneshot::channel();
+        guard.user = None;
         if self
             .control
             .send(Control::ForgetCommit { user, reply })
