@@ -406,7 +406,7 @@ cmd_status() {
   local port; port="$(cat "$PORTFILE")"
   local rss; rss="$(awk '/VmRSS/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo '?')"
   if grep -q "listening for CQL clients" "$LOG" 2>/dev/null; then
-    echo "running: pid $pid, RSS $rss, FIREHOSE_SCYLLA_URI=127.0.0.1:$port"
+    echo "running: pid $pid, RSS $rss, $(print_uri "$port" | head -n1)"
   else
     echo "starting: pid $pid, RSS $rss, CQL port $port not ready yet"
   fi
