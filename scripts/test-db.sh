@@ -13,6 +13,16 @@
 # If FIREHOSE_SCYLLA_URI is already set, `start` only echoes it: an external ScyllaDB/Cassandra is used
 # (e.g. `docker run -p 9042:9042 scylladb/scylla --smp 1`). See docs/TEST-DATABASE.md.
 #
+# CASSANDRA_SECURE=1: the same commands act on a second node (its own run dir, .cache/cassandra/
+# run-secure, and cluster name) that requires a login (PasswordAuthenticator, superuser
+# cassandra/cassandra) and TLS with a client certificate on its CQL port, for the tests of
+# store.scylla_username / scylla_tls (tests/store_secure.rs). Before it starts, the JDK's keytool
+# makes a throw-away CA and the node's keystore (certificate for DNS firehose-test-db and IP
+# 127.0.0.1, signed by that CA), openssl a self-signed client certificate the node trusts; all in
+# <run dir>/tls: ca.pem, client.pem, client.key (PEM, what the driver reads). `start` prints
+# FIREHOSE_SCYLLA_SECURE_URI=... and FIREHOSE_SCYLLA_SECURE_DIR=<run dir>/tls; if
+# FIREHOSE_SCYLLA_SECURE_URI is already set, it only echoes both.
+#
 # Environment knobs: CASSANDRA_VERSION (default 5.0.8), CASSANDRA_JAVA_HOME (default OpenJDK 17),
 # CASSANDRA_START_TIMEOUT (seconds, default 180), CASSANDRA_HEAP / CASSANDRA_HEAP_MIN (1g / 512m),
 # CASSANDRA_RUN_DIR (where a node's config, data and log live; default .cache/cassandra/run: a
@@ -33,7 +43,13 @@ CACHE="$ROOT/.cache/cassandra"
 LIB="$CACHE/lib"                   # all jars (cassandra-all + transitive deps)
 FETCH_DIR="$CACHE/fetch"           # the generated pom used to resolve them
 MARKER="$LIB/.complete-$CASSANDRA_VERSION"
-RUN="${CASSANDRA_RUN_DIR:-$CACHE/run}"  # config, data, logs, pid of the running node
+SECURE="${CASSANDRA_SECURE:-0}"
+if [ "$SECURE" = 1 ]; then
+  RUN="${CASSANDRA_RUN_DIR:-$CACHE/run-secure}"
+else
+  RUN="${CASSANDRA_RUN_DIR:-$CACHE/run}"  # config, data, logs, pid of the running node
+fi
+TLS="$RUN/tls"                     # the secure node's keys and certificates
 CONF="$RUN/conf"
 DATA="$RUN/data"
 LOG="$RUN/cassandra.log"
@@ -124,12 +140,43 @@ running_pid() {
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi
 }
 
+# The secure node's TLS material (see the header): a CA and the node's keystore from keytool, a
+# self-signed client certificate from openssl, the truststore of client certificates.
+make_tls() {
+  local keytool="$JAVA_HOME/bin/keytool"
+  [ -x "$keytool" ] || die "$keytool not found (it comes with the JDK/JRE)"
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+  rm -rf "$TLS"
+  mkdir -p "$TLS"
+  local pass=firehose-test-keystore
+  kt() { "$keytool" "$@" -storetype PKCS12 -storepass "$pass" -noprompt >/dev/null 2>&1; }
+  kt -genkeypair -alias ca -keyalg EC -groupname secp256r1 -dname "CN=firehose test CA" \
+    -ext bc:c -validity 7 -keystore "$TLS/ca.p12" || die "keytool: CA"
+  kt -exportcert -rfc -alias ca -keystore "$TLS/ca.p12" -file "$TLS/ca.pem" || die "keytool: export CA"
+  kt -genkeypair -alias node -keyalg EC -groupname secp256r1 -dname "CN=firehose-test-db" \
+    -validity 7 -keystore "$TLS/node.p12" || die "keytool: node key"
+  kt -certreq -alias node -keystore "$TLS/node.p12" -file "$TLS/node.csr" || die "keytool: node CSR"
+  kt -gencert -alias ca -keystore "$TLS/ca.p12" -infile "$TLS/node.csr" -outfile "$TLS/node.pem" -rfc \
+    -validity 7 -ext san=dns:firehose-test-db,ip:127.0.0.1 -ext ku:c=digitalSignature \
+    -ext eku=serverAuth || die "keytool: sign node certificate"
+  kt -importcert -alias ca -file "$TLS/ca.pem" -keystore "$TLS/node.p12" || die "keytool: CA into keystore"
+  kt -importcert -alias node -file "$TLS/node.pem" -keystore "$TLS/node.p12" || die "keytool: node chain"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+    -subj "/CN=firehose-test-client" -addext "basicConstraints=critical,CA:FALSE" \
+    -addext "extendedKeyUsage=clientAuth" -keyout "$TLS/client.key" -out "$TLS/client.pem" \
+    >/dev/null 2>&1 || die "openssl: client certificate"
+  kt -importcert -alias client -file "$TLS/client.pem" -keystore "$TLS/trust.p12" || die "keytool: truststore"
+  rm -f "$TLS/node.csr"
+}
+
 write_config() {
   local native="$1" storage="$2"
   mkdir -p "$CONF" "$DATA"/{data,commitlog,hints,saved_caches,cdc_raw} "$RUN/triggers"
+  local cluster=firehose-test auth=AllowAllAuthenticator
+  if [ "$SECURE" = 1 ]; then cluster=firehose-test-secure; auth=PasswordAuthenticator; fi
   # Minimal single-node config; everything not named takes Cassandra's built-in default.
   cat >"$CONF/cassandra.yaml" <<EOF
-cluster_name: firehose-test
+cluster_name: $cluster
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
@@ -153,13 +200,27 @@ cdc_raw_directory: $DATA/cdc_raw
 # the page cache outlives the process, not the machine). In periodic mode our kill test saw a
 # SIGKILLed node lose a few acknowledged writes.
 commitlog_sync: batch
-# A test node: no snapshots on TRUNCATE/DROP, no auth, small caches.
+# A test node: no snapshots on TRUNCATE/DROP, no auth (the secure node: logins only), small caches.
 auto_snapshot: false
-authenticator: AllowAllAuthenticator
+authenticator: $auth
 authorizer: AllowAllAuthorizer
 key_cache_size: 8MiB
 counter_cache_size: 0MiB
 EOF
+  if [ "$SECURE" = 1 ]; then
+    cat >>"$CONF/cassandra.yaml" <<EOF
+# TLS only, and only with a client certificate the truststore holds.
+client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: $TLS/node.p12
+  keystore_password: firehose-test-keystore
+  truststore: $TLS/trust.p12
+  truststore_password: firehose-test-keystore
+  store_type: PKCS12
+  require_client_auth: true
+EOF
+  fi
   # Console-only logging at INFO (stdout/stderr go to $LOG); noisy loggers turned down.
   cat >"$CONF/logback.xml" <<'EOF'
 <configuration scan="false">
@@ -177,9 +238,25 @@ EOF
 # ---------------------------------------------------------------------------------------------------
 # start
 # ---------------------------------------------------------------------------------------------------
+# The lines `start` prints for the running node.
+print_uri() {
+  if [ "$SECURE" = 1 ]; then
+    echo "FIREHOSE_SCYLLA_SECURE_URI=127.0.0.1:$1"
+    echo "FIREHOSE_SCYLLA_SECURE_DIR=$TLS"
+  else
+    echo "FIREHOSE_SCYLLA_URI=127.0.0.1:$1"
+  fi
+}
+
 cmd_start() {
+  if [ "$SECURE" = 1 ] && [ -n "${FIREHOSE_SCYLLA_SECURE_URI:-}" ]; then
+    log "FIREHOSE_SCYLLA_SECURE_URI is set; using the external secure database"
+    echo "FIREHOSE_SCYLLA_SECURE_URI=$FIREHOSE_SCYLLA_SECURE_URI"
+    echo "FIREHOSE_SCYLLA_SECURE_DIR=${FIREHOSE_SCYLLA_SECURE_DIR:-}"
+    return 0
+  fi
   # An external database was configured: nothing to start.
-  if [ -n "${FIREHOSE_SCYLLA_URI:-}" ]; then
+  if [ "$SECURE" != 1 ] && [ -n "${FIREHOSE_SCYLLA_URI:-}" ]; then
     log "FIREHOSE_SCYLLA_URI is set; using the external database"
     echo "FIREHOSE_SCYLLA_URI=$FIREHOSE_SCYLLA_URI"
     return 0
@@ -187,7 +264,7 @@ cmd_start() {
   local pid; pid="$(running_pid)"
   if [ -n "$pid" ]; then
     log "already running (pid $pid)"
-    echo "FIREHOSE_SCYLLA_URI=127.0.0.1:$(cat "$PORTFILE")"
+    print_uri "$(cat "$PORTFILE")"
     return 0
   fi
   [ -x "$JAVA" ] || die "$JAVA not found (Cassandra 5.0 needs Java 11 or 17: apt-get install openjdk-17-jre-headless)"
@@ -202,9 +279,12 @@ cmd_start() {
     rm -rf "$RUN"
     mkdir -p "$RUN"
     # Ports: CQL on 9042 unless taken; storage (gossip) and local JMX on free ports distinct from it.
-    native="$(free_port "${CASSANDRA_NATIVE_PORT:-9042}")"
+    local first=9042
+    [ "$SECURE" = 1 ] && first=9242
+    native="$(free_port "${CASSANDRA_NATIVE_PORT:-$first}")"
     storage="$(free_port 7000 "$native")"
     jmx="$(free_port 7199 "$native" "$storage")"
+    [ "$SECURE" = 1 ] && make_tls
     write_config "$native" "$storage"
     echo "$native" >"$PORTFILE"
     echo "$native $storage $jmx" >"$PORTSFILE"
@@ -262,7 +342,10 @@ cmd_start() {
       exit 1
     fi
     if grep -q "listening for CQL clients" "$LOG" && (exec 3<>"/dev/tcp/127.0.0.1/$native") 2>/dev/null; then
-      break
+      # With logins, the default superuser must exist before anyone can log in.
+      if [ "$SECURE" != 1 ] || grep -q "Created default superuser role" "$LOG"; then
+        break
+      fi
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
       log "Cassandra not ready after ${START_TIMEOUT}s; last 50 log lines:"
@@ -273,7 +356,7 @@ cmd_start() {
     sleep 1
   done
   log "CQL ready after $(( $(date +%s) - t0 ))s (pid $pid)"
-  echo "FIREHOSE_SCYLLA_URI=127.0.0.1:$native"
+  print_uri "$native"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,7 +397,7 @@ cmd_kill() {
 # status
 # ---------------------------------------------------------------------------------------------------
 cmd_status() {
-  if [ -n "${FIREHOSE_SCYLLA_URI:-}" ]; then
+  if [ "$SECURE" != 1 ] && [ -n "${FIREHOSE_SCYLLA_URI:-}" ]; then
     echo "external database: FIREHOSE_SCYLLA_URI=$FIREHOSE_SCYLLA_URI"
     return 0
   fi
@@ -323,7 +406,7 @@ cmd_status() {
   local port; port="$(cat "$PORTFILE")"
   local rss; rss="$(awk '/VmRSS/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo '?')"
   if grep -q "listening for CQL clients" "$LOG" 2>/dev/null; then
-    echo "running: pid $pid, RSS $rss, FIREHOSE_SCYLLA_URI=127.0.0.1:$port"
+    echo "running: pid $pid, RSS $rss, $(print_uri "$port" | head -n1)"
   else
     echo "starting: pid $pid, RSS $rss, CQL port $port not ready yet"
   fi

@@ -60,6 +60,8 @@ if [ "$needs_db" = 1 ]; then
   wanted=()
   [ -x "${CASSANDRA_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}/bin/java" ] || wanted+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || wanted+=(maven)
+  # tests/store_secure.rs: its node's client certificate is made with openssl.
+  command -v openssl >/dev/null || wanted+=(openssl)
   if [ "${#wanted[@]}" -gt 0 ]; then
     install_packages "${wanted[@]}"
   fi

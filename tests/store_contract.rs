@@ -7,7 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use firehose::store::model::{rules_to_rows, ChannelWrite, ModerationEntry, UserRow, WarningRow};
+use firehose::store::model::{
+    rules_to_rows, ChannelWrite, ForgottenRows, ModerationEntry, UserRow, WarningRow,
+};
 use firehose::store::{migrations, LeaseOutcome, StateStore};
 
 use common::{embedded_store_config, scylla_store_config, wait_until_async};
@@ -42,6 +44,8 @@ contract!(user_stats_span_buckets);
 contract!(warnings_and_log_expire);
 contract!(leases_exclude_other_owners);
 contract!(platform_state_round_trips);
+contract!(user_stats_expire_after_their_ttl);
+contract!(forgetting_a_user_removes_their_rows_only);
 
 async fn migrated(store: &Arc<dyn StateStore>) {
     store.migrate().await.expect("migrate");
@@ -361,4 +365,147 @@ async fn platform_state_round_trips(store: Arc<dyn StateStore>) {
             .expect("get"),
         None
     );
+}
+
+fn user(id: &str, messages: i64) -> UserRow {
+    UserRow {
+        user_id: id.into(),
+        login: format!("login{id}"),
+        messages,
+        last_seen_ms: now_ms(),
+        warnings: 1,
+    }
+}
+
+/// `store.user_stats_ttl_s`: rows written with a TTL are gone once it has passed (read as
+/// absent, whatever the backend has physically removed yet); rows without one stay.
+async fn user_stats_expire_after_their_ttl(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    let mut short = ChannelWrite::new("twitch:chan", 60);
+    short.user_ttl_s = 1;
+    short.users = vec![user("1", 3)];
+    store.write(&short).await.expect("write short");
+    let mut kept = ChannelWrite::new("twitch:chan", 60);
+    kept.users = vec![user("2", 4)];
+    store.write(&kept).await.expect("write kept");
+    let ids = vec!["1".to_string(), "2".to_string()];
+    assert_eq!(
+        store
+            .load_users("twitch:chan", &ids)
+            .await
+            .expect("users")
+            .len(),
+        2
+    );
+    wait_until_async(
+        "the short-lived row expires",
+        Duration::from_secs(10),
+        || {
+            let (store, ids) = (Arc::clone(&store), ids.clone());
+            async move {
+                let users = store.load_users("twitch:chan", &ids).await.expect("users");
+                users.len() == 1 && users[0].user_id == "2"
+            }
+        },
+    )
+    .await;
+    // A write renews the row (and its TTL): the expired values do not come back.
+    let mut again = ChannelWrite::new("twitch:chan", 60);
+    again.users = vec![user("1", 1)];
+    store.write(&again).await.expect("write again");
+    let users = store
+        .load_users("twitch:chan", &["1".to_string()])
+        .await
+        .expect("users");
+    assert_eq!(users[0].messages, 1);
+}
+
+/// Deleting one user's data on one platform: their stats, warnings and log entries in every
+/// channel of that platform go; another user's, the same id on the other platform, and the
+/// channel-wide rows stay; a second delete removes nothing.
+async fn forgetting_a_user_removes_their_rows_only(store: Arc<dyn StateStore>) {
+    migrated(&store).await;
+    let now = now_ms();
+    let entry = |id: &str, user: &str| ModerationEntry {
+        id: id.into(),
+        at_ms: now - 10,
+        action: "delete".into(),
+        user_id: user.into(),
+        rule: "caps".into(),
+        reason: String::new(),
+        duration_s: 0,
+    };
+    let warning = |filter: &str, user: &str| WarningRow {
+        filter: filter.into(),
+        user_id: user.into(),
+        expires_ms: now + 600_000,
+    };
+    for channel in ["twitch:a", "twitch:b", "discord:1"] {
+        let mut write = ChannelWrite::new(channel, 3_600);
+        write.counters = vec![("messages".into(), 10)];
+        write.users = vec![user("1001", 5), user("2002", 5)];
+        write.warnings = vec![
+            warning("caps", "1001"),
+            warning("links", "1001"),
+            warning("caps", "2002"),
+        ];
+        write.moderation = vec![
+            entry(&format!("{channel}-x"), "1001"),
+            entry(&format!("{channel}-y"), "1001"),
+            entry(&format!("{channel}-z"), "2002"),
+        ];
+        store.write(&write).await.expect("write");
+    }
+    // A channel where the user never was.
+    let mut quiet = ChannelWrite::new("twitch:quiet", 3_600);
+    quiet.users = vec![user("2002", 1)];
+    store.write(&quiet).await.expect("write");
+
+    let forgotten = store.forget_user("twitch", "1001").await.expect("forget");
+    let expected = ForgottenRows {
+        user_stats: 2,
+        warnings: 4,
+        moderation_log: 4,
+        channels: ["twitch:a", "twitch:b"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    };
+    assert_eq!(forgotten, expected);
+
+    let ids = vec!["1001".to_string(), "2002".to_string()];
+    for channel in ["twitch:a", "twitch:b"] {
+        let users = store.load_users(channel, &ids).await.expect("users");
+        assert_eq!(users.len(), 1, "{channel}: {users:?}");
+        assert_eq!(users[0].user_id, "2002");
+        let stored = store.load_channel(channel).await.expect("load");
+        assert_eq!(stored.warnings, vec![warning("caps", "2002")], "{channel}");
+        assert_eq!(stored.counters["messages"], 10, "channel-wide rows stay");
+        let log = store.moderation_log(channel, 10).await.expect("log");
+        assert_eq!(log.len(), 1, "{channel}: {log:?}");
+        assert_eq!(log[0].user_id, "2002");
+    }
+    // The same id on Discord is another person.
+    let discord = store.load_users("discord:1", &ids).await.expect("users");
+    assert_eq!(discord.len(), 2);
+    assert_eq!(
+        store
+            .load_channel("discord:1")
+            .await
+            .expect("load")
+            .warnings
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .moderation_log("discord:1", 10)
+            .await
+            .expect("log")
+            .len(),
+        3
+    );
+
+    let again = store.forget_user("twitch", "1001").await.expect("again");
+    assert_eq!(again, ForgottenRows::default(), "nothing left to remove");
 }

@@ -12,6 +12,7 @@
 //! - [`admin`]: the admin operations behind [`Core`] (join, part, rules, readiness), with
 //!   typed errors.
 //! - [`start`]: the start-up steps (rules, store, metrics, platforms, supervisor).
+//! - [`users`]: deleting one user's data everywhere it is kept.
 //! - this module: [`Service::start`] runs them and joins the configured channels;
 //!   [`Service::shutdown`] stops everything in order.
 //!
@@ -26,6 +27,7 @@
 
 pub mod admin;
 pub mod start;
+pub mod users;
 
 pub use admin::{AdminError, Core, Readiness, SetRulesError};
 pub use start::{load_rules, open_store, ServiceOptions};

@@ -10,7 +10,8 @@
 //! does not answer in time the channel runs without it and loads it again later), and after
 //! every event hands the writer what changed (the engine's journal, the message count and the
 //! author's stats, rules edits, the moderation log). That hand-off waits while the writer's
-//! queue is full: backpressure reaches this mailbox, then admission.
+//! queue is full: backpressure reaches this mailbox, then admission. An operator deleting a
+//! user's data reaches the engine's copies through [`ChannelMsg::ForgetUser`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,7 +25,9 @@ use super::lifecycle::{ChannelError, ChannelStatus};
 use super::registry::ChannelShared;
 use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
-use crate::engine::{millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind};
+use crate::engine::{
+    millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind, ForgottenUser,
+};
 use crate::store::journal::rules_edit;
 use crate::store::{Journal, StoreError, StoreHandle, StoredChannel};
 
@@ -56,6 +59,9 @@ pub enum ChannelMsg {
     SetRules(RulesEdit, RpcReplyPort<Result<(), RulesRefused>>),
     /// Load the stored state again (after it could not be loaded at start).
     Reload,
+    /// Forget what the engine holds about a user (an operator deleting their data); replies
+    /// with what went.
+    ForgetUser(String, RpcReplyPort<ForgottenUser>),
 }
 
 /// Why an edit was not applied.
@@ -197,6 +203,9 @@ impl Actor for ChannelActor {
                 if !state.loaded {
                     state.load(&myself).await;
                 }
+            }
+            ChannelMsg::ForgetUser(user_id, reply) => {
+                let _ = reply.send(state.engine.forget_user(&user_id));
             }
             ChannelMsg::SetRules(edit, reply) => {
                 let result = if Arc::ptr_eq(&state.engine.rules, &edit.base) {

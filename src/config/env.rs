@@ -11,6 +11,7 @@ const NOT_KEYS: &[&str] = &[
     "FIREHOSE_TWITCH_CLIENT_SECRET",
     "FIREHOSE_TWITCH_REFRESH_TOKEN",
     "FIREHOSE_EVENTSUB_WEBHOOK_SECRET",
+    "FIREHOSE_SCYLLA_PASSWORD",
     "FIREHOSE_LOG",
     // The test database of the storage work (scripts/test-db.sh), not a service key.
     "FIREHOSE_SCYLLA_URI",
@@ -28,6 +29,10 @@ const OPTIONAL_KEYS: &[&[&str]] = &[
     &["twitch", "auth", "client_secret_file"],
     &["twitch", "auth", "refresh_token_file"],
     &["twitch", "eventsub", "webhook_secret_file"],
+    &["store", "scylla_password_file"],
+    &["store", "scylla_ca_file"],
+    &["store", "scylla_client_cert_file"],
+    &["store", "scylla_client_key_file"],
 ];
 
 pub(super) fn apply(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {

@@ -7,10 +7,11 @@
 //!    `FIREHOSE_ADMISSION_CAPACITY`; lists are comma-separated);
 //! 3. [`Config::validate`] checks ranges and combinations.
 //!
-//! Secrets (the Twitch OAuth token and the admin token) never live in the TOML file: they come
-//! from `FIREHOSE_TWITCH_TOKEN` / `FIREHOSE_ADMIN_TOKEN` or from the files named by
-//! `twitch.token_file` / `http.admin_token_file`, and are held in [`Secret`], whose `Debug`
-//! prints `***`.
+//! Secrets (the Twitch OAuth token, the admin token, the CQL password, ...) never live in the
+//! TOML file: they come from `FIREHOSE_TWITCH_TOKEN` / `FIREHOSE_ADMIN_TOKEN` /
+//! `FIREHOSE_SCYLLA_PASSWORD` or from the files named by `twitch.token_file` /
+//! `http.admin_token_file` / `store.scylla_password_file`, and are held in [`Secret`], whose
+//! `Debug` prints `***`.
 //!
 //! This is the ground floor of the crate (see the layout map in `lib.rs`): every section's
 //! type lives here, one file per section ([`twitch`], [`admission`], [`supervisor`], [`http`],
@@ -84,6 +85,8 @@ pub struct Secrets {
     pub refresh_token: Option<Secret>,
     /// The EventSub webhook secret (10 to 100 characters); with it `POST /eventsub` is served.
     pub webhook_secret: Option<Secret>,
+    /// The password of `store.scylla_username` (also handed to `store.scylla_password`).
+    pub scylla_password: Option<Secret>,
 }
 
 /// A configuration problem, naming the key and why.
@@ -141,7 +144,9 @@ impl Config {
                 message: e.to_string(),
             })?;
         config.secrets = Secrets::load(&config, env)?;
+        config.store.scylla_password = config.secrets.scylla_password.clone();
         config.validate()?;
+        config.store.check_login()?;
         if config.helix_enabled()
             && config.secrets.helix_token.is_none()
             && config.secrets.refresh_token.is_none()
@@ -306,6 +311,7 @@ impl Secrets {
             client_secret: mask(&self.client_secret),
             refresh_token: mask(&self.refresh_token),
             webhook_secret: mask(&self.webhook_secret),
+            scylla_password: mask(&self.scylla_password),
         }
     }
 
@@ -352,6 +358,12 @@ impl Secrets {
                 "FIREHOSE_EVENTSUB_WEBHOOK_SECRET",
                 "twitch.eventsub.webhook_secret_file",
                 config.twitch.eventsub.webhook_secret_file.as_deref(),
+            )?,
+            scylla_password: secret::from_env_or_file(
+                env,
+                "FIREHOSE_SCYLLA_PASSWORD",
+                "store.scylla_password_file",
+                config.store.scylla_password_file.as_deref(),
             )?,
         })
     }

@@ -376,3 +376,131 @@ fn the_http_limits_admin_address_and_ignored_users_are_checked_and_overridable()
         );
     }
 }
+
+#[test]
+fn the_cql_password_comes_from_env_or_file_reaches_the_store_and_never_prints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cql");
+    std::fs::write(&file, "file-cql-password\n").expect("write");
+    let text = format!(
+        "[store]\nscylla_uri = \"db:9042\"\nscylla_username = \"firehose\"\nscylla_password_file = {:?}\n",
+        file.display().to_string()
+    );
+    let from_file = load(&text, &[]).expect("valid");
+    assert_eq!(
+        from_file.store.scylla_password.as_ref().map(Secret::expose),
+        Some("file-cql-password")
+    );
+    let from_env = load(&text, &[("FIREHOSE_SCYLLA_PASSWORD", "env-cql-password")]).expect("valid");
+    assert_eq!(
+        from_env
+            .secrets
+            .scylla_password
+            .as_ref()
+            .map(Secret::expose),
+        Some("env-cql-password"),
+        "the environment wins"
+    );
+    assert_eq!(
+        from_env.store.scylla_password.as_ref().map(Secret::expose),
+        Some("env-cql-password")
+    );
+    for config in [&from_file, &from_env] {
+        let dump = format!("{config:?} {:?}", config.store);
+        assert!(
+            !dump.contains("file-cql-password") && !dump.contains("env-cql-password"),
+            "{dump}"
+        );
+        assert_eq!(
+            format!("{:?}", config.secrets),
+            format!("{:?}", config.secrets.masked()),
+            "masked covers the CQL password"
+        );
+        // Written out, the config holds no password (and reads back).
+        let written = toml::to_string(config).expect("toml");
+        assert!(
+            !written.contains("file-cql-password") && !written.contains("env-cql-password"),
+            "{written}"
+        );
+    }
+}
+
+#[test]
+fn cql_login_and_tls_settings_are_checked_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "pem").expect("write");
+    let ca = format!("{:?}", ca.display().to_string());
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "[store]\nscylla_username = \"firehose\"\n".into(),
+            vec![],
+            "store.scylla_password_file",
+        ),
+        (
+            "[store]\n".into(),
+            vec![("FIREHOSE_SCYLLA_PASSWORD", "pw")],
+            "store.scylla_username",
+        ),
+        (
+            "[store]\nscylla_username = \" padded\"\n".into(),
+            vec![("FIREHOSE_SCYLLA_PASSWORD", "pw")],
+            "store.scylla_username",
+        ),
+        (
+            format!("[store]\nscylla_ca_file = {ca}\n"),
+            vec![],
+            "store.scylla_ca_file",
+        ),
+        (
+            "[store]\nscylla_tls = true\nscylla_ca_file = \"/nonexistent/ca.pem\"\n".into(),
+            vec![],
+            "store.scylla_ca_file",
+        ),
+        (
+            "[store]\nscylla_tls = true\nscylla_tls_server_name = \"not a name\"\n".into(),
+            vec![],
+            "store.scylla_tls_server_name",
+        ),
+        (
+            format!("[store]\nscylla_tls = true\nscylla_client_cert_file = {ca}\n"),
+            vec![],
+            "store.scylla_client_key_file",
+        ),
+    ];
+    for (text, env, key) in cases {
+        let err = load(&text, &env).expect_err(&text).to_string();
+        assert!(err.contains(key), "`{text}` gave `{err}`, not naming {key}");
+    }
+    let ok = format!(
+        "[store]\nscylla_tls = true\nscylla_ca_file = {ca}\nscylla_tls_server_name = \"db.example\"\nuser_stats_ttl_s = 0\n"
+    );
+    let config = load(&ok, &[]).expect("valid");
+    assert!(config.store.scylla_tls);
+    assert_eq!(config.store.user_stats_ttl_s, 0);
+    // Every key has its override, the file keys too.
+    let config = load(
+        "",
+        &[
+            ("FIREHOSE_STORE_SCYLLA_TLS", "true"),
+            ("FIREHOSE_STORE_USER_STATS_TTL_S", "60"),
+        ],
+    )
+    .expect("valid");
+    assert!(config.store.scylla_tls);
+    assert_eq!(config.store.user_stats_ttl_s, 60);
+}
+
+#[test]
+fn a_cql_password_in_the_file_or_a_key_override_is_refused() {
+    let err = load("[store]\nscylla_password = \"in-the-file\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("scylla_password"), "{err}");
+    assert!(!err.contains("in-the-file"), "{err}");
+    let err = load("", &[("FIREHOSE_STORE_SCYLLA_PASSWORD", "pw")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FIREHOSE_STORE_SCYLLA_PASSWORD"), "{err}");
+}

@@ -52,6 +52,13 @@ impl<K: Ord + Clone, V> ExpiringMap<K, V> {
         }
     }
 
+    /// Removes every entry whose key `doomed` picks (live or not); returns how many went.
+    pub fn remove_where(&mut self, mut doomed: impl FnMut(&K) -> bool) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|key, _| !doomed(key));
+        before - self.entries.len()
+    }
+
     /// Number of entries held (live or not yet evicted).
     pub fn len(&self) -> usize {
         self.entries.len()

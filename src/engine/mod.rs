@@ -110,6 +110,29 @@ impl Default for Runtime {
     }
 }
 
+/// What [`ChannelState::forget_user`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ForgottenUser {
+    pub warnings: usize,
+    pub cooldowns: usize,
+    /// Messages in the nuke scrollback.
+    pub scrollback: usize,
+}
+
+impl ForgottenUser {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: ForgottenUser) {
+        self.warnings += other.warnings;
+        self.cooldowns += other.cooldowns;
+        self.scrollback += other.scrollback;
+    }
+
+    /// Entries removed, all kinds.
+    pub fn total(&self) -> usize {
+        self.warnings + self.cooldowns + self.scrollback
+    }
+}
+
 /// Per-channel engine state, owned by exactly one channel actor.
 ///
 /// It is rebuilt from scratch when the actor restarts, so everything in here must be either
@@ -220,6 +243,19 @@ impl ChannelState {
                     now_ms,
                 );
             }
+        }
+    }
+
+    /// Forgets what this state holds about one user (an operator deleting their data): their
+    /// filter warnings, their per-user cooldowns and their messages in the nuke scrollback.
+    /// Channel-wide state (counters, global cooldowns, the users a live nuke acted on, which
+    /// `!nukeundo` needs) stays.
+    pub fn forget_user(&mut self, user_id: &str) -> ForgottenUser {
+        let runtime = &mut self.runtime;
+        ForgottenUser {
+            warnings: runtime.warnings.remove_where(|(_, user)| user == user_id),
+            cooldowns: runtime.cooldowns.remove_where(|(_, user)| user == user_id),
+            scrollback: runtime.scrollback.forget_user(user_id),
         }
     }
 

@@ -65,6 +65,13 @@ impl Scrollback {
         self.items.len()
     }
 
+    /// Forgets every message of `user_id`; returns how many went.
+    pub fn forget_user(&mut self, user_id: &str) -> usize {
+        let before = self.items.len();
+        self.items.retain(|m| m.user_id != user_id);
+        before - self.items.len()
+    }
+
     /// Whether no message is held.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()

@@ -12,6 +12,7 @@
 //! | `GET/PUT/DELETE /v1/channels/{login}/{commands,keywords,timers,filters}/{name}` | bearer | one rule (see [`rules`]) |
 //! | `GET /v1/channels/discord/{id}/rules`, `GET/PUT/DELETE /v1/channels/discord/{id}/{kind}/{name}` | bearer | the same for a Discord channel |
 //! | `POST /v1/store/flush` | bearer | write every pending state change now; 200, or 503 + why |
+//! | `DELETE /v1/users/{platform}/{user_id}` | bearer | delete one user's data everywhere (see [`users`]); JSON of what was removed |
 //! | `GET /v1/channels/{login}/authorize` | bearer | the link a broadcaster follows to grant `channel:bot` |
 //! | `GET /v1/bot/authorize` | bearer | the link the bot account follows to authorise the app (its refresh token) |
 //! | `GET /oauth/callback` | - (Twitch's redirect; the one-use `state` is the check) | records the grant |
@@ -46,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 pub mod rules;
 mod server;
 mod twitch;
+mod users;
 
 use crate::app::Core;
 use crate::channel::{JoinOutcome, ShedReason};
@@ -157,6 +159,10 @@ fn admin_routes(core: Arc<Core>) -> Router<Arc<Core>> {
         )
         .route("/v1/channels/{login}/rules", get(rules::get_twitch_rules))
         .route("/v1/store/flush", post(flush_store))
+        .route(
+            "/v1/users/{platform}/{user_id}",
+            axum::routing::delete(users::delete_user),
+        )
         .route(
             "/v1/channels/{login}/authorize",
             get(twitch::authorize_channel),

@@ -4,11 +4,15 @@
 //! Same rows as the CQL schema, in redb tables with string keys whose parts are joined and
 //! escaped by [`super::keys`] (so a channel's rows are one key range, whatever characters a
 //! name holds). A key or row that does not decode fails the read with an error: it is never
-//! skipped or read as something else. Expiry (warnings, the moderation log) is an
-//! `expires_ms` stored with the row: reads skip expired rows and writes purge them. redb is
+//! skipped or read as something else. Expiry (warnings, the moderation log, user stats under
+//! `store.user_stats_ttl_s`) is an `expires_ms` stored with the row: reads skip expired rows,
+//! and every write also sweeps a bounded slice ([`SWEEP_ROWS`] rows per table) of the user
+//! stats and moderation log tables for expired rows, resuming where the last sweep stopped, so
+//! expired rows leave the file without any write ever scanning a whole table. redb is
 //! blocking, so every call runs on tokio's blocking pool.
 
-use std::sync::Arc;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -17,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{self, BadKey};
 use super::migrations;
-use super::model::{ChannelWrite, LeaseOutcome, ModerationEntry, StoredChannel, UserRow};
-use super::model::{RuleRow, WarningRow};
+use super::model::{on_platform, ChannelWrite, LeaseOutcome, ModerationEntry, StoredChannel};
+use super::model::{ForgottenRows, RuleRow, UserRow, WarningRow};
 use super::{StateStore, StoreError, StoreResult};
 use crate::config::StoreConfig;
 
@@ -34,9 +38,21 @@ const PLATFORM: TableDefinition<&str, &str> = TableDefinition::new("platform_sta
 
 const SCHEMA_VERSION: &str = "schema_version";
 
+/// Rows of each swept table (user stats, moderation log) one write looks at for expired ones.
+pub const SWEEP_ROWS: usize = 256;
+
 /// A redb database holding channel state.
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Where the next expiry sweep of each table starts.
+    sweep: Arc<Mutex<SweepCursors>>,
+}
+
+/// The key after which the next sweep of a table starts (`None`: from the first key).
+#[derive(Debug, Default)]
+struct SweepCursors {
+    users: Option<String>,
+    log: Option<String>,
 }
 
 impl EmbeddedStore {
@@ -57,7 +73,22 @@ impl EmbeddedStore {
                 StoreError::Config(format!("store.embedded_path {}: {e}", path.display()))
             })?
         };
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            sweep: Arc::new(Mutex::new(SweepCursors::default())),
+        })
+    }
+
+    /// Sweeps up to `rows` rows of the user stats and moderation log tables for expired ones
+    /// (what every write does with [`SWEEP_ROWS`]); returns how many it deleted.
+    pub fn sweep_expired(&self, rows: usize) -> BoxFuture<'static, StoreResult<u64>> {
+        let cursors = Arc::clone(&self.sweep);
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let removed = sweep_tables(&txn, &cursors, rows, now_ms())?;
+            txn.commit()?;
+            Ok(removed)
+        })
     }
 
     /// Runs `f` on the blocking pool with the database.
@@ -104,6 +135,72 @@ struct StoredUser {
     messages: i64,
     last_seen_ms: i64,
     warnings: i64,
+    /// When the row expires (ms since the epoch); 0 (and rows written before retention
+    /// existed) = never.
+    #[serde(default)]
+    expires_ms: i64,
+}
+
+impl StoredUser {
+    fn live(&self, now: i64) -> bool {
+        self.expires_ms == 0 || self.expires_ms > now
+    }
+}
+
+/// Deletes the expired rows among the next `rows` rows of `table` after `cursor`, and moves the
+/// cursor on (back to the start at the end of the table).
+fn sweep_table(
+    table: &mut redb::Table<&str, &[u8]>,
+    cursor: &mut Option<String>,
+    rows: usize,
+    expired: impl Fn(&[u8]) -> bool,
+) -> Result<u64, redb::Error> {
+    let start = match cursor.as_deref() {
+        Some(after) => Bound::Excluded(after),
+        None => Bound::Unbounded,
+    };
+    let mut seen = 0;
+    let mut last = None;
+    let mut doomed = Vec::new();
+    for item in table.range::<&str>((start, Bound::Unbounded))? {
+        let (k, v) = item?;
+        seen += 1;
+        // A row that does not decode is not swept: reading it fails loudly instead.
+        if expired(v.value()) {
+            doomed.push(k.value().to_string());
+        }
+        last = Some(k.value().to_string());
+        if seen >= rows {
+            break;
+        }
+    }
+    *cursor = if seen >= rows { last } else { None };
+    for key in &doomed {
+        table.remove(key.as_str())?;
+    }
+    Ok(doomed.len() as u64)
+}
+
+/// One bounded sweep of the user stats and moderation log tables.
+fn sweep_tables(
+    txn: &redb::WriteTransaction,
+    cursors: &Mutex<SweepCursors>,
+    rows: usize,
+    now: i64,
+) -> Result<u64, redb::Error> {
+    let mut cursors = cursors
+        .lock()
+        .map_err(|_| redb::Error::Corrupted("sweep cursor lock poisoned".into()))?;
+    let cursors = &mut *cursors;
+    let mut users = txn.open_table(USERS)?;
+    let mut removed = sweep_table(&mut users, &mut cursors.users, rows, |v| {
+        serde_json::from_slice::<StoredUser>(v).is_ok_and(|u| !u.live(now))
+    })?;
+    let mut log = txn.open_table(MODLOG)?;
+    removed += sweep_table(&mut log, &mut cursors.log, rows, |v| {
+        serde_json::from_slice::<StoredLogEntry>(v).is_ok_and(|e| e.expires_ms <= now)
+    })?;
+    Ok(removed)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -235,10 +332,14 @@ impl StateStore for EmbeddedStore {
         self.blocking(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(USERS)?;
+            let now = now_ms();
             let mut rows = Vec::new();
             for user_id in user_ids {
                 if let Some(v) = table.get(key(&[&channel, &user_id]).as_str())? {
                     let user: StoredUser = serde_json::from_slice(v.value()).map_err(json_err)?;
+                    if !user.live(now) {
+                        continue;
+                    }
                     rows.push(UserRow {
                         user_id,
                         login: user.login,
@@ -254,9 +355,15 @@ impl StateStore for EmbeddedStore {
 
     fn write<'a>(&'a self, write: &'a ChannelWrite) -> BoxFuture<'a, StoreResult<u64>> {
         let write = write.clone();
+        let cursors = Arc::clone(&self.sweep);
         self.blocking(move |db| {
             let txn = db.begin_write()?;
             let c = write.channel.as_str();
+            let now = now_ms();
+            let user_expires = match write.user_ttl_s {
+                0 => 0,
+                ttl => now.saturating_add(i64::from(ttl) * 1000),
+            };
             {
                 let mut counters = txn.open_table(COUNTERS)?;
                 for (name, value) in &write.counters {
@@ -272,11 +379,11 @@ impl StateStore for EmbeddedStore {
                         messages: u.messages,
                         last_seen_ms: u.last_seen_ms,
                         warnings: u.warnings,
+                        expires_ms: user_expires,
                     };
                     let bytes = serde_json::to_vec(&stored).map_err(json_err)?;
                     users.insert(key(&[c, &u.user_id]).as_str(), bytes.as_slice())?;
                 }
-                let now = now_ms();
                 let mut warnings = txn.open_table(WARNINGS)?;
                 let (from, to) = under(c);
                 warnings.retain_in(from.as_str()..to.as_str(), |_, expires| expires > now)?;
@@ -302,14 +409,8 @@ impl StateStore for EmbeddedStore {
                     let at = format!("{:020}", entry.at_ms.max(0));
                     log.insert(key(&[c, &at, &entry.id]).as_str(), bytes.as_slice())?;
                 }
-                if !write.moderation.is_empty() {
-                    log.retain_in(from.as_str()..to.as_str(), |_, v| {
-                        serde_json::from_slice::<StoredLogEntry>(v)
-                            .map(|e| e.expires_ms > now)
-                            .unwrap_or(false)
-                    })?;
-                }
             }
+            sweep_tables(&txn, &cursors, SWEEP_ROWS, now)?;
             txn.commit()?;
             Ok(write.rows())
         })
@@ -473,6 +574,91 @@ impl StateStore for EmbeddedStore {
             Ok(out)
         })
     }
+
+    fn forget_user<'a>(
+        &'a self,
+        platform: &'a str,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<ForgottenRows>> {
+        let (platform, user_id) = (platform.to_string(), user_id.to_string());
+        self.blocking(move |db| {
+            let txn = db.begin_write()?;
+            let forgotten = forget_in(&txn, &platform, &user_id)?;
+            txn.commit()?;
+            Ok(forgotten)
+        })
+    }
+}
+
+/// Deletes `user_id`'s rows in every channel of `platform`, in one transaction.
+fn forget_in(
+    txn: &redb::WriteTransaction,
+    platform: &str,
+    user_id: &str,
+) -> Result<ForgottenRows, redb::Error> {
+    let mut forgotten = ForgottenRows::default();
+    // Every channel of the platform is named `platform:...`, a part that needs no escape, so
+    // their keys are the range from `platform:` to `platform;` (`;` follows `:`).
+    let (from, to) = (format!("{platform}:"), format!("{platform};"));
+    // User stats: one key per channel at most; skip from channel to channel.
+    let mut users = txn.open_table(USERS)?;
+    let mut cursor = from.clone();
+    loop {
+        let next = users
+            .range(cursor.as_str()..to.as_str())?
+            .next()
+            .transpose()?
+            .map(|(k, _)| k.value().to_string());
+        let Some(found) = next else { break };
+        let channel = keys::split(&found)
+            .map_err(corrupt)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        if on_platform(&channel, platform)
+            && users.remove(key(&[&channel, user_id]).as_str())?.is_some()
+        {
+            forgotten.user_stats += 1;
+            forgotten.channels.insert(channel.clone());
+        }
+        cursor = under(&channel).1;
+    }
+    let mut warnings = txn.open_table(WARNINGS)?;
+    let mut doomed = Vec::new();
+    for item in warnings.range(from.as_str()..to.as_str())? {
+        let (k, _) = item?;
+        let [channel, _, user] = keys::split_n::<3>(k.value()).map_err(corrupt)?;
+        if user == user_id && on_platform(&channel, platform) {
+            doomed.push(k.value().to_string());
+            forgotten.channels.insert(channel);
+        }
+    }
+    for k in &doomed {
+        warnings.remove(k.as_str())?;
+    }
+    forgotten.warnings = doomed.len() as u64;
+    let mut log = txn.open_table(MODLOG)?;
+    let mut doomed = Vec::new();
+    for item in log.range(from.as_str()..to.as_str())? {
+        let (k, v) = item?;
+        let stored: StoredLogEntry = serde_json::from_slice(v.value()).map_err(json_err)?;
+        if stored.entry.user_id == user_id {
+            let channel = keys::split(k.value())
+                .map_err(corrupt)?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            if on_platform(&channel, platform) {
+                doomed.push(k.value().to_string());
+                forgotten.channels.insert(channel);
+            }
+        }
+    }
+    for k in &doomed {
+        log.remove(k.as_str())?;
+    }
+    forgotten.moderation_log = doomed.len() as u64;
+    Ok(forgotten)
 }
 
 /// Migration 2: keys of version 1 joined their parts with the separator unescaped, so a name
@@ -552,6 +738,7 @@ pub(super) fn newer_schema(found: u64) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableTableMetadata;
 
     fn memory() -> EmbeddedStore {
         EmbeddedStore::open(&StoreConfig::default()).expect("in memory")
@@ -586,6 +773,86 @@ mod tests {
         assert_eq!(read, want);
         assert_eq!(stored.counters["uses:!b\u{1f}c"], 3);
         assert_eq!(stored.warnings, write.warnings);
+    }
+
+    /// Expired user stats and log rows leave the file a bounded slice per sweep (every write
+    /// runs one), resuming where the last one stopped, and live rows stay.
+    #[tokio::test]
+    async fn expired_rows_leave_the_file_in_bounded_sweeps() {
+        let store = memory();
+        store.migrate().await.expect("migrate");
+        let (expired_users, live_users, expired_log) = (600, 10, 300);
+        {
+            let txn = store.db.begin_write().expect("txn");
+            {
+                let mut users = txn.open_table(USERS).expect("users");
+                for i in 0..expired_users + live_users {
+                    let user = StoredUser {
+                        login: format!("u{i}"),
+                        messages: 1,
+                        last_seen_ms: 1,
+                        warnings: 0,
+                        // Interleaved: every 61st row lives (one never expires).
+                        expires_ms: if i % 61 == 0 { 0 } else { 1 },
+                    };
+                    let bytes = serde_json::to_vec(&user).expect("json");
+                    let k = key(&[&format!("twitch:c{}", i % 7), &format!("{i:05}")]);
+                    users.insert(k.as_str(), bytes.as_slice()).expect("insert");
+                }
+                let mut log = txn.open_table(MODLOG).expect("log");
+                for i in 0..expired_log {
+                    let entry = StoredLogEntry {
+                        entry: ModerationEntry {
+                            id: format!("e{i}"),
+                            at_ms: 1,
+                            action: "delete".into(),
+                            user_id: "u".into(),
+                            rule: "caps".into(),
+                            reason: String::new(),
+                            duration_s: 0,
+                        },
+                        expires_ms: 2,
+                    };
+                    let bytes = serde_json::to_vec(&entry).expect("json");
+                    let k = key(&["twitch:c0", &format!("{i:020}"), &format!("e{i}")]);
+                    log.insert(k.as_str(), bytes.as_slice()).expect("insert");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        let live = (0..expired_users + live_users)
+            .filter(|i| i % 61 == 0)
+            .count();
+        let rows = |table| {
+            let txn = store.db.begin_read().expect("read");
+            match table {
+                "users" => txn.open_table(USERS).expect("users").len().expect("len"),
+                _ => txn.open_table(MODLOG).expect("log").len().expect("len"),
+            }
+        };
+        let all_expired = (expired_users + live_users - live + expired_log) as u64;
+        let mut removed = 0;
+        let mut sweeps = 0;
+        while removed < all_expired {
+            let now = store.sweep_expired(SWEEP_ROWS).await.expect("sweep");
+            assert!(now <= 2 * SWEEP_ROWS as u64, "bounded: {now}");
+            removed += now;
+            sweeps += 1;
+            assert!(
+                sweeps <= 10,
+                "the sweeps make progress ({removed} of {all_expired})"
+            );
+        }
+        assert!(sweeps >= 3, "more than one slice was needed: {sweeps}");
+        assert_eq!(rows("users"), live as u64);
+        assert_eq!(rows("log"), 0);
+        // A write sweeps too (nothing left to remove), and live rows are still read.
+        assert_eq!(store.sweep_expired(SWEEP_ROWS).await.expect("sweep"), 0);
+        let read = store
+            .load_users("twitch:c0", &["00000".to_string()])
+            .await
+            .expect("users");
+        assert_eq!(read.len(), 1);
     }
 
     #[tokio::test]
@@ -647,12 +914,10 @@ mod tests {
                     .expect("warnings")
                     .insert("twitch:chan\u{1f}caps\u{1f}u1", i64::MAX)
                     .expect("warning");
-                let user = serde_json::to_vec(&StoredUser {
-                    login: "alice".into(),
-                    messages: 9,
-                    last_seen_ms: 1,
-                    warnings: 0,
-                })
+                // As version 1 wrote a user: no expiry field (it never expires).
+                let user = serde_json::to_vec(&serde_json::json!({
+                    "login": "alice", "messages": 9, "last_seen_ms": 1, "warnings": 0
+                }))
                 .expect("json");
                 txn.open_table(USERS)
                     .expect("users")

@@ -24,7 +24,7 @@ impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.status;
         let backend = vec![("backend", s.backend.to_string())];
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 8] = [
             (
                 "store_changes_received",
                 "State changes channel actors handed the store writer",
@@ -59,6 +59,11 @@ impl Collector for StoreCollector {
                 "store_load_failures",
                 "Channel state loads that failed or timed out (the channel ran, then retried)",
                 s.load_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "store_changes_forgotten",
+                "Pending changes about a user dropped because that user's data was deleted",
+                s.changes_forgotten.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {

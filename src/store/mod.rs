@@ -17,6 +17,7 @@
 //! value once (its *base*), adds the pending deltas and writes the absolute result, so a
 //! retried or repeated write stores the same value again. `docs/ARCHITECTURE.md` says why.
 
+pub mod cql_tls;
 pub mod embedded;
 pub mod journal;
 pub mod keys;
@@ -37,7 +38,8 @@ use futures::future::BoxFuture;
 pub use journal::Journal;
 pub use metrics::StoreCollector;
 pub use model::{
-    ChannelWrite, LeaseOutcome, ModerationEntry, RuleRow, StoredChannel, UserRow, WarningRow,
+    ChannelWrite, ForgottenRows, LeaseOutcome, ModerationEntry, RuleRow, StoredChannel, UserRow,
+    WarningRow,
 };
 pub use writer::{Change, RulesEdit, StoreHandle, StoreStatus, WriterConfig};
 
@@ -131,6 +133,15 @@ pub trait StateStore: Send + Sync + 'static {
         &'a self,
         scope: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>>;
+
+    /// Deletes everything kept about `user_id` in the channels of `platform` (`twitch`,
+    /// `discord`): their stats rows, live warnings and moderation log entries about them.
+    /// Channel-wide rows (counters, rules) stay. Idempotent: a second call removes nothing.
+    fn forget_user<'a>(
+        &'a self,
+        platform: &'a str,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<ForgottenRows>>;
 }
 
 /// Opens the store the configuration names (without migrating it).

@@ -3,7 +3,7 @@
 //! A channel is named by its channel key's display form
 //! (`twitch:login`, `discord:<id>`), so two platforms never share a row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +145,8 @@ pub struct ChannelWrite {
     pub moderation: Vec<ModerationEntry>,
     /// Lifetime of moderation log entries.
     pub moderation_ttl_s: u32,
+    /// Lifetime of the user stats rows written (0 = no expiry): `store.user_stats_ttl_s`.
+    pub user_ttl_s: u32,
 }
 
 impl ChannelWrite {
@@ -167,6 +169,41 @@ impl ChannelWrite {
             + self.rules_delete.len()
             + self.moderation.len()) as u64
     }
+}
+
+/// What deleting one user's data removed from a store (or from the writer's pending changes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ForgottenRows {
+    /// Per-channel stats rows.
+    pub user_stats: u64,
+    /// Live filter warnings.
+    pub warnings: u64,
+    /// Moderation log entries about the user.
+    pub moderation_log: u64,
+    /// Channels (store names, `twitch:login`) where something was removed.
+    pub channels: BTreeSet<String>,
+}
+
+impl ForgottenRows {
+    /// Adds `other`'s counts and channels to these.
+    pub fn add(&mut self, other: ForgottenRows) {
+        self.user_stats += other.user_stats;
+        self.warnings += other.warnings;
+        self.moderation_log += other.moderation_log;
+        self.channels.extend(other.channels);
+    }
+
+    /// Rows removed, all kinds.
+    pub fn total(&self) -> u64 {
+        self.user_stats + self.warnings + self.moderation_log
+    }
+}
+
+/// Whether the store name `channel` (`twitch:login`) is a channel of `platform` (`twitch`).
+pub fn on_platform(channel: &str, platform: &str) -> bool {
+    channel
+        .strip_prefix(platform)
+        .is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// Result of asking for a channel lease.

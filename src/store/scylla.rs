@@ -6,7 +6,17 @@
 //! [`BATCH_ROWS`] rows each. Rules items are written one by one (their bodies can be large).
 //! Every request has the configured timeout, and every write a client-side monotonic
 //! timestamp (so a late, timed-out write never overwrites its own retry). Leases use
-//! lightweight transactions.
+//! lightweight transactions. User stats and moderation log rows carry their retention as a
+//! TTL (`store.user_stats_ttl_s`, `store.moderation_log_ttl_s`), renewed by every write.
+//!
+//! Connecting: `store.scylla_username` with its password (a [`crate::config::Secret`], never
+//! printed), TLS through rustls when `store.scylla_tls` is on (see [`super::cql_tls`]). A
+//! refused login or a failed handshake is a configuration error naming its keys.
+//!
+//! Deleting one user's data ([`StateStore::forget_user`]) reads which partitions exist
+//! (`SELECT DISTINCT`, paged) and deletes the user's rows in those of the platform's channels:
+//! one user-stats bucket per channel (the user's bucket is known), the warnings and log entries
+//! about the user found with per-partition filtering.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,8 +37,8 @@ use scylla::value::{CqlValue, Row};
 use tokio::sync::OnceCell;
 
 use super::migrations::{self, MIGRATIONS};
+use super::model::{on_platform, ForgottenRows, UserRow, WarningRow};
 use super::model::{ChannelWrite, LeaseOutcome, ModerationEntry, RuleRow, StoredChannel};
-use super::model::{UserRow, WarningRow};
 use super::{log_day, user_bucket, StateStore, StoreError, StoreResult};
 use crate::config::StoreConfig;
 
@@ -48,6 +58,20 @@ pub struct ScyllaStore {
     prepared: OnceCell<Prepared>,
     /// The platform-state statements (migration 2), prepared on first use.
     platform: OnceCell<PlatformStatements>,
+    /// The statements that delete one user's data, prepared on first use.
+    forget: OnceCell<ForgetStatements>,
+}
+
+struct ForgetStatements {
+    user_partitions: PreparedStatement,
+    user_row: PreparedStatement,
+    user_delete: PreparedStatement,
+    warning_partitions: PreparedStatement,
+    warning_filters: PreparedStatement,
+    warning_delete: PreparedStatement,
+    log_partitions: PreparedStatement,
+    log_entries: PreparedStatement,
+    log_delete: PreparedStatement,
 }
 
 struct PlatformStatements {
@@ -82,6 +106,53 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("{what}: {e}"))
 }
 
+/// A failed connect, said in the operator's terms: a refused login and a failed TLS handshake
+/// are configuration errors naming their keys (retrying cannot fix them), anything else is the
+/// database being unreachable.
+fn connect_error(config: &StoreConfig, error: &str) -> StoreError {
+    let lower = error.to_ascii_lowercase();
+    let auth = [
+        "authentication",
+        "password",
+        "credentials",
+        "bad credentials",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let tls = [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "peer sent no certificates",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    // The driver's texts never hold the password (it sends it, it does not print it); this is
+    // the one place that could, so it is checked.
+    let error = match &config.scylla_password {
+        Some(p) if !p.expose().is_empty() => error.replace(p.expose(), "***"),
+        _ => error.to_string(),
+    };
+    if auth {
+        let login = if config.scylla_username.is_empty() {
+            "no login configured (store.scylla_username)".to_string()
+        } else {
+            format!(
+                "login as {:?} (store.scylla_username, FIREHOSE_SCYLLA_PASSWORD / store.scylla_password_file)",
+                config.scylla_username
+            )
+        };
+        StoreError::Config(format!("CQL authentication failed, {login}: {error}"))
+    } else if tls && config.scylla_tls {
+        StoreError::Config(format!(
+            "CQL TLS handshake failed (store.scylla_ca_file, store.scylla_tls_server_name, store.scylla_client_cert_file): {error}"
+        ))
+    } else {
+        unavailable("connecting to store.scylla_uri", error)
+    }
+}
+
 impl ScyllaStore {
     /// Connects to `store.scylla_uri`.
     pub async fn connect(config: &StoreConfig) -> StoreResult<ScyllaStore> {
@@ -109,10 +180,28 @@ impl ScyllaStore {
         if let Some(map) = translator {
             builder = builder.address_translator(Arc::new(map) as Arc<dyn AddressTranslator>);
         }
+        let user = config.scylla_username.as_str();
+        if !user.is_empty() {
+            let Some(password) = config.scylla_password.as_ref() else {
+                return Err(StoreError::Config(
+                    "store.scylla_username is set but there is no password: set FIREHOSE_SCYLLA_PASSWORD or store.scylla_password_file".into(),
+                ));
+            };
+            if !config.scylla_tls {
+                tracing::warn!(
+                    user,
+                    "the CQL password goes to the nodes unencrypted: set store.scylla_tls"
+                );
+            }
+            builder = builder.user(user, password.expose());
+        }
+        if config.scylla_tls {
+            builder = builder.tls_context(Some(super::cql_tls::client_config(config)?));
+        }
         let session = tokio::time::timeout(timeout * 5, builder.build())
             .await
             .map_err(|_| unavailable("connecting to store.scylla_uri", "timed out"))?
-            .map_err(|e| unavailable("connecting to store.scylla_uri", e))?;
+            .map_err(|e| connect_error(config, &e.to_string()))?;
         Ok(ScyllaStore {
             session,
             keyspace: config.keyspace.clone(),
@@ -120,6 +209,7 @@ impl ScyllaStore {
             timeout,
             prepared: OnceCell::new(),
             platform: OnceCell::new(),
+            forget: OnceCell::new(),
         })
     }
 
@@ -184,6 +274,92 @@ impl ScyllaStore {
             .await
     }
 
+    async fn forget_statements(&self) -> StoreResult<&ForgetStatements> {
+        self.forget
+            .get_or_try_init(|| async {
+                Ok(ForgetStatements {
+                    user_partitions: self
+                        .prepare("SELECT DISTINCT channel, bucket FROM {ks}.user_stats", true)
+                        .await?,
+                    user_row: self
+                        .prepare(
+                            "SELECT user_id FROM {ks}.user_stats WHERE channel = ? AND bucket = ? AND user_id = ?",
+                            true,
+                        )
+                        .await?,
+                    user_delete: self
+                        .prepare(
+                            "DELETE FROM {ks}.user_stats WHERE channel = ? AND bucket = ? AND user_id = ?",
+                            true,
+                        )
+                        .await?,
+                    warning_partitions: self
+                        .prepare("SELECT DISTINCT channel FROM {ks}.warnings", true)
+                        .await?,
+                    warning_filters: self
+                        .prepare(
+                            "SELECT filter FROM {ks}.warnings WHERE channel = ? AND user_id = ? ALLOW FILTERING",
+                            true,
+                        )
+                        .await?,
+                    warning_delete: self
+                        .prepare(
+                            "DELETE FROM {ks}.warnings WHERE channel = ? AND filter = ? AND user_id = ?",
+                            true,
+                        )
+                        .await?,
+                    log_partitions: self
+                        .prepare("SELECT DISTINCT channel, day FROM {ks}.moderation_log", true)
+                        .await?,
+                    log_entries: self
+                        .prepare(
+                            "SELECT at_ms, id FROM {ks}.moderation_log WHERE channel = ? AND day = ? AND user_id = ? ALLOW FILTERING",
+                            true,
+                        )
+                        .await?,
+                    log_delete: self
+                        .prepare(
+                            "DELETE FROM {ks}.moderation_log WHERE channel = ? AND day = ? AND at_ms = ? AND id = ?",
+                            true,
+                        )
+                        .await?,
+                })
+            })
+            .await
+    }
+
+    /// Every row of a paged read (each page within the timeout).
+    async fn scan<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<Vec<R>>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        let what = statement.get_statement();
+        let pager = tokio::time::timeout(
+            self.timeout * 2,
+            self.session.execute_iter(statement.clone(), values),
+        )
+        .await
+        .map_err(|_| unavailable(what, "timed out"))?
+        .map_err(|e| unavailable(what, e))?;
+        let mut stream = pager
+            .rows_stream::<R>()
+            .map_err(|e| StoreError::Request(format!("{what}: {e}")))?;
+        let mut out = Vec::new();
+        loop {
+            let next = tokio::time::timeout(self.timeout * 2, stream.next())
+                .await
+                .map_err(|_| unavailable(what, "timed out"))?;
+            match next {
+                Some(row) => out.push(row.map_err(|e| unavailable(what, e))?),
+                None => return Ok(out),
+            }
+        }
+    }
+
     async fn prepared(&self) -> StoreResult<&Prepared> {
         self.prepared
             .get_or_try_init(|| async {
@@ -202,7 +378,7 @@ impl ScyllaStore {
                         .await?,
                     user: self
                         .prepare(
-                            "INSERT INTO {ks}.user_stats (channel, bucket, user_id, login, messages, last_seen_ms, warnings) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO {ks}.user_stats (channel, bucket, user_id, login, messages, last_seen_ms, warnings) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?",
                             true,
                         )
                         .await?,
@@ -327,8 +503,8 @@ type UserSelect = (
     Option<i64>,
     Option<i64>,
 );
-/// A `user_stats` insert: channel, bucket, user id, login, messages, last seen, warnings.
-type UserInsert<'a> = (&'a str, i32, &'a str, &'a str, i64, i64, i64);
+/// A `user_stats` insert: channel, bucket, user id, login, messages, last seen, warnings, TTL.
+type UserInsert<'a> = (&'a str, i32, &'a str, &'a str, i64, i64, i64, i32);
 
 /// An address map, as [`ScyllaStore::connect_with`] takes it.
 pub type HashMap = std::collections::HashMap<SocketAddr, SocketAddr>;
@@ -537,6 +713,8 @@ impl StateStore for ScyllaStore {
                 jobs.push(Box::pin(self.batched(&p.counter_delete, values)));
             }
             let mut buckets: BTreeMap<i32, Vec<UserInsert<'_>>> = BTreeMap::new();
+            // TTL 0 is "no TTL" in CQL.
+            let user_ttl = i32::try_from(write.user_ttl_s).unwrap_or(i32::MAX);
             for u in &write.users {
                 let bucket = user_bucket(&u.user_id);
                 buckets.entry(bucket).or_default().push((
@@ -547,6 +725,7 @@ impl StateStore for ScyllaStore {
                     u.messages,
                     u.last_seen_ms,
                     u.warnings,
+                    user_ttl,
                 ));
             }
             for (_, values) in buckets {
@@ -741,6 +920,95 @@ impl StateStore for ScyllaStore {
             let p = self.platform().await?;
             let found = self.execute(&p.list, (scope,)).await?;
             rows(found, "platform_state")
+        })
+    }
+
+    fn forget_user<'a>(
+        &'a self,
+        platform: &'a str,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<ForgottenRows>> {
+        Box::pin(async move {
+            let f = self.forget_statements().await?;
+            let mut forgotten = ForgottenRows::default();
+            // User stats: the user's row can only be in its bucket of each channel.
+            let bucket = user_bucket(user_id);
+            let partitions: Vec<(String, i32)> = self.scan(&f.user_partitions, ()).await?;
+            let channels: Vec<String> = partitions
+                .into_iter()
+                .filter(|(c, b)| *b == bucket && on_platform(c, platform))
+                .map(|(c, _)| c)
+                .collect();
+            let removed: Vec<Option<String>> = futures::stream::iter(channels)
+                .map(|channel| async move {
+                    let found = self
+                        .execute(&f.user_row, (channel.as_str(), bucket, user_id))
+                        .await?;
+                    if rows::<(String,)>(found, "user_stats")?.is_empty() {
+                        return Ok::<_, StoreError>(None);
+                    }
+                    self.execute(&f.user_delete, (channel.as_str(), bucket, user_id))
+                        .await?;
+                    Ok(Some(channel))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            for channel in removed.into_iter().flatten() {
+                forgotten.user_stats += 1;
+                forgotten.channels.insert(channel);
+            }
+            // Warnings: a partition per channel, the user's rows found by filtering in it.
+            let partitions: Vec<(String,)> = self.scan(&f.warning_partitions, ()).await?;
+            let channels = partitions
+                .into_iter()
+                .map(|(c,)| c)
+                .filter(|c| on_platform(c, platform));
+            let removed: Vec<(String, u64)> = futures::stream::iter(channels)
+                .map(|channel| async move {
+                    let filters: Vec<(String,)> = self
+                        .scan(&f.warning_filters, (channel.as_str(), user_id))
+                        .await?;
+                    for (filter,) in &filters {
+                        self.execute(
+                            &f.warning_delete,
+                            (channel.as_str(), filter.as_str(), user_id),
+                        )
+                        .await?;
+                    }
+                    Ok::<_, StoreError>((channel, filters.len() as u64))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (channel, n) in removed.into_iter().filter(|(_, n)| *n > 0) {
+                forgotten.warnings += n;
+                forgotten.channels.insert(channel);
+            }
+            // The moderation log: a partition per channel and day.
+            let partitions: Vec<(String, i32)> = self.scan(&f.log_partitions, ()).await?;
+            let partitions = partitions
+                .into_iter()
+                .filter(|(c, _)| on_platform(c, platform));
+            let removed: Vec<(String, u64)> = futures::stream::iter(partitions)
+                .map(|(channel, day)| async move {
+                    let entries: Vec<(i64, String)> = self
+                        .scan(&f.log_entries, (channel.as_str(), day, user_id))
+                        .await?;
+                    for (at_ms, id) in &entries {
+                        self.execute(&f.log_delete, (channel.as_str(), day, *at_ms, id.as_str()))
+                            .await?;
+                    }
+                    Ok::<_, StoreError>((channel, entries.len() as u64))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (channel, n) in removed.into_iter().filter(|(_, n)| *n > 0) {
+                forgotten.moderation_log += n;
+                forgotten.channels.insert(channel);
+            }
+            Ok(forgotten)
         })
     }
 }

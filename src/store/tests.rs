@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use super::embedded::EmbeddedStore;
 use super::model::{counter, ChannelWrite, LeaseOutcome, ModerationEntry, StoredChannel};
-use super::model::{UserRow, WarningRow};
+use super::model::{ForgottenRows, UserRow, WarningRow};
 use super::writer::{message_change, Change, StoreHandle, WriterConfig};
 use super::{StateStore, StoreError, StoreResult};
 use crate::config::StoreConfig;
@@ -27,6 +27,8 @@ struct Flaky {
     /// Each write waits this long (ms) before it lands.
     write_delay_ms: AtomicU64,
     writes: AtomicU64,
+    /// Writes begun (landed or not).
+    writes_started: AtomicU64,
 }
 
 impl Flaky {
@@ -40,6 +42,7 @@ impl Flaky {
             panic_after_write: AtomicBool::new(false),
             write_delay_ms: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            writes_started: AtomicU64::new(0),
         })
     }
 }
@@ -80,6 +83,7 @@ impl StateStore for Flaky {
     }
     fn write<'a>(&'a self, write: &'a ChannelWrite) -> BoxFuture<'a, StoreResult<u64>> {
         Box::pin(async move {
+            self.writes_started.fetch_add(1, Ordering::SeqCst);
             if self.fail_before_write.load(Ordering::SeqCst) {
                 return Err(down());
             }
@@ -143,6 +147,13 @@ impl StateStore for Flaky {
         scope: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<(String, String)>>> {
         self.inner.list_state(scope)
+    }
+    fn forget_user<'a>(
+        &'a self,
+        platform: &'a str,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<ForgottenRows>> {
+        self.inner.forget_user(platform, user_id)
     }
 }
 
@@ -644,4 +655,219 @@ async fn stored_rules_that_do_not_decode_fail_the_load_and_are_counted() {
         "{error}"
     );
     assert_eq!(handle.status.load_failures.load(Ordering::Relaxed), 1);
+}
+
+fn warning_change(user: &str) -> Change {
+    Change::Warning(WarningRow {
+        filter: "caps".into(),
+        user_id: user.into(),
+        expires_ms: i64::MAX,
+    })
+}
+
+/// Deleting a user while a flush holding their changes is in flight: the delete waits for the
+/// flush, then removes what it wrote; later flushes never write the user back.
+#[tokio::test]
+async fn a_user_deleted_while_a_flush_is_in_flight_stays_deleted() {
+    let (store, handle) = started(config()).await;
+    for _ in 0..3 {
+        handle.submit(&channel(), message("u1")).await;
+        handle.submit(&channel(), message("u2")).await;
+    }
+    handle.submit(&channel(), vec![warning_change("u1")]).await;
+    store.write_delay_ms.store(300, Ordering::SeqCst);
+    let flushing = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.flush().await })
+    };
+    eventually("the flush is writing", || {
+        store.writes_started.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let ((), report) = handle.forget_user("twitch", "u1", async {}).await;
+    let report = report.expect("forgotten");
+    assert_eq!(
+        store.writes.load(Ordering::SeqCst),
+        1,
+        "the delete ran after the in-flight write"
+    );
+    assert_eq!(report.stored.user_stats, 1, "{report:?}");
+    assert_eq!(report.stored.warnings, 1, "{report:?}");
+    assert_eq!(
+        report.pending.total(),
+        0,
+        "all of it was in flight: {report:?}"
+    );
+    flushing.await.expect("no panic").expect("flush");
+    store.write_delay_ms.store(0, Ordering::SeqCst);
+    handle.submit(&channel(), message("u2")).await;
+    handle.flush().await.expect("flush");
+    assert!(users(&store, "u1").await.is_empty());
+    assert_eq!(users(&store, "u2").await[0].messages, 4);
+    assert!(stored(&store).await.warnings.is_empty());
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 7);
+}
+
+/// The race that would resurrect the data: the in-flight write lands but reports failure, so
+/// its changes are put back as pending; the delete drops them before they are written again.
+#[tokio::test]
+async fn a_failed_in_flight_flush_does_not_put_a_deleted_users_changes_back() {
+    let (store, handle) = started(config()).await;
+    for _ in 0..3 {
+        handle.submit(&channel(), message("u1")).await;
+        handle.submit(&channel(), message("u2")).await;
+    }
+    store.write_delay_ms.store(300, Ordering::SeqCst);
+    store.fail_after_write.store(true, Ordering::SeqCst);
+    let flushing = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.flush().await })
+    };
+    eventually("the flush is writing", || {
+        store.writes_started.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let ((), report) = handle.forget_user("twitch", "u1", async {}).await;
+    let report = report.expect("forgotten");
+    assert!(
+        flushing.await.expect("no panic").is_err(),
+        "the flush failed"
+    );
+    assert_eq!(report.stored.user_stats, 1, "the landed row: {report:?}");
+    assert_eq!(
+        report.pending.user_stats, 1,
+        "the put-back delta: {report:?}"
+    );
+    store.fail_after_write.store(false, Ordering::SeqCst);
+    store.write_delay_ms.store(0, Ordering::SeqCst);
+    handle.flush().await.expect("retry");
+    assert!(users(&store, "u1").await.is_empty(), "not written back");
+    assert_eq!(users(&store, "u2").await[0].messages, 3, "counted once");
+}
+
+/// What channel actors send about the user while the delete runs (between its two steps) is
+/// dropped and counted; after the delete, the user's new activity is stored afresh.
+#[tokio::test]
+async fn changes_about_a_user_arriving_during_the_delete_are_dropped_and_counted() {
+    let (store, handle) = started(config()).await;
+    handle.submit(&channel(), message("u1")).await;
+    handle.flush().await.expect("flush");
+    let late = {
+        let handle = handle.clone();
+        async move {
+            handle.submit(&channel(), message("u1")).await;
+            handle.submit(&channel(), vec![warning_change("u1")]).await;
+            handle.submit(&channel(), message("u2")).await;
+        }
+    };
+    let ((), report) = handle.forget_user("twitch", "u1", late).await;
+    let report = report.expect("forgotten");
+    assert_eq!(report.stored.user_stats, 1, "{report:?}");
+    assert_eq!(report.pending.user_stats, 1, "{report:?}");
+    assert_eq!(report.pending.warnings, 1, "{report:?}");
+    assert_eq!(
+        report.pending.channels.iter().collect::<Vec<_>>(),
+        ["twitch:chan"]
+    );
+    assert!(handle.status.changes_forgotten.load(Ordering::Relaxed) >= 2);
+    handle.flush().await.expect("flush");
+    assert!(users(&store, "u1").await.is_empty());
+    assert!(stored(&store).await.warnings.is_empty());
+    // The channel's message count keeps every message; only the personal rows went.
+    assert_eq!(stored(&store).await.counters[counter::MESSAGES], 3);
+    handle.submit(&channel(), message("u1")).await;
+    handle.flush().await.expect("flush");
+    assert_eq!(users(&store, "u1").await[0].messages, 1, "a fresh row");
+    // Another platform's user of the same id is someone else.
+    let discord: Arc<str> = Arc::from("discord:1");
+    handle.submit(&discord, message("u1")).await;
+    handle.flush().await.expect("flush");
+    let ((), report) = handle.forget_user("twitch", "u1", async {}).await;
+    assert_eq!(report.expect("forgotten").stored.user_stats, 1);
+    let on_discord = store
+        .inner
+        .load_users("discord:1", &["u1".to_string()])
+        .await
+        .expect("users");
+    assert_eq!(on_discord.len(), 1);
+}
+
+/// A channel (re)starting while the delete runs must not get the user's warnings back.
+#[tokio::test]
+async fn a_load_during_a_delete_leaves_the_users_warnings_out() {
+    let (_store, handle) = started(config()).await;
+    handle
+        .submit(&channel(), vec![warning_change("u1"), warning_change("u2")])
+        .await;
+    handle.flush().await.expect("flush");
+    let load = {
+        let handle = handle.clone();
+        async move { handle.load(&channel()).await.expect("load") }
+    };
+    let (loaded, report) = handle.forget_user("twitch", "u1", load).await;
+    assert_eq!(report.expect("forgotten").stored.warnings, 1);
+    let users: Vec<&str> = loaded.warnings.iter().map(|w| w.user_id.as_str()).collect();
+    assert_eq!(users, ["u2"]);
+}
+
+/// `store.user_stats_ttl_s`: once a user's row expired in the store, the writer's cached copy
+/// of it must not bring the old counts back with the user's next message.
+#[tokio::test]
+async fn an_expired_user_row_does_not_come_back_through_the_cached_base() {
+    let mut c = config();
+    c.user_ttl_s = 1;
+    let (store, handle) = started(c).await;
+    handle.submit(&channel(), message("u1")).await;
+    handle.submit(&channel(), message("u1")).await;
+    handle.flush().await.expect("flush");
+    assert_eq!(users(&store, "u1").await[0].messages, 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !users(&store, "u1").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the row never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.submit(&channel(), message("u1")).await;
+    handle.flush().await.expect("flush");
+    assert_eq!(users(&store, "u1").await[0].messages, 1);
+}
+
+/// A deletion whose caller goes away between its two steps still completes: the user's
+/// rows go, and their later activity is stored again (not dropped for good).
+#[tokio::test]
+async fn a_deletion_dropped_half_way_still_completes() {
+    let (store, handle) = started(config()).await;
+    handle.submit(&channel(), message("u1")).await;
+    handle.flush().await.expect("flush");
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        handle.forget_user("twitch", "u1", futures::future::pending::<()>()),
+    )
+    .await;
+    assert!(cancelled.is_err(), "dropped while the caller's part ran");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !users(&store, "u1").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deletion never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Until the writer has taken the end of the deletion in, the user's changes are dropped;
+    // then they count again, from a fresh row.
+    loop {
+        handle.submit(&channel(), message("u1")).await;
+        handle.flush().await.expect("flush");
+        if let Some(row) = users(&store, "u1").await.first() {
+            assert_eq!(row.messages, 1, "a fresh row");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "changes dropped for good"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

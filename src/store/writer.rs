@@ -21,6 +21,17 @@
 //! **Recovery.** [`StoreHandle::load`] answers a starting channel actor with what the database
 //! has plus what is still pending here, so an actor that crashed loses nothing. Loads and
 //! flushes never overlap (a load would otherwise see a half-applied flush).
+//!
+//! **Retention.** User stats rows are written with `store.user_stats_ttl_s`; a cached base
+//! older than that is dropped and read again (the row may have expired: its old counts must
+//! not come back on the next write).
+//!
+//! **Deleting a user** ([`StoreHandle::forget_user`]): the user's pending changes are dropped,
+//! the caller clears its in-memory copies, then (no flush in flight) what arrived meanwhile is
+//! dropped too and the store deletes the user's rows while no flush or load runs. Until that
+//! ends, every change about the user is dropped as it arrives (counted) and loads leave the
+//! user's warnings out, so neither a flush racing the delete nor a restarting channel brings
+//! the data back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,8 +46,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::model::{
-    counter, decode_rules, rules_diff, rules_to_rows, ChannelWrite, ModerationEntry, RowError,
-    RuleKey, RuleRow, StoredChannel,
+    counter, decode_rules, on_platform, rules_diff, rules_to_rows, ChannelWrite, ForgottenRows,
+    ModerationEntry, RowError, RuleKey, RuleRow, StoredChannel,
 };
 use super::model::{UserRow, WarningRow};
 use super::{StateStore, StoreError, StoreResult};
@@ -97,6 +108,8 @@ pub struct WriterConfig {
     pub retry_backoff_max: Duration,
     pub max_lag: Duration,
     pub moderation_ttl_s: u32,
+    /// Lifetime of written user stats rows (0 = none).
+    pub user_ttl_s: u32,
     pub max_cached_users: usize,
     /// Channels flushed at once.
     pub flush_concurrency: usize,
@@ -116,6 +129,7 @@ impl WriterConfig {
             retry_backoff_max: Duration::from_millis(c.retry_backoff_max_ms),
             max_lag: Duration::from_millis(c.max_lag_ms),
             moderation_ttl_s: c.moderation_log_ttl_s,
+            user_ttl_s: c.user_stats_ttl_s,
             max_cached_users: c.max_cached_users,
             flush_concurrency: 16,
         }
@@ -138,6 +152,8 @@ pub struct StoreStatus {
     pub changes_refused: AtomicU64,
     /// Stored state loads that failed or timed out (the channel ran without, then retried).
     pub load_failures: AtomicU64,
+    /// Changes about a user dropped because that user's data was being deleted.
+    pub changes_forgotten: AtomicU64,
     /// Dirty keys held in memory (pending plus in flight).
     pub pending_keys: AtomicU64,
     /// Age of the oldest change not yet in the database, ms.
@@ -163,6 +179,7 @@ impl StoreStatus {
             submit_waits: AtomicU64::new(0),
             changes_refused: AtomicU64::new(0),
             load_failures: AtomicU64::new(0),
+            changes_forgotten: AtomicU64::new(0),
             pending_keys: AtomicU64::new(0),
             lag_ms: AtomicU64::new(0),
             failing: AtomicBool::new(false),
@@ -233,6 +250,65 @@ enum Control {
         deadline: Instant,
         reply: oneshot::Sender<usize>,
     },
+    /// Deleting a user's data, step 1: drop what is pending about them; from now until step 2
+    /// ends, changes about them are dropped and loads leave their warnings out.
+    ForgetBegin {
+        user: ForgetKey,
+        reply: oneshot::Sender<ForgottenRows>,
+    },
+    /// Step 2 (after the channel actors cleared theirs): once no flush is in flight, drop what
+    /// came meanwhile and delete the user's rows in the store, no flush or load running.
+    ForgetCommit {
+        user: ForgetKey,
+        reply: oneshot::Sender<StoreResult<ForgetReport>>,
+    },
+}
+
+/// Whose data is deleted: a user id on one platform (`twitch`, `discord`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ForgetKey {
+    platform: String,
+    user_id: String,
+}
+
+/// What deleting a user's data removed from the writer and the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ForgetReport {
+    /// Rows deleted in the store.
+    pub stored: ForgottenRows,
+    /// Changes dropped before they were written (per kind: user stats keys, warnings, log
+    /// entries).
+    pub pending: ForgottenRows,
+}
+
+/// Sends a begun deletion's second step if [`StoreHandle::forget_user`] is dropped before it
+/// did (nobody waits for the answer then).
+struct CommitOnDrop<'a> {
+    control: &'a mpsc::Sender<Control>,
+    user: Option<ForgetKey>,
+}
+
+impl Drop for CommitOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(user) = self.user.take() {
+            let (reply, _) = oneshot::channel();
+            if self
+                .control
+                .try_send(Control::ForgetCommit { user, reply })
+                .is_err()
+            {
+                tracing::error!("a dropped user deletion could not be completed (writer stopped or its control queue full)");
+            }
+        }
+    }
+}
+
+/// A store deletion running, and who waits for it.
+struct RunningForget {
+    user: ForgetKey,
+    pending: ForgottenRows,
+    reply: oneshot::Sender<StoreResult<ForgetReport>>,
+    task: JoinHandle<StoreResult<ForgottenRows>>,
 }
 
 /// The channel actors' and the service's handle on the writer.
@@ -271,6 +347,9 @@ impl StoreHandle {
             load_replies: HashMap::new(),
             flush_waiters: Vec::new(),
             flushes_started: 0,
+            forgetting: HashMap::new(),
+            forget_waiting: Vec::new(),
+            forget_running: None,
             bases: HashMap::new(),
             user_bases: HashMap::new(),
             backoff: config.retry_backoff,
@@ -344,6 +423,63 @@ impl StoreHandle {
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    /// Deletes everything kept about `user_id` on `platform` (`twitch`, `discord`): what is
+    /// pending here, what the store holds, and, through `in_memory` (run between the two
+    /// steps, see the module doc), what the caller holds (the channel actors' caches). Returns
+    /// `in_memory`'s result and the report, or why the store part failed.
+    pub async fn forget_user<T>(
+        &self,
+        platform: &str,
+        user_id: &str,
+        in_memory: impl std::future::Future<Output = T>,
+    ) -> (T, StoreResult<ForgetReport>) {
+        let user = ForgetKey {
+            platform: platform.to_string(),
+            user_id: user_id.to_string(),
+        };
+        let stopped = || StoreError::Unavailable("store writer stopped".into());
+        let (reply, begun) = oneshot::channel();
+        let begin = Control::ForgetBegin {
+            user: user.clone(),
+            reply,
+        };
+        let began = match self.control.send(begin).await {
+            Ok(()) => begun.await.map_err(|_| stopped()),
+            Err(_) => Err(stopped()),
+        };
+        // Begun, the delete must happen even if this future is dropped half-way: otherwise the
+        // writer would drop the user's changes for good.
+        let mut guard = CommitOnDrop {
+            control: &self.control,
+            user: began.is_ok().then(|| user.clone()),
+        };
+        let held = in_memory.await;
+        let mut before = match began {
+            Ok(before) => before,
+            Err(e) => return (held, Err(e)),
+        };
+        let (reply, committed) = oneshot::channel();
+        guard.user = None;
+        if self
+            .control
+            .send(Control::ForgetCommit { user, reply })
+            .await
+            .is_err()
+        {
+            return (held, Err(stopped()));
+        }
+        let report = match committed.await {
+            Ok(Ok(mut report)) => {
+                before.add(std::mem::take(&mut report.pending));
+                report.pending = before;
+                Ok(report)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(stopped()),
+        };
+        (held, report)
     }
 
     /// Flushes everything (retrying) until nothing is pending or `timeout` passes, then stops
@@ -497,6 +633,22 @@ impl Pending {
         pending.latest = rules;
     }
 
+    /// Drops everything about `user_id`; returns what went (user stats keys, warnings, log
+    /// entries).
+    fn forget_user(&mut self, user_id: &str) -> ForgottenRows {
+        let mut gone = ForgottenRows::default();
+        if self.users.remove(user_id).is_some() {
+            gone.user_stats = 1;
+        }
+        let warnings = self.warnings.len();
+        self.warnings.retain(|(_, user), _| user != user_id);
+        gone.warnings = (warnings - self.warnings.len()) as u64;
+        let log = self.moderation.len();
+        self.moderation.retain(|e| e.user_id != user_id);
+        gone.moderation_log = (log - self.moderation.len()) as u64;
+        gone
+    }
+
     /// Puts back changes of a failed flush (`older`) under the ones made since (`self`):
     /// deltas add up, fields keep the newer value.
     fn merge_older(&mut self, older: Pending) {
@@ -644,8 +796,16 @@ struct Writer {
     /// after the request).
     flush_waiters: Vec<(u64, oneshot::Sender<StoreResult<()>>)>,
     flushes_started: u64,
+    /// Users whose data is being deleted: how many requests for each, and what was dropped
+    /// about them as it arrived (for the answer).
+    forgetting: HashMap<ForgetKey, (usize, ForgottenRows)>,
+    /// Deletions waiting for the in-flight flush to end, oldest first.
+    forget_waiting: Vec<(ForgetKey, oneshot::Sender<StoreResult<ForgetReport>>)>,
+    forget_running: Option<RunningForget>,
     bases: HashMap<Arc<str>, ChannelBase>,
-    user_bases: HashMap<(Arc<str>, String), UserRow>,
+    /// Known stored rows of users, and when the flush that read or wrote them started (under a
+    /// user stats TTL an older one may have expired in the store).
+    user_bases: HashMap<(Arc<str>, String), (UserRow, Instant)>,
     backoff: Duration,
     next_attempt: Instant,
     last_flush: Instant,
@@ -680,6 +840,9 @@ impl Writer {
                 biased;
                 Some(request) = control.recv() => self.on_control(request, &mut data),
                 flushed = wait_flush(&mut self.in_flight) => self.on_flushed(flushed),
+                (running, result) = wait_forget(&mut self.forget_running) => {
+                    self.on_forgotten(running, result);
+                }
                 Some((channel, result)) = self.loads.next() => self.on_loaded(channel, result),
                 Some(batch) = data.recv(), if accepting && self.shutdown.is_none() => {
                     self.merge(batch);
@@ -687,6 +850,7 @@ impl Writer {
                 _ = ticker.tick() => {}
             }
             self.assign_flush_waiters(&mut data);
+            self.maybe_start_forget(&mut data);
             self.maybe_flush();
             self.start_deferred_loads();
             self.answer_idle_flush_waiters(&data);
@@ -724,6 +888,7 @@ impl Writer {
         self.status
             .changes_received
             .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
+        let channel = Arc::clone(&batch.channel);
         let pending = self.pending.entry(batch.channel).or_default();
         for change in batch.changes {
             if matches!(
@@ -735,6 +900,128 @@ impl Writer {
             self.pending_keys += pending.apply(change);
         }
         self.pending_since.get_or_insert_with(Instant::now);
+        if !self.forgetting.is_empty() {
+            // Changes about a user being deleted go as they come (the request's answer counts
+            // them among the pending ones).
+            let users: Vec<ForgetKey> = self
+                .forgetting
+                .keys()
+                .filter(|k| on_platform(&channel, &k.platform))
+                .cloned()
+                .collect();
+            for user in users {
+                let gone = self.scrub_channel(&user, &channel);
+                if let Some((_, dropped)) = self.forgetting.get_mut(&user) {
+                    dropped.add(gone);
+                }
+            }
+        }
+    }
+
+    /// Drops what is pending about `user` in one channel (cheap: every batch merged while a
+    /// delete runs goes through it); returns what went.
+    fn scrub_channel(&mut self, user: &ForgetKey, channel: &Arc<str>) -> ForgottenRows {
+        let Some(pending) = self.pending.get_mut(channel) else {
+            return ForgottenRows::default();
+        };
+        let before = pending.keys();
+        let mut gone = pending.forget_user(&user.user_id);
+        let left = pending.keys();
+        self.pending_keys -= before - left;
+        if left == 0 {
+            self.pending.remove(channel);
+        }
+        if self.pending_keys == 0 {
+            self.pending_since = None;
+            self.users_since = None;
+        }
+        if gone.total() > 0 {
+            gone.channels.insert(channel.to_string());
+        }
+        self.status
+            .changes_forgotten
+            .fetch_add(gone.total(), Ordering::Relaxed);
+        gone
+    }
+
+    /// Drops what is pending about `user` in every channel of the user's platform, and the
+    /// user's cached bases; returns what went.
+    fn scrub(&mut self, user: &ForgetKey) -> ForgottenRows {
+        let mut gone = ForgottenRows::default();
+        for (channel, pending) in self.pending.iter_mut() {
+            if !on_platform(channel, &user.platform) {
+                continue;
+            }
+            let before = pending.keys();
+            let mut removed = pending.forget_user(&user.user_id);
+            self.pending_keys -= before - pending.keys();
+            if removed.total() > 0 {
+                removed.channels.insert(channel.to_string());
+                gone.add(removed);
+            }
+        }
+        self.pending.retain(|_, p| p.keys() > 0);
+        if self.pending_keys == 0 {
+            self.pending_since = None;
+        }
+        if !self.pending.values().any(|p| !p.users.is_empty()) {
+            self.users_since = None;
+        }
+        self.user_bases.retain(|(channel, id), _| {
+            !(id == &user.user_id && on_platform(channel, &user.platform))
+        });
+        self.status
+            .changes_forgotten
+            .fetch_add(gone.total(), Ordering::Relaxed);
+        gone
+    }
+
+    /// Starts the oldest waiting deletion once no flush is in flight and no load runs.
+    fn maybe_start_forget(&mut self, data: &mut mpsc::Receiver<ChangeBatch>) {
+        if self.forget_running.is_some()
+            || self.in_flight.is_some()
+            || !self.loads.is_empty()
+            || self.forget_waiting.is_empty()
+        {
+            return;
+        }
+        let (user, reply) = self.forget_waiting.remove(0);
+        // What the channel actors sent before they cleared their caches is queued: take it
+        // (and drop it) first.
+        self.drain_queue(data);
+        let mut pending = self.scrub(&user);
+        if let Some((_, dropped)) = self.forgetting.get_mut(&user) {
+            pending.add(std::mem::take(dropped));
+        }
+        let store = Arc::clone(&self.store);
+        let (platform, user_id) = (user.platform.clone(), user.user_id.clone());
+        let task = tokio::spawn(async move { store.forget_user(&platform, &user_id).await });
+        self.forget_running = Some(RunningForget {
+            user,
+            pending,
+            reply,
+            task,
+        });
+    }
+
+    /// A store deletion ended: the user's changes are taken again from now on.
+    fn on_forgotten(&mut self, running: RunningForget, result: StoreResult<ForgottenRows>) {
+        let RunningForget {
+            user,
+            pending,
+            reply,
+            ..
+        } = running;
+        if let Some((n, _)) = self.forgetting.get_mut(&user) {
+            *n -= 1;
+            if *n == 0 {
+                self.forgetting.remove(&user);
+            }
+        }
+        if let Err(e) = &result {
+            tracing::warn!(platform = %user.platform, error = %e, "deleting a user's stored data failed");
+        }
+        let _ = reply.send(result.map(|stored| ForgetReport { stored, pending }));
     }
 
     /// Takes the batches already queued (they were sent before whatever asked for this), as
@@ -767,6 +1054,15 @@ impl Writer {
                     self.flush_waiters.push((UNASSIGNED, reply));
                     self.next_attempt = Instant::now();
                 }
+            }
+            Control::ForgetBegin { user, reply } => {
+                self.drain_queue(data);
+                let gone = self.scrub(&user);
+                self.forgetting.entry(user).or_default().0 += 1;
+                let _ = reply.send(gone);
+            }
+            Control::ForgetCommit { user, reply } => {
+                self.forget_waiting.push((user, reply));
             }
             Control::Shutdown { deadline, reply } => {
                 // Closed first: a change sent from now on is refused and counted, never
@@ -814,6 +1110,12 @@ impl Writer {
                     .map(|r| (r.kind.clone(), r.name.clone())),
             );
             stored.counters = base.counters.clone();
+            // A user being deleted: the rows may be read before the delete, never handed out.
+            for user in self.forgetting.keys() {
+                if on_platform(&channel, &user.platform) {
+                    stored.warnings.retain(|w| w.user_id != user.user_id);
+                }
+            }
             if let Some(pending) = self.pending.get(&channel) {
                 pending
                     .overlay(&mut stored)
@@ -892,7 +1194,12 @@ impl Writer {
     }
 
     fn maybe_flush(&mut self) {
-        if self.in_flight.is_some() || !self.loads.is_empty() {
+        // A deletion waits for the flush in flight, then runs alone.
+        if self.in_flight.is_some()
+            || !self.loads.is_empty()
+            || self.forget_running.is_some()
+            || !self.forget_waiting.is_empty()
+        {
             return;
         }
         let Some(scope) = self.due() else {
@@ -921,13 +1228,16 @@ impl Writer {
                 (Arc::clone(&changes), Arc::clone(&progress)),
             );
             let base = self.bases.get(&channel).cloned();
+            // Under a TTL, a base older than it may be a row that expired: read it again.
+            let ttl = Duration::from_secs(u64::from(self.config.user_ttl_s));
             let users = changes
                 .users
                 .keys()
                 .filter_map(|id| {
                     self.user_bases
                         .get(&(Arc::clone(&channel), id.clone()))
-                        .map(|row| (id.clone(), row.clone()))
+                        .filter(|(_, at)| ttl.is_zero() || at.elapsed() < ttl)
+                        .map(|(row, _)| (id.clone(), row.clone()))
                 })
                 .collect();
             jobs.push(FlushJob {
@@ -949,7 +1259,10 @@ impl Writer {
                     AssertUnwindSafe(flush_channel(
                         Arc::clone(&store),
                         job,
-                        config.moderation_ttl_s,
+                        Ttls {
+                            moderation_s: config.moderation_ttl_s,
+                            user_s: config.user_ttl_s,
+                        },
                     ))
                     .catch_unwind()
                     .map(move |done| {
@@ -989,7 +1302,7 @@ impl Writer {
             }
             for user in result.users {
                 let key = (Arc::clone(&result.channel), user.user_id.clone());
-                self.user_bases.insert(key, user);
+                self.user_bases.insert(key, (user, started));
             }
             match result.failed {
                 // Written: nothing to put back.
@@ -1013,7 +1326,7 @@ impl Writer {
                 self.bases.insert(Arc::clone(channel), base);
                 for user in users {
                     let key = (Arc::clone(channel), user.user_id.clone());
-                    self.user_bases.insert(key, user);
+                    self.user_bases.insert(key, (user, started));
                 }
             }
         }
@@ -1078,7 +1391,12 @@ impl Writer {
     /// of loads cannot hold flushing off, and it is due only while it has something to write,
     /// so a load never waits behind a flush with nothing in it.
     fn start_deferred_loads(&mut self) {
-        if self.deferred_loads.is_empty() || self.in_flight.is_some() || self.due().is_some() {
+        if self.deferred_loads.is_empty()
+            || self.in_flight.is_some()
+            || self.due().is_some()
+            || self.forget_running.is_some()
+            || !self.forget_waiting.is_empty()
+        {
             return;
         }
         for (channel, reply) in std::mem::take(&mut self.deferred_loads) {
@@ -1123,7 +1441,10 @@ impl Writer {
             return false;
         };
         self.drain_queue(data);
-        let idle = self.pending_keys == 0 && self.in_flight.is_none();
+        let idle = self.pending_keys == 0
+            && self.in_flight.is_none()
+            && self.forget_running.is_none()
+            && self.forget_waiting.is_empty();
         if !idle && Instant::now() < deadline {
             return false;
         }
@@ -1159,6 +1480,23 @@ async fn wait_flush(in_flight: &mut Option<InFlight>) -> FlushOutcome {
         jobs: flight.jobs,
         task_error,
     }
+}
+
+/// Waits for the running deletion (forever when there is none).
+async fn wait_forget(
+    running: &mut Option<RunningForget>,
+) -> (RunningForget, StoreResult<ForgottenRows>) {
+    let Some(forget) = running.as_mut() else {
+        return futures::future::pending().await;
+    };
+    let result = match (&mut forget.task).await {
+        Ok(result) => result,
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "deleting a user's data: task failed: {e}"
+        ))),
+    };
+    let forget = running.take().expect("checked above");
+    (forget, result)
 }
 
 struct FlushJob {
@@ -1215,7 +1553,14 @@ fn panicked(
 }
 
 /// Flushes one channel: reads what it must (its base, unknown users), writes absolutes.
-async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) -> ChannelFlushed {
+/// The lifetimes a flush writes rows with.
+#[derive(Debug, Clone, Copy)]
+struct Ttls {
+    moderation_s: u32,
+    user_s: u32,
+}
+
+async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttls: Ttls) -> ChannelFlushed {
     let FlushJob {
         channel,
         changes,
@@ -1251,7 +1596,7 @@ async fn flush_channel(store: Arc<dyn StateStore>, job: FlushJob, ttl_s: u32) ->
             Err(e) => return failed(channel, Some(base), e),
         }
     }
-    let (write, new_base, new_users) = match compose(&channel, &changes, &base, &users, ttl_s) {
+    let (write, new_base, new_users) = match compose(&channel, &changes, &base, &users, ttls) {
         Ok(composed) => composed,
         Err(e) => return failed(channel, Some(base), StoreError::Schema(e.to_string())),
     };
@@ -1310,9 +1655,10 @@ fn compose(
     changes: &Pending,
     base: &ChannelBase,
     users: &HashMap<String, UserRow>,
-    ttl_s: u32,
+    ttls: Ttls,
 ) -> Result<(ChannelWrite, ChannelBase, Vec<UserRow>), RowError> {
-    let mut write = ChannelWrite::new(channel, ttl_s);
+    let mut write = ChannelWrite::new(channel, ttls.moderation_s);
+    write.user_ttl_s = ttls.user_s;
     let mut new_base = base.clone();
     for (name, change) in &changes.counters {
         if change.reset && change.delta == 0 {

@@ -26,7 +26,7 @@ mod worker;
 
 pub use bearer::{Bearer, StaticBearer};
 pub use client::Outcome;
-pub use log::ModerationLogEntry;
+pub use log::{ForgottenLog, ModerationLogEntry};
 pub use metrics::HelixMetrics;
 pub use request::{ModerationRequest, Refused, MAX_REASON_CHARS, MAX_TIMEOUT_S};
 
@@ -170,6 +170,11 @@ impl HelixModerator {
     /// The in-memory moderation log, newest last.
     pub fn log(&self) -> Vec<ModerationLogEntry> {
         self.inner.log.entries()
+    }
+
+    /// Removes one user's entries from the moderation log (memory and file).
+    pub async fn forget_user(&self, user_id: &str) -> ForgottenLog {
+        self.inner.log.forget_user(user_id).await
     }
 
     /// Actions waiting in the queue.

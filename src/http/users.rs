@@ -1,0 +1,36 @@
+//! `DELETE /v1/users/{platform}/{user_id}`: deletes one user's data on one platform everywhere
+//! the service keeps it (see `app::users`) and answers with what was removed, per place and
+//! kind, and the channels touched. 400 for an unknown platform or a malformed user id, 503
+//! (with what was done) when the store part failed: the request is safe to repeat.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::error_response;
+use crate::app::users::ForgetUserError;
+use crate::app::Core;
+
+pub(super) async fn delete_user(
+    State(core): State<Arc<Core>>,
+    Path((platform, user_id)): Path<(String, String)>,
+) -> Response {
+    match core.forget_user(&platform, &user_id).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e @ (ForgetUserError::UnknownPlatform(_) | ForgetUserError::BadUserId(_))) => {
+            error_response(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(ForgetUserError::Store { error, report }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": error, "done": report })),
+        )
+            .into_response(),
+        Err(e @ ForgetUserError::ShuttingDown) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+    }
+}
