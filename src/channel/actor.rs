@@ -126,13 +126,15 @@ impl Actor for ChannelActor {
         let rules = args.context.rules.get(key);
         // Rules in the book were compiled when they went in; should they still fail to compile,
         // the channel runs the built-ins and says why rather than not running at all.
-        let engine = match ChannelState::with_rules(name.clone(), (*rules).clone()) {
+        // `$(random)` is seeded from the OS at every start, so chat cannot predict it.
+        let seed: u64 = rand::random();
+        let engine = match ChannelState::with_rules(name.clone(), (*rules).clone(), seed) {
             Ok(engine) => engine,
             Err(e) => {
                 args.shared
                     .lifecycle
                     .set_error(ChannelError::RulesRefused(e.to_string()));
-                ChannelState::new(name)
+                ChannelState::new(name, seed)
             }
         };
         // The book holds the very `Arc` the engine runs (the built-ins' empty rules after a

@@ -132,6 +132,12 @@ impl ActionSink for TwitchOutbound {
             | Action::Ban { .. }
             | Action::Unban { .. } => return self.moderate(&event.channel, action, received_at),
             Action::Shadow { rule, would } => return self.shadow(&event.channel, &rule, &would),
+            Action::Withheld { rule, .. } => {
+                // A text from chat input the channel's content filters forbid: never sent.
+                self.metrics.outbound_dropped("withheld");
+                tracing::debug!(channel = %event.channel, rule, "chat-derived text withheld");
+                return;
+            }
         };
         let pending = Pending {
             channel: Arc::clone(&event.channel),

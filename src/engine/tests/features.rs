@@ -325,7 +325,7 @@ fn invalid_rules_name_the_item_and_the_fault() {
         let err = rules(text).validate().expect_err(text);
         assert!(err.item.starts_with(item), "{text}: item {:?}", err.item);
         assert!(err.fault.contains(fault), "{text}: fault {:?}", err.fault);
-        assert!(ChannelState::with_rules("c", rules(text)).is_err());
+        assert!(ChannelState::with_rules("c", rules(text), 1).is_err());
     }
 }
 
