@@ -31,7 +31,8 @@ pub fn answer(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Vec<Ac
         _ => return None,
     };
     let echo = (command == "!echo").then(|| Rendered::from_chat(rest));
-    if echo.as_ref().is_some_and(|r| r.text.is_empty()) || !allowed(state, incoming, command, limits)
+    if echo.as_ref().is_some_and(|r| r.text.is_empty())
+        || !allowed(state, incoming, command, limits)
     {
         return Some(Vec::new());
     }
@@ -123,7 +124,10 @@ mod tests {
             }])
         );
         assert_eq!(run(&mut s, "!echo", Role::Moderator, 100_000), Some(vec![]));
-        assert_eq!(run(&mut s, "!echo    ", Role::Moderator, 100_000), Some(vec![]));
+        assert_eq!(
+            run(&mut s, "!echo    ", Role::Moderator, 100_000),
+            Some(vec![])
+        );
         assert_eq!(
             run(&mut s, "!echo \u{200B}!!", Role::Moderator, 100_000),
             Some(vec![]),

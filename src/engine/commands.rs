@@ -74,7 +74,12 @@ fn neutralise(mut rendered: Rendered) -> Rendered {
 }
 
 /// A reply the engine writes itself, to `message`, screened like any text quoting chat.
-pub fn reply(state: &ChannelState, message: &ChatMessage, rendered: Rendered, now_ms: u64) -> Action {
+pub fn reply(
+    state: &ChannelState,
+    message: &ChatMessage,
+    rendered: Rendered,
+    now_ms: u64,
+) -> Action {
     let action = Action::Reply {
         parent_id: message.id.clone(),
         text: rendered.text.clone(),
@@ -284,10 +289,9 @@ fn permit(state: &mut ChannelState, args: &[&str], now_ms: u64) -> Rendered {
         .runtime
         .permits
         .insert(user.clone(), (), expires, now_ms);
-    Rendered::new()
-        .owner("@")
-        .chat(&user)
-        .owner(&format!(" may post one link in the next {PERMIT_S} seconds"))
+    Rendered::new().owner("@").chat(&user).owner(&format!(
+        " may post one link in the next {PERMIT_S} seconds"
+    ))
 }
 
 fn switch_filter(state: &mut ChannelState, args: &[&str]) -> Rendered {

@@ -154,8 +154,12 @@ pub fn events_from_text(text: &str) -> Vec<FuzzEvent> {
                 continue;
             }
             _ => {
-                let (role, body) = line.split_at(line.char_indices().nth(1).map_or(line.len(), |(b, _)| b));
-                let role = role.parse::<usize>().ok().and_then(|r| ROLES.get(r).copied());
+                let (role, body) =
+                    line.split_at(line.char_indices().nth(1).map_or(line.len(), |(b, _)| b));
+                let role = role
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|r| ROLES.get(r).copied());
                 let role = role.unwrap_or(Role::Everyone);
                 let login = format!("user{}", role as u8);
                 let body = body.strip_prefix(' ').unwrap_or(body);
@@ -409,7 +413,9 @@ impl<'a> Decoder<'a> {
                 .then(|| self.pick(&["\\bspam\\b", "ba+d", "x{2,}", "(", "(?x)spam#"]))
                 .map(str::to_string);
             let groups = if regex.is_none() || self.flag() {
-                vec![vec![self.pick(&["spam", "ba", "hi", "é", "evil"]).to_string()]]
+                vec![vec![self
+                    .pick(&["spam", "ba", "hi", "é", "evil"])
+                    .to_string()]]
             } else {
                 Vec::new()
             };

@@ -18,9 +18,9 @@ use regex::Regex;
 use super::filters::mod_action;
 use super::fold::fold;
 use super::outgoing::screened;
-use super::template::Rendered;
 use super::roles::Level;
 use super::rules::{ascii_word_boundaries, build_regex, ModAction, PatternError, MAX_TIMEOUT_S};
+use super::template::Rendered;
 use super::{Action, ChannelState, ChatMessage, ChatUser, Incoming};
 
 /// Most messages the scrollback keeps.

@@ -67,7 +67,8 @@ fn is_prefix_ascii(c: char) -> bool {
 }
 
 fn is_slash_or_dot(c: char) -> bool {
-    matches!(c, '/' | '.') || (!c.is_ascii() && compat_first(c).is_some_and(|d| matches!(d, '/' | '.')))
+    matches!(c, '/' | '.')
+        || (!c.is_ascii() && compat_first(c).is_some_and(|d| matches!(d, '/' | '.')))
 }
 
 fn compat_first(c: char) -> Option<char> {

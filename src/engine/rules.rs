@@ -485,7 +485,10 @@ impl ChannelRules {
         self.timers.iter().try_for_each(validate_timer)?;
         unique(self.keywords.iter().map(|k| &k.name), "keyword")?;
         unique(self.timers.iter().map(|t| &t.name), "timer")?;
-        for (name, limits) in [("ping", self.builtins.ping()), ("echo", self.builtins.echo())] {
+        for (name, limits) in [
+            ("ping", self.builtins.ping()),
+            ("echo", self.builtins.echo()),
+        ] {
             let item = format!("builtins.{name}");
             check_cooldowns(&item, limits.global_cooldown_s, limits.user_cooldown_s)?;
         }

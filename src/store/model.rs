@@ -286,6 +286,9 @@ struct Settings {
     nuke: crate::engine::rules::NukeSettings,
     /// Absent in rows written before built-ins were configurable, and while on the defaults
     /// (so such rows stay byte for byte what they were).
-    #[serde(default, skip_serializing_if = "crate::engine::rules::BuiltinSettings::is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::engine::rules::BuiltinSettings::is_default"
+    )]
     builtins: crate::engine::rules::BuiltinSettings,
 }

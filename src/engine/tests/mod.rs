@@ -4,6 +4,7 @@
 //! live next to them.
 
 mod features;
+mod hardening;
 mod moderation;
 mod props;
 
