@@ -24,7 +24,7 @@ use super::lifecycle::{ChannelError, ChannelStatus};
 use super::registry::ChannelShared;
 use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
-use crate::engine::{millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind};
+use crate::engine::{millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, Drops, EventKind};
 use crate::store::journal::rules_edit;
 use crate::store::{Journal, StoreError, StoreHandle, StoredChannel};
 
@@ -106,6 +106,8 @@ pub struct ChannelActorState {
     reload_delay: Duration,
     /// What each event changed, as store changes.
     journal: Journal,
+    /// The engine's drop counts as last added to the channel's counters.
+    drops: Drops,
 }
 
 impl Actor for ChannelActor {
@@ -149,6 +151,7 @@ impl Actor for ChannelActor {
             loaded: false,
             reload_delay: RELOAD_FIRST,
             journal: Journal::new(),
+            drops: Drops::default(),
         };
         state.note_rules();
         Ok(state)
@@ -230,6 +233,16 @@ impl Actor for ChannelActor {
 }
 
 impl ChannelActorState {
+    /// Adds what the engine's bounded state dropped since the last event to the channel's
+    /// counters (`firehose_engine_state_dropped_total`).
+    fn count_drops(&mut self) {
+        let now = self.engine.runtime.drops();
+        if now != self.drops {
+            self.shared.counters.add_engine_dropped(&self.drops, &now);
+            self.drops = now;
+        }
+    }
+
     /// Publishes what the scheduler needs to know about the current rules.
     fn note_rules(&self) {
         self.shared
@@ -367,6 +380,7 @@ async fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
     let changes = state
         .journal
         .changes(&event, &actions, state.engine.take_changes(), None);
+    state.count_drops();
     for action in actions {
         state.context.sink.submit(&event, action, None);
     }
@@ -394,6 +408,7 @@ async fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) 
     let changes = state
         .journal
         .changes(event, &actions, state.engine.take_changes(), edited);
+    state.count_drops();
     for action in actions {
         state.context.sink.submit(event, action, received_at);
     }

@@ -86,6 +86,8 @@ pub const MAX_KEY_ID_BYTES: usize = 64;
 pub const MAX_JOURNAL: usize = 10_000;
 
 /// Things the engine's bounded state dropped or refused, by kind, since the state was made.
+/// The service adds the increase after every event to
+/// `firehose_engine_state_dropped_total{reason}` ([`Drops::REASONS`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drops {
     /// Live per-user cooldowns dropped to make room.
@@ -100,6 +102,30 @@ pub struct Drops {
     pub scrollback_evicted_bytes: u64,
     /// Journal entries dropped because the caller did not take them.
     pub journal_dropped: u64,
+}
+
+impl Drops {
+    /// The metric label of each count, in the order of [`Drops::counts`].
+    pub const REASONS: [&'static str; 6] = [
+        "cooldown_evicted",
+        "global_cooldown_evicted",
+        "warning_refused",
+        "permit_evicted",
+        "scrollback_evicted_bytes",
+        "journal_dropped",
+    ];
+
+    /// The counts, in the order of [`Drops::REASONS`].
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            self.cooldowns_evicted,
+            self.global_cooldowns_evicted,
+            self.warnings_refused,
+            self.permits_evicted,
+            self.scrollback_evicted_bytes,
+            self.journal_dropped,
+        ]
+    }
 }
 
 /// `id` cut to [`MAX_KEY_ID_BYTES`] on a char boundary.

@@ -149,7 +149,10 @@ fn chat_derived_template_parts_never_lead_with_a_prefix() {
     }
     // What the owner wrote is theirs: a shout-out command may lead with `!` on purpose (the
     // chat part does not lead, so it stays as typed).
-    assert_eq!(texts(&say(&mut s, "amy", e, "!so2 !pwn", 5_000)), ["!so !pwn"]);
+    assert_eq!(
+        texts(&say(&mut s, "amy", e, "!so2 !pwn", 5_000)),
+        ["!so !pwn"]
+    );
 }
 
 #[test]
