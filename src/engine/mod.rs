@@ -22,6 +22,14 @@
 //! `EventKind::Tick` (every second) drives timers; `EventKind::StreamStatus` sets uptime and
 //! the online/offline conditions. Rules are validated and compiled once per change.
 //!
+//! Every per-channel buffer is bounded in entries and bytes: cooldowns (global ones apart from
+//! per-user ones, [`MAX_GLOBAL_COOLDOWNS`], [`MAX_COOLDOWNS`]), warnings ([`MAX_WARNINGS`],
+//! never evicted), permits ([`MAX_PERMITS`], logins of at most 64 bytes), with user ids in
+//! keys cut to [`MAX_KEY_ID_BYTES`]; the nuke scrollback ([`nuke::SCROLLBACK_BYTES`] besides
+//! its message and age caps) and nukes (8 of at most 10,000 users); named counters
+//! ([`template::MAX_COUNTERS`]); command uses and timers (one entry per rule); the journal
+//! ([`MAX_JOURNAL`]). What they drop or refuse is counted ([`Drops`]).
+//!
 //! The seam is the [`ChatHandler`] trait: the service holds an `Arc<dyn ChatHandler>`, so an
 //! operator (or a test) can put another piece in its place.
 

@@ -35,7 +35,8 @@ pub const SCROLLBACK_BYTES: usize = 2 << 20;
 /// Most bytes of a message's folded text the scrollback keeps (a nuke looks at this much of
 /// each remembered message; 500 characters of any script but the longest-folding ligatures).
 pub const SEEN_FOLDED_BYTES: usize = 2048;
-/// Longest id (message or user) kept for a remembered message, in bytes.
+/// Longest message id kept for a remembered message, in bytes (user ids are cut to
+/// [`crate::engine::MAX_KEY_ID_BYTES`], like everywhere in the engine's state).
 pub const SEEN_ID_BYTES: usize = 128;
 const MAX_NUKES: usize = 8;
 const MAX_NUKED_USERS: usize = 10_000;
@@ -84,7 +85,7 @@ impl Scrollback {
     pub fn push(&mut self, message: &ChatMessage, folded: &str, level: Level, now_ms: u64) {
         let seen = SeenMessage {
             id: cut(&message.id, SEEN_ID_BYTES),
-            user_id: cut(&message.user.id, SEEN_ID_BYTES),
+            user_id: super::key_id(&message.user.id),
             folded: cut(folded, SEEN_FOLDED_BYTES),
             at_ms: now_ms,
             level,
@@ -299,7 +300,8 @@ pub fn run(state: &mut ChannelState, args: &[&str], now_ms: u64) -> Vec<Action> 
 
 /// The action a nuke takes on one message, once per user for timeouts and bans.
 fn act(nuke: &mut Nuke, message_id: &str, user_id: &str) -> Option<Action> {
-    let first_time = nuke.users.len() < MAX_NUKED_USERS && nuke.users.insert(user_id.to_string());
+    let first_time =
+        nuke.users.len() < MAX_NUKED_USERS && nuke.users.insert(super::key_id(user_id));
     if nuke.action != ModAction::Delete && !first_time {
         return None;
     }
