@@ -574,6 +574,9 @@ pub fn privmsg_line(channel: &str, text: &str, reply_to: Option<&str>) -> String
 
 /// Text starting with `/` or `.` would run as a chat command: prefix it to keep it plain text.
 /// Idempotent, so applying it before the length limit and again when formatting is safe.
+/// This is the last line for Twitch's own parser (which does not trim U+200B) and covers text
+/// the owner wrote too; that chat input never leads a text with `!`, `/` or `.`, even for bots
+/// that trim invisible characters, is the engine's guarantee (`engine::outgoing`).
 pub fn neutralise_commands(text: &str) -> std::borrow::Cow<'_, str> {
     if text.starts_with('/') || text.starts_with('.') {
         std::borrow::Cow::Owned(format!("\u{200B}{text}"))
