@@ -25,8 +25,12 @@ RUN apt-get update \
     && mkdir -p /var/lib/firehose && chown firehose:firehose /var/lib/firehose
 COPY --from=build /src/target/release/firehose /usr/local/bin/firehose
 COPY config/firehose.toml /etc/firehose/firehose.toml
-# Inside a container the endpoints must listen beyond loopback. State: the embedded store in a
-# volume, unless FIREHOSE_STORE_SCYLLA_URI names a ScyllaDB cluster.
+# Inside a container the endpoints must listen beyond loopback: everything (/healthz, /readyz,
+# /metrics, the admin API /v1/..., /oauth/callback, /eventsub) on 0.0.0.0:8080. To keep the admin
+# API and /metrics off that address, set FIREHOSE_HTTP_ADMIN_LISTEN (e.g. 0.0.0.0:9090, published
+# only to the operators' network): 8080 then serves /healthz, /readyz, /oauth/callback and
+# /eventsub only. State: the embedded store in a volume, unless FIREHOSE_STORE_SCYLLA_URI names a
+# ScyllaDB cluster.
 ENV FIREHOSE_HTTP_LISTEN=0.0.0.0:8080 \
     FIREHOSE_STORE_EMBEDDED_PATH=/var/lib/firehose/state.redb
 VOLUME /var/lib/firehose

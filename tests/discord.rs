@@ -58,6 +58,16 @@ async fn setup_with(
     rules: &[(u64, &str)],
     options: ServiceOptions,
 ) -> Setup {
+    setup_tweaked(channels, twitch, rules, options, |_| {}).await
+}
+
+async fn setup_tweaked(
+    channels: &[(u64, u64)],
+    twitch: usize,
+    rules: &[(u64, &str)],
+    options: ServiceOptions,
+    tweak: impl FnOnce(&mut Config),
+) -> Setup {
     let guilds = channels.iter().map(|(_, g)| *g).collect();
     let fake = FakeDiscord::start(FakeDiscordConfig::new(TOKEN, guilds))
         .await
@@ -70,6 +80,7 @@ async fn setup_with(
     let mut config = config_for(sim.local_addr(), &sim_channels(twitch));
     config.engine.rules_dir = dir.path().display().to_string();
     discord_config(&mut config, &fake, channels, dir.path());
+    tweak(&mut config);
     let service = service(config, options).await;
     Setup {
         fake,
@@ -203,6 +214,64 @@ async fn a_command_in_a_discord_channel_is_answered_through_rest() {
     })
     .await;
     assert_eq!(discord_processed(&s.service, CHANNEL_A), 1);
+    s.service.shutdown().await;
+    s.fake.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_itself_and_ignore_listed_users_get_no_answer_on_discord() {
+    let s = setup_tweaked(
+        &[(CHANNEL_A, GUILD_A)],
+        1,
+        &[],
+        ServiceOptions::default(),
+        // One bot by user id, one by user name (in another case than Discord's).
+        |c| c.engine.ignore_users = vec!["4343".into(), "HelperBot".into()],
+    )
+    .await;
+    let ignored = |reason: &str| {
+        metric(
+            &s.service,
+            &format!("firehose_messages_ignored_total{{platform=\"discord\",reason=\"{reason}\"}}"),
+        )
+    };
+    let by_id = s
+        .fake
+        .send_message(say(CHANNEL_A, GUILD_A, 4343, vec![], "!ping"))
+        .expect("sent");
+    let by_name = s
+        .fake
+        .send_message(MessageSpec {
+            author_name: "helperbot".into(),
+            ..say(CHANNEL_A, GUILD_A, 5151, vec![], "!ping")
+        })
+        .expect("sent");
+    let own = s
+        .fake
+        .send_message(MessageSpec {
+            author_id: firehose_sim::discord::payloads::BOT_USER_ID,
+            ..say(CHANNEL_A, GUILD_A, 0, vec![], "!ping")
+        })
+        .expect("sent");
+    wait_until("the three are counted as ignored", WAIT, || {
+        ignored("ignore_list") == 2.0 && ignored("own") == 1.0
+    })
+    .await;
+    ping_answered(&s, CHANNEL_A, GUILD_A).await;
+    for id in [by_id, by_name, own] {
+        assert!(
+            replies_to(&s.fake, CHANNEL_A, id).is_empty(),
+            "message {id} is from an ignored account"
+        );
+    }
+    // Ignored by the list: handled by ignoring them (processed); the bot's own: not input.
+    wait_until(
+        "the listed users' and the viewer's messages are processed",
+        WAIT,
+        || discord_processed(&s.service, CHANNEL_A) == 3,
+    )
+    .await;
     s.service.shutdown().await;
     s.fake.shutdown().await;
     s.sim.shutdown().await;

@@ -53,12 +53,17 @@ async fn conduit_shards_carry_chat_and_helix_carries_the_replies() {
         (chat.sent_with_user_token, chat.sent_with_app_token),
         (ids.len() as u64, 0)
     );
+    // Each reply comes back as a notification after Helix accepted it: wait for all of them.
+    wait_until(
+        "the bot's own replies came back through EventSub and were dropped",
+        DEADLINE,
+        || {
+            let text = service.core().metrics.render();
+            metric_value(&text, "firehose_eventsub_own_messages_total") == ids.len() as f64
+        },
+    )
+    .await;
     let text = service.core().metrics.render();
-    assert_eq!(
-        metric_value(&text, "firehose_eventsub_own_messages_total"),
-        ids.len() as f64,
-        "the bot's own replies came back through EventSub and were dropped"
-    );
     assert_eq!(
         metric_value(&text, "firehose_irc_lines_received_total"),
         0.0,

@@ -26,11 +26,11 @@ async fn webhook_subscriptions_are_verified_and_carry_chat() {
     config.secrets.webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
     let service = service(config, ServiceOptions::default()).await;
     let es = sim.eventsub();
-    assert_eq!(
-        es.stats().webhook_verifications,
-        16,
-        "every subscription verified"
-    );
+    // The simulator verifies each callback after answering its creation: wait for all 16.
+    wait_until("every subscription verified", DEADLINE, || {
+        es.stats().webhook_verifications == 16
+    })
+    .await;
     assert!(es.subscriptions().iter().all(|(_, _, m)| m == "webhook"));
     let mut ids = Vec::new();
     for channel in &channels {

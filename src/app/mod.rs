@@ -37,6 +37,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::ignore::IgnoreList;
 use crate::channel::supervisor::DrainReport;
 use crate::channel::ticker::run_ticker;
 use crate::channel::{ChannelKey, ChannelRegistry, Router, SupervisorMsg};
@@ -82,10 +83,11 @@ impl Service {
         let channels = ChannelRegistry::new();
         let mut registered = start::metrics(&config, &channels, &store);
         let metrics = Arc::clone(&registered.metrics);
-        let router = Router::new(
+        let router = Router::with_ignore_list(
             Arc::clone(&channels),
             Arc::clone(&metrics),
             config.admission.clone(),
+            IgnoreList::new(&config.engine.ignore_users),
         );
         let platforms =
             start::platforms(&config, &router, &channels, &mut registered, &store).await?;

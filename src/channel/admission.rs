@@ -15,21 +15,29 @@
 //!
 //! Each channel's admission state is its [`Gate`] (part of `ChannelShared`); every message
 //! not handled is counted under a [`ShedReason`].
+//!
+//! Before admission, a chat message from an account in `engine.ignore_users` is dropped: it is
+//! counted as received and processed (it was handled, by ignoring it: the identity sent =
+//! processed + shed holds) and in `messages_ignored_total{reason="ignore_list"}`. The bot's
+//! own messages are recognised by the platforms and handed to [`Router::own_message`]: counted
+//! there, but not as received, since they are the service's own output coming back.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::actor::ChannelMsg;
 use super::delivery::Delivery;
+use super::ignore::IgnoreList;
 use super::key::ChannelKey;
 use super::lifecycle::ChannelStatus;
 use super::registry::{ChannelRegistry, ChannelShared};
 use crate::config::{AdmissionConfig, OverflowPolicy};
-use crate::engine::ChatEvent;
-use crate::obs::Metrics;
+use crate::engine::{ChatEvent, EventKind, Platform};
+use crate::obs::{IgnoreReason, Metrics};
 
 /// Why a message was not handled. Every shed message is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +141,8 @@ pub enum Routed {
     Admitted,
     Waiting,
     Shed(ShedReason),
+    /// Its author is ignored (counted as processed, never handled).
+    Ignored(IgnoreReason),
     /// No such channel is joined.
     Unrouted,
 }
@@ -142,19 +152,62 @@ pub struct Router {
     registry: Arc<ChannelRegistry>,
     metrics: Arc<Metrics>,
     config: AdmissionConfig,
+    ignore: IgnoreList,
+    /// `messages_ignored_total` by (platform, reason), looked up once.
+    ignored: [Counter; 4],
 }
 
 impl Router {
+    /// A router that ignores nobody (but the bot itself, see [`Router::own_message`]).
     pub fn new(
         registry: Arc<ChannelRegistry>,
         metrics: Arc<Metrics>,
         config: AdmissionConfig,
     ) -> Arc<Router> {
+        Router::with_ignore_list(registry, metrics, config, IgnoreList::default())
+    }
+
+    /// A router that drops the chat messages of the accounts in `ignore` before admission.
+    pub fn with_ignore_list(
+        registry: Arc<ChannelRegistry>,
+        metrics: Arc<Metrics>,
+        config: AdmissionConfig,
+        ignore: IgnoreList,
+    ) -> Arc<Router> {
+        let ignored = [
+            (Platform::Twitch, IgnoreReason::Own),
+            (Platform::Twitch, IgnoreReason::IgnoreList),
+            (Platform::Discord, IgnoreReason::Own),
+            (Platform::Discord, IgnoreReason::IgnoreList),
+        ]
+        .map(|(platform, reason)| metrics.ignored(platform, reason));
         Arc::new(Router {
             registry,
             metrics,
             config,
+            ignore,
+            ignored,
         })
+    }
+
+    fn count_ignored(&self, platform: Platform, reason: IgnoreReason) {
+        let platform = match platform {
+            Platform::Twitch => 0,
+            Platform::Discord => 2,
+        };
+        let reason = match reason {
+            IgnoreReason::Own => 0,
+            IgnoreReason::IgnoreList => 1,
+        };
+        self.ignored[platform + reason].inc();
+    }
+
+    /// A chat message the platform recognised as the bot's own: counted, never handled. Not
+    /// counted as received by its channel: it is the service's own output coming back (over
+    /// EventSub every reply does), not chat input.
+    pub fn own_message(&self, platform: Platform) -> Routed {
+        self.count_ignored(platform, IgnoreReason::Own);
+        Routed::Ignored(IgnoreReason::Own)
     }
 
     pub fn capacity(&self) -> u32 {
@@ -195,6 +248,16 @@ impl Router {
             .counters
             .received
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let EventKind::Message(message) = &event.kind {
+            if self.ignore.contains(&message.user) {
+                shared
+                    .counters
+                    .processed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.count_ignored(event.platform, IgnoreReason::IgnoreList);
+                return Routed::Ignored(IgnoreReason::IgnoreList);
+            }
+        }
         match shared.status() {
             ChannelStatus::Failed => return shed(&shared, ShedReason::ChannelFailed),
             ChannelStatus::Parting => return shed(&shared, ShedReason::Parted),

@@ -4,6 +4,8 @@
 //!   channel's [`ChannelShared`] is made of the parts below and outlives any one actor.
 //! - [`admission`]: the router and each channel's gate (permits, waiting line, shed reasons):
 //!   ractor mailboxes are unbounded, the gate in front of them is what bounds them.
+//! - [`ignore`]: whose messages are dropped before admission (`engine.ignore_users`, the
+//!   bot's own account).
 //! - [`lifecycle`]: status, typed last error, orphans; [`mailbox`]: the current actor and its
 //!   ticks; [`stream`]: the stream's live status.
 //! - [`delivery`]: one admitted message, accounted for however it ends.
@@ -23,6 +25,7 @@ pub mod actor;
 pub mod admission;
 pub mod delivery;
 pub mod dispatch;
+pub mod ignore;
 pub mod key;
 pub mod lifecycle;
 pub mod mailbox;

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::Serialize;
-use twitch_irc::message::{IRCMessage, ServerMessage};
+use twitch_irc::message::IRCMessage;
 
 use crate::channel::RulesBook;
 use crate::config::Config;
@@ -122,7 +122,7 @@ pub fn run(
 /// Some(None) for a line that parses but carries no chat event; None for a malformed line.
 fn parse(line: &str) -> Option<Option<ChatEvent>> {
     let irc = IRCMessage::parse(line).ok()?;
-    let message = ServerMessage::try_from(irc).ok()?;
+    let message = crate::twitch::convert::server_message(irc).ok()?;
     Some(to_chat_event(&message))
 }
 

@@ -19,31 +19,38 @@ use crate::config::Config;
 pub struct Server {
     service: Service,
     http_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     http_stop: CancellationToken,
     http_task: JoinHandle<()>,
 }
 
 impl Server {
-    /// Starts the service, then its endpoints on `http.listen`. Returns once they listen; the
-    /// connection and joins proceed in the background (see `/readyz`).
+    /// Starts the service, then its endpoints on `http.listen` (and `http.admin_listen`).
+    /// Returns once they listen; the connection and joins proceed in the background (see
+    /// `/readyz`).
     pub async fn start(config: Config, options: ServiceOptions) -> anyhow::Result<Server> {
-        let listen = config.http.listen;
         let service = Service::start(config, options).await?;
         let http_stop = CancellationToken::new();
-        let (http_addr, http_task) =
-            match crate::http::serve(listen, Arc::clone(service.core()), http_stop.clone()).await {
-                Ok(bound) => bound,
+        let listening =
+            match crate::http::serve(Arc::clone(service.core()), http_stop.clone()).await {
+                Ok(listening) => listening,
                 Err(e) => {
                     service.shutdown().await;
                     return Err(e);
                 }
             };
-        tracing::info!(%http_addr, "HTTP endpoints listening");
+        match listening.admin {
+            Some(admin) => {
+                tracing::info!(http_addr = %listening.main, admin_addr = %admin, "HTTP endpoints listening (admin API and metrics on the admin address)")
+            }
+            None => tracing::info!(http_addr = %listening.main, "HTTP endpoints listening"),
+        }
         Ok(Server {
             service,
-            http_addr,
+            http_addr: listening.main,
+            admin_addr: listening.admin,
             http_stop,
-            http_task,
+            http_task: listening.task,
         })
     }
 
@@ -54,6 +61,16 @@ impl Server {
     /// Where the endpoints listen (useful with port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where the admin API and `/metrics` listen when `http.admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Where the admin API and `/metrics` are served: the admin address, else `http.listen`.
+    pub fn admin_api_addr(&self) -> SocketAddr {
+        self.admin_addr.unwrap_or(self.http_addr)
     }
 
     /// Waits until `/readyz` would answer 200, or the deadline passes.

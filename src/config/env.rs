@@ -20,6 +20,7 @@ const NOT_KEYS: &[&str] = &[
 const OPTIONAL_KEYS: &[&[&str]] = &[
     &["twitch", "token_file"],
     &["http", "admin_token_file"],
+    &["http", "admin_listen"],
     &["helix", "token_file"],
     &["helix", "moderation_log"],
     &["discord", "token_file"],

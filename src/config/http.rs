@@ -1,14 +1,32 @@
-//! `[http]`: where the health, metrics and admin endpoints listen, and the admin token file.
+//! `[http]`: where the health, metrics and admin endpoints listen (one address, or the admin
+//! API and metrics on an address of their own), the connection limits, and the admin token file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use super::{invalid, ConfigError};
+
+/// Longest `http.header_read_timeout_ms` accepted: a request head that has not arrived in 30 s
+/// is not coming.
+pub const MAX_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address of the health, metrics and admin endpoints.
+    /// Address of the endpoints: all of them, or without `admin_listen` set, only the public
+    /// ones (`/healthz`, `/readyz`, `/oauth/callback`, `/eventsub`).
     pub listen: SocketAddr,
+    /// Optional address of its own for the admin API (`/v1/...`) and `/metrics` (with
+    /// `/healthz` and `/readyz` too); they are then no longer served on `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// A connection whose request head (request line and headers) has not fully arrived this
+    /// long after the server started reading it is closed (idle keep-alive connections too).
+    pub header_read_timeout_ms: u64,
+    /// Connections open at once per listening address; one more is closed at once and counted
+    /// (`firehose_http_connections_refused_total`).
+    pub max_connections: u32,
     /// File holding the admin bearer token (used when FIREHOSE_ADMIN_TOKEN is not set).
     pub admin_token_file: Option<PathBuf>,
 }
@@ -17,7 +35,34 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
+            header_read_timeout_ms: MAX_HEADER_READ_TIMEOUT_MS,
+            max_connections: 1_024,
             admin_token_file: None,
         }
+    }
+}
+
+impl HttpConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_HEADER_READ_TIMEOUT_MS).contains(&self.header_read_timeout_ms) {
+            return Err(invalid(
+                "http.header_read_timeout_ms",
+                format!("must be 1 to {MAX_HEADER_READ_TIMEOUT_MS}"),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("http.max_connections", "must be at least 1"));
+        }
+        if let Some(admin) = self.admin_listen {
+            // Port 0 asks for any free port: two such binds never collide.
+            if admin == self.listen && admin.port() != 0 {
+                return Err(invalid(
+                    "http.admin_listen",
+                    "must differ from http.listen (leave it out to serve everything on http.listen)",
+                ));
+            }
+        }
+        Ok(())
     }
 }

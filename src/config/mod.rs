@@ -168,6 +168,7 @@ impl Config {
         self.twitch.validate()?;
         self.admission.validate()?;
         self.supervisor.validate()?;
+        self.http.validate()?;
         self.engine.validate()?;
         self.store.validate()?;
         if self.helix_enabled() {

@@ -307,3 +307,72 @@ fn the_eventsub_secrets_come_from_env_and_never_print() {
         Some("webhook-secret-value")
     );
 }
+
+#[test]
+fn the_http_limits_admin_address_and_ignored_users_are_checked_and_overridable() {
+    let config = load(
+        "",
+        &[
+            ("FIREHOSE_HTTP_ADMIN_LISTEN", "127.0.0.1:9090"),
+            ("FIREHOSE_HTTP_HEADER_READ_TIMEOUT_MS", "5000"),
+            ("FIREHOSE_HTTP_MAX_CONNECTIONS", "64"),
+            (
+                "FIREHOSE_ENGINE_IGNORE_USERS",
+                "nightbot, StreamElements,12345",
+            ),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(
+        config.http.admin_listen,
+        Some("127.0.0.1:9090".parse().expect("addr"))
+    );
+    assert_eq!(config.http.header_read_timeout_ms, 5_000);
+    assert_eq!(config.http.max_connections, 64);
+    assert_eq!(
+        config.engine.ignore_users,
+        ["nightbot", "StreamElements", "12345"]
+    );
+    let defaults = load("", &[]).expect("valid");
+    assert_eq!(
+        defaults.http.admin_listen, None,
+        "everything on http.listen"
+    );
+    assert_eq!(defaults.http.header_read_timeout_ms, 30_000);
+    assert!(defaults.engine.ignore_users.is_empty());
+    let cases = [
+        (
+            "[http]\nheader_read_timeout_ms = 0\n",
+            "http.header_read_timeout_ms",
+        ),
+        (
+            "[http]\nheader_read_timeout_ms = 30001\n",
+            "http.header_read_timeout_ms",
+        ),
+        ("[http]\nmax_connections = 0\n", "http.max_connections"),
+        (
+            "[http]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\n",
+            "http.admin_listen",
+        ),
+        ("[engine]\nignore_users = [\"\"]\n", "engine.ignore_users"),
+        (
+            "[engine]\nignore_users = [\"two words\"]\n",
+            "engine.ignore_users",
+        ),
+        (
+            "[engine]\nignore_users = [\"#channel\"]\n",
+            "engine.ignore_users",
+        ),
+        (
+            "[engine]\nignore_users = [\"a\\u001fb\"]\n",
+            "engine.ignore_users",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains(key),
+            "`{text}` gave `{err}`, which does not name {key}"
+        );
+    }
+}

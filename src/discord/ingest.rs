@@ -3,10 +3,11 @@
 //! [`Ingest`] receives decoded events from serenity's shard runners. A guild message in a
 //! mapped channel is converted ([`super::convert`]) and routed exactly like a Twitch message:
 //! `Router::route` is synchronous and never waits, so admission control and the overflow
-//! policy apply unchanged. The bot's own messages, DMs and unmapped channels are counted and
-//! dropped. READY / RESUMED / shard stage changes keep the connection state that readiness and
-//! `/v1/channels` read; serenity's rate-limit callback (delivered as `EventHandler::ratelimit`)
-//! is counted.
+//! policy apply unchanged (the router drops `engine.ignore_users`' messages). The bot's own
+//! messages (also in `messages_ignored_total{reason="own"}`), DMs and unmapped channels are
+//! counted and dropped. READY / RESUMED / shard stage changes keep the connection state that
+//! readiness and `/v1/channels` read; serenity's rate-limit callback (delivered as
+//! `EventHandler::ratelimit`) is counted.
 //!
 //! [`MalformedCounter`] is a raw handler: serenity turns a dispatch it cannot decode into
 //! `Event::Unknown` (logging it only at debug level) and carries on; we count those.
@@ -87,6 +88,7 @@ impl Ingest {
     pub fn on_message(&self, message: &Message) {
         self.metrics.messages_received.inc();
         if self.status.bot_user_id() == Some(message.author.id.get()) {
+            self.router.own_message(crate::engine::Platform::Discord);
             return self.metrics.ignored("own_message");
         }
         match to_chat_event(message, &self.config) {

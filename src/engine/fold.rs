@@ -123,3 +123,19 @@ mod proptests {
         }
     }
 }
+
+/// Property code shared by the `fold` fuzz target and the suite's smoke test.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{combining_marks, fold};
+
+    /// Folding never panics, and folds ASCII to its lower case.
+    pub fn check(data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let folded = fold(&text);
+        if text.is_ascii() {
+            assert_eq!(folded, text.to_ascii_lowercase());
+        }
+        let _ = combining_marks(&text);
+    }
+}

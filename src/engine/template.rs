@@ -574,3 +574,34 @@ mod proptests {
         }
     }
 }
+
+/// Property code shared by the `template` fuzz target and the suite's smoke test.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Counters, RenderContext, Template, MAX_OUTPUT_CHARS};
+    use crate::engine::rng::XorShift;
+
+    /// A template source (first line) and arguments (the rest): parsing never panics, and an
+    /// accepted template renders at most [`MAX_OUTPUT_CHARS`] characters whatever the input.
+    pub fn check(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        let (source, args) = text.split_once('\n').unwrap_or((text, ""));
+        let Ok(template) = Template::parse(source) else {
+            return;
+        };
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let ctx = RenderContext {
+            user: "fuzzer",
+            channel: "chan",
+            args: &args,
+            count: u64::MAX,
+            now_ms: u64::MAX,
+            stream_started_ms: Some(0),
+        };
+        let mut rng = XorShift::seeded(source);
+        let out = template.render(&ctx, &mut Counters::default(), &mut rng);
+        assert!(out.chars().count() <= MAX_OUTPUT_CHARS);
+    }
+}

@@ -17,8 +17,15 @@
 //! | `GET /oauth/callback` | - (Twitch's redirect; the one-use `state` is the check) | records the grant |
 //! | `POST /eventsub` | - (the HMAC signature is the check) | EventSub webhooks (with a webhook secret) |
 //!
-//! The admin token is compared in constant time ([`subtle`]); without a configured token the
-//! admin routes refuse every request.
+//! The admin token is compared in constant time ([`subtle`]); the `Bearer` scheme is
+//! case-insensitive. Without a configured token the admin routes refuse every request.
+//!
+//! Where they listen: by default every route on `http.listen`. With `http.admin_listen` set,
+//! the admin API (every `/v1/...` route) and `/metrics` move there (with `/healthz` and
+//! `/readyz` as well), and `http.listen` keeps only `/healthz`, `/readyz`, `/oauth/callback`
+//! and `/eventsub`. Each address has its own accept loop ([`server`]): at most
+//! `http.max_connections` connections, and a request head not read within
+//! `http.header_read_timeout_ms` closes its connection.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,34 +44,113 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod rules;
+mod server;
 mod twitch;
 
 use crate::app::Core;
 use crate::channel::{JoinOutcome, ShedReason};
 use crate::engine::Platform;
 
-/// Binds `listen` and serves until `stop` is cancelled. Returns the bound address.
-pub async fn serve(
-    listen: SocketAddr,
-    core: Arc<Core>,
-    stop: CancellationToken,
-) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (http.listen): {e}"))?;
-    let addr = listener.local_addr()?;
-    let app = routes(core);
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
-    Ok((addr, task))
+/// Where the endpoints listen, and the task serving them.
+pub struct Listening {
+    /// `http.listen`: everything, or with an admin address only the public routes.
+    pub main: SocketAddr,
+    /// `http.admin_listen`, when set: the admin API and `/metrics`.
+    pub admin: Option<SocketAddr>,
+    /// Ends once `stop` fired and every connection closed.
+    pub task: JoinHandle<()>,
 }
 
+/// Binds `http.listen` (and `http.admin_listen`, when set) and serves until `stop` is
+/// cancelled (see [`server`] for the limits).
+pub async fn serve(core: Arc<Core>, stop: CancellationToken) -> anyhow::Result<Listening> {
+    let http = core.config.http.clone();
+    let limits = server::Limits {
+        header_read_timeout: std::time::Duration::from_millis(http.header_read_timeout_ms),
+        max_connections: http.max_connections,
+    };
+    let main = bind(http.listen, "http.listen").await?;
+    let main_addr = main.local_addr()?;
+    let (main_app, admin) = match http.admin_listen {
+        None => (routes(Arc::clone(&core)), None),
+        Some(addr) => {
+            let listener = bind(addr, "http.admin_listen").await?;
+            let admin_addr = listener.local_addr()?;
+            (
+                public_routes().with_state(Arc::clone(&core)),
+                Some((listener, admin_addr, admin_only_routes(Arc::clone(&core)))),
+            )
+        }
+    };
+    let mut tasks = vec![tokio::spawn(server::run(
+        main,
+        main_app,
+        limits.clone(),
+        core.metrics.http_listener("main"),
+        stop.clone(),
+    ))];
+    let admin_addr = admin.as_ref().map(|(_, addr, _)| *addr);
+    if let Some((listener, _, app)) = admin {
+        tasks.push(tokio::spawn(server::run(
+            listener,
+            app,
+            limits,
+            core.metrics.http_listener("admin"),
+            stop,
+        )));
+    }
+    let task = tokio::spawn(async move {
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "HTTP server task failed");
+            }
+        }
+    });
+    Ok(Listening {
+        main: main_addr,
+        admin: admin_addr,
+        task,
+    })
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({key}): {e}"))
+}
+
+/// Every route on one address (the default: no `http.admin_listen`).
 pub fn routes(core: Arc<Core>) -> Router {
-    let admin = Router::new()
+    public_routes()
+        .merge(admin_routes(Arc::clone(&core)))
+        .with_state(core)
+}
+
+/// What must stay reachable from outside: health and readiness (load balancers,
+/// orchestrators), the OAuth redirect (a broadcaster's browser) and the EventSub webhook
+/// (Twitch).
+fn public_routes() -> Router<Arc<Core>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/oauth/callback", get(twitch::oauth_callback))
+        .route("/eventsub", post(twitch::eventsub_webhook))
+}
+
+/// The admin address's routes: the admin API and `/metrics`, plus health and readiness (so
+/// the admin address can be probed on its own).
+fn admin_only_routes(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(admin_routes(Arc::clone(&core)))
+        .with_state(core)
+}
+
+/// The admin API (`/v1/...`, the token-protected routes behind [`require_admin`]) and
+/// `/metrics`.
+fn admin_routes(core: Arc<Core>) -> Router<Arc<Core>> {
+    let protected = Router::new()
         .route(
             "/v1/channels/{login}",
             post(join_channel).delete(part_channel),
@@ -94,19 +180,11 @@ pub fn routes(core: Arc<Core>) -> Router {
                 .put(rules::put_discord_item)
                 .delete(rules::delete_discord_item),
         )
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&core),
-            require_admin,
-        ));
+        .route_layer(middleware::from_fn_with_state(core, require_admin));
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/channels", get(list_channels))
-        .route("/oauth/callback", get(twitch::oauth_callback))
-        .route("/eventsub", post(twitch::eventsub_webhook))
-        .merge(admin)
-        .with_state(core)
+        .merge(protected)
 }
 
 /// Writes everything the store's writer holds (before maintenance, or to read exact figures).
@@ -288,11 +366,41 @@ fn deny_unless_admin(core: &Core, headers: &HeaderMap) -> Option<Response> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
     if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
         None
     } else {
         Some(unauthorized("missing or wrong bearer token"))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110 section 11.1: `bearer` and `BEARER` are `Bearer`), and one or more spaces
+/// separate it from the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR   abc"] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearerabc", "abc", "", "Bearer"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+        assert_eq!(
+            bearer_token("Bearer "),
+            Some(""),
+            "an empty token is no token"
+        );
     }
 }

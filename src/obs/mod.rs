@@ -18,6 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::engine::Platform;
+
 /// Label sets of the metric families (`[("reason", "queue_full")]`).
 pub type Labels = Vec<(&'static str, String)>;
 
@@ -36,6 +38,14 @@ pub struct Metrics {
     pub irc_lines_malformed: Counter,
     /// Chat events for a channel that is not joined (dropped, nothing to deliver to).
     pub events_unrouted: Counter,
+    /// Chat messages that never reached the engine because of their author, by platform and
+    /// reason (`own`: the bot's own account; `ignore_list`: `engine.ignore_users`).
+    pub messages_ignored: Family<Labels, Counter>,
+    /// HTTP connections, by listener (`main`, `admin`): refused over `http.max_connections`,
+    /// closed for a request head not read within `http.header_read_timeout_ms`, open now.
+    pub http_connections_refused: Family<Labels, Counter>,
+    pub http_header_timeouts: Family<Labels, Counter>,
+    pub http_connections_open: Family<Labels, Gauge>,
     pub twitch_connections: Counter,
     pub twitch_reconnects: Counter,
     pub twitch_joins_sent: Counter,
@@ -68,6 +78,10 @@ impl Metrics {
             irc_lines_received: Counter::default(),
             irc_lines_malformed: Counter::default(),
             events_unrouted: Counter::default(),
+            messages_ignored: Family::default(),
+            http_connections_refused: Family::default(),
+            http_header_timeouts: Family::default(),
+            http_connections_open: Family::default(),
             twitch_connections: Counter::default(),
             twitch_reconnects: Counter::default(),
             twitch_joins_sent: Counter::default(),
@@ -99,6 +113,26 @@ impl Metrics {
             "events_unrouted",
             "Chat events for channels that are not joined",
             m.events_unrouted.clone(),
+        );
+        registry.register(
+            "messages_ignored",
+            "Chat messages not handled because of their author (the bot itself, engine.ignore_users), by platform and reason",
+            m.messages_ignored.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections closed at once because http.max_connections were open, by listener",
+            m.http_connections_refused.clone(),
+        );
+        registry.register(
+            "http_header_timeouts",
+            "HTTP connections closed because a request head did not arrive within http.header_read_timeout_ms, by listener",
+            m.http_header_timeouts.clone(),
+        );
+        registry.register(
+            "http_connections_open",
+            "HTTP connections open now, by listener",
+            m.http_connections_open.clone(),
         );
         registry.register(
             "twitch_connections",
@@ -170,7 +204,33 @@ impl Metrics {
             "Time from a chat message's arrival to its reply being written",
             m.reply_latency.clone(),
         );
+        // Every platform and reason from the start, so a dashboard sees zeros, not gaps.
+        for platform in [Platform::Twitch, Platform::Discord] {
+            for reason in IgnoreReason::ALL {
+                m.ignored(platform, reason);
+            }
+        }
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The counter of messages of `platform` ignored for `reason`.
+    pub fn ignored(&self, platform: Platform, reason: IgnoreReason) -> Counter {
+        self.messages_ignored
+            .get_or_create(&vec![
+                ("platform", platform.as_str().to_string()),
+                ("reason", reason.as_str().to_string()),
+            ])
+            .clone()
+    }
+
+    /// The metrics of one HTTP listener (`main`, `admin`), created with zeros.
+    pub fn http_listener(&self, listener: &'static str) -> HttpListenerMetrics {
+        let labels = vec![("listener", listener.to_string())];
+        HttpListenerMetrics {
+            refused: self.http_connections_refused.get_or_create(&labels).clone(),
+            header_timeouts: self.http_header_timeouts.get_or_create(&labels).clone(),
+            open: self.http_connections_open.get_or_create(&labels).clone(),
+        }
     }
 
     /// Prometheus text exposition of everything.
@@ -200,6 +260,35 @@ impl Metrics {
             .get_or_create(&vec![("msg_id", msg_id.to_string())])
             .inc();
     }
+}
+
+/// Why a chat message was ignored before the engine saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IgnoreReason {
+    /// Written by the bot's own account (another connection of it, another instance, or its
+    /// own reply coming back through EventSub).
+    Own,
+    /// Written by an account listed in `engine.ignore_users`.
+    IgnoreList,
+}
+
+impl IgnoreReason {
+    pub const ALL: [IgnoreReason; 2] = [IgnoreReason::Own, IgnoreReason::IgnoreList];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::Own => "own",
+            IgnoreReason::IgnoreList => "ignore_list",
+        }
+    }
+}
+
+/// One HTTP listener's counters (handles into [`Metrics`]' families).
+#[derive(Debug, Clone)]
+pub struct HttpListenerMetrics {
+    pub refused: Counter,
+    pub header_timeouts: Counter,
+    pub open: Gauge,
 }
 
 /// A latency histogram in microseconds, 1 µs to 1 hour, 3 significant digits.

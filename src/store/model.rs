@@ -210,6 +210,12 @@ pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, RowError> {
         regulars: rules.regulars.clone(),
         nuke: rules.nuke.clone(),
         builtins: rules.builtins.clone(),
+        order: Order {
+            commands: rules.commands.iter().map(|c| c.name.clone()).collect(),
+            keywords: rules.keywords.iter().map(|k| k.name.clone()).collect(),
+            timers: rules.timers.iter().map(|t| t.name.clone()).collect(),
+            filters: rules.filters.iter().map(|f| f.name.clone()).collect(),
+        },
     };
     rows.push(row("settings", "channel", &settings)?);
     rows.sort();
@@ -261,6 +267,7 @@ pub fn decode_rules(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
         })
     }
     let mut rules = ChannelRules::default();
+    let mut order = Order::default();
     for row in rows {
         match row.kind.as_str() {
             "command" => rules.commands.push(parse(row)?),
@@ -272,11 +279,29 @@ pub fn decode_rules(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
                 rules.regulars = settings.regulars;
                 rules.nuke = settings.nuke;
                 rules.builtins = settings.builtins;
+                order = settings.order;
             }
             other => return Err(RowError::UnknownKind(other.to_string())),
         }
     }
+    in_order(&mut rules.commands, &order.commands, |c| &c.name);
+    in_order(&mut rules.keywords, &order.keywords, |k| &k.name);
+    in_order(&mut rules.timers, &order.timers, |t| &t.name);
+    in_order(&mut rules.filters, &order.filters, |f| &f.name);
     Ok(rules)
+}
+
+/// Puts items back in their rules order (rows come sorted by name; the first matching keyword
+/// answers and filters act in order, so the order is part of the rules). Items the order does
+/// not name (rows stored before it was kept) follow, by name.
+fn in_order<T>(items: &mut [T], order: &[String], name: impl Fn(&T) -> &String) {
+    let position = |item: &T| {
+        order
+            .iter()
+            .position(|n| n == name(item))
+            .unwrap_or(usize::MAX)
+    };
+    items.sort_by_key(|item| position(item));
 }
 
 /// The channel-wide part of the rules.
@@ -291,4 +316,61 @@ struct Settings {
         skip_serializing_if = "crate::engine::rules::BuiltinSettings::is_default"
     )]
     builtins: crate::engine::rules::BuiltinSettings,
+    /// The items' order, by name (absent in rows stored before it was kept).
+    #[serde(default)]
+    order: Order,
+}
+
+/// The order of the rules' items, by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Order {
+    commands: Vec<String>,
+    keywords: Vec<String>,
+    timers: Vec<String>,
+    filters: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ChannelRules;
+
+    fn rules(toml_text: &str) -> ChannelRules {
+        toml::from_str(toml_text).expect("rules")
+    }
+
+    const TWO_KEYWORDS: &str = r#"
+        [[keywords]]
+        name = "zz_first"
+        groups = [["hello"]]
+        response = "first"
+
+        [[keywords]]
+        name = "aa_second"
+        groups = [["hello"]]
+        response = "second"
+    "#;
+
+    // Found by the admin_rules fuzz target: rows come back sorted by name, and the first
+    // matching keyword answers, so a restart changed which keyword answered.
+    #[test]
+    fn stored_rules_come_back_in_their_order() {
+        let rules = rules(TWO_KEYWORDS);
+        let back = rules_from_rows(&rules_to_rows(&rules).expect("rows")).expect("read back");
+        assert_eq!(back, rules);
+        assert_eq!(back.keywords[0].name, "zz_first");
+    }
+
+    #[test]
+    fn rows_stored_before_the_order_was_kept_read_back_by_name() {
+        let mut rows = rules_to_rows(&rules(TWO_KEYWORDS)).expect("rows");
+        for row in rows.iter_mut().filter(|r| r.kind == "settings") {
+            let mut settings: serde_json::Value = serde_json::from_str(&row.body).expect("json");
+            settings.as_object_mut().expect("object").remove("order");
+            row.body = settings.to_string();
+        }
+        let back = rules_from_rows(&rows).expect("read back");
+        let names: Vec<&str> = back.keywords.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["aa_second", "zz_first"]);
+    }
 }

@@ -10,6 +10,9 @@
 //! One session = connect, CAP/PASS/NICK, wait for 001, (re)join through the pacer, then read
 //! lines until the server closes, sends RECONNECT, stops answering keepalive PINGs, or intake
 //! stops. Between sessions: exponential backoff with jitter.
+//!
+//! The bot's own messages (Twitch shows an account's messages to its other connections) are
+//! never routed: they are counted (`messages_ignored_total{reason="own"}`) and dropped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +32,7 @@ use super::joins::{run_join_pacer, JoinCmd};
 use super::lines::{Line, LineCodec};
 use super::status::TwitchStatus;
 use crate::channel::admission::Router;
+use crate::channel::ignore::is_account;
 use crate::config::TwitchConfig;
 use crate::obs::Metrics;
 use crate::twitch::helix::Bearer;
@@ -314,7 +318,7 @@ impl Session {
             self.on_logged_in(wire).await;
             return None;
         }
-        let message = match ServerMessage::try_from(irc) {
+        let message = match crate::twitch::convert::server_message(irc) {
             Ok(m) => m,
             Err(e) => {
                 self.metrics.irc_lines_malformed.inc();
@@ -327,6 +331,11 @@ impl Session {
                 Some(counter) => {
                     counter.inc();
                 }
+                None if self.is_own(&event) => {
+                    // Another connection of the bot's account (a second instance, a rolling
+                    // deploy): Twitch shows it its messages; answering them would loop.
+                    self.router.own_message(event.platform);
+                }
                 None => {
                     self.router.route(event, received_at);
                 }
@@ -334,6 +343,14 @@ impl Session {
             return None;
         }
         self.handle_control(message, wire)
+    }
+
+    /// Whether the event is a chat message of the bot's own account (by login, or by the user
+    /// id GLOBALUSERSTATE gave).
+    fn is_own(&self, event: &crate::engine::ChatEvent) -> bool {
+        event.message().is_some_and(|m| {
+            is_account(&m.user, &self.config.login, None) || self.status.is_bot_user_id(&m.user.id)
+        })
     }
 
     async fn on_logged_in(&self, wire: &mpsc::Sender<String>) {

@@ -2,9 +2,53 @@
 
 use std::sync::Arc;
 
-use twitch_irc::message::{Badge, ClearChatAction, ServerMessage, TwitchUserBasics};
+use twitch_irc::message::{
+    Badge, ClearChatAction, IRCMessage, ServerMessage, ServerMessageParseError, TwitchUserBasics,
+};
 
 use crate::engine::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
+
+/// twitch-irc's `ServerMessage::try_from`, after dropping the ranges of the `emotes` tag its
+/// arithmetic cannot take: a range that ends before it starts (`25:9-2`) or at `usize::MAX`
+/// overflows (a panic where overflow checks are on, a wrapped length elsewhere). Twitch never
+/// sends one, but a corrupt line must not panic the reader. (Found by the `irc_line` fuzz target.)
+pub fn server_message(mut irc: IRCMessage) -> Result<ServerMessage, ServerMessageParseError> {
+    if let Some(emotes) = irc.tags.0.get_mut("emotes") {
+        if let Some(kept) = without_overflowing_ranges(emotes) {
+            *emotes = kept;
+        }
+    }
+    ServerMessage::try_from(irc)
+}
+
+/// The `emotes` tag without its overflowing ranges; None when it has none. Ranges that do not
+/// parse are kept, for twitch-irc to refuse the line.
+fn without_overflowing_ranges(tag: &str) -> Option<String> {
+    let overflows = |range: &str| {
+        let Some((start, end)) = range.split_once('-') else {
+            return false;
+        };
+        match (start.parse::<usize>(), end.parse::<usize>()) {
+            (Ok(start), Ok(end)) => end == usize::MAX || end + 1 < start,
+            _ => false,
+        }
+    };
+    if !tag
+        .split(['/', ','])
+        .any(|part| overflows(part.rsplit(':').next().unwrap_or(part)))
+    {
+        return None;
+    }
+    let emotes: Vec<String> = tag
+        .split('/')
+        .filter_map(|emote| {
+            let (id, ranges) = emote.split_once(':')?;
+            let kept: Vec<&str> = ranges.split(',').filter(|r| !overflows(r)).collect();
+            (!kept.is_empty()).then(|| format!("{id}:{}", kept.join(",")))
+        })
+        .collect();
+    Some(emotes.join("/"))
+}
 
 /// The chat event in a server message, if it carries one (PRIVMSG, CLEARCHAT, CLEARMSG,
 /// USERNOTICE). Everything else (PING, JOIN, NOTICE...) is the connection's business.
@@ -112,9 +156,92 @@ pub fn role_of<'a>(names: impl Iterator<Item = &'a str>) -> Role {
         .unwrap_or_default()
 }
 
+/// Property code shared by the `irc_line` fuzz target and the suite's smoke test over its seeds
+/// (`fuzz/seeds/irc_line/`).
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder;
+    use twitch_irc::message::IRCMessage;
+
+    use super::to_chat_event;
+    use crate::engine::EventKind;
+    use crate::twitch::lines::{Line, LineCodec};
+
+    /// The line limit the fuzz input is framed with (small, so over-long lines are common).
+    const MAX_LINE_BYTES: usize = 2048;
+
+    /// Raw bytes from the server, as the connection reads them: framed by [`LineCodec`] (no
+    /// line holds CR or LF or is over the limit; nothing ends the stream), each line through
+    /// twitch-irc's parser and [`to_chat_event`]: never a panic, and every event's emote spans
+    /// lie within its text.
+    pub fn check(data: &[u8]) {
+        let mut codec = LineCodec::new(MAX_LINE_BYTES);
+        let mut buf = BytesMut::from(data);
+        // At most one item per input byte plus one: framing always makes progress.
+        for _ in 0..=data.len() {
+            match codec
+                .decode_eof(&mut buf)
+                .expect("framing never fails on bytes in memory")
+            {
+                Some(Line::Text(line)) => {
+                    assert!(!line.contains(['\r', '\n']), "a framed line holds CR/LF");
+                    assert!(
+                        line.len() <= MAX_LINE_BYTES,
+                        "a framed line is over the limit"
+                    );
+                    check_line(&line);
+                }
+                Some(Line::Skipped(_)) => {}
+                None => return,
+            }
+        }
+        panic!("framing did not finish within {} items", data.len() + 1);
+    }
+
+    fn check_line(line: &str) {
+        let Ok(irc) = IRCMessage::parse(line) else {
+            return;
+        };
+        let Ok(server) = super::server_message(irc) else {
+            return;
+        };
+        let Some(event) = to_chat_event(&server) else {
+            return;
+        };
+        if let EventKind::Message(message) = &event.kind {
+            let len = message.text.chars().count();
+            for span in &message.emotes {
+                assert!(
+                    span.start < span.end && span.end <= len,
+                    "emote span {}..{} outside a {len}-character text",
+                    span.start,
+                    span.end
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emote_ranges_that_overflow_are_dropped_before_twitch_irc_sees_them() {
+        let line = "@emotes=25:0-4,9-2/1902:6-10,3-18446744073709551615;id=x;user-id=1;room-id=2;\
+                    tmi-sent-ts=1;badges=;badge-info=;color=;display-name=a :a!a@a.tmi.twitch.tv PRIVMSG #c :Kappa Keepo";
+        let irc = IRCMessage::parse(line).expect("parses");
+        let message = server_message(irc).expect("converts without a panic");
+        let event = to_chat_event(&message).expect("a chat event");
+        let EventKind::Message(chat) = event.kind else {
+            panic!("a message");
+        };
+        let spans: Vec<(usize, usize)> = chat.emotes.iter().map(|e| (e.start, e.end)).collect();
+        assert_eq!(spans, [(0, 5), (6, 11)]);
+        assert_eq!(without_overflowing_ranges("25:0-4"), None);
+        assert_eq!(without_overflowing_ranges("25:5-1"), Some(String::new()));
+    }
     use twitch_irc::message::IRCMessage;
 
     fn parse(line: &str) -> ServerMessage {

@@ -572,13 +572,14 @@ pub fn privmsg_line(channel: &str, text: &str, reply_to: Option<&str>) -> String
     IRCMessage::new(tags, None, "PRIVMSG".to_string(), params).as_raw_irc()
 }
 
-/// Text starting with `/` or `.` would run as a chat command: prefix it to keep it plain text.
-/// Idempotent, so applying it before the length limit and again when formatting is safe.
-/// This is the last line for Twitch's own parser (which does not trim U+200B) and covers text
-/// the owner wrote too; that chat input never leads a text with `!`, `/` or `.`, even for bots
-/// that trim invisible characters, is the engine's guarantee (`engine::outgoing`).
+/// Text starting with `/` or `.` (after any leading whitespace) would run as a chat command:
+/// prefix it with a zero-width space to keep it plain text. Idempotent, so applying it before
+/// the length limit and again when formatting is safe. This is the last line for Twitch's own
+/// parser (which does not trim U+200B) and covers text the owner wrote too; that chat input
+/// never leads a text with `!`, `/` or `.`, even for bots that trim invisible characters, is
+/// the engine's guarantee (`engine::outgoing`).
 pub fn neutralise_commands(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with('/') || text.starts_with('.') {
+    if text.trim_start().starts_with(['/', '.']) {
         std::borrow::Cow::Owned(format!("\u{200B}{text}"))
     } else {
         std::borrow::Cow::Borrowed(text)
@@ -597,6 +598,54 @@ pub fn limit_length(text: &str, max: usize) -> String {
 
 fn strip_dedup(text: &str) -> &str {
     text.strip_suffix(DEDUP_SUFFIX).unwrap_or(text)
+}
+
+/// Property code shared by the `outbound` fuzz target and the suite's smoke test over its
+/// seeds (`fuzz/seeds/outbound/`).
+#[doc(hidden)]
+pub mod fuzzing {
+    use twitch_irc::message::IRCMessage;
+
+    use super::{limit_length, neutralise_commands, privmsg_line};
+
+    /// The limit the fuzz input is formatted with: Twitch's 500 characters.
+    const MAX_CHARS: usize = 500;
+
+    /// Any text (and a reply parent id, after the first NUL) formatted as the scheduler formats
+    /// it: the PRIVMSG is one line (no CR/LF), parses back to the same channel and parent, its
+    /// text is at most 500 characters and never starts with a Twitch command prefix (`/`, `.`).
+    pub fn check(data: &[u8]) {
+        let input = String::from_utf8_lossy(data);
+        let (text, parent) = match input.split_once('\0') {
+            Some((text, parent)) => (text, Some(parent)),
+            None => (&*input, None),
+        };
+        let limited = limit_length(&neutralise_commands(text), MAX_CHARS);
+        assert!(limited.chars().count() <= MAX_CHARS);
+        let line = privmsg_line("chan", &limited, parent);
+        assert!(
+            !line.contains(['\r', '\n']),
+            "a PRIVMSG holds CR/LF: {line:?}"
+        );
+        let parsed = IRCMessage::parse(&line).expect("our own PRIVMSG parses");
+        assert_eq!(parsed.command, "PRIVMSG");
+        assert_eq!(parsed.params.first().map(String::as_str), Some("#chan"));
+        let sent = parsed.params.get(1).map(String::as_str).unwrap_or("");
+        assert!(
+            sent.chars().count() <= MAX_CHARS,
+            "{} characters sent",
+            sent.chars().count()
+        );
+        let start = sent.trim_start();
+        assert!(
+            !start.starts_with(['/', '.']),
+            "a command prefix goes out: {sent:?}"
+        );
+        if let Some(parent) = parent.filter(|p| !p.is_empty()) {
+            let tag = parsed.tags.0.get("reply-parent-msg-id").map(String::as_str);
+            assert_eq!(tag, Some(parent), "the reply parent survives");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -626,6 +675,8 @@ mod tests {
         let line = privmsg_line("chan", "/ban someone", None);
         assert!(line.ends_with(":\u{200B}/ban someone"), "{line}");
         assert_eq!(privmsg_line("c", "a\r\nb", None), "PRIVMSG #c :a  b");
+        let spaced = privmsg_line("chan", "  .timeout x 1", None);
+        assert!(spaced.ends_with(":\u{200B}  .timeout x 1"), "{spaced}");
     }
 
     #[test]

@@ -120,6 +120,15 @@ impl TwitchStatus {
         self.bot_user_id.read().ok().and_then(|id| id.clone())
     }
 
+    /// Whether `id` is the bot's own user id (false while it is not known, and for "").
+    pub fn is_bot_user_id(&self, id: &str) -> bool {
+        !id.is_empty()
+            && self
+                .bot_user_id
+                .read()
+                .is_ok_and(|own| own.as_deref() == Some(id))
+    }
+
     pub(crate) fn set_bot_user_id(&self, id: &str) {
         if let Ok(mut slot) = self.bot_user_id.write() {
             *slot = Some(id.to_string());

@@ -121,6 +121,8 @@ pub async fn registry_names() -> Exposition {
         .get_or_create(&one("action"))
         .inc();
     metrics.shadow_actions.get_or_create(&one("rule")).inc();
+    // messages_ignored has its samples from the start (every platform and reason).
+    let _ = metrics.http_listener("x");
     helix.finished("x", "x");
     helix.dropped("x");
     discord.ignored("x");

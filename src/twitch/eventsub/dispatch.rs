@@ -3,7 +3,8 @@
 //! (`convert`) and handed to the same router as IRC's chat (`channel::admission`), so
 //! admission, shedding and counting are identical on both ingests. Stream status goes to the
 //! channel's `StreamStatus`; revocations go to the subscriber. The bot's own messages (EventSub
-//! shows them, IRC does not) teach its moderator status and are dropped; a channel this
+//! shows them, IRC does not) teach its moderator status and are dropped (counted in
+//! `eventsub_own_messages_total` and `messages_ignored_total{reason="own"}`); a channel this
 //! service does not serve is counted and dropped. Nothing here waits.
 
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use twitch_api::eventsub::{Event, EventsubWebsocketData};
 use super::convert::{convert, rfc3339_ms, Converted};
 use super::dedup::Dedup;
 use super::metrics::EventSubMetrics;
+use crate::channel::ignore::is_account;
 use crate::channel::{ChannelKey, ChannelRegistry, Router};
 use crate::engine::{EventKind, Role};
 use crate::twitch::auth::Auth;
@@ -148,13 +150,18 @@ impl Dispatcher {
                     self.metrics.unserved.inc();
                     return;
                 }
-                if chatter_id.is_some() && chatter_id == self.auth.bot_user_id() {
+                let by_id = chatter_id.is_some() && chatter_id == self.auth.bot_user_id();
+                let by_login = event
+                    .message()
+                    .is_some_and(|m| is_account(&m.user, self.auth.bot_login(), None));
+                if by_id || by_login {
                     if let EventKind::Message(m) = &event.kind {
                         // The bot's own badges say whether it moderates here (higher limits).
                         self.status
                             .set_moderator(&channel, m.user.role >= Role::Moderator);
                     }
                     self.metrics.own_messages.inc();
+                    self.router.own_message(event.platform);
                     return;
                 }
                 self.metrics.notification(chat_type(&event.kind));
