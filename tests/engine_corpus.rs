@@ -45,7 +45,7 @@ fn event(kind: EventKind) -> ChatEvent {
 
 fn example() -> ChannelState {
     let rules = toml::from_str(EXAMPLE).expect("rules parse");
-    ChannelState::with_rules("chan", rules).expect("rules valid")
+    ChannelState::with_rules("chan", rules, 1).expect("rules valid")
 }
 
 #[test]

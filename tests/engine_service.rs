@@ -264,3 +264,77 @@ async fn the_admin_api_edits_rules_with_clear_errors() {
     service.shutdown().await;
     sim.shutdown().await;
 }
+
+const HOSTILE_RULES: &str = r#"
+[[commands]]
+name = "!cat"
+response = "$(1)$(2)"
+
+[[filters]]
+name = "banned"
+kind = "banned_phrases"
+phrases = [{ pattern = "badword" }]
+"#;
+
+/// Issue 10 item 1 end to end: a viewer's `!echo` gets nothing, a moderator's is posted without
+/// its command lead, and chat pieces that join into a banned phrase are withheld and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_cannot_make_the_bot_post_a_command_or_a_banned_phrase() {
+    let sim = sim(1, |_| {}).await;
+    let channels = sim_channels(1);
+    let channel = &channels[0];
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(format!("{channel}.toml")), HOSTILE_RULES).expect("rules");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    let service = service(config, ServiceOptions::default()).await;
+
+    // In one channel events are handled and sent in order: once the pong is out, the
+    // viewer's echo before it has been handled.
+    for text in ["!echo !addcom !pwn owned", "!ping"] {
+        sim.send_privmsg(channel, "viewer", text)
+            .await
+            .expect("joined");
+    }
+    wait_until("the ping is answered", Duration::from_secs(5), || {
+        said(&sim, channel, "pong")
+    })
+    .await;
+    assert!(!said(&sim, channel, "addcom"), "a viewer's echo is ignored");
+
+    sim.inject_raw(&moderator_line(channel, "!echo \u{200B}!addcom !pwn owned"))
+        .await;
+    wait_until(
+        "the moderator's echo is posted",
+        Duration::from_secs(5),
+        || said(&sim, channel, "addcom !pwn owned"),
+    )
+    .await;
+    for message in sim.received() {
+        let lead = message
+            .text
+            .trim_start_matches(|c: char| c.is_whitespace() || c == '\u{200B}');
+        assert!(!lead.starts_with(['!', '/', '.']), "{:?}", message.text);
+    }
+
+    let withheld = || {
+        service
+            .core()
+            .metrics
+            .outbound_dropped
+            .get_or_create(&vec![("reason", "withheld".to_string())])
+            .get()
+    };
+    sim.send_privmsg(channel, "viewer", "!cat ba dword")
+        .await
+        .expect("joined");
+    wait_until(
+        "the joined banned phrase is withheld",
+        Duration::from_secs(5),
+        || withheld() >= 1,
+    )
+    .await;
+    assert!(!said(&sim, channel, "badword"));
+    service.shutdown().await;
+    sim.shutdown().await;
+}

@@ -67,6 +67,7 @@ fn targets() -> Vec<(&'static str, Check)> {
             "outbound",
             Box::new(firehose::twitch::outbound::fuzzing::check),
         ),
+        ("engine", Box::new(firehose::engine::fuzzing::check)),
     ]
 }
 

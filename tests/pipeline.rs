@@ -341,6 +341,17 @@ async fn replies_respect_the_non_moderator_limits_and_the_duplicate_rule() {
     config.twitch.send.window_ms = 1_500;
     config.twitch.send.account_limit = 4;
     config.twitch.send.per_channel_interval_ms = 100;
+    // `!echo` is for moderators with a cooldown by default; these channels let every viewer
+    // echo at any rate, so that the outbound limits are what this test exercises.
+    let dir = tempfile::tempdir().expect("dir");
+    for channel in &channels {
+        std::fs::write(
+            dir.path().join(format!("{channel}.toml")),
+            "[builtins.echo]\nlevel = \"everyone\"\nglobal_cooldown_s = 0\nuser_cooldown_s = 0\n",
+        )
+        .expect("write rules");
+    }
+    config.engine.rules_dir = dir.path().display().to_string();
     let service = service(config, ServiceOptions::default()).await;
     // Eight identical replies-worth of commands in one channel, two in the other.
     for _ in 0..8 {

@@ -32,7 +32,7 @@ fn to_event(line: &str) -> Option<ChatEvent> {
 fn engine(c: &mut Criterion) {
     let rules: ChannelRules = toml::from_str(&rules_toml()).expect("bench rules parse");
     let events: Vec<ChatEvent> = CORPUS.lines().filter_map(to_event).collect();
-    let mut state = ChannelState::with_rules("xqcow", rules.clone()).expect("bench rules valid");
+    let mut state = ChannelState::with_rules("xqcow", rules.clone(), 1).expect("bench rules valid");
     let start = UNIX_EPOCH + Duration::from_secs(1_568_505_600);
     let mut i = 0usize;
     c.bench_function(

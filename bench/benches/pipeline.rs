@@ -141,7 +141,7 @@ fn filter_set(c: &mut Criterion) {
         filters: all.filters,
         ..ChannelRules::default()
     };
-    let mut state = ChannelState::with_rules("xqcow", rules).expect("filter rules valid");
+    let mut state = ChannelState::with_rules("xqcow", rules, 1).expect("filter rules valid");
     let events: Vec<ChatEvent> = CORPUS
         .lines()
         .filter_map(|l| {

@@ -113,7 +113,9 @@ fn the_real_corpus_through_the_example_rules() {
         "the example rules act on real spam ({} actions)",
         records.len()
     );
-    let kinds = ["say", "reply", "delete", "timeout", "ban", "unban"];
+    let kinds = [
+        "say", "reply", "delete", "timeout", "ban", "unban", "withheld",
+    ];
     for record in &records {
         assert_eq!(record["channel"], "xqcow");
         assert!(

@@ -26,7 +26,7 @@ use super::registry::ChannelShared;
 use super::rules_book::RulesBook;
 use super::{ActionSink, ProcessedTap};
 use crate::engine::{
-    millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, EventKind, ForgottenUser,
+    millis, ChannelRules, ChannelState, ChatEvent, ChatHandler, Drops, EventKind, ForgottenUser,
 };
 use crate::store::journal::rules_edit;
 use crate::store::{Journal, StoreError, StoreHandle, StoredChannel};
@@ -112,6 +112,8 @@ pub struct ChannelActorState {
     reload_delay: Duration,
     /// What each event changed, as store changes.
     journal: Journal,
+    /// The engine's drop counts as last added to the channel's counters.
+    drops: Drops,
 }
 
 impl Actor for ChannelActor {
@@ -132,13 +134,15 @@ impl Actor for ChannelActor {
         let rules = args.context.rules.get(key);
         // Rules in the book were compiled when they went in; should they still fail to compile,
         // the channel runs the built-ins and says why rather than not running at all.
-        let engine = match ChannelState::with_rules(name.clone(), (*rules).clone()) {
+        // `$(random)` is seeded from the OS at every start, so chat cannot predict it.
+        let seed: u64 = rand::random();
+        let engine = match ChannelState::with_rules(name.clone(), (*rules).clone(), seed) {
             Ok(engine) => engine,
             Err(e) => {
                 args.shared
                     .lifecycle
                     .set_error(ChannelError::RulesRefused(e.to_string()));
-                ChannelState::new(name)
+                ChannelState::new(name, seed)
             }
         };
         // The book holds the very `Arc` the engine runs (the built-ins' empty rules after a
@@ -153,6 +157,7 @@ impl Actor for ChannelActor {
             loaded: false,
             reload_delay: RELOAD_FIRST,
             journal: Journal::new(),
+            drops: Drops::default(),
         };
         state.note_rules();
         Ok(state)
@@ -237,6 +242,16 @@ impl Actor for ChannelActor {
 }
 
 impl ChannelActorState {
+    /// Adds what the engine's bounded state dropped since the last event to the channel's
+    /// counters (`firehose_engine_state_dropped_total`).
+    fn count_drops(&mut self) {
+        let now = self.engine.runtime.drops();
+        if now != self.drops {
+            self.shared.counters.add_engine_dropped(&self.drops, &now);
+            self.drops = now;
+        }
+    }
+
     /// Publishes what the scheduler needs to know about the current rules.
     fn note_rules(&self) {
         self.shared
@@ -374,6 +389,7 @@ async fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
     let changes = state
         .journal
         .changes(&event, &actions, state.engine.take_changes(), None);
+    state.count_drops();
     for action in actions {
         state.context.sink.submit(&event, action, None);
     }
@@ -401,6 +417,7 @@ async fn handle_delivery(state: &mut ChannelActorState, mut delivery: Delivery) 
     let changes = state
         .journal
         .changes(event, &actions, state.engine.take_changes(), edited);
+    state.count_drops();
     for action in actions {
         state.context.sink.submit(event, action, received_at);
     }

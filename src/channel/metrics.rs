@@ -1,5 +1,6 @@
 //! The per-channel metrics collector: reads each channel's own atomics (received, processed,
-//! shed by reason, restarts, in flight, failed) from the registry at scrape time, so the hot
+//! shed by reason, restarts, engine state dropped by reason, in flight, failed) from the
+//! registry at scrape time, so the hot
 //! path increments one counter per event and no per-channel metric family is kept.
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use prometheus_client::metrics::MetricType;
 use super::admission::ShedReason;
 use super::lifecycle::ChannelStatus;
 use super::registry::{ChannelRegistry, ChannelShared};
+use crate::engine::Drops;
 use crate::obs::Labels;
 
 /// Reads per-channel counters from the registry at scrape time.
@@ -92,6 +94,23 @@ impl Collector for ChannelCollector {
                         .restarts
                         .load(std::sync::atomic::Ordering::Relaxed),
                 )]
+            },
+        )?;
+        counter_family(
+            &mut encoder,
+            "engine_state_dropped",
+            "Entries a channel's bounded engine state dropped or refused, by reason",
+            &channels,
+            |c| {
+                Drops::REASONS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, reason)| {
+                        let mut l = labels(c);
+                        l.push(("reason", reason.to_string()));
+                        (l, c.counters.engine_dropped(i))
+                    })
+                    .collect()
             },
         )?;
         gauge_family(

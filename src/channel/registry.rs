@@ -17,6 +17,7 @@ use super::key::ChannelKey;
 use super::lifecycle::{ChannelStatus, Lifecycle};
 use super::mailbox::Mailbox;
 use super::stream::StreamStatus;
+use crate::engine::Drops;
 
 /// Per-channel counters. Monotonic, read by `/v1/channels` and `/metrics`.
 #[derive(Debug, Default)]
@@ -28,6 +29,8 @@ pub struct ChannelCounters {
     shed: [AtomicU64; ShedReason::ALL.len()],
     /// Actor failures (each followed by a restart unless the channel was marked failed).
     pub restarts: AtomicU64,
+    /// What the engine's bounded state dropped or refused, by [`Drops::REASONS`].
+    engine_dropped: [AtomicU64; Drops::REASONS.len()],
 }
 
 impl ChannelCounters {
@@ -37,6 +40,27 @@ impl ChannelCounters {
 
     pub fn shed(&self, reason: ShedReason) -> u64 {
         self.shed[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// Adds what the engine dropped between two of its [`Drops`] readings.
+    pub fn add_engine_dropped(&self, before: &Drops, now: &Drops) {
+        for ((counter, was), is) in self
+            .engine_dropped
+            .iter()
+            .zip(before.counts())
+            .zip(now.counts())
+        {
+            if is > was {
+                counter.fetch_add(is - was, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// What the engine dropped, for [`Drops::REASONS`] index `index`.
+    pub fn engine_dropped(&self, index: usize) -> u64 {
+        self.engine_dropped
+            .get(index)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     pub fn shed_total(&self) -> u64 {
@@ -137,5 +161,35 @@ impl ChannelRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.channels.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_drops_are_added_as_increases_between_readings() {
+        let counters = ChannelCounters::default();
+        let first = Drops {
+            warnings_refused: 3,
+            cooldowns_evicted: 2,
+            ..Drops::default()
+        };
+        counters.add_engine_dropped(&Drops::default(), &first);
+        let second = Drops {
+            warnings_refused: 5,
+            ..first
+        };
+        counters.add_engine_dropped(&first, &second);
+        // A restarted actor's engine counts from zero again: nothing is taken back.
+        counters.add_engine_dropped(&second, &Drops::default());
+        let reason = |name: &str| {
+            let index = Drops::REASONS.iter().position(|r| *r == name);
+            counters.engine_dropped(index.expect("a reason"))
+        };
+        assert_eq!(reason("warning_refused"), 5);
+        assert_eq!(reason("cooldown_evicted"), 2);
+        assert_eq!(reason("journal_dropped"), 0);
     }
 }

@@ -159,5 +159,5 @@ pub fn load_file(path: &Path) -> Result<ChannelRules, RulesError> {
 /// and the admin API check with this, so no version that a channel would refuse gets into
 /// the book.
 pub fn compile(rules: &ChannelRules) -> Result<(), RuleError> {
-    ChannelState::with_rules(String::new(), rules.clone()).map(drop)
+    ChannelState::with_rules(String::new(), rules.clone(), 0).map(drop)
 }

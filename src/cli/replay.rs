@@ -141,8 +141,10 @@ struct Replayed {
 impl Replayed {
     fn new(channel: &str, rules: &RulesBook) -> Replayed {
         let key = crate::channel::ChannelKey::twitch(channel);
-        let state = ChannelState::with_rules(channel, (*rules.get(&key)).clone())
-            .unwrap_or_else(|_| ChannelState::new(channel));
+        // A seed fixed per channel name: a replay gives the same output every run.
+        let seed = engine::rng::name_seed(channel);
+        let state = ChannelState::with_rules(channel, (*rules.get(&key)).clone(), seed)
+            .unwrap_or_else(|_| ChannelState::new(channel, seed));
         Replayed {
             state,
             clock: UNIX_EPOCH,
@@ -258,5 +260,10 @@ fn record<'a>(
             ..base
         },
         Action::Shadow { would, .. } => record(channel, msg_id, user, would, true),
+        Action::Withheld { rule, .. } => ReplayRecord {
+            action: "withheld",
+            rule: Some(rule),
+            ..base
+        },
     }
 }

@@ -133,6 +133,12 @@ impl ActionSink for DiscordOutbound {
         if let Action::Shadow { rule, would } = &action {
             return self.shadow(&event.channel, rule, would);
         }
+        if let Action::Withheld { rule, .. } = &action {
+            // A text from chat input the channel's content filters forbid: never sent.
+            self.metrics.dropped("withheld");
+            tracing::debug!(channel = %event.channel, rule, "chat-derived text withheld");
+            return;
+        }
         if let Some(delete) = delete_with(event, &action) {
             self.enqueue(&event.channel, delete);
         }
@@ -312,7 +318,7 @@ impl Worker {
                 let reason = audit_reason(rule, "");
                 http.remove_ban(guild, user, Some(&reason)).await
             }
-            Action::Shadow { .. } => return Outcome::Ok,
+            Action::Shadow { .. } | Action::Withheld { .. } => return Outcome::Ok,
         };
         match result {
             Ok(()) => Outcome::Ok,
@@ -348,6 +354,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Ban { .. } => "ban",
         Action::Unban { .. } => "unban",
         Action::Shadow { .. } => "shadow",
+        Action::Withheld { .. } => "withheld",
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Every moderation action carries the `rule` that caused it (a filter name, `nuke`, ...) so
 //! the service can write a moderation log. Rules in shadow mode return [`Action::Shadow`]:
-//! what they would have done, for counting and logging, never to be carried out.
+//! what they would have done, for counting and logging, never to be carried out. A text built
+//! from chat input that the channel's content filters forbid comes back as
+//! [`Action::Withheld`] (see [`crate::engine::outgoing`]): counted, never posted.
 
 /// One thing the bot wants done in the channel the event came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -31,6 +33,9 @@ pub enum Action {
     Unban { user_id: String, rule: String },
     /// What a rule in shadow mode would have done; never carried out.
     Shadow { rule: String, would: Box<Action> },
+    /// A Say or Reply the bot did not post because chat input in it breaks the channel's
+    /// content filter `rule`; counted by the transports, never carried out.
+    Withheld { rule: String, would: Box<Action> },
 }
 
 impl Action {
@@ -57,7 +62,8 @@ impl Action {
             | Action::Timeout { rule, .. }
             | Action::Ban { rule, .. }
             | Action::Unban { rule, .. }
-            | Action::Shadow { rule, .. } => Some(rule),
+            | Action::Shadow { rule, .. }
+            | Action::Withheld { rule, .. } => Some(rule),
             _ => None,
         }
     }

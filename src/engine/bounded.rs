@@ -1,9 +1,21 @@
 //! Bounded, deterministic containers for runtime state: nothing a chatter can do grows memory
 //! without limit.
 //!
-//! [`ExpiringMap`] holds entries with an expiry time (cooldowns, warnings, permits). When it is
-//! full it first drops expired entries, then the eighth of the entries that expire soonest. It is a `BTreeMap`
-//! so that iteration (and therefore eviction) is deterministic.
+//! [`ExpiringMap`] holds entries with an expiry time (cooldowns, warnings, permits), at most
+//! `cap` of them. Two ways in, for two kinds of state:
+//!
+//! - [`ExpiringMap::insert`] always takes the entry: when the map is full it first drops
+//!   expired entries, then the eighth of the entries that expire soonest (counted in
+//!   [`ExpiringMap::evicted`]). For state where losing an almost-expired entry is harmless
+//!   (per-user cooldowns, link permits).
+//! - [`ExpiringMap::try_insert`] never drops a live entry: when the map is full of live
+//!   entries a new key is refused (counted in [`ExpiringMap::refused`]) and existing keys keep
+//!   their entries. For state a flood of fresh accounts must not be able to wipe (filter
+//!   warnings).
+//!
+//! Expired entries are dropped lazily; the map tracks its earliest expiry so that a full map
+//! of live entries costs O(log n) per refused insert, not a scan. It is a `BTreeMap` so that
+//! iteration (and therefore eviction) is deterministic.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +24,10 @@ use std::collections::BTreeMap;
 pub struct ExpiringMap<K: Ord, V> {
     entries: BTreeMap<K, (u64, V)>,
     cap: usize,
+    /// No entry expires before this (a lower bound; exact after a purge).
+    earliest: u64,
+    evicted: u64,
+    refused: u64,
 }
 
 impl<K: Ord + Clone, V> ExpiringMap<K, V> {
@@ -20,6 +36,9 @@ impl<K: Ord + Clone, V> ExpiringMap<K, V> {
         Self {
             entries: BTreeMap::new(),
             cap: cap.max(1),
+            earliest: u64::MAX,
+            evicted: 0,
+            refused: 0,
         }
     }
 
@@ -41,6 +60,25 @@ impl<K: Ord + Clone, V> ExpiringMap<K, V> {
         if !self.entries.contains_key(&key) && self.entries.len() >= self.cap {
             self.evict(now_ms);
         }
+        self.put(key, value, expires_ms);
+    }
+
+    /// Inserts or replaces `key` unless that would need a live entry dropped: a new key in a
+    /// map full of live entries is refused (and counted). Returns whether the entry is in.
+    pub fn try_insert(&mut self, key: K, value: V, expires_ms: u64, now_ms: u64) -> bool {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.cap {
+            self.purge(now_ms);
+            if self.entries.len() >= self.cap {
+                self.refused += 1;
+                return false;
+            }
+        }
+        self.put(key, value, expires_ms);
+        true
+    }
+
+    fn put(&mut self, key: K, value: V, expires_ms: u64) {
+        self.earliest = self.earliest.min(expires_ms);
         self.entries.insert(key, (expires_ms, value));
     }
 
@@ -69,10 +107,44 @@ impl<K: Ord + Clone, V> ExpiringMap<K, V> {
         self.entries.is_empty()
     }
 
+    /// The most entries the map holds.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Live entries dropped to make room since the map was made.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// New keys refused by [`ExpiringMap::try_insert`] since the map was made.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Every entry with its expiry, in key order (expired ones not yet dropped included).
+    pub fn iter(&self) -> impl Iterator<Item = (&K, u64, &V)> {
+        self.entries.iter().map(|(k, (e, v))| (k, *e, v))
+    }
+
+    /// Drops expired entries, if any can have expired by `now_ms`.
+    fn purge(&mut self, now_ms: u64) {
+        if self.earliest > now_ms {
+            return;
+        }
+        self.entries.retain(|_, (expires, _)| *expires > now_ms);
+        self.earliest = self
+            .entries
+            .values()
+            .map(|(e, _)| *e)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
     /// Drops expired entries; if still full, the eighth of the map that expires soonest, so
     /// the cost of a full map is amortised over many inserts.
     fn evict(&mut self, now_ms: u64) {
-        self.entries.retain(|_, (expires, _)| *expires > now_ms);
+        self.purge(now_ms);
         if self.entries.len() < self.cap {
             return;
         }
@@ -86,6 +158,8 @@ impl<K: Ord + Clone, V> ExpiringMap<K, V> {
         for (_, key) in by_expiry.into_iter().take(batch) {
             self.entries.remove(&key);
         }
+        self.evicted += batch as u64;
+        // The earliest expiry is now at least the evicted batch's latest: a lower bound.
     }
 }
 
@@ -103,6 +177,7 @@ mod tests {
         assert_eq!(map.len(), 15, "two soonest dropped, one added");
         assert!(!map.contains(&0, 1) && !map.contains(&1, 1) && map.contains(&2, 1));
         assert!(map.contains(&99, 1));
+        assert_eq!(map.evicted(), 2);
     }
 
     #[test]
@@ -121,5 +196,25 @@ mod tests {
         assert_eq!(map.remove(&"c", 250), Some(3));
         assert_eq!(map.remove(&"d", 500), None);
         assert!(map.is_empty());
+    }
+
+    #[test]
+    fn try_insert_refuses_new_keys_while_full_of_live_entries_and_keeps_the_old_ones() {
+        let mut map = ExpiringMap::new(4);
+        for i in 0..4u64 {
+            assert!(map.try_insert(i, (), 1000 + i, 0));
+        }
+        for i in 10..10_000u64 {
+            assert!(!map.try_insert(i, (), 5000, 1));
+        }
+        assert_eq!(map.refused(), 9990);
+        assert_eq!(map.evicted(), 0);
+        assert!((0..4).all(|i| map.contains(&i, 1)), "no live entry lost");
+        assert!(map.try_insert(0, (), 9000, 2), "an existing key is renewed");
+        assert!(map.contains(&0, 5000));
+        // Once entries expire there is room again.
+        assert!(map.try_insert(50, (), 9000, 1001));
+        assert!(map.contains(&50, 1001) && !map.contains(&1, 1001));
+        assert_eq!(map.len(), 4, "the expired entries were dropped for it");
     }
 }

@@ -5,12 +5,18 @@
 //! Custom commands check the user's level, the global and per-user cooldowns (a command on
 //! cooldown is silently ignored), count their uses and render their template. Edits are
 //! copy-on-write: the rules are cloned, changed, validated and compiled, then swapped in.
+//! Every text posted goes through [`crate::engine::outgoing`]: replies that quote chat (a
+//! command name, a login) start with a fixed word and are screened by the content filters.
 
 use super::nuke;
+use super::outgoing::{screened, strip_slash_lead};
 use super::roles::Level;
 use super::rules::{validate_command_name, CommandRule, ResponseKind};
-use super::template::{truncate_chars, RenderContext, Template, MAX_OUTPUT_CHARS};
+use super::template::{RenderContext, Rendered, Template};
 use super::{Action, ChannelState, ChatMessage, Incoming, StateChange, PERMIT_S};
+
+/// Longest login `!permit` takes, in bytes (Twitch logins are at most 25 characters).
+pub const MAX_PERMIT_LOGIN_BYTES: usize = 64;
 
 /// Splits a message into its lower-cased first word and the remaining words.
 fn split(text: &str) -> (String, Vec<&str>) {
@@ -19,30 +25,66 @@ fn split(text: &str) -> (String, Vec<&str>) {
     (first, words.collect())
 }
 
-/// Builds the chat action for a rendered response.
-pub fn respond(kind: ResponseKind, message: &ChatMessage, text: String) -> Action {
-    let mut text = neutralise(text);
-    match kind {
-        ResponseKind::Say => Action::Say { text },
+/// Builds the chat action for a rendered response: a leading `/` or `.` dropped, the Mention
+/// prefix added, and screened by the content filters ([`crate::engine::outgoing`]).
+pub fn respond(
+    state: &ChannelState,
+    kind: ResponseKind,
+    message: &ChatMessage,
+    rendered: Rendered,
+    now_ms: u64,
+) -> Action {
+    let mut rendered = neutralise(rendered);
+    let action = match kind {
+        ResponseKind::Say => Action::Say {
+            text: rendered.text.clone(),
+        },
         ResponseKind::Reply => Action::Reply {
             parent_id: message.id.clone(),
-            text,
+            text: rendered.text.clone(),
         },
         ResponseKind::Mention => {
-            text = format!("@{} {text}", message.user.display_name);
-            truncate_chars(&mut text, MAX_OUTPUT_CHARS);
-            Action::Say { text }
+            let mut mention = Rendered::new()
+                .owner("@")
+                .chat(&message.user.display_name)
+                .owner(" ");
+            mention.push_owner(&rendered.text);
+            // The response's own chat pieces stay chat pieces for the screen.
+            if !rendered.chat.is_empty() {
+                mention.chat.push(' ');
+                mention.chat.push_str(&rendered.chat);
+            }
+            mention.skeleton = format!("@  {}", rendered.skeleton);
+            rendered = mention;
+            Action::Say {
+                text: rendered.text.clone(),
+            }
         }
-    }
+    };
+    screened(state, &rendered, action, now_ms)
 }
 
-/// Strips leading `/` and `.` so user-supplied text can never become a chat command.
-fn neutralise(text: String) -> String {
-    if text.starts_with(['/', '.']) {
-        text.trim_start_matches(['/', '.', ' ']).to_string()
-    } else {
-        text
+/// Drops a leading `/` or `.` so a response can never become a chat command.
+fn neutralise(mut rendered: Rendered) -> Rendered {
+    let stripped = strip_slash_lead(&rendered.text);
+    if stripped.len() != rendered.text.len() {
+        rendered.text = stripped.to_string();
     }
+    rendered
+}
+
+/// A reply the engine writes itself, to `message`, screened like any text quoting chat.
+pub fn reply(
+    state: &ChannelState,
+    message: &ChatMessage,
+    rendered: Rendered,
+    now_ms: u64,
+) -> Action {
+    let action = Action::Reply {
+        parent_id: message.id.clone(),
+        text: rendered.text.clone(),
+    };
+    screened(state, &rendered, action, now_ms)
 }
 
 /// Checks and starts the cooldowns of `key`; false when one is still running.
@@ -54,17 +96,25 @@ pub fn cooldown_ok(
     user_s: u64,
     now_ms: u64,
 ) -> bool {
-    let global = (key.to_string(), String::new());
-    let user = (key.to_string(), user_id.to_string());
-    let cooldowns = &mut state.runtime.cooldowns;
-    if cooldowns.contains(&global, now_ms) || cooldowns.contains(&user, now_ms) {
+    let runtime = &mut state.runtime;
+    let global = key.to_string();
+    if runtime.global_cooldowns.contains(&global, now_ms) {
         return false;
     }
+    let user = (global, super::key_id(user_id));
+    if runtime.user_cooldowns.contains(&user, now_ms) {
+        return false;
+    }
+    let (global, _) = &user;
     if global_s > 0 {
-        cooldowns.insert(global, (), now_ms.saturating_add(global_s * 1000), now_ms);
+        let until = now_ms.saturating_add(global_s.saturating_mul(1000));
+        runtime
+            .global_cooldowns
+            .insert(global.clone(), (), until, now_ms);
     }
     if user_s > 0 {
-        cooldowns.insert(user, (), now_ms.saturating_add(user_s * 1000), now_ms);
+        let until = now_ms.saturating_add(user_s.saturating_mul(1000));
+        runtime.user_cooldowns.insert(user, (), until, now_ms);
     }
     true
 }
@@ -78,7 +128,7 @@ pub fn render(
     count: u64,
     shadow: bool,
     now_ms: u64,
-) -> String {
+) -> Rendered {
     let ctx = RenderContext {
         user: &message.user.display_name,
         channel: &state.channel,
@@ -90,9 +140,9 @@ pub fn render(
     let runtime = &mut state.runtime;
     if shadow {
         let mut scratch = runtime.counters.clone();
-        template.render(&ctx, &mut scratch, &mut runtime.rng)
+        template.render_tracked(&ctx, &mut scratch, &mut runtime.rng)
     } else {
-        template.render(&ctx, &mut runtime.counters, &mut runtime.rng)
+        template.render_tracked(&ctx, &mut runtime.counters, &mut runtime.rng)
     }
 }
 
@@ -124,7 +174,7 @@ pub fn run_custom(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Ve
         .or_insert(0);
     *uses += 1;
     let count = *uses;
-    state.runtime.journal.push(StateChange::CommandUsed {
+    state.runtime.note(StateChange::CommandUsed {
         name: command.name.clone(),
     });
     let template = &compiled.command_templates[index];
@@ -137,7 +187,7 @@ pub fn run_custom(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Ve
         command.shadow,
         now_ms,
     );
-    let action = respond(command.response_type, message, text);
+    let action = respond(state, command.response_type, message, text, now_ms);
     Some(vec![action.shadowed(&command.name, command.shadow)])
 }
 
@@ -163,10 +213,12 @@ pub fn manage(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Vec<Ac
         "!nukeundo" => return Some(nuke::undo(state)),
         _ => return None,
     };
-    Some(vec![Action::Reply {
-        parent_id: message.id.clone(),
-        text,
-    }])
+    Some(vec![reply(state, message, text, now_ms)])
+}
+
+/// `command <name><rest>`: a reply about a command, which never starts with its name.
+fn about(name: &str, rest: &str) -> Rendered {
+    Rendered::new().owner("command ").chat(name).owner(rest)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,24 +228,24 @@ enum Edit {
     Delete,
 }
 
-fn edit_command(state: &mut ChannelState, args: &[&str], edit: Edit) -> String {
+fn edit_command(state: &mut ChannelState, args: &[&str], edit: Edit) -> Rendered {
     let Some((name, response)) = args.split_first() else {
-        return "usage: !addcom|!editcom !name response, !delcom !name".into();
+        return Rendered::new().owner("usage: !addcom|!editcom !name response, !delcom !name");
     };
     let name = name.to_lowercase();
     if let Err(e) = validate_command_name(&name) {
-        return format!("{name}: {e}");
+        return about(&name, &format!(": {e}"));
     }
     let response = response.join(" ");
     if edit != Edit::Delete {
         if let Err(e) = Template::parse(&response) {
-            return format!("{name}: response template {e}");
+            return about(&name, &format!(": response template {e}"));
         }
     }
     let existing = state.compiled().commands.get(&name).copied();
     let result = match (edit, existing) {
-        (Edit::Add, Some(_)) => return format!("{name} already exists; use !editcom"),
-        (Edit::Change | Edit::Delete, None) => return format!("{name} does not exist"),
+        (Edit::Add, Some(_)) => return about(&name, " already exists; use !editcom"),
+        (Edit::Change | Edit::Delete, None) => return about(&name, " does not exist"),
         (Edit::Add, None) => state.edit_rules(|r| r.commands.push(new_command(&name, response))),
         (Edit::Change, Some(i)) => state.edit_rules(|r| r.commands[i].response = response),
         (Edit::Delete, Some(i)) => state.edit_rules(|r| {
@@ -201,8 +253,9 @@ fn edit_command(state: &mut ChannelState, args: &[&str], edit: Edit) -> String {
         }),
     };
     match result {
-        Ok(()) => format!("{name} {}", ["added", "edited", "deleted"][edit as usize]),
-        Err(e) => e.to_string(),
+        Ok(()) => about(&name, [" added", " edited", " deleted"][edit as usize]),
+        // The error names the item (the command, from chat): all of it is screened.
+        Err(e) => Rendered::new().owner("rules: ").chat(&e.to_string()),
     }
 }
 
@@ -220,29 +273,32 @@ fn new_command(name: &str, response: String) -> CommandRule {
     }
 }
 
-fn permit(state: &mut ChannelState, args: &[&str], now_ms: u64) -> String {
+fn permit(state: &mut ChannelState, args: &[&str], now_ms: u64) -> Rendered {
+    let usage = || Rendered::new().owner("usage: !permit <user>");
     let Some(user) = args
         .first()
         .map(|u| u.trim_start_matches('@').to_lowercase())
     else {
-        return "usage: !permit <user>".into();
+        return usage();
     };
-    if user.is_empty() {
-        return "usage: !permit <user>".into();
+    if user.is_empty() || user.len() > MAX_PERMIT_LOGIN_BYTES {
+        return usage();
     }
     let expires = now_ms.saturating_add(PERMIT_S * 1000);
     state
         .runtime
         .permits
         .insert(user.clone(), (), expires, now_ms);
-    format!("{user} may post one link in the next {PERMIT_S} seconds")
+    Rendered::new().owner("@").chat(&user).owner(&format!(
+        " may post one link in the next {PERMIT_S} seconds"
+    ))
 }
 
-fn switch_filter(state: &mut ChannelState, args: &[&str]) -> String {
+fn switch_filter(state: &mut ChannelState, args: &[&str]) -> Rendered {
     let (on, name) = match args {
         ["on", name] => (true, *name),
         ["off", name] => (false, *name),
-        _ => return "usage: !filters on|off <name>".into(),
+        _ => return Rendered::new().owner("usage: !filters on|off <name>"),
     };
     let Some(index) = state
         .rules
@@ -250,11 +306,15 @@ fn switch_filter(state: &mut ChannelState, args: &[&str]) -> String {
         .iter()
         .position(|f| f.name.eq_ignore_ascii_case(name))
     else {
-        return format!("no filter named {name}");
+        return Rendered::new().owner("no filter named ").chat(name);
     };
     let result = state.edit_rules(|r| r.filters[index].enabled = on);
+    let filter = state.rules.filters[index].name.clone();
     match result {
-        Ok(()) => format!("filter {name} {}", if on { "on" } else { "off" }),
-        Err(e) => e.to_string(),
+        Ok(()) => Rendered::new()
+            .owner("filter ")
+            .owner(&filter)
+            .owner(if on { " on" } else { " off" }),
+        Err(e) => Rendered::new().owner("rules: ").owner(&e.to_string()),
     }
 }

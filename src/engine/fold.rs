@@ -30,10 +30,19 @@ pub fn combining_marks(text: &str) -> usize {
     text.chars().filter(|c| is_combining_mark(*c)).count()
 }
 
-fn is_invisible(c: char) -> bool {
+/// Whether `c` is invisible: a Unicode default-ignorable code point (soft hyphen, combining
+/// grapheme joiner, zero-width space/joiners, bidi marks and embeddings, word joiner and the
+/// invisible operators, variation selectors, Hangul fillers, BOM, the U+E0000 tag block and
+/// the rest of DerivedCoreProperties' `Default_Ignorable_Code_Point`), plus the interlinear
+/// annotation controls. Chat clients render none of them, so folding drops them and
+/// [`crate::engine::outgoing`] treats them as blank.
+pub fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}'
-        | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}')
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The Latin letter a look-alike character imitates, or the character itself.
@@ -79,6 +88,7 @@ mod tests {
             ("ＦＵＬＬ ｗｉｄｔｈ", "full width"),
             ("𝐛𝐨𝐥𝐝", "bold"),
             ("sp\u{200B}am\u{E0000}", "spam"),
+            ("s\u{202E}p\u{2066}a\u{FE0F}m\u{3164}\u{E0101}", "spam"),
             ("раураl", "paypal"),
             ("ΡΑΥΡΑL", "paypal"),
             ("yоutubе․com", "youtube.com"),

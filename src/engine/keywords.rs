@@ -62,9 +62,8 @@ pub fn respond(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> 
             rule.shadow,
             now_ms,
         );
-        return vec![
-            response_action(rule.response_type, message, out).shadowed(&rule.name, rule.shadow)
-        ];
+        let action = response_action(state, rule.response_type, message, out, now_ms);
+        return vec![action.shadowed(&rule.name, rule.shadow)];
     }
     Vec::new()
 }

@@ -3,19 +3,32 @@
 //! Everything in here is a function of `(channel state, chat event, time)` and returns the
 //! [`Action`]s the bot wants taken. No sockets, no clocks, no database, no OS randomness: the
 //! caller (a channel actor in the service, or a one-shot handler) brings the event in and
-//! carries the actions out. That keeps the engine cheap to test, to fuzz and to run anywhere.
+//! carries the actions out, and hands a channel state its random seed when it makes one (the
+//! service draws it from the OS, tests pass a fixed one). That keeps the engine cheap to test,
+//! to fuzz and to run anywhere.
 //!
 //! - [`event`], [`action`]: the platform-neutral input and output.
 //! - [`rules`]: the channel configuration, [`compiled`]: its matchers, built once per change.
 //! - [`template`]: response templates; [`fold`]: text folding for matching.
 //! - [`builtin`], [`commands`], [`keywords`], [`timers`], [`filters`], [`nuke`]: the features.
-//! - [`roles`]: permission levels; [`bounded`], [`rng`]: bounded state, deterministic randomness.
+//! - [`roles`]: permission levels; [`bounded`], [`rng`]: bounded state, seeded randomness.
+//! - [`outgoing`]: what every text the bot posts is held to (chat input screened by the
+//!   channel's content filters and never leading with a command prefix).
+//! - [`fuzzing`]: the property the `engine` fuzz target checks (and the suite smoke-runs).
 //!
 //! A chat message goes through: filters (harshest action wins) and live nukes; a moderated
 //! message gets no answer. Otherwise the first of built-in commands, moderator commands,
 //! custom commands and keywords that answers does, and the message joins the nuke scrollback.
 //! `EventKind::Tick` (every second) drives timers; `EventKind::StreamStatus` sets uptime and
 //! the online/offline conditions. Rules are validated and compiled once per change.
+//!
+//! Every per-channel buffer is bounded in entries and bytes: cooldowns (global ones apart from
+//! per-user ones, [`MAX_GLOBAL_COOLDOWNS`], [`MAX_COOLDOWNS`]), warnings ([`MAX_WARNINGS`],
+//! never evicted), permits ([`MAX_PERMITS`], logins of at most 64 bytes), with user ids in
+//! keys cut to [`MAX_KEY_ID_BYTES`]; the nuke scrollback ([`nuke::SCROLLBACK_BYTES`] besides
+//! its message and age caps) and nukes (8 of at most 10,000 users); named counters
+//! ([`template::MAX_COUNTERS`]); command uses and timers (one entry per rule); the journal
+//! ([`MAX_JOURNAL`]). What they drop or refuse is counted ([`Drops`]).
 //!
 //! The seam is the [`ChatHandler`] trait: the service holds an `Arc<dyn ChatHandler>`, so an
 //! operator (or a test) can put another piece in its place.
@@ -28,9 +41,11 @@ pub mod compiled;
 pub mod event;
 pub mod filters;
 pub mod fold;
+pub mod fuzzing;
 pub mod journal;
 pub mod keywords;
 pub mod nuke;
+pub mod outgoing;
 pub mod rng;
 pub mod roles;
 pub mod rules;
@@ -57,14 +72,78 @@ use nuke::{NukeBook, Scrollback};
 use rng::XorShift;
 use template::Counters;
 
-/// Most live cooldown entries per channel.
+/// Most live per-user cooldown entries per channel (a full map drops the soonest-expiring).
 pub const MAX_COOLDOWNS: usize = 20_000;
-/// Most live filter warnings per channel.
+/// Most live global cooldown entries per channel. Keys are rule keys (commands, keywords and
+/// built-ins, at most about 1,200 in valid rules), so no chatter can fill this map, and it is
+/// apart from the per-user map so that no number of fresh accounts evicts a global cooldown.
+pub const MAX_GLOBAL_COOLDOWNS: usize = 4_096;
+/// Most live filter warnings per channel. A full map of live warnings refuses new ones
+/// (counted) rather than dropping existing ones: a flood of fresh accounts cannot reset a
+/// warned user. A refused offender is warned again on the next offence.
 pub const MAX_WARNINGS: usize = 20_000;
 /// Most live link permits per channel.
 pub const MAX_PERMITS: usize = 1_000;
 /// How long `!permit` lasts.
 pub const PERMIT_S: u64 = 60;
+/// Longest user id (bytes) kept in a cooldown or warning key; longer ids (no platform issues
+/// them: Twitch and Discord ids are short numbers) are cut, so each entry stays small.
+pub const MAX_KEY_ID_BYTES: usize = 64;
+/// Most journal entries kept for the caller between two `take_changes` (the service takes
+/// them after every event; a caller that never does loses the newest, counted).
+pub const MAX_JOURNAL: usize = 10_000;
+
+/// Things the engine's bounded state dropped or refused, by kind, since the state was made.
+/// The service adds the increase after every event to
+/// `firehose_engine_state_dropped_total{reason}` ([`Drops::REASONS`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// Live per-user cooldowns dropped to make room.
+    pub cooldowns_evicted: u64,
+    /// Live global cooldowns dropped to make room (only with heavy rule churn).
+    pub global_cooldowns_evicted: u64,
+    /// New warnings refused because the map was full of live ones.
+    pub warnings_refused: u64,
+    /// Live link permits dropped to make room.
+    pub permits_evicted: u64,
+    /// Scrollback messages dropped for the byte budget before their time or count was up.
+    pub scrollback_evicted_bytes: u64,
+    /// Journal entries dropped because the caller did not take them.
+    pub journal_dropped: u64,
+}
+
+impl Drops {
+    /// The metric label of each count, in the order of [`Drops::counts`].
+    pub const REASONS: [&'static str; 6] = [
+        "cooldown_evicted",
+        "global_cooldown_evicted",
+        "warning_refused",
+        "permit_evicted",
+        "scrollback_evicted_bytes",
+        "journal_dropped",
+    ];
+
+    /// The counts, in the order of [`Drops::REASONS`].
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            self.cooldowns_evicted,
+            self.global_cooldowns_evicted,
+            self.warnings_refused,
+            self.permits_evicted,
+            self.scrollback_evicted_bytes,
+            self.journal_dropped,
+        ]
+    }
+}
+
+/// `id` cut to [`MAX_KEY_ID_BYTES`] on a char boundary.
+pub fn key_id(id: &str) -> String {
+    let mut end = id.len().min(MAX_KEY_ID_BYTES);
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    id[..end].to_string()
+}
 
 /// Runtime bookkeeping of a channel: everything that changes as chat flows.
 #[derive(Debug, Clone)]
@@ -76,8 +155,10 @@ pub struct Runtime {
     /// Uses of each custom command, by command name.
     pub command_uses: BTreeMap<String, u64>,
     pub counters: Counters,
-    /// Cooldowns keyed by (rule key, user id or empty for global).
-    pub cooldowns: ExpiringMap<(String, String), ()>,
+    /// Global cooldowns keyed by rule key (`cmd:!name`, `kw:name`, `builtin:!echo`).
+    pub global_cooldowns: ExpiringMap<String, ()>,
+    /// Per-user cooldowns keyed by (rule key, user id).
+    pub user_cooldowns: ExpiringMap<(String, String), ()>,
     /// Filter warnings keyed by (filter name, user id).
     pub warnings: ExpiringMap<(String, String), ()>,
     /// One-link permits keyed by lower-case login.
@@ -87,8 +168,34 @@ pub struct Runtime {
     /// Per timer name: (last fired or first seen at ms, lines at that time).
     pub timers: BTreeMap<String, (u64, u64)>,
     pub rng: XorShift,
-    /// Changes to lasting state not yet taken by the caller (see [`journal`]).
+    /// Changes to lasting state not yet taken by the caller (see [`journal`]); at most
+    /// [`MAX_JOURNAL`], see [`Runtime::note`].
     pub journal: Vec<StateChange>,
+    pub journal_dropped: u64,
+}
+
+impl Runtime {
+    /// Notes a change to lasting state for the caller; once the caller has let
+    /// [`MAX_JOURNAL`] notes pile up, further ones are dropped (counted).
+    pub fn note(&mut self, change: StateChange) {
+        if self.journal.len() >= MAX_JOURNAL {
+            self.journal_dropped += 1;
+            return;
+        }
+        self.journal.push(change);
+    }
+
+    /// What the bounded state dropped or refused so far.
+    pub fn drops(&self) -> Drops {
+        Drops {
+            cooldowns_evicted: self.user_cooldowns.evicted(),
+            global_cooldowns_evicted: self.global_cooldowns.evicted(),
+            warnings_refused: self.warnings.refused(),
+            permits_evicted: self.permits.evicted(),
+            scrollback_evicted_bytes: self.scrollback.evicted_for_bytes(),
+            journal_dropped: self.journal_dropped,
+        }
+    }
 }
 
 impl Default for Runtime {
@@ -98,7 +205,8 @@ impl Default for Runtime {
             lines: 0,
             command_uses: BTreeMap::new(),
             counters: Counters::default(),
-            cooldowns: ExpiringMap::new(MAX_COOLDOWNS),
+            global_cooldowns: ExpiringMap::new(MAX_GLOBAL_COOLDOWNS),
+            user_cooldowns: ExpiringMap::new(MAX_COOLDOWNS),
             warnings: ExpiringMap::new(MAX_WARNINGS),
             permits: ExpiringMap::new(MAX_PERMITS),
             scrollback: Scrollback::default(),
@@ -106,6 +214,7 @@ impl Default for Runtime {
             timers: BTreeMap::new(),
             rng: XorShift::default(),
             journal: Vec::new(),
+            journal_dropped: 0,
         }
     }
 }
@@ -152,23 +261,28 @@ pub struct ChannelState {
 }
 
 impl ChannelState {
-    /// A channel with no rules beyond the built-in commands.
-    pub fn new(channel: impl Into<String>) -> Self {
-        let channel = channel.into();
+    /// A channel with no rules beyond the built-in commands, its `$(random)` seeded with
+    /// `seed` (the service passes OS randomness; the same seed gives the same sequence).
+    pub fn new(channel: impl Into<String>, seed: u64) -> Self {
         let runtime = Runtime {
-            rng: XorShift::seeded(&channel),
+            rng: XorShift::from_seed(seed),
             ..Runtime::default()
         };
         Self {
-            channel,
+            channel: channel.into(),
             runtime,
             ..Self::default()
         }
     }
 
-    /// A channel running `rules`, refused if they do not validate.
-    pub fn with_rules(channel: impl Into<String>, rules: ChannelRules) -> Result<Self, RuleError> {
-        let mut state = Self::new(channel);
+    /// A channel running `rules` (refused if they do not compile), seeded like
+    /// [`ChannelState::new`].
+    pub fn with_rules(
+        channel: impl Into<String>,
+        rules: ChannelRules,
+        seed: u64,
+    ) -> Result<Self, RuleError> {
+        let mut state = Self::new(channel, seed);
         state.set_rules(rules)?;
         Ok(state)
     }
@@ -236,8 +350,8 @@ impl ChannelState {
         }
         for (filter, user, expires_ms) in &saved.warnings {
             if *expires_ms > now_ms {
-                self.runtime.warnings.insert(
-                    (filter.clone(), user.clone()),
+                self.runtime.warnings.try_insert(
+                    (filter.clone(), key_id(user)),
                     (),
                     *expires_ms,
                     now_ms,
@@ -252,9 +366,12 @@ impl ChannelState {
     /// `!nukeundo` needs) stays.
     pub fn forget_user(&mut self, user_id: &str) -> ForgottenUser {
         let runtime = &mut self.runtime;
+        let key = key_id(user_id);
         ForgottenUser {
-            warnings: runtime.warnings.remove_where(|(_, user)| user == user_id),
-            cooldowns: runtime.cooldowns.remove_where(|(_, user)| user == user_id),
+            warnings: runtime.warnings.remove_where(|(_, user)| *user == key),
+            cooldowns: runtime
+                .user_cooldowns
+                .remove_where(|(_, user)| *user == key),
             scrollback: runtime.scrollback.forget_user(user_id),
         }
     }
@@ -352,9 +469,8 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
 }
 
 fn answer(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> {
-    let builtin = builtin::answer(incoming.message);
-    if !builtin.is_empty() {
-        return builtin;
+    if let Some(actions) = builtin::answer(state, incoming) {
+        return actions;
     }
     if let Some(actions) = commands::manage(state, incoming) {
         return actions;

@@ -6,7 +6,10 @@
 //! phrases) and keeps applying it to new matching messages for `nuke.window_s` seconds.
 //! Timeouts and bans act once per user; deletes once per message. Users at or above
 //! `nuke.exempt` are never nuked. `!nukeundo` lifts the timeouts and bans of the most recent
-//! nuke ([`Action::Unban`]) and stops it. Scrollback, nukes and their user lists are capped.
+//! nuke ([`Action::Unban`]) and stops it. Scrollback, nukes and their user lists are capped:
+//! the scrollback at [`SCROLLBACK_MESSAGES`], [`SCROLLBACK_S`] and [`SCROLLBACK_BYTES`] (each
+//! message's folded text cut to [`SEEN_FOLDED_BYTES`]); at most 8 nukes of 10,000 users each
+//! (user ids are platform ids, a few bytes), whose patterns are at most 500 characters.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -14,14 +17,27 @@ use regex::Regex;
 
 use super::filters::mod_action;
 use super::fold::fold;
+use super::outgoing::screened;
 use super::roles::Level;
 use super::rules::{ascii_word_boundaries, build_regex, ModAction, PatternError, MAX_TIMEOUT_S};
+use super::template::Rendered;
 use super::{Action, ChannelState, ChatMessage, ChatUser, Incoming};
 
 /// Most messages the scrollback keeps.
 pub const SCROLLBACK_MESSAGES: usize = 5000;
 /// Oldest message the scrollback keeps, in seconds (the longest nuke scrollback).
 pub const SCROLLBACK_S: u64 = 600;
+/// Most bytes the scrollback of one channel holds, counted by [`SeenMessage::bytes`] (its
+/// folded text, ids and fixed size). Typical chat (5,000 messages of ~100 bytes) fits well
+/// under it; a flood of text that folds long (U+FDFA folds to 33 bytes) evicts the oldest
+/// messages instead of growing memory.
+pub const SCROLLBACK_BYTES: usize = 2 << 20;
+/// Most bytes of a message's folded text the scrollback keeps (a nuke looks at this much of
+/// each remembered message; 500 characters of any script but the longest-folding ligatures).
+pub const SEEN_FOLDED_BYTES: usize = 2048;
+/// Longest message id kept for a remembered message, in bytes (user ids are cut to
+/// [`crate::engine::MAX_KEY_ID_BYTES`], like everywhere in the engine's state).
+pub const SEEN_ID_BYTES: usize = 128;
 const MAX_NUKES: usize = 8;
 const MAX_NUKED_USERS: usize = 10_000;
 const RULE: &str = "nuke";
@@ -31,33 +47,71 @@ const RULE: &str = "nuke";
 pub struct SeenMessage {
     pub id: String,
     pub user_id: String,
+    /// The folded text, cut to [`SEEN_FOLDED_BYTES`].
     pub folded: String,
     pub at_ms: u64,
     pub level: Level,
 }
 
-/// Recent messages, bounded in count and age.
+impl SeenMessage {
+    /// Bytes this message takes in the scrollback: its strings' capacities and its own size.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<SeenMessage>()
+            + self.id.capacity()
+            + self.user_id.capacity()
+            + self.folded.capacity()
+    }
+}
+
+/// `text` cut to at most `max` bytes on a char boundary, with no spare capacity.
+fn cut(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Recent messages, bounded in count, age and bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Scrollback {
     items: VecDeque<SeenMessage>,
+    bytes: usize,
+    evicted_for_bytes: u64,
 }
 
 impl Scrollback {
-    /// Remembers `message`, dropping what is too old or over the cap.
+    /// Remembers `message`, dropping what is too old or over the caps.
     pub fn push(&mut self, message: &ChatMessage, folded: &str, level: Level, now_ms: u64) {
-        let oldest = now_ms.saturating_sub(SCROLLBACK_S * 1000);
-        while self.items.front().is_some_and(|m| m.at_ms < oldest)
-            || self.items.len() >= SCROLLBACK_MESSAGES
-        {
-            self.items.pop_front();
-        }
-        self.items.push_back(SeenMessage {
-            id: message.id.clone(),
-            user_id: message.user.id.clone(),
-            folded: folded.to_string(),
+        let seen = SeenMessage {
+            id: cut(&message.id, SEEN_ID_BYTES),
+            user_id: super::key_id(&message.user.id),
+            folded: cut(folded, SEEN_FOLDED_BYTES),
             at_ms: now_ms,
             level,
-        });
+        };
+        let size = seen.bytes();
+        let oldest = now_ms.saturating_sub(SCROLLBACK_S * 1000);
+        while let Some(front) = self.items.front() {
+            let old = front.at_ms < oldest;
+            let full = self.items.len() >= SCROLLBACK_MESSAGES;
+            let heavy = self.bytes + size > SCROLLBACK_BYTES;
+            if !(old || full || heavy) {
+                break;
+            }
+            if heavy && !old && !full {
+                self.evicted_for_bytes += 1;
+            }
+            self.pop_front();
+        }
+        self.bytes += size;
+        self.items.push_back(seen);
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(gone) = self.items.pop_front() {
+            self.bytes -= gone.bytes();
+        }
     }
 
     /// Number of messages held.
@@ -68,13 +122,25 @@ impl Scrollback {
     /// Forgets every message of `user_id`; returns how many went.
     pub fn forget_user(&mut self, user_id: &str) -> usize {
         let before = self.items.len();
+        let user_id = super::key_id(user_id);
         self.items.retain(|m| m.user_id != user_id);
+        self.bytes = self.items.iter().map(SeenMessage::bytes).sum();
         before - self.items.len()
     }
 
     /// Whether no message is held.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// Bytes held (the sum of [`SeenMessage::bytes`]); at most [`SCROLLBACK_BYTES`].
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Messages dropped early (before their age or the message cap) to stay in the byte budget.
+    pub fn evicted_for_bytes(&self) -> u64 {
+        self.evicted_for_bytes
     }
 }
 
@@ -203,9 +269,12 @@ pub fn run(state: &mut ChannelState, args: &[&str], now_ms: u64) -> Vec<Action> 
     let request = match parse_request(args, state) {
         Ok(request) => request,
         Err(error) => {
-            return vec![Action::Say {
-                text: format!("nuke: {error}"),
-            }]
+            // The error may quote the phrase (chat input): screened like any such text.
+            let rendered = Rendered::new().owner("nuke: ").chat(&error.to_string());
+            let say = Action::Say {
+                text: rendered.text.clone(),
+            };
+            return vec![screened(state, &rendered, say, now_ms)];
         }
     };
     let exempt = state.rules.nuke.exempt;
@@ -240,7 +309,8 @@ pub fn run(state: &mut ChannelState, args: &[&str], now_ms: u64) -> Vec<Action> 
 
 /// The action a nuke takes on one message, once per user for timeouts and bans.
 fn act(nuke: &mut Nuke, message_id: &str, user_id: &str) -> Option<Action> {
-    let first_time = nuke.users.len() < MAX_NUKED_USERS && nuke.users.insert(user_id.to_string());
+    let first_time =
+        nuke.users.len() < MAX_NUKED_USERS && nuke.users.insert(super::key_id(user_id));
     if nuke.action != ModAction::Delete && !first_time {
         return None;
     }

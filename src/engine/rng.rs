@@ -1,6 +1,9 @@
-//! A tiny deterministic random source (xorshift64*), seeded from the channel name.
+//! A tiny random source (xorshift64*) for `$(random)`.
 //!
-//! The engine must be reproducible from its inputs, so it never reads an OS random source.
+//! The engine must be reproducible from its inputs, so it never reads an OS random source
+//! itself: the seed is an input. The service's channel actor draws it from the OS when a
+//! channel starts (so chat cannot predict `$(random)` from the channel name), tests and the
+//! replay tool pass fixed seeds to get the same sequence every run.
 
 /// Xorshift64* generator; never zero.
 #[derive(Debug, Clone)]
@@ -10,19 +13,35 @@ pub struct XorShift {
 
 impl Default for XorShift {
     fn default() -> Self {
-        Self::seeded("")
+        Self::from_seed(0)
     }
 }
 
+/// A fixed seed derived from `name` (FNV-1a), for callers that want a reproducible sequence
+/// per name (benchmarks, the replay tool). Never use it where chat must not predict the dice.
+pub fn name_seed(name: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 impl XorShift {
-    /// A generator seeded with the FNV-1a hash of `seed`.
+    /// A generator seeded with the FNV-1a hash of `seed` (see [`name_seed`]).
     pub fn seeded(seed: &str) -> Self {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in seed.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        Self { state: hash | 1 }
+        Self::from_seed(name_seed(seed))
+    }
+
+    /// A generator for a 64-bit seed. The seed goes through splitmix64 first, so nearby seeds
+    /// (0, 1, 2...) still give unrelated sequences; every seed is valid.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        Self { state: z | 1 }
     }
 
     /// The next 64 random bits.
@@ -60,5 +79,14 @@ mod tests {
         let mut c = XorShift::seeded("x");
         let _ = c.range_inclusive(i64::MIN, i64::MAX);
         assert_eq!(c.range_inclusive(7, 7), 7);
+    }
+
+    #[test]
+    fn nearby_seeds_give_unrelated_sequences() {
+        let firsts: std::collections::BTreeSet<u64> =
+            (0..64).map(|s| XorShift::from_seed(s).next_u64()).collect();
+        assert_eq!(firsts.len(), 64);
+        let mut zero = XorShift::from_seed(0);
+        assert_ne!(zero.next_u64(), zero.next_u64());
     }
 }

@@ -124,6 +124,87 @@ pub struct ChannelRules {
     pub timers: Vec<TimerRule>,
     pub filters: Vec<FilterRule>,
     pub nuke: NukeSettings,
+    /// Who may use the built-in commands and how often (`[builtins.echo]`, `[builtins.ping]`).
+    #[serde(skip_serializing_if = "BuiltinSettings::is_default")]
+    pub builtins: BuiltinSettings,
+}
+
+/// The built-in commands' permissions and cooldowns. Every field left out keeps the
+/// built-in's default: `!ping` is for everyone with no cooldown; `!echo` (which posts what it
+/// is given) is for moderators, with a 5 s global and 10 s per-user cooldown.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuiltinSettings {
+    #[serde(skip_serializing_if = "BuiltinRule::is_unset")]
+    pub ping: BuiltinRule,
+    #[serde(skip_serializing_if = "BuiltinRule::is_unset")]
+    pub echo: BuiltinRule,
+}
+
+impl BuiltinSettings {
+    /// Whether nothing is configured (every built-in on its defaults).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `!ping`'s effective settings.
+    pub fn ping(&self) -> BuiltinLimits {
+        self.ping.or(BuiltinLimits {
+            level: Level::Everyone,
+            global_cooldown_s: 0,
+            user_cooldown_s: 0,
+            enabled: true,
+        })
+    }
+
+    /// `!echo`'s effective settings.
+    pub fn echo(&self) -> BuiltinLimits {
+        self.echo.or(BuiltinLimits {
+            level: Level::Moderator,
+            global_cooldown_s: 5,
+            user_cooldown_s: 10,
+            enabled: true,
+        })
+    }
+}
+
+/// What a channel sets for one built-in command; anything unset keeps the built-in's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuiltinRule {
+    /// Lowest level allowed to use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_cooldown_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_cooldown_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl BuiltinRule {
+    fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn or(&self, default: BuiltinLimits) -> BuiltinLimits {
+        BuiltinLimits {
+            level: self.level.unwrap_or(default.level),
+            global_cooldown_s: self.global_cooldown_s.unwrap_or(default.global_cooldown_s),
+            user_cooldown_s: self.user_cooldown_s.unwrap_or(default.user_cooldown_s),
+            enabled: self.enabled.unwrap_or(default.enabled),
+        }
+    }
+}
+
+/// A built-in command's effective permission and cooldowns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinLimits {
+    pub level: Level,
+    pub global_cooldown_s: u64,
+    pub user_cooldown_s: u64,
+    pub enabled: bool,
 }
 
 /// A custom command such as `!discord`.
@@ -404,6 +485,13 @@ impl ChannelRules {
         self.timers.iter().try_for_each(validate_timer)?;
         unique(self.keywords.iter().map(|k| &k.name), "keyword")?;
         unique(self.timers.iter().map(|t| &t.name), "timer")?;
+        for (name, limits) in [
+            ("ping", self.builtins.ping()),
+            ("echo", self.builtins.echo()),
+        ] {
+            let item = format!("builtins.{name}");
+            check_cooldowns(&item, limits.global_cooldown_s, limits.user_cooldown_s)?;
+        }
         validate_nuke(&self.nuke)
     }
 

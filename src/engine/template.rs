@@ -8,9 +8,17 @@
 //! Variables: `$(user)`, `$(touser)`, `$(channel)`, `$(args)`, `$(1)`..`$(9)`, `$(count)`,
 //! `$(count.get NAME)`, `$(count.increment NAME)`, `$(random A B)`, `$(uptime)`, `$(time)`,
 //! `$(query)`. A `$` not followed by `(` is literal text.
+//!
+//! `$(user)`, `$(touser)`, `$(args)`, `$(1)`..`$(9)` and `$(query)` carry chat input. A
+//! rendering keeps track of them ([`Rendered`]): what of the text came from chat (so the
+//! channel's content filters can screen it, [`crate::engine::outgoing::screen`]) and what the
+//! owner wrote. A chat piece that would lead the text loses its leading blanks and command
+//! prefixes ([`crate::engine::outgoing::strip_lead`]), so chat can never make a response
+//! start with `!`, `/` or `.`.
 
 use std::collections::BTreeMap;
 
+use super::outgoing::{is_blank_text, strip_lead};
 use super::rng::XorShift;
 
 /// Longest chat message a rendering may produce, in characters.
@@ -45,6 +53,16 @@ pub enum Var {
     Uptime,
     Time,
     Query,
+}
+
+impl Var {
+    /// Whether the variable renders chat input (a user's name or words).
+    pub fn from_chat(&self) -> bool {
+        matches!(
+            self,
+            Var::User | Var::ToUser | Var::Args | Var::Arg(_) | Var::Query
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +124,90 @@ impl Counters {
     }
 }
 
+/// A rendered text with what of it came from chat input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// The text, at most [`MAX_OUTPUT_CHARS`] characters.
+    pub text: String,
+    /// The chat-derived pieces, as far as they went into `text`, separated by spaces.
+    pub chat: String,
+    /// `text` with every chat-derived piece replaced by one space: what the owner wrote.
+    pub skeleton: String,
+    chars: usize,
+}
+
+impl Rendered {
+    /// An empty rendering.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A text wholly from chat (`!echo`), its lead neutralised.
+    pub fn from_chat(text: &str) -> Self {
+        let mut rendered = Self::new();
+        rendered.push_chat(text);
+        rendered
+    }
+
+    /// Whether the text reached [`MAX_OUTPUT_CHARS`].
+    pub fn full(&self) -> bool {
+        self.chars >= MAX_OUTPUT_CHARS
+    }
+
+    /// Appends text the rules' owner (or the engine itself) wrote.
+    pub fn owner(mut self, piece: &str) -> Self {
+        self.push_owner(piece);
+        self
+    }
+
+    /// Appends text that came from chat.
+    pub fn chat(mut self, piece: &str) -> Self {
+        self.push_chat(piece);
+        self
+    }
+
+    /// Appends text the rules' owner (or the engine itself) wrote.
+    pub fn push_owner(&mut self, piece: &str) {
+        let taken = self.push_text(piece);
+        self.skeleton.push_str(taken);
+    }
+
+    /// Appends text that came from chat; when nothing visible precedes it, its leading blanks
+    /// and command prefixes are dropped first.
+    pub fn push_chat(&mut self, piece: &str) {
+        let piece = if is_blank_text(&self.text) {
+            strip_lead(piece)
+        } else {
+            piece
+        };
+        if piece.is_empty() {
+            return;
+        }
+        let taken = self.push_text(piece);
+        if taken.is_empty() {
+            return;
+        }
+        if !self.chat.is_empty() {
+            self.chat.push(' ');
+        }
+        self.chat.push_str(taken);
+        self.skeleton.push(' ');
+    }
+
+    /// Appends as much of `piece` as fits and returns that part.
+    fn push_text<'p>(&mut self, piece: &'p str) -> &'p str {
+        let room = MAX_OUTPUT_CHARS.saturating_sub(self.chars);
+        let (end, taken) = match piece.char_indices().nth(room) {
+            Some((end, _)) => (end, room),
+            None => (piece.len(), piece.chars().count()),
+        };
+        let part = &piece[..end];
+        self.text.push_str(part);
+        self.chars += taken;
+        part
+    }
+}
+
 /// Everything a rendering reads besides the mutable counters and random source.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderContext<'a> {
@@ -162,17 +264,30 @@ impl Template {
         counters: &mut Counters,
         rng: &mut XorShift,
     ) -> String {
-        let mut out = Limited::default();
+        self.render_tracked(ctx, counters, rng).text
+    }
+
+    /// Renders the template and keeps track of what came from chat (see [`Rendered`]).
+    pub fn render_tracked(
+        &self,
+        ctx: &RenderContext<'_>,
+        counters: &mut Counters,
+        rng: &mut XorShift,
+    ) -> Rendered {
+        let mut out = Rendered::new();
         for part in &self.parts {
             if out.full() {
                 break;
             }
             match part {
-                Part::Text(text) => out.push(text),
-                Part::Var(var) => out.push(&render_var(var, ctx, counters, rng)),
+                Part::Text(text) => out.push_owner(text),
+                Part::Var(var) if var.from_chat() => {
+                    out.push_chat(&render_var(var, ctx, counters, rng));
+                }
+                Part::Var(var) => out.push_owner(&render_var(var, ctx, counters, rng)),
             }
         }
-        out.text
+        out
     }
 
     /// Whether the template uses any variable at all.
@@ -327,29 +442,6 @@ pub fn url_encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// A string that stops growing at [`MAX_OUTPUT_CHARS`] characters.
-#[derive(Default)]
-struct Limited {
-    text: String,
-    chars: usize,
-}
-
-impl Limited {
-    fn full(&self) -> bool {
-        self.chars >= MAX_OUTPUT_CHARS
-    }
-
-    fn push(&mut self, piece: &str) {
-        for c in piece.chars() {
-            if self.full() {
-                return;
-            }
-            self.text.push(c);
-            self.chars += 1;
-        }
-    }
 }
 
 /// Cuts `text` to at most `max` characters, on a char boundary.

@@ -42,7 +42,8 @@ pub fn on_tick(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
             0,
             timer.shadow,
             now_ms,
-        );
+        )
+        .text;
         return vec![Action::Say { text }.shadowed(&timer.name, timer.shadow)];
     }
     Vec::new()

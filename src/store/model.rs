@@ -216,7 +216,7 @@ pub enum LeaseOutcome {
 }
 
 /// A channel's rules as stored items, one per command, keyword, timer and filter, plus one
-/// `settings` item (regulars and nuke settings) so that stored rules always have a row.
+/// `settings` item (regulars, nuke and built-in settings) so that stored rules always have a row.
 pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, RowError> {
     fn row<T: Serialize>(kind: &str, name: &str, item: &T) -> Result<RuleRow, RowError> {
         let body = serde_json::to_string(item).map_err(|source| RowError::Encode {
@@ -246,6 +246,7 @@ pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, RowError> {
     let settings = Settings {
         regulars: rules.regulars.clone(),
         nuke: rules.nuke.clone(),
+        builtins: rules.builtins.clone(),
         order: Order {
             commands: rules.commands.iter().map(|c| c.name.clone()).collect(),
             keywords: rules.keywords.iter().map(|k| k.name.clone()).collect(),
@@ -314,6 +315,7 @@ pub fn decode_rules(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
                 let settings: Settings = parse(row)?;
                 rules.regulars = settings.regulars;
                 rules.nuke = settings.nuke;
+                rules.builtins = settings.builtins;
                 order = settings.order;
             }
             other => return Err(RowError::UnknownKind(other.to_string())),
@@ -344,6 +346,13 @@ fn in_order<T>(items: &mut [T], order: &[String], name: impl Fn(&T) -> &String) 
 struct Settings {
     regulars: Vec<String>,
     nuke: crate::engine::rules::NukeSettings,
+    /// Absent in rows written before built-ins were configurable, and while on the defaults
+    /// (so such rows stay byte for byte what they were).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::engine::rules::BuiltinSettings::is_default"
+    )]
+    builtins: crate::engine::rules::BuiltinSettings,
     /// The items' order, by name (absent in rows stored before it was kept).
     #[serde(default)]
     order: Order,

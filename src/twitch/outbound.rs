@@ -132,6 +132,12 @@ impl ActionSink for TwitchOutbound {
             | Action::Ban { .. }
             | Action::Unban { .. } => return self.moderate(&event.channel, action, received_at),
             Action::Shadow { rule, would } => return self.shadow(&event.channel, &rule, &would),
+            Action::Withheld { rule, .. } => {
+                // A text from chat input the channel's content filters forbid: never sent.
+                self.metrics.outbound_dropped("withheld");
+                tracing::debug!(channel = %event.channel, rule, "chat-derived text withheld");
+                return;
+            }
         };
         let pending = Pending {
             channel: Arc::clone(&event.channel),
@@ -568,8 +574,10 @@ pub fn privmsg_line(channel: &str, text: &str, reply_to: Option<&str>) -> String
 
 /// Text starting with `/` or `.` (after any leading whitespace) would run as a chat command:
 /// prefix it with a zero-width space to keep it plain text. Idempotent, so applying it before
-/// the length limit and again when formatting is safe. (Text that came from chat is already
-/// neutralised for other bots too, `!` included, by the engine.)
+/// the length limit and again when formatting is safe. This is the last line for Twitch's own
+/// parser (which does not trim U+200B) and covers text the owner wrote too; that chat input
+/// never leads a text with `!`, `/` or `.`, even for bots that trim invisible characters, is
+/// the engine's guarantee (`engine::outgoing`).
 pub fn neutralise_commands(text: &str) -> std::borrow::Cow<'_, str> {
     if text.trim_start().starts_with(['/', '.']) {
         std::borrow::Cow::Owned(format!("\u{200B}{text}"))

@@ -5,7 +5,8 @@
 //! phrases of all filters in one scan, see [`crate::engine::compiled::BannedSet`]). Each hit
 //! goes through warning-first escalation: the first offence gets the filter's warning action
 //! and starts a warning that expires after `warning_expiry_s`; an offence while the warning is
-//! live gets the configured action and renews the warning. Of all live hits the harshest
+//! live gets the configured action and renews the warning. Warnings are never dropped to make
+//! room (see [`crate::engine::MAX_WARNINGS`]). Of all live hits the harshest
 //! action wins (ban > longer timeout > shorter timeout > delete; on a tie banned phrases beat
 //! other filters, then the earlier filter wins) and only its message is posted. Shadow filters
 //! keep their own warnings and return [`Action::Shadow`] records only.
@@ -13,6 +14,7 @@
 pub mod checks;
 
 use super::compiled::Compiled;
+use super::outgoing::screened;
 use super::roles::Level;
 use super::rules::{FilterKind, FilterRule, ModAction};
 use super::template::RenderContext;
@@ -175,15 +177,18 @@ fn escalate(
             warning: false,
         };
     }
-    let key = (filter.name.clone(), user_id.to_string());
+    let key = (filter.name.clone(), super::key_id(user_id));
     let warned = state.runtime.warnings.contains(&key, now_ms);
     let expires = now_ms.saturating_add(filter.warning_expiry_s.saturating_mul(1000));
-    state.runtime.warnings.insert(key, (), expires, now_ms);
-    state.runtime.journal.push(StateChange::Warned {
-        filter: filter.name.clone(),
-        user_id: user_id.to_string(),
-        expires_ms: expires,
-    });
+    // A full map of live warnings refuses a new one rather than dropping another user's:
+    // this offender is then warned again next time (and the refusal is counted).
+    if state.runtime.warnings.try_insert(key, (), expires, now_ms) {
+        state.runtime.note(StateChange::Warned {
+            filter: filter.name.clone(),
+            user_id: user_id.to_string(),
+            expires_ms: expires,
+        });
+    }
     if warned {
         Verdict {
             filter: index,
@@ -235,8 +240,11 @@ fn outcome(
             stream_started_ms: state.runtime.stream_started_ms,
         };
         let runtime = &mut state.runtime;
-        let text = template.render(&ctx, &mut runtime.counters, &mut runtime.rng);
-        actions.push(Action::Say { text }.shadowed(&name, shadow));
+        let rendered = template.render_tracked(&ctx, &mut runtime.counters, &mut runtime.rng);
+        let say = Action::Say {
+            text: rendered.text.clone(),
+        };
+        actions.push(screened(state, &rendered, say, now_ms).shadowed(&name, shadow));
     }
     actions
 }

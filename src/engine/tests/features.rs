@@ -87,8 +87,11 @@ fn ping_and_echo_still_work_alongside_rules() {
     let mut s = state(COMMANDS);
     let pong = say(&mut s, "amy", Role::Everyone, "!ping", 1);
     assert!(matches!(&pong[..], [Action::Reply { text, .. }] if text == "pong"));
+    // Changed with issue 10 item 1: `!echo` is for moderators by default (a viewer's is
+    // ignored like any command above their level).
+    assert!(say(&mut s, "amy", Role::Everyone, "!echo hi there", 2).is_empty());
     assert_eq!(
-        texts(&say(&mut s, "amy", Role::Everyone, "!echo hi there", 2)),
+        texts(&say(&mut s, "mo", Role::Moderator, "!echo hi there", 2)),
         ["hi there"]
     );
 }
@@ -261,7 +264,7 @@ fn moderators_manage_commands_from_chat() {
     );
     assert_eq!(
         reply(say(&mut s, "mod", m, "!addcom !x hi $(user)", 2)),
-        "!x added"
+        "command !x added"
     );
     assert_eq!(
         texts(&say(&mut s, "amy", Role::Everyone, "!x", 3)),
@@ -276,13 +279,16 @@ fn moderators_manage_commands_from_chat() {
     assert!(reply(say(&mut s, "mod", m, "!addcom !ping hi", 6)).contains("built-in"));
     assert_eq!(
         reply(say(&mut s, "mod", m, "!editcom !x bye", 7)),
-        "!x edited"
+        "command !x edited"
     );
     assert_eq!(
         texts(&say(&mut s, "amy", Role::Everyone, "!x", 20)),
         ["bye"]
     );
-    assert_eq!(reply(say(&mut s, "mod", m, "!delcom !x", 21)), "!x deleted");
+    assert_eq!(
+        reply(say(&mut s, "mod", m, "!delcom !x", 21)),
+        "command !x deleted"
+    );
     assert!(say(&mut s, "amy", Role::Everyone, "!x", 40).is_empty());
     assert!(reply(say(&mut s, "mod", m, "!delcom !x", 41)).contains("does not exist"));
 }
@@ -325,7 +331,7 @@ fn invalid_rules_name_the_item_and_the_fault() {
         let err = rules(text).validate().expect_err(text);
         assert!(err.item.starts_with(item), "{text}: item {:?}", err.item);
         assert!(err.fault.contains(fault), "{text}: fault {:?}", err.fault);
-        assert!(ChannelState::with_rules("c", rules(text)).is_err());
+        assert!(ChannelState::with_rules("c", rules(text), 1).is_err());
     }
 }
 

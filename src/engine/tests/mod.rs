@@ -4,6 +4,7 @@
 //! live next to them.
 
 mod features;
+mod hardening;
 mod moderation;
 mod props;
 
@@ -27,7 +28,7 @@ pub fn rules(toml_text: &str) -> ChannelRules {
 }
 
 pub fn state(toml_text: &str) -> ChannelState {
-    ChannelState::with_rules("chan", rules(toml_text)).expect("rules valid")
+    ChannelState::with_rules("chan", rules(toml_text), 1).expect("rules valid")
 }
 
 pub fn example() -> ChannelState {

@@ -105,6 +105,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Say { .. } => "say",
         Action::Reply { .. } => "reply",
         Action::Shadow { .. } => "shadow",
+        Action::Withheld { .. } => "withheld",
         Action::Delete { .. } => "delete",
         Action::Timeout { .. } => "timeout",
         Action::Ban { .. } => "ban",
