@@ -284,7 +284,10 @@ fn bench_scenarios_take_their_slos_from_the_slo_file() {
         }
         // The bound of [recovery] is the threshold of the latency SLO its metric measures.
         if let Some(r) = &parsed.recovery {
-            let name = r.metric.split_once("_us.").map(|(family, _)| family.to_string());
+            let name = r
+                .metric
+                .split_once("_us.")
+                .map(|(family, _)| family.to_string());
             let threshold = name
                 .filter(|n| ["reply_latency", "moderation_latency"].contains(&n.as_str()))
                 .map(|n| bench_value(&slo, &r.metric, &slo::BenchValue::Slo(n)));

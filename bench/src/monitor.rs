@@ -3,7 +3,7 @@
 //! runtime is:
 //!
 //! - the service's resident memory (`VmRSS` of its process, [`RSS_EVERY`]), kept as the peak
-//!   and the number of readings of each phase;
+//!   and the number of readings of each phase, and of the drain after the last one;
 //! - the simulator's matched answers, collected every `step` into a sliding window whose
 //!   latency percentile times the recovery after a flood ([`RecoveryTracker`], the definition
 //!   in [`Recovery`]), and handed to the sampling loop once a second ([`Monitor::take_second`]).
@@ -46,6 +46,8 @@ pub struct MonitorResult {
     pub peak_rss_bytes: Vec<u64>,
     /// `VmRSS` readings taken during each phase.
     pub rss_readings: Vec<u64>,
+    /// Highest `VmRSS` read after the phases, while draining (0: never read).
+    pub drain_peak_rss_bytes: u64,
     /// Readings that failed (the process gone, `/proc` unreadable).
     pub rss_errors: u64,
     /// `None` when the scenario times no recovery or the flood never ended.
@@ -201,8 +203,7 @@ impl Shared {
             Ok(rss) => {
                 self.last_rss.store(rss, Ordering::Relaxed);
                 let phase = self.phase.load(Ordering::Acquire);
-                if let (Some(peak), Some(n)) = (self.peaks.get(phase), self.readings.get(phase))
-                {
+                if let (Some(peak), Some(n)) = (self.peaks.get(phase), self.readings.get(phase)) {
                     peak.fetch_max(rss, Ordering::Relaxed);
                     n.fetch_add(1, Ordering::Relaxed);
                 }
@@ -285,8 +286,9 @@ impl Monitor {
             timing,
             stop: AtomicBool::new(false),
             phase: AtomicUsize::new(NO_PHASE),
-            peaks: phases.iter().map(|_| AtomicU64::new(0)).collect(),
-            readings: phases.iter().map(|_| AtomicU64::new(0)).collect(),
+            // One slot per phase and one for the drain after them.
+            peaks: (0..=phases.len()).map(|_| AtomicU64::new(0)).collect(),
+            readings: (0..=phases.len()).map(|_| AtomicU64::new(0)).collect(),
             last_rss: AtomicU64::new(0),
             rss_errors: AtomicU64::new(0),
             state: Mutex::new(State {
@@ -323,9 +325,10 @@ impl Monitor {
         }
     }
 
-    /// No phase runs from now on (readings are no longer attributed).
+    /// The phases are over: readings from now on are the drain's.
     pub fn leave_phases(&self) {
-        self.shared.phase.store(NO_PHASE, Ordering::Release);
+        let drain = self.shared.peaks.len() - 1;
+        self.shared.phase.store(drain, Ordering::Release);
     }
 
     /// The (reply, moderation) latencies matched since the previous call.
@@ -346,13 +349,18 @@ impl Monitor {
         self.stop();
         let s = &self.shared;
         let recovery = s.lock().tracker.as_ref().map(RecoveryTracker::outcome);
+        let mut peak_rss_bytes: Vec<u64> =
+            s.peaks.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let mut rss_readings: Vec<u64> = s
+            .readings
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
+        rss_readings.pop();
         MonitorResult {
-            peak_rss_bytes: s.peaks.iter().map(|a| a.load(Ordering::Relaxed)).collect(),
-            rss_readings: s
-                .readings
-                .iter()
-                .map(|a| a.load(Ordering::Relaxed))
-                .collect(),
+            drain_peak_rss_bytes: peak_rss_bytes.pop().unwrap_or(0),
+            peak_rss_bytes,
+            rss_readings,
             rss_errors: s.rss_errors.load(Ordering::Relaxed),
             recovery,
         }

@@ -246,6 +246,10 @@ pub struct Report {
     /// Peak RSS of the flood phase / the highest peak RSS of the phases before it.
     #[serde(default)]
     pub flood_rss_ratio: Option<f64>,
+    /// Highest `VmRSS` read after the phases, while draining and flushing the store (phase
+    /// scenarios; `peak_rss_bytes` is the whole life's high-water mark, this included).
+    #[serde(default)]
+    pub drain_peak_rss_bytes: Option<u64>,
     pub slo: Vec<SloResult>,
     pub samples: Vec<Sample>,
     pub notes: Vec<String>,
@@ -411,6 +415,11 @@ impl Report {
                 ),
             ),
             (
+                "peak RSS while draining (VmRSS, after the phases)",
+                self.drain_peak_rss_bytes
+                    .map_or("-".into(), |b| format!("{b} ({:.1} MiB)", mib(b))),
+            ),
+            (
                 "RSS before joining",
                 format!("{:.1} MiB", mib(self.rss_before_join_bytes)),
             ),
@@ -532,10 +541,7 @@ impl Report {
                 self.flood_rss_ratio
                     .map_or("-".into(), |v| format!("{v:.2}")),
             ),
-            (
-                "worst window after the flood (µs)",
-                opt(r.peak_window_us),
-            ),
+            ("worst window after the flood (µs)", opt(r.peak_window_us)),
             (
                 "windows after the flood: passing / failing / empty",
                 format!(

@@ -17,9 +17,7 @@ use crate::demo::{use_twitch_apis, IngestArg, SendViaArg};
 use crate::helix::{RecordingHelix, BENCH_CLIENT_ID, BENCH_TOKEN};
 use crate::monitor::{Monitor, MonitorResult};
 use crate::procstat::{self, ProcSample};
-use crate::report::{
-    Identity, Percentiles, PhaseReport, RampStep, RecoveryReport, Report, Sample,
-};
+use crate::report::{Identity, Percentiles, PhaseReport, RampStep, RecoveryReport, Report, Sample};
 use crate::scenario::{ChannelPlan, Overrides, Phase, Recovery, Scenario};
 use crate::scrape::{Scraper, ServiceCounts};
 use firehose::app::ServiceOptions;
@@ -721,9 +719,7 @@ async fn measure(
     }
     let cpu_seconds = end.cpu_s - cpu0;
     let Ctx {
-        monitor,
-        samples,
-        ..
+        monitor, samples, ..
     } = ctx;
     let measured = monitor.finish();
     if measured.rss_errors > 0 {
@@ -792,6 +788,8 @@ async fn measure(
         recovery_s: recovery.as_ref().and_then(|r| r.recovery_s),
         recovery,
         flood_rss_ratio,
+        drain_peak_rss_bytes: (measured.drain_peak_rss_bytes > 0)
+            .then_some(measured.drain_peak_rss_bytes),
         slo: Vec::new(),
         samples,
         notes,

@@ -757,12 +757,19 @@ duration_s = 10
         assert!(e.starts_with("recovery.step_s"), "{e}");
         let e = err(format!("{two}[recovery]\nafter = \"b\"\nmax = 0\n"));
         assert!(e.starts_with("recovery.max"), "{e}");
-        let e = err(format!("{two}[recovery]\nafter = \"b\"\nmax = 1\nwindow = 1\n"));
+        let e = err(format!(
+            "{two}[recovery]\nafter = \"b\"\nmax = 1\nwindow = 1\n"
+        ));
         assert!(e.contains("window"), "unknown key named: {e}");
-        let dup = format!("{two}[[phases]]\nname = \"b\"\nduration_s = 1\n[recovery]\nafter = \"b\"\nmax = 1\n");
+        let dup = format!(
+            "{two}[[phases]]\nname = \"b\"\nduration_s = 1\n[recovery]\nafter = \"b\"\nmax = 1\n"
+        );
         assert!(err(dup).contains("2 phases are named `b`"));
         let e = err(format!("{two}[[slo]]\nmetric = \"recovery_s\"\nmax = 5\n"));
-        assert!(e.starts_with("slo[0].metric") && e.contains("[recovery]"), "{e}");
+        assert!(
+            e.starts_with("slo[0].metric") && e.contains("[recovery]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -148,10 +148,7 @@ fn check_complete(name: &str, path: &Path, report: &Report, json: &Value, dir: &
         "{name}: CPU per million not a measurement: {}",
         report.cpu_s_per_million
     );
-    let declared = Scenario::load(path)
-        .expect("scenario loads")
-        .slo
-        .len();
+    let declared = Scenario::load(path).expect("scenario loads").slo.len();
     let slo = json["slo"].as_array().expect("slo is a list");
     assert!(declared > 0, "{name}: declares no SLO");
     assert_eq!(slo.len(), declared, "{name}: one verdict per declared SLO");
@@ -371,11 +368,8 @@ max = 5
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_reports_phase_memory_shedding_recovery_and_the_identity() {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(
-        scenario("bench-rules"),
-        dir.path().join("bench-rules.toml"),
-    )
-    .expect("rules copied");
+    std::fs::copy(scenario("bench-rules"), dir.path().join("bench-rules.toml"))
+        .expect("rules copied");
     let path = dir.path().join("overload-short.toml");
     std::fs::write(&path, SHORT_OVERLOAD).expect("scenario written");
     let out = dir.path().join("out");
@@ -438,6 +432,10 @@ async fn overload_reports_phase_memory_shedding_recovery_and_the_identity() {
         recovery.definition
     );
     assert!(json["flood_rss_ratio"].is_number());
+    assert!(
+        json["drain_peak_rss_bytes"].as_u64().is_some_and(|b| b > 0),
+        "the drain's RSS was not read"
+    );
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     for needle in [
         "## Phases",
