@@ -216,6 +216,20 @@ fn the_runbook_has_an_entry_for_every_alert_and_states_no_number_by_hand() {
 struct ScenarioSlos {
     #[serde(default)]
     slo: Vec<ScenarioSlo>,
+    #[serde(default)]
+    recovery: Option<ScenarioRecovery>,
+}
+
+/// A scenario's `[recovery]`: the latency bound its recovery after a flood is timed against.
+#[derive(serde::Deserialize)]
+struct ScenarioRecovery {
+    #[serde(default = "reply_p99")]
+    metric: String,
+    max: f64,
+}
+
+fn reply_p99() -> String {
+    "reply_latency_us.p99".into()
 }
 
 #[derive(serde::Deserialize, Debug, PartialEq)]
@@ -267,6 +281,22 @@ fn bench_scenarios_take_their_slos_from_the_slo_file() {
                 "{file}: [[slo]] is {:?}\n  deploy/slo.yaml says {:?}",
                 parsed.slo, expected
             ));
+        }
+        // The bound of [recovery] is the threshold of the latency SLO its metric measures.
+        if let Some(r) = &parsed.recovery {
+            let name = r
+                .metric
+                .split_once("_us.")
+                .map(|(family, _)| family.to_string());
+            let threshold = name
+                .filter(|n| ["reply_latency", "moderation_latency"].contains(&n.as_str()))
+                .map(|n| bench_value(&slo, &r.metric, &slo::BenchValue::Slo(n)));
+            if threshold != Some(r.max) {
+                wrong.push(format!(
+                    "{file}: [recovery].max is {} for {}; deploy/slo.yaml's threshold is {threshold:?}",
+                    r.max, r.metric
+                ));
+            }
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

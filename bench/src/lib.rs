@@ -13,7 +13,9 @@
 //! as its own process), drives the traffic, and measures throughput (the service's own
 //! `/metrics`, [`scrape`]), end-to-end reply and moderation latency (the simulator's tracker:
 //! from its send of a message to the threaded reply or Helix call arriving back), CPU and memory
-//! ([`procstat`]). [`report`] writes `report.json`, `report.md` and two SVG plots. [`ceiling`]
+//! ([`procstat`]; per phase on the [`monitor`]'s thread, which also times the recovery after
+//! an overload scenario's flood over a sliding latency window). [`report`] writes
+//! `report.json`, `report.md` and three SVG plots. [`ceiling`]
 //! measures the same traffic into twitch-irc's bare receive loop. [`cli`] holds the
 //! command-line arguments of `firehose bench`.
 
@@ -21,6 +23,7 @@ pub mod ceiling;
 pub mod cli;
 pub mod demo;
 pub mod helix;
+pub mod monitor;
 pub mod procstat;
 pub mod report;
 pub mod run;

@@ -33,6 +33,19 @@ pub fn sample(pid: Option<u32>) -> io::Result<ProcSample> {
     })
 }
 
+/// The resident set (`VmRSS`) of `pid` (`None`: this process), in bytes; only
+/// `/proc/<pid>/status` is read, so it is cheap enough to sample several times a second.
+pub fn rss_bytes(pid: Option<u32>) -> io::Result<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path)?;
+    status_kb(&status, "VmRSS:")
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| io::Error::other("no VmRSS line in /proc status"))
+}
+
 /// utime + stime of a `/proc/<pid>/stat` line, in seconds.
 fn parse_cpu(stat: &str) -> io::Result<f64> {
     // The command name (field 2) is in parentheses and may contain spaces: split after it.
@@ -75,5 +88,8 @@ mod tests {
         );
         let me = sample(None).expect("/proc/self readable");
         assert!(me.rss_bytes > 0 && me.peak_rss_bytes >= me.rss_bytes);
+        let rss = rss_bytes(Some(std::process::id())).expect("own pid readable");
+        assert!(rss > 0);
+        assert!(rss_bytes(Some(u32::MAX)).is_err(), "no such process");
     }
 }

@@ -1,6 +1,9 @@
 //! The bench report: `report.json` (machine-readable), `report.md` (tables a person reads),
-//! `latency.svg` (reply and moderation latency percentiles over time) and `throughput.svg`
-//! (msgs/s sent and processed over time), drawn with `plotters`' SVG backend.
+//! `latency.svg` (reply and moderation latency percentiles over time), `throughput.svg`
+//! (msgs/s sent and processed over time) and `memory.svg` (the service's RSS over time),
+//! drawn with `plotters`' SVG backend. Phase scenarios also get each phase's own figures
+//! (peak RSS among them), the message identity sent = processed + shed, and for an overload
+//! scenario the recovery after its flood.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -83,6 +86,88 @@ pub struct Sample {
     pub reply_p99_us: Option<u64>,
     pub moderation_p50_us: Option<u64>,
     pub moderation_p99_us: Option<u64>,
+    /// The service's latest `VmRSS` reading (bytes; `None`: not read yet).
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+}
+
+/// One phase of a phase scenario, measured on its own.
+///
+/// Sent is what the simulator delivered during the phase; processed and shed are the service's
+/// counters at the phase's end minus those at its start (a message sent late in one phase may
+/// be counted in the next).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub seconds: f64,
+    /// The total rate the phase asked the simulator for.
+    pub offered_msgs_per_s: f64,
+    pub sent: u64,
+    pub processed: u64,
+    pub shed: u64,
+    /// Messages the simulator skipped because it fell behind (its own ceiling).
+    pub generator_skipped: u64,
+    pub sent_per_s: f64,
+    pub processed_per_s: f64,
+    /// Highest `VmRSS` of the service process read during the phase (every 100 ms).
+    pub peak_rss_bytes: u64,
+    /// How many `VmRSS` readings the peak is the highest of.
+    pub rss_readings: u64,
+    pub reply_latency_us: Percentiles,
+    pub moderation_latency_us: Percentiles,
+}
+
+/// Whether every message the simulator sent was processed or shed (counted) by the service.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Identity {
+    /// True when sent = processed + shed.
+    pub holds: bool,
+    pub sent: u64,
+    pub processed: u64,
+    pub shed: u64,
+    /// sent - (processed + shed): positive when messages were neither processed nor shed.
+    pub unaccounted: i64,
+}
+
+impl Identity {
+    pub fn of(sent: u64, processed: u64, shed: u64) -> Identity {
+        let unaccounted = sent as i64 - (processed + shed) as i64;
+        Identity {
+            holds: unaccounted == 0,
+            sent,
+            processed,
+            shed,
+            unaccounted,
+        }
+    }
+}
+
+/// The recovery after an overload scenario's flood (scenario `[recovery]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// The flood phase.
+    pub after: String,
+    pub metric: String,
+    /// The bound the figure must be back under (µs).
+    pub max_us: f64,
+    pub window_s: f64,
+    pub step_s: f64,
+    pub hold_s: f64,
+    /// How the window and `recovery_s` are defined, in words.
+    pub definition: String,
+    /// Seconds from the end of the flood until the figure was back under `max_us`
+    /// (`None`: not within the traffic that followed).
+    pub recovery_s: Option<f64>,
+    /// False when the traffic ended before `hold_s` had passed after `recovery_s`.
+    pub confirmed: bool,
+    pub held_s: Option<f64>,
+    pub windows: u64,
+    pub windows_passing: u64,
+    pub windows_failing: u64,
+    pub windows_empty: u64,
+    pub windows_failing_after_recovery: u64,
+    /// The worst window after the flood (µs).
+    pub peak_window_us: Option<u64>,
 }
 
 /// One step of a capacity ramp.
@@ -146,6 +231,25 @@ pub struct Report {
     /// Capacity scenarios: highest msgs/s sustained without shedding or an SLO breach.
     pub capacity_msgs_per_s: Option<f64>,
     pub ramp_steps: Vec<RampStep>,
+    /// Each phase's own figures (phase scenarios; empty for a capacity ramp).
+    #[serde(default)]
+    pub phases: Vec<PhaseReport>,
+    /// sent = processed + shed over the whole run (after the drain).
+    #[serde(default)]
+    pub identity: Identity,
+    /// Seconds from the end of the flood until the recovery figure was back under its bound
+    /// (scenarios with `[recovery]`; see `recovery` for the definition).
+    #[serde(default)]
+    pub recovery_s: Option<f64>,
+    #[serde(default)]
+    pub recovery: Option<RecoveryReport>,
+    /// Peak RSS of the flood phase / the highest peak RSS of the phases before it.
+    #[serde(default)]
+    pub flood_rss_ratio: Option<f64>,
+    /// Highest `VmRSS` read after the phases, while draining and flushing the store (phase
+    /// scenarios; `peak_rss_bytes` is the whole life's high-water mark, this included).
+    #[serde(default)]
+    pub drain_peak_rss_bytes: Option<u64>,
     pub slo: Vec<SloResult>,
     pub samples: Vec<Sample>,
     pub notes: Vec<String>,
@@ -165,6 +269,9 @@ impl Report {
             "reply_match_ratio" => ratio(self.replies_matched, self.replies_expected),
             "moderation_match_ratio" => ratio(self.moderation_matched, self.moderation_expected),
             "capacity_msgs_per_s" => self.capacity_msgs_per_s,
+            "recovery_s" => self.recovery_s,
+            "flood_rss_ratio" => self.flood_rss_ratio,
+            "messages_unaccounted" => Some(self.identity.unaccounted.unsigned_abs() as f64),
             other => {
                 let (family, field) = other.split_once('.')?;
                 let p = match family {
@@ -193,13 +300,14 @@ impl Report {
             .collect();
     }
 
-    /// Writes report.json, report.md, latency.svg and throughput.svg into `dir`.
+    /// Writes report.json, report.md, latency.svg, throughput.svg and memory.svg into `dir`.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)?)?;
         std::fs::write(dir.join("report.md"), self.markdown())?;
         plot_latency(self, &dir.join("latency.svg"))?;
         plot_throughput(self, &dir.join("throughput.svg"))?;
+        plot_memory(self, &dir.join("memory.svg"))?;
         Ok(())
     }
 
@@ -241,6 +349,22 @@ impl Report {
         for (k, v) in rows {
             let _ = writeln!(md, "| {k} | {v} |");
         }
+        let i = &self.identity;
+        let _ = writeln!(
+            md,
+            "\nIdentity sent = processed + shed over the whole run: **{}** ({} = {} + {}{}).",
+            if i.holds { "holds" } else { "DOES NOT HOLD" },
+            i.sent,
+            i.processed,
+            i.shed,
+            if i.holds {
+                String::new()
+            } else {
+                format!("; {} unaccounted", i.unaccounted)
+            }
+        );
+        self.phases_markdown(&mut md);
+        self.recovery_markdown(&mut md);
         let _ = writeln!(
             md,
             "\n## End-to-end latency (µs, simulator send -> answer back)\n"
@@ -289,6 +413,11 @@ impl Report {
                     self.peak_rss_bytes,
                     mib(self.peak_rss_bytes)
                 ),
+            ),
+            (
+                "peak RSS while draining (VmRSS, after the phases)",
+                self.drain_peak_rss_bytes
+                    .map_or("-".into(), |b| format!("{b} ({:.1} MiB)", mib(b))),
             ),
             (
                 "RSS before joining",
@@ -348,8 +477,86 @@ impl Report {
                 let _ = writeln!(md, "- {n}");
             }
         }
-        let _ = writeln!(md, "\nPlots: `latency.svg`, `throughput.svg`.");
+        let _ = writeln!(
+            md,
+            "\nPlots: `latency.svg`, `throughput.svg`, `memory.svg`."
+        );
         md
+    }
+
+    fn phases_markdown(&self, md: &mut String) {
+        if self.phases.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "\n## Phases\n");
+        let _ = writeln!(
+            md,
+            "| phase | seconds | offered msgs/s | sent/s | processed/s | sent | processed | shed | sim skipped | peak RSS (VmRSS) | reply p99 µs | moderation p99 µs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for p in &self.phases {
+            let p99 = |l: &Percentiles| (l.count > 0).then_some(l.p99);
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} ({:.1} MiB, {} readings) | {} | {} |",
+                p.name,
+                p.seconds,
+                p.offered_msgs_per_s,
+                p.sent_per_s,
+                p.processed_per_s,
+                p.sent,
+                p.processed,
+                p.shed,
+                p.generator_skipped,
+                p.peak_rss_bytes,
+                mib(p.peak_rss_bytes),
+                p.rss_readings,
+                opt(p99(&p.reply_latency_us)),
+                opt(p99(&p.moderation_latency_us)),
+            );
+        }
+    }
+
+    fn recovery_markdown(&self, md: &mut String) {
+        let Some(r) = &self.recovery else {
+            return;
+        };
+        let _ = writeln!(md, "\n## Overload: recovery after `{}`\n", r.after);
+        let _ = writeln!(md, "{}\n", r.definition);
+        let _ = writeln!(md, "| figure | value |\n|---|---:|");
+        let rows: Vec<(&str, String)> = vec![
+            (
+                "recovery_s",
+                match (r.recovery_s, r.confirmed) {
+                    (Some(s), true) => format!("{s:.2}"),
+                    (Some(s), false) => format!(
+                        "{s:.2} (held only {:.2} s of {:.2} before the traffic ended)",
+                        r.held_s.unwrap_or(0.0),
+                        r.hold_s
+                    ),
+                    (None, _) => "not recovered before the traffic ended".into(),
+                },
+            ),
+            (
+                "flood_rss_ratio (flood peak / peak before)",
+                self.flood_rss_ratio
+                    .map_or("-".into(), |v| format!("{v:.2}")),
+            ),
+            ("worst window after the flood (µs)", opt(r.peak_window_us)),
+            (
+                "windows after the flood: passing / failing / empty",
+                format!(
+                    "{} / {} / {}",
+                    r.windows_passing, r.windows_failing, r.windows_empty
+                ),
+            ),
+            (
+                "windows over the bound after recovery",
+                r.windows_failing_after_recovery.to_string(),
+            ),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
     }
 }
 
@@ -473,6 +680,20 @@ fn plot_throughput(report: &Report, path: &Path) -> anyhow::Result<()> {
             ("sent (simulator)", RGBColor(44, 160, 44), sent),
             ("processed (service)", RGBColor(31, 119, 180), processed),
         ],
+    )
+}
+
+fn plot_memory(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let rss = report
+        .samples
+        .iter()
+        .filter_map(|s| s.rss_bytes.map(|b| (s.t_s, mib(b))))
+        .collect();
+    plot(
+        path,
+        &format!("{}: resident memory of the service", report.scenario),
+        "VmRSS (MiB)",
+        &[("VmRSS", RGBColor(148, 103, 189), rss)],
     )
 }
 

@@ -1,6 +1,7 @@
 //! Runs one scenario: simulator, recording Helix and service (in this process, or the service
 //! as a child process), channel joins, the phases or the capacity ramp with a progress bar,
-//! draining, and the measurements that go into the [`Report`].
+//! draining, and the measurements that go into the [`Report`]. Memory and the sliding latency
+//! window run on the [`Monitor`]'s thread beside the traffic.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::demo::{use_twitch_apis, IngestArg, SendViaArg};
 use crate::helix::{RecordingHelix, BENCH_CLIENT_ID, BENCH_TOKEN};
+use crate::monitor::{Monitor, MonitorResult};
 use crate::procstat::{self, ProcSample};
-use crate::report::{Percentiles, RampStep, Report, Sample};
-use crate::scenario::{ChannelPlan, Overrides, Phase, Scenario};
+use crate::report::{Identity, Percentiles, PhaseReport, RampStep, RecoveryReport, Report, Sample};
+use crate::scenario::{ChannelPlan, Overrides, Phase, Recovery, Scenario};
 use crate::scrape::{Scraper, ServiceCounts};
 use firehose::app::ServiceOptions;
 use firehose::cli::Server;
@@ -92,6 +94,7 @@ impl Target {
 /// Everything the traffic loop needs.
 struct Ctx {
     sim: SimHandle,
+    monitor: Monitor,
     scraper: Scraper,
     plan: Vec<ChannelPlan>,
     base_total: f64,
@@ -112,6 +115,7 @@ struct Stretch {
     sent: u64,
     processed: u64,
     shed: u64,
+    generator_skipped: u64,
     seconds: f64,
     reply: Histogram<u64>,
     moderation: Histogram<u64>,
@@ -134,6 +138,7 @@ impl Ctx {
     async fn stretch(&mut self, phase: &str, rate: f64, length: Duration) -> Stretch {
         let begin = Instant::now();
         let sent0 = sent_total(&self.sim);
+        let skipped0 = self.sim.stats().generator_skipped;
         let counts0 = self.last_counts;
         let mut reply = firehose::obs::new_latency_histogram();
         let mut moderation = firehose::obs::new_latency_histogram();
@@ -151,6 +156,7 @@ impl Ctx {
             sent: sent_total(&self.sim) - sent0,
             processed: counts.processed.saturating_sub(counts0.processed),
             shed: counts.shed.saturating_sub(counts0.shed),
+            generator_skipped: self.sim.stats().generator_skipped - skipped0,
             seconds: begin.elapsed().as_secs_f64(),
             reply,
             moderation,
@@ -184,7 +190,8 @@ impl Ctx {
             }
             self.last_processed = Some((counts.processed, at));
         }
-        let (reply, moderation) = self.sim.take_latency_interval();
+        let (reply, moderation) = self.monitor.take_second();
+        let rss = self.monitor.last_rss();
         let q = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
         let t_s = self.started.elapsed().as_secs_f64();
         self.samples.push(Sample {
@@ -196,6 +203,7 @@ impl Ctx {
             reply_p99_us: q(&reply, 0.99),
             moderation_p50_us: q(&moderation, 0.5),
             moderation_p99_us: q(&moderation, 0.99),
+            rss_bytes: (rss > 0).then_some(rss),
         });
         self.progress.set_position(t_s as u64);
         self.progress.set_message(format!(
@@ -219,8 +227,7 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
         .with_context(|| format!("creating {}", options.out.display()))?;
 
     let base_total: f64 = plan.iter().map(|c| c.rate).sum();
-    let peak_rate = peak_offered(&scenario, base_total);
-    let peak_replies = peak_rate * scenario.mix.to_content_mix().reply_share();
+    let peak_replies = peak_replies(&scenario, base_total);
     if peak_replies > MAX_REPLIES_PER_S {
         notes.push(format!(
             "the mix asks for up to {peak_replies:.0} replies/s, over the {MAX_REPLIES_PER_S}/s a verified bot can send: reply latency includes waiting for Twitch's send window"
@@ -285,11 +292,12 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The highest total rate the scenario offers.
-fn peak_offered(scenario: &Scenario, base_total: f64) -> f64 {
+/// The most replies per second the scenario asks for: each phase's rate times its own mix's
+/// share of commands (a ramp: its top rate with the scenario's mix).
+fn peak_replies(scenario: &Scenario, base_total: f64) -> f64 {
     let plan = scenario.channel_plan();
     match &scenario.ramp {
-        Some(r) => r.max_msgs_per_s,
+        Some(r) => r.max_msgs_per_s * scenario.mix.to_content_mix().reply_share(),
         None => scenario
             .phases
             .iter()
@@ -298,7 +306,8 @@ fn peak_offered(scenario: &Scenario, base_total: f64) -> f64 {
                     .channel
                     .and_then(|c| plan.get(c))
                     .map_or(0.0, |c| c.rate * (p.channel_factor - 1.0));
-                (base_total + extra) * p.rate_factor
+                let mix = p.mix.as_ref().unwrap_or(&scenario.mix);
+                (base_total + extra) * p.rate_factor * mix.to_content_mix().reply_share()
             })
             .fold(0.0, f64::max),
     }
@@ -545,9 +554,22 @@ async fn measure(
     let counts0 = scraper.scrape().await.context("scraping /metrics")?;
     let cpu0 = proc_sample(target)?.cpu_s;
     let base_total: f64 = plan.iter().map(|c| c.rate).sum();
+    let phases: &[Phase] = if scenario.ramp.is_some() {
+        &[]
+    } else {
+        &scenario.phases
+    };
+    let monitor = Monitor::start(
+        sim.clone(),
+        target.pid(),
+        phases,
+        scenario.recovery.as_ref(),
+    )
+    .context("starting the monitor thread")?;
     let started = Instant::now();
     let mut ctx = Ctx {
         sim: sim.clone(),
+        monitor,
         scraper,
         base_total,
         progress,
@@ -564,6 +586,7 @@ async fn measure(
     };
     let mut ramp_steps = Vec::new();
     let mut capacity = None;
+    let mut stretches: Vec<(String, f64, Stretch)> = Vec::new();
     match &scenario.ramp {
         Some(ramp) => {
             let mut rate = ramp.start_msgs_per_s;
@@ -623,16 +646,20 @@ async fn measure(
             }
         }
         None => {
-            for phase in &scenario.phases {
+            for (i, phase) in scenario.phases.iter().enumerate() {
                 apply_phase(&ctx, scenario, phase);
                 let rate = ctx.boosted(phase.channel, phase.channel_factor) * phase.rate_factor;
-                ctx.stretch(&phase.name, rate, Duration::from_secs_f64(phase.duration_s))
+                ctx.monitor.enter_phase(i);
+                let s = ctx
+                    .stretch(&phase.name, rate, Duration::from_secs_f64(phase.duration_s))
                     .await;
                 reset_phase(&ctx, scenario, phase);
+                stretches.push((phase.name.clone(), rate, s));
             }
         }
     }
     sim.set_rate(0.0);
+    ctx.monitor.leave_phases();
     let traffic_seconds = started.elapsed().as_secs_f64();
     let offered = ctx.offered_integral / traffic_seconds.max(1e-3);
     ctx.progress.set_message("draining");
@@ -691,6 +718,26 @@ async fn measure(
         notes.push("store not measured (metric absent): firehose_store_rows_written_total is not exported by this build".into());
     }
     let cpu_seconds = end.cpu_s - cpu0;
+    let Ctx {
+        monitor, samples, ..
+    } = ctx;
+    let measured = monitor.finish();
+    if measured.rss_errors > 0 {
+        notes.push(format!(
+            "{} of the 100 ms VmRSS readings failed (/proc unreadable)",
+            measured.rss_errors
+        ));
+    }
+    let phase_reports = phase_reports(stretches, &measured);
+    let identity = Identity::of(sent, processed, shed);
+    let recovery = scenario
+        .recovery
+        .as_ref()
+        .and_then(|r| recovery_report(r, &measured, &mut notes));
+    let flood_rss_ratio = scenario
+        .recovery
+        .as_ref()
+        .and_then(|r| flood_rss_ratio(&r.after, &phase_reports));
     let mut report = Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
@@ -736,8 +783,15 @@ async fn measure(
         store_measured,
         capacity_msgs_per_s: capacity,
         ramp_steps,
+        phases: phase_reports,
+        identity,
+        recovery_s: recovery.as_ref().and_then(|r| r.recovery_s),
+        recovery,
+        flood_rss_ratio,
+        drain_peak_rss_bytes: (measured.drain_peak_rss_bytes > 0)
+            .then_some(measured.drain_peak_rss_bytes),
         slo: Vec::new(),
-        samples: std::mem::take(&mut ctx.samples),
+        samples,
         notes,
     };
     report.judge(&scenario.slo);
@@ -759,6 +813,102 @@ impl Report {
             _ => p.max,
         } as f64)
     }
+}
+
+/// Each phase's figures: its stretch's counts and latencies, and the monitor's peak RSS.
+fn phase_reports(stretches: Vec<(String, f64, Stretch)>, m: &MonitorResult) -> Vec<PhaseReport> {
+    stretches
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, offered, s))| {
+            let per_s = |n: u64| n as f64 / s.seconds.max(1e-3);
+            PhaseReport {
+                name,
+                seconds: s.seconds,
+                offered_msgs_per_s: offered,
+                sent: s.sent,
+                processed: s.processed,
+                shed: s.shed,
+                generator_skipped: s.generator_skipped,
+                sent_per_s: per_s(s.sent),
+                processed_per_s: per_s(s.processed),
+                peak_rss_bytes: m.peak_rss_bytes.get(i).copied().unwrap_or(0),
+                rss_readings: m.rss_readings.get(i).copied().unwrap_or(0),
+                reply_latency_us: Percentiles::of(&s.reply),
+                moderation_latency_us: Percentiles::of(&s.moderation),
+            }
+        })
+        .collect()
+}
+
+/// The words of `report.json`'s `recovery.definition`.
+fn recovery_definition(r: &Recovery) -> String {
+    format!(
+        "Every {step} s the bench computes {metric} over the answers that arrived in the last {window} s (a sliding window over the simulator's matched {kind}). A window passes when it holds at least one answer and the figure is at most {max} µs, fails when it is above, and is empty otherwise. recovery_s is the time from the end of phase `{after}` (when the next phase's rate was set) to the end of the first passing window after which no window failed for {hold} s.",
+        step = r.step_s,
+        metric = r.metric,
+        window = r.window_s,
+        kind = if r.is_moderation() {
+            "moderation calls"
+        } else {
+            "threaded replies"
+        },
+        max = r.max,
+        after = r.after,
+        hold = r.hold_s,
+    )
+}
+
+fn recovery_report(
+    r: &Recovery,
+    m: &MonitorResult,
+    notes: &mut Vec<String>,
+) -> Option<RecoveryReport> {
+    let Some(o) = m.recovery else {
+        notes.push(format!(
+            "recovery not timed: phase `{}` never ended",
+            r.after
+        ));
+        return None;
+    };
+    match (o.recovery_s, o.confirmed) {
+        (None, _) => notes.push(format!(
+            "{} was not back under {} µs before the traffic ended ({} windows after `{}`: {} failing, {} empty)",
+            r.metric, r.max, o.windows, r.after, o.windows_failing, o.windows_empty
+        )),
+        (Some(_), false) => notes.push(format!(
+            "the recovery was seen to hold {:.2} s of the {:.2} s asked before the traffic ended",
+            o.held_s.unwrap_or(0.0),
+            r.hold_s
+        )),
+        (Some(_), true) => {}
+    }
+    Some(RecoveryReport {
+        after: r.after.clone(),
+        metric: r.metric.clone(),
+        max_us: r.max,
+        window_s: r.window_s,
+        step_s: r.step_s,
+        hold_s: r.hold_s,
+        definition: recovery_definition(r),
+        recovery_s: o.recovery_s,
+        confirmed: o.confirmed,
+        held_s: o.held_s,
+        windows: o.windows,
+        windows_passing: o.windows_passing,
+        windows_failing: o.windows_failing,
+        windows_empty: o.windows_empty,
+        windows_failing_after_recovery: o.windows_failing_after_recovery,
+        peak_window_us: o.peak_window_us,
+    })
+}
+
+/// Peak RSS of phase `flood` over the highest peak of the phases before it.
+fn flood_rss_ratio(flood: &str, phases: &[PhaseReport]) -> Option<f64> {
+    let at = phases.iter().position(|p| p.name == flood)?;
+    let before = phases[..at].iter().map(|p| p.peak_rss_bytes).max()?;
+    let peak = phases[at].peak_rss_bytes;
+    (before > 0 && peak > 0).then(|| peak as f64 / before as f64)
 }
 
 fn apply_phase(ctx: &Ctx, scenario: &Scenario, phase: &Phase) {

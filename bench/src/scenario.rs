@@ -1,9 +1,20 @@
 //! Benchmark scenario files (`config/scenarios/*.toml`): the traffic model, the content mix,
-//! the service settings, the phases (or a capacity ramp) and the declared SLOs.
+//! the service settings, the phases (or a capacity ramp), how recovery after an overload
+//! phase is timed (`[recovery]`) and the declared SLOs.
 //!
 //! Files are strict: an unknown key is an error naming the key and its line (serde's
 //! `deny_unknown_fields`), and [`Scenario::validate`] names the key at fault for values out of
-//! range. [`Scenario::channel_plan`] turns the traffic model into per-channel viewers,
+//! range.
+//!
+//! The sections: `[traffic]` (the model), `[mix]` (content shares), `[service]` (admission,
+//! Helix budget, rules), then either `[[phases]]` run in order or one `[ramp]`, optionally
+//! `[recovery]`, and the `[[slo]]` list. A phase has a `name`, a `duration_s`, a
+//! `rate_factor` on every channel's modelled rate (default 1), optionally one `channel` (rank)
+//! boosted by `channel_factor`, and its own `mix`. `[recovery]` names the phase after which
+//! recovery is timed (`after`, e.g. a flood; it may not be the last phase and its name must be
+//! unique) and the latency bound to get back under (`metric`, default `reply_latency_us.p99`;
+//! `max` in µs; the sliding `window_s`, `step_s` and `hold_s`, see [`Recovery`]). The report
+//! then gains `recovery_s` and `flood_rss_ratio`, which SLOs may name. [`Scenario::channel_plan`] turns the traffic model into per-channel viewers,
 //! messages per second and chatter populations.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +43,9 @@ pub struct Scenario {
     /// A capacity ramp instead of phases.
     #[serde(default)]
     pub ramp: Option<Ramp>,
+    /// Time the recovery after one phase (the flood of an overload scenario).
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
     #[serde(default)]
     pub slo: Vec<Slo>,
     /// Where the file was read from (rules paths are relative to it).
@@ -213,14 +227,136 @@ fn default_sustain() -> f64 {
     0.95
 }
 
+/// `[recovery]`: how the time to recover after an overload phase is measured.
+///
+/// Every `step_s` the bench takes the answers that arrived in the last `window_s` seconds (a
+/// sliding window over the simulator's matched replies or moderation calls) and computes
+/// `metric` over them. A window *passes* when it holds at least one answer and the figure is
+/// at most `max`; it *fails* when the figure is above `max`; an empty window does neither.
+/// `recovery_s` is the time from the end of phase `after` (when the next phase's rate is set)
+/// to the end of the first passing window after which no window fails for `hold_s` seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Name of the phase whose end the recovery is timed from (not the last phase).
+    pub after: String,
+    /// `reply_latency_us.<p50|p90|p99|p999|max>` or `moderation_latency_us.<...>`.
+    #[serde(default = "default_recovery_metric")]
+    pub metric: String,
+    /// The figure's bound, in µs (the SLO threshold it is back under when recovered).
+    pub max: f64,
+    /// Length of the sliding window, seconds.
+    #[serde(default = "one")]
+    pub window_s: f64,
+    /// How often the window is evaluated, seconds (at most `window_s`).
+    #[serde(default = "default_step")]
+    pub step_s: f64,
+    /// How long no window may fail after the first passing one, seconds.
+    #[serde(default = "default_hold")]
+    pub hold_s: f64,
+}
+
+fn default_recovery_metric() -> String {
+    "reply_latency_us.p99".into()
+}
+fn default_step() -> f64 {
+    0.25
+}
+fn default_hold() -> f64 {
+    2.0
+}
+
+impl Recovery {
+    /// The quantile of `metric` (`None` for `max`).
+    pub fn quantile(&self) -> Option<f64> {
+        match self.metric.split_once('.').map(|(_, f)| f) {
+            Some("p50") => Some(0.5),
+            Some("p90") => Some(0.9),
+            Some("p99") => Some(0.99),
+            Some("p999") => Some(0.999),
+            _ => None,
+        }
+    }
+
+    /// True when `metric` is a moderation latency (else a reply latency).
+    pub fn is_moderation(&self) -> bool {
+        self.metric.starts_with("moderation_latency_us.")
+    }
+
+    fn validate(&self, phases: &[Phase], ramp: bool) -> Result<(), String> {
+        if ramp {
+            return Err("recovery: needs [[phases]], not a [ramp]".into());
+        }
+        let named: Vec<usize> = phases
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.name == self.after)
+            .map(|(i, _)| i)
+            .collect();
+        match named.as_slice() {
+            [] => {
+                return Err(format!(
+                    "recovery.after: no phase is named `{}` (phases: {})",
+                    self.after,
+                    phases
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            [i] if *i + 1 == phases.len() => {
+                return Err(format!(
+                    "recovery.after: `{}` is the last phase; recovery needs a phase after it",
+                    self.after
+                ))
+            }
+            [_] => {}
+            _ => {
+                return Err(format!(
+                    "recovery.after: {} phases are named `{}`; names must be unique",
+                    named.len(),
+                    self.after
+                ))
+            }
+        }
+        let known = self.metric.split_once('.').is_some_and(|(family, field)| {
+            ["reply_latency_us", "moderation_latency_us"].contains(&family)
+                && LATENCY_FIELDS.contains(&field)
+        });
+        if !known {
+            return Err(format!(
+                "recovery.metric: must be reply_latency_us.<{0}> or moderation_latency_us.<{0}>, got `{1}`",
+                LATENCY_FIELDS.join("|"),
+                self.metric
+            ));
+        }
+        positive("recovery.max", self.max)?;
+        if !(self.window_s.is_finite() && (0.1..=60.0).contains(&self.window_s)) {
+            return Err(format!(
+                "recovery.window_s: must be 0.1..=60, got {}",
+                self.window_s
+            ));
+        }
+        if !(self.step_s.is_finite() && self.step_s >= 0.05 && self.step_s <= self.window_s) {
+            return Err(format!(
+                "recovery.step_s: must be 0.05..=window_s ({}), got {}",
+                self.window_s, self.step_s
+            ));
+        }
+        non_negative("recovery.hold_s", self.hold_s)?;
+        Ok(())
+    }
+}
+
 /// A declared service-level objective on one report figure.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Slo {
     /// A report figure: `msgs_per_s`, `messages_shed`, `shed_ratio`, `cpu_s_per_million`,
     /// `peak_rss_bytes`, `rss_per_channel_bytes`, `reply_match_ratio`, `moderation_match_ratio`,
-    /// `capacity_msgs_per_s`, or `reply_latency_us.<p50|p90|p99|p999|max>` /
-    /// `moderation_latency_us.<...>`.
+    /// `capacity_msgs_per_s`, `recovery_s`, `flood_rss_ratio`, `messages_unaccounted`, or
+    /// `reply_latency_us.<p50|p90|p99|p999|max>` / `moderation_latency_us.<...>`.
     pub metric: String,
     #[serde(default)]
     pub max: Option<f64>,
@@ -239,6 +375,9 @@ pub const SLO_METRICS: &[&str] = &[
     "reply_match_ratio",
     "moderation_match_ratio",
     "capacity_msgs_per_s",
+    "recovery_s",
+    "flood_rss_ratio",
+    "messages_unaccounted",
 ];
 const LATENCY_FIELDS: &[&str] = &["p50", "p90", "p99", "p999", "max"];
 
@@ -411,8 +550,18 @@ impl Scenario {
                 mix.validate(&format!("phases[{i}].mix"))?;
             }
         }
+        if let Some(recovery) = &self.recovery {
+            recovery.validate(&self.phases, self.ramp.is_some())?;
+        }
         for (i, slo) in self.slo.iter().enumerate() {
             slo.validate(i)?;
+            let needs_recovery = ["recovery_s", "flood_rss_ratio"].contains(&slo.metric.as_str());
+            if needs_recovery && self.recovery.is_none() {
+                return Err(format!(
+                    "slo[{i}].metric: `{}` needs a [recovery] section (which phase is the flood)",
+                    slo.metric
+                ));
+            }
         }
         Ok(())
     }
@@ -438,6 +587,8 @@ impl Scenario {
         if let Some(rate) = o.flat_rate {
             let base: f64 = self.channel_plan().iter().map(|c| c.rate).sum();
             self.ramp = None;
+            // One flat phase has no flood to recover from.
+            self.recovery = None;
             self.phases = vec![Phase {
                 name: format!("flat {rate:.0}/s"),
                 duration_s: o.duration_s.unwrap_or(10.0),
@@ -575,6 +726,50 @@ duration_s = 10
         let slo = format!("{MINIMAL}[[slo]]\nmetric = \"reply_latency_us.p42\"\nmax = 1\n");
         let err = Scenario::parse(&slo).expect_err("bad metric");
         assert!(err.starts_with("slo[0].metric"), "{err}");
+    }
+
+    #[test]
+    fn a_recovery_section_is_checked_against_the_phases() {
+        let two = format!(
+            "{MINIMAL}[[phases]]\nname = \"b\"\nduration_s = 5\nrate_factor = 3\n[[phases]]\nname = \"c\"\nduration_s = 5\n"
+        );
+        let ok = format!("{two}[recovery]\nafter = \"b\"\nmax = 102400\n");
+        let s = Scenario::parse(&ok).expect("valid");
+        let r = s.recovery.expect("recovery");
+        assert_eq!(r.metric, "reply_latency_us.p99");
+        assert_eq!(r.quantile(), Some(0.99));
+        assert!((r.window_s, r.step_s, r.hold_s) == (1.0, 0.25, 2.0));
+        let err = |text: String| Scenario::parse(&text).expect_err("refused");
+        let e = err(format!("{two}[recovery]\nafter = \"flood\"\nmax = 1\n"));
+        assert!(
+            e.starts_with("recovery.after: no phase is named `flood`") && e.contains("a, b, c"),
+            "{e}"
+        );
+        let e = err(format!("{two}[recovery]\nafter = \"c\"\nmax = 1\n"));
+        assert!(e.contains("`c` is the last phase"), "{e}");
+        let e = err(format!(
+            "{two}[recovery]\nafter = \"b\"\nmax = 1\nmetric = \"reply_latency_us.p42\"\n"
+        ));
+        assert!(e.starts_with("recovery.metric"), "{e}");
+        let e = err(format!(
+            "{two}[recovery]\nafter = \"b\"\nmax = 1\nstep_s = 2\n"
+        ));
+        assert!(e.starts_with("recovery.step_s"), "{e}");
+        let e = err(format!("{two}[recovery]\nafter = \"b\"\nmax = 0\n"));
+        assert!(e.starts_with("recovery.max"), "{e}");
+        let e = err(format!(
+            "{two}[recovery]\nafter = \"b\"\nmax = 1\nwindow = 1\n"
+        ));
+        assert!(e.contains("window"), "unknown key named: {e}");
+        let dup = format!(
+            "{two}[[phases]]\nname = \"b\"\nduration_s = 1\n[recovery]\nafter = \"b\"\nmax = 1\n"
+        );
+        assert!(err(dup).contains("2 phases are named `b`"));
+        let e = err(format!("{two}[[slo]]\nmetric = \"recovery_s\"\nmax = 5\n"));
+        assert!(
+            e.starts_with("slo[0].metric") && e.contains("[recovery]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `firehose bench` end to end: a short, small run of every scenario in `config/scenarios/`
 //! checks that the report is complete and consistent (sent = processed + shed, percentiles
-//! ordered, one verdict per declared SLO, plots written), never how fast anything was.
+//! ordered, one verdict per declared SLO, plots written), never how fast anything was. The
+//! overload soak runs as a shortened copy with a tiny flood (see [`SHORT_OVERLOAD`]).
 
 use std::path::{Path, PathBuf};
 
@@ -31,9 +32,30 @@ async fn short_run_via(
     ingest: IngestArg,
 ) -> (Report, Value, tempfile::TempDir) {
     let out = tempfile::tempdir().expect("temp dir");
+    let (report, json) = run_file(
+        name,
+        &scenario(name),
+        out.path(),
+        overrides,
+        separate_process,
+        ingest,
+    )
+    .await;
+    (report, json, out)
+}
+
+/// Runs the scenario file `path` into `out` and checks its report.
+async fn run_file(
+    name: &str,
+    path: &Path,
+    out: &Path,
+    overrides: Overrides,
+    separate_process: bool,
+    ingest: IngestArg,
+) -> (Report, Value) {
     let report = run_bench(BenchOptions {
-        scenario: scenario(name),
-        out: out.path().to_path_buf(),
+        scenario: path.to_path_buf(),
+        out: out.to_path_buf(),
         separate_process,
         overrides,
         service_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_firehose"))),
@@ -45,14 +67,14 @@ async fn short_run_via(
     .await
     .unwrap_or_else(|e| panic!("bench {name} failed: {e:#}"));
     let json: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("report.json")).expect("report.json written"),
+        &std::fs::read_to_string(out.join("report.json")).expect("report.json written"),
     )
     .expect("report.json is JSON");
-    check_complete(name, &report, &json, out.path());
-    (report, json, out)
+    check_complete(name, path, &report, &json, out);
+    (report, json)
 }
 
-fn check_complete(name: &str, report: &Report, json: &Value, dir: &Path) {
+fn check_complete(name: &str, path: &Path, report: &Report, json: &Value, dir: &Path) {
     for field in [
         "msgs_per_s",
         "messages_sent",
@@ -84,6 +106,21 @@ fn check_complete(name: &str, report: &Report, json: &Value, dir: &Path) {
     let shed = json["messages_shed"].as_u64().expect("shed");
     assert!(sent > 0, "{name}: nothing was sent");
     assert_eq!(sent, processed + shed, "{name}: sent != processed + shed");
+    assert_eq!(
+        json["identity"]["holds"],
+        Value::Bool(true),
+        "{name}: the report's identity says it does not hold: {}",
+        json["identity"]
+    );
+    assert_eq!(
+        (
+            json["identity"]["sent"].as_u64(),
+            json["identity"]["processed"].as_u64(),
+            json["identity"]["shed"].as_u64()
+        ),
+        (Some(sent), Some(processed), Some(shed)),
+        "{name}: the identity's numbers are the run's"
+    );
     assert!(
         report.reply_latency_us.ordered(),
         "{name}: reply percentiles out of order: {:?}",
@@ -111,10 +148,7 @@ fn check_complete(name: &str, report: &Report, json: &Value, dir: &Path) {
         "{name}: CPU per million not a measurement: {}",
         report.cpu_s_per_million
     );
-    let declared = Scenario::load(&scenario(name))
-        .expect("scenario loads")
-        .slo
-        .len();
+    let declared = Scenario::load(path).expect("scenario loads").slo.len();
     let slo = json["slo"].as_array().expect("slo is a list");
     assert!(declared > 0, "{name}: declares no SLO");
     assert_eq!(slo.len(), declared, "{name}: one verdict per declared SLO");
@@ -136,11 +170,12 @@ fn check_complete(name: &str, report: &Report, json: &Value, dir: &Path) {
         "| cpu_s_per_million |",
         "| rss_per_channel_bytes |",
         "| store_writes_per_message |",
+        "Identity sent = processed + shed over the whole run: **holds**",
         "## SLOs",
     ] {
         assert!(md.contains(needle), "{name}: report.md lacks `{needle}`");
     }
-    for plot in ["latency.svg", "throughput.svg"] {
+    for plot in ["latency.svg", "throughput.svg", "memory.svg"] {
         let svg = std::fs::read_to_string(dir.join(plot)).expect("plot written");
         assert!(
             svg.starts_with("<svg") && svg.contains("<polyline"),
@@ -262,6 +297,192 @@ async fn steady_runs_over_eventsub_in_its_own_process() {
     );
 }
 
+/// The overload scenario shrunk for a test: 10 channels, 1.5 s of steady traffic (~1,000
+/// msgs/s, 5 % commands so every recovery window holds replies), a 1 s flood at 20x into an
+/// admission capacity of 4 per channel (so the service must shed), then 3 s steady. Its
+/// recovery bound is loose on purpose: the test checks that recovery is timed and reported,
+/// not how fast it is (that is a benchmark figure, in BENCHMARKS.md).
+const SHORT_OVERLOAD: &str = r#"
+name = "overload-short"
+description = "overload, shortened for the test suite"
+
+[traffic]
+channels = 10
+top_viewers = 20000
+msgs_per_s_per_1000_viewers = 0.6
+load_factor = 30.0
+chatters_per_1000_viewers = 100
+event_share = 0.01
+
+[mix]
+plain = 85.0
+emotes = 8.0
+commands = 5.0
+links = 0.5
+caps = 0.5
+banned = 0.5
+command_texts = ["!ping", "!discord"]
+banned_phrases = ["free bitcoin"]
+
+[service]
+admission_capacity = 4
+overflow = "shed"
+helix_points_per_minute = 100000
+rules = "bench-rules.toml"
+
+[[phases]]
+name = "steady"
+duration_s = 1.5
+
+[[phases]]
+name = "flood"
+duration_s = 1.0
+rate_factor = 20.0
+mix = { plain = 88.0, emotes = 10.0, commands = 0.5, links = 0.1, caps = 0.1, banned = 0.1, command_texts = ["!ping"], banned_phrases = ["free bitcoin"] }
+
+[[phases]]
+name = "after"
+duration_s = 3.0
+
+[recovery]
+after = "flood"
+max = 5000000
+window_s = 1.0
+step_s = 0.25
+hold_s = 0.5
+
+[[slo]]
+metric = "messages_shed"
+min = 1
+[[slo]]
+metric = "messages_unaccounted"
+max = 0
+[[slo]]
+metric = "flood_rss_ratio"
+max = 2
+[[slo]]
+metric = "recovery_s"
+max = 5
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_reports_phase_memory_shedding_recovery_and_the_identity() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(scenario("bench-rules"), dir.path().join("bench-rules.toml"))
+        .expect("rules copied");
+    let path = dir.path().join("overload-short.toml");
+    std::fs::write(&path, SHORT_OVERLOAD).expect("scenario written");
+    let out = dir.path().join("out");
+    // The service in its own process: RSS is read from the child's /proc/<pid>/status.
+    let (report, json) = run_file(
+        "overload-short",
+        &path,
+        &out,
+        Overrides::default(),
+        true,
+        IngestArg::Irc,
+    )
+    .await;
+    assert_eq!(report.mode, "separate-process");
+    let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["steady", "flood", "after"]);
+    for (i, phase) in report.phases.iter().enumerate() {
+        assert!(
+            phase.rss_readings > 0 && phase.peak_rss_bytes > 0,
+            "phase {}: no RSS reading: {phase:?}",
+            phase.name
+        );
+        assert_eq!(
+            json["phases"][i]["peak_rss_bytes"].as_u64(),
+            Some(phase.peak_rss_bytes),
+            "report.json carries phase {}'s peak RSS",
+            phase.name
+        );
+        assert!(phase.sent > 0, "phase {} sent nothing", phase.name);
+    }
+    let flood = &report.phases[1];
+    assert!(
+        flood.shed > 0,
+        "the flood was not shed at admission: {flood:?}"
+    );
+    assert!(
+        flood.offered_msgs_per_s > report.phases[0].offered_msgs_per_s * 10.0,
+        "the flood offered {} against {}",
+        flood.offered_msgs_per_s,
+        report.phases[0].offered_msgs_per_s
+    );
+    assert!(report.identity.holds, "identity: {:?}", report.identity);
+    assert_eq!(
+        report.phases.iter().map(|p| p.sent).sum::<u64>(),
+        report.messages_sent,
+        "the phases' sent add up to the run's"
+    );
+    // Recovery was timed and reported (its value is a benchmark figure, not asserted).
+    assert!(
+        json["recovery_s"].is_number(),
+        "recovery_s missing: {}",
+        json["recovery"]
+    );
+    let recovery = report.recovery.as_ref().expect("recovery section");
+    assert_eq!(recovery.after, "flood");
+    assert!(recovery.windows > 0 && recovery.windows_passing > 0);
+    assert!(
+        recovery.definition.contains("sliding window") && recovery.definition.contains("1 s"),
+        "{}",
+        recovery.definition
+    );
+    assert!(json["flood_rss_ratio"].is_number());
+    assert!(
+        json["drain_peak_rss_bytes"].as_u64().is_some_and(|b| b > 0),
+        "the drain's RSS was not read"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    for needle in [
+        "## Phases",
+        "| flood |",
+        "## Overload: recovery after `flood`",
+        "| recovery_s |",
+        "| flood_rss_ratio (flood peak / peak before) |",
+    ] {
+        assert!(md.contains(needle), "report.md lacks `{needle}`:\n{md}");
+    }
+    let verdicts: Vec<&str> = report.slo.iter().map(|s| s.metric.as_str()).collect();
+    assert!(verdicts.contains(&"recovery_s") && verdicts.contains(&"messages_unaccounted"));
+    let unaccounted = report
+        .slo
+        .iter()
+        .find(|s| s.metric == "messages_unaccounted")
+        .expect("verdict");
+    assert_eq!((unaccounted.value, unaccounted.pass), (Some(0.0), true));
+}
+
+#[test]
+fn the_overload_scenario_floods_for_a_minute_and_times_its_recovery() {
+    let s = Scenario::load(&scenario("overload")).expect("overload loads");
+    let names: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["steady", "flood", "after"]);
+    let flood = &s.phases[1];
+    assert_eq!(flood.duration_s, 60.0);
+    let base: f64 = s.channel_plan().iter().map(|c| c.rate).sum();
+    // At least 3x what the box is declared to sustain (the capacity scenario's objective).
+    let capacity = Scenario::load(&scenario("capacity"))
+        .expect("capacity")
+        .slo
+        .iter()
+        .find(|o| o.metric == "capacity_msgs_per_s")
+        .and_then(|o| o.min)
+        .expect("capacity objective");
+    assert!(
+        base * flood.rate_factor >= 3.0 * capacity,
+        "flood offers {:.0} msgs/s, not 3x {capacity}",
+        base * flood.rate_factor
+    );
+    assert!(s.phases[0].rate_factor == 1.0 && s.phases[2].rate_factor == 1.0);
+    let recovery = s.recovery.as_ref().expect("[recovery]");
+    assert_eq!(recovery.after, "flood");
+    assert_eq!(recovery.metric, "reply_latency_us.p99");
+}
+
 #[test]
 fn every_scenario_file_is_valid_and_declares_slos() {
     for name in [
@@ -270,6 +491,7 @@ fn every_scenario_file_is_valid_and_declares_slos() {
         "hate-raid",
         "capacity",
         "many-channels",
+        "overload",
     ] {
         let s = Scenario::load(&scenario(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert_eq!(s.name, name);
