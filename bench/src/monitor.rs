@@ -325,10 +325,12 @@ impl Monitor {
         }
     }
 
-    /// The phases are over: readings from now on are the drain's.
+    /// The phases are over: readings from now on are the drain's, and recovery windows are no
+    /// longer judged (the traffic has ended).
     pub fn leave_phases(&self) {
         let drain = self.shared.peaks.len() - 1;
         self.shared.phase.store(drain, Ordering::Release);
+        self.shared.lock().flood_end = None;
     }
 
     /// The (reply, moderation) latencies matched since the previous call.

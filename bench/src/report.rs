@@ -491,10 +491,16 @@ impl Report {
         let _ = writeln!(md, "\n## Phases\n");
         let _ = writeln!(
             md,
-            "| phase | seconds | offered msgs/s | sent/s | processed/s | sent | processed | shed | sim skipped | peak RSS (VmRSS) | reply p99 µs | moderation p99 µs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| phase | seconds | offered msgs/s | sent/s | processed/s | sent | processed | shed | sim skipped | peak RSS (VmRSS) | reply p50 / p99 µs | moderation p50 / p99 µs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for p in &self.phases {
-            let p99 = |l: &Percentiles| (l.count > 0).then_some(l.p99);
+            let pair = |l: &Percentiles| {
+                if l.count == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{} / {}", l.p50, l.p99)
+                }
+            };
             let _ = writeln!(
                 md,
                 "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} ({:.1} MiB, {} readings) | {} | {} |",
@@ -510,8 +516,8 @@ impl Report {
                 p.peak_rss_bytes,
                 mib(p.peak_rss_bytes),
                 p.rss_readings,
-                opt(p99(&p.reply_latency_us)),
-                opt(p99(&p.moderation_latency_us)),
+                pair(&p.reply_latency_us),
+                pair(&p.moderation_latency_us),
             );
         }
     }

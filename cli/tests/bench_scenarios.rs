@@ -426,6 +426,16 @@ async fn overload_reports_phase_memory_shedding_recovery_and_the_identity() {
     let recovery = report.recovery.as_ref().expect("recovery section");
     assert_eq!(recovery.after, "flood");
     assert!(recovery.windows > 0 && recovery.windows_passing > 0);
+    // Windows are judged while traffic runs, not in the drain after it.
+    let after = &report.phases[2];
+    assert!(
+        recovery
+            .held_s
+            .is_some_and(|h| h <= after.seconds + recovery.step_s),
+        "held {:?} s after a {} s phase",
+        recovery.held_s,
+        after.seconds
+    );
     assert!(
         recovery.definition.contains("sliding window") && recovery.definition.contains("1 s"),
         "{}",
