@@ -151,6 +151,32 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
     let irc = service(irc_config, options(&irc_engine)).await;
     let es = service(es_config, options(&es_engine)).await;
     let eventsub = sim.eventsub();
+    // Ready is not "every subscription made and every shard attached" (subscriptions are paced):
+    // an event injected before its subscription exists is delivered to no one.
+    let chat_kinds = [
+        "channel.chat.message",
+        "channel.chat.message_delete",
+        "channel.chat.clear",
+        "channel.chat.clear_user_messages",
+        "channel.chat.notification",
+    ];
+    wait_until(
+        "every channel subscribed and every shard attached",
+        Duration::from_secs(30),
+        || {
+            let shards_live = eventsub
+                .conduits()
+                .iter()
+                .all(|(_, shards, live)| shards == live && *shards > 0);
+            shards_live
+                && channels.iter().all(|channel| {
+                    chat_kinds
+                        .iter()
+                        .all(|kind| eventsub.subscribed(kind, channel) == 1)
+                })
+        },
+    )
+    .await;
     for line in &lines {
         assert_eq!(sim.inject_raw(line).await, 1, "the IRC client got {line}");
         assert!(
