@@ -44,7 +44,7 @@ async fn the_demo_runs_on_eventsub_and_helix() {
         rate: 200.0,
         duration: 2,
         http: "127.0.0.1:0".parse().expect("addr"),
-        ping_fraction: 0.01,
+        ping_fraction: 0.03, // ~12 pings of ~400 lines: never none (at 0.01, 0.99^400 = 1.8 %)
         capacity: None,
         corpus: None,
         discord_channels: 0,
