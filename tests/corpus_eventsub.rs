@@ -140,8 +140,12 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
     let mut irc_config = config_for(sim.local_addr(), &channels);
     irc_config.engine.rules_dir = rules.path().display().to_string();
     irc_config.engine.tick_interval_ms = 3_600_000;
+    // The corpus is injected as fast as the simulator writes: room for all of it in admission,
+    // so shedding (counted, and tested elsewhere) never makes the two sides differ.
+    irc_config.admission.capacity = 4_096;
     let mut es_config = eventsub_config(&sim, &channels, EventSubTransport::Conduit);
     es_config.engine = irc_config.engine.clone();
+    es_config.admission.capacity = irc_config.admission.capacity;
     let irc_engine = Arc::new(Recorder::default());
     let es_engine = Arc::new(Recorder::default());
     let options = |engine: &Arc<Recorder>| ServiceOptions {
@@ -185,10 +189,18 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
         );
     }
     let expected = lines.len() as u64;
-    wait_until("both handled every line", Duration::from_secs(60), || {
-        total_processed(&irc) == expected && total_processed(&es) == expected
-    })
-    .await;
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while total_processed(&irc) != expected || total_processed(&es) != expected {
+        assert!(
+            std::time::Instant::now() < until,
+            "both handled every line: {expected} lines, IRC processed {}, EventSub processed {}; {}; {}",
+            total_processed(&irc),
+            total_processed(&es),
+            diagnose(&irc),
+            diagnose(&es),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let irc_seen = irc_engine.seen.lock().expect("log").clone();
     let es_seen = es_engine.seen.lock().expect("log").clone();
     assert_eq!(
@@ -217,4 +229,20 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
     irc.shutdown().await;
     es.shutdown().await;
     sim.shutdown().await;
+}
+
+fn diagnose(service: &firehose::cli::Server) -> String {
+    let text = service.core().metrics.render();
+    text.lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && (l.contains("ignored")
+                    || l.contains("shed")
+                    || l.contains("unrouted")
+                    || l.contains("dropped")
+                    || l.contains("dedup"))
+                && !l.ends_with(" 0")
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
