@@ -55,7 +55,7 @@ pub struct MonitorResult {
 }
 
 /// The timing of recovery (see [`Recovery`] for the definition).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryOutcome {
     /// Seconds from the flood's end to the end of the first passing window that no failing one
     /// followed (within `hold_s`, or until the traffic ended); `None`: never back under.

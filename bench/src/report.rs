@@ -155,19 +155,9 @@ pub struct RecoveryReport {
     pub hold_s: f64,
     /// How the window and `recovery_s` are defined, in words.
     pub definition: String,
-    /// Seconds from the end of the flood until the figure was back under `max_us`
-    /// (`None`: not within the traffic that followed).
-    pub recovery_s: Option<f64>,
-    /// False when the traffic ended before `hold_s` had passed after `recovery_s`.
-    pub confirmed: bool,
-    pub held_s: Option<f64>,
-    pub windows: u64,
-    pub windows_passing: u64,
-    pub windows_failing: u64,
-    pub windows_empty: u64,
-    pub windows_failing_after_recovery: u64,
-    /// The worst window after the flood (µs).
-    pub peak_window_us: Option<u64>,
+    /// How recovery went (its fields sit beside these in the JSON).
+    #[serde(flatten)]
+    pub outcome: crate::monitor::RecoveryOutcome,
 }
 
 /// One step of a capacity ramp.
@@ -532,11 +522,11 @@ impl Report {
         let rows: Vec<(&str, String)> = vec![
             (
                 "recovery_s",
-                match (r.recovery_s, r.confirmed) {
+                match (r.outcome.recovery_s, r.outcome.confirmed) {
                     (Some(s), true) => format!("{s:.2}"),
                     (Some(s), false) => format!(
                         "{s:.2} (held only {:.2} s of {:.2} before the traffic ended)",
-                        r.held_s.unwrap_or(0.0),
+                        r.outcome.held_s.unwrap_or(0.0),
                         r.hold_s
                     ),
                     (None, _) => "not recovered before the traffic ended".into(),
@@ -547,17 +537,20 @@ impl Report {
                 self.flood_rss_ratio
                     .map_or("-".into(), |v| format!("{v:.2}")),
             ),
-            ("worst window after the flood (µs)", opt(r.peak_window_us)),
+            (
+                "worst window after the flood (µs)",
+                opt(r.outcome.peak_window_us),
+            ),
             (
                 "windows after the flood: passing / failing / empty",
                 format!(
                     "{} / {} / {}",
-                    r.windows_passing, r.windows_failing, r.windows_empty
+                    r.outcome.windows_passing, r.outcome.windows_failing, r.outcome.windows_empty
                 ),
             ),
             (
                 "windows over the bound after recovery",
-                r.windows_failing_after_recovery.to_string(),
+                r.outcome.windows_failing_after_recovery.to_string(),
             ),
         ];
         for (k, v) in rows {

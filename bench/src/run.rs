@@ -785,7 +785,7 @@ async fn measure(
         ramp_steps,
         phases: phase_reports,
         identity,
-        recovery_s: recovery.as_ref().and_then(|r| r.recovery_s),
+        recovery_s: recovery.as_ref().and_then(|r| r.outcome.recovery_s),
         recovery,
         flood_rss_ratio,
         drain_peak_rss_bytes: (measured.drain_peak_rss_bytes > 0)
@@ -891,15 +891,7 @@ fn recovery_report(
         step_s: r.step_s,
         hold_s: r.hold_s,
         definition: recovery_definition(r),
-        recovery_s: o.recovery_s,
-        confirmed: o.confirmed,
-        held_s: o.held_s,
-        windows: o.windows,
-        windows_passing: o.windows_passing,
-        windows_failing: o.windows_failing,
-        windows_empty: o.windows_empty,
-        windows_failing_after_recovery: o.windows_failing_after_recovery,
-        peak_window_us: o.peak_window_us,
+        outcome: o,
     })
 }
 

@@ -425,15 +425,16 @@ async fn overload_reports_phase_memory_shedding_recovery_and_the_identity() {
     );
     let recovery = report.recovery.as_ref().expect("recovery section");
     assert_eq!(recovery.after, "flood");
-    assert!(recovery.windows > 0 && recovery.windows_passing > 0);
+    assert!(recovery.outcome.windows > 0 && recovery.outcome.windows_passing > 0);
     // Windows are judged while traffic runs, not in the drain after it.
     let after = &report.phases[2];
     assert!(
         recovery
+            .outcome
             .held_s
             .is_some_and(|h| h <= after.seconds + recovery.step_s),
         "held {:?} s after a {} s phase",
-        recovery.held_s,
+        recovery.outcome.held_s,
         after.seconds
     );
     assert!(
