@@ -8,12 +8,15 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain (or RUSTC_BOOTSTRAP=1).
 # Usage: scripts/fuzz-campaign.sh [target...]   (default: every target of fuzz/Cargo.toml)
-#   FUZZ_RUNS (10000000), FUZZ_SECONDS (3600), FUZZ_TOOLCHAIN (+nightly) override the limits.
+#   FUZZ_RUNS (10000000), FUZZ_SECONDS (3600), FUZZ_TOOLCHAIN (+nightly) override the limits;
+#   FUZZ_BUILD ("-O -a -s none": release, debug assertions and overflow checks on, no sanitizer)
+#   sets cargo-fuzz's build flags ("-O" alone is cargo-fuzz's default AddressSanitizer build).
 set -uo pipefail
 cd "$(dirname "$0")/../fuzz"
 runs="${FUZZ_RUNS:-10000000}"
 seconds="${FUZZ_SECONDS:-3600}"
 toolchain="${FUZZ_TOOLCHAIN:-+nightly}"
+read -r -a build <<<"${FUZZ_BUILD:--O -a -s none}"
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
   mapfile -t targets < <(cargo $toolchain fuzz list)
@@ -23,7 +26,7 @@ for target in "${targets[@]}"; do
   cp -n "seeds/$target/"* "corpus/$target/" 2>/dev/null || true
   log="$(mktemp)"
   started="$(date -u +%Y-%m-%dT%H:%MZ)"
-  cargo $toolchain fuzz run -O "$target" "corpus/$target" -- \
+  cargo $toolchain fuzz run "${build[@]}" "$target" "corpus/$target" -- \
     -runs="$runs" -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   done_line="$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1)"
@@ -36,6 +39,6 @@ for target in "${targets[@]}"; do
     s="$(grep -oE 'stat::total_run_time_s?e?c?: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -n 1)"
     result="crash: $(grep -oE 'artifacts/[^ ]+' "$log" | tail -n 1) (log kept: $log)"
   fi
-  echo "$target $started runs=${n:-?} seconds=${s:-?} result=$result"
+  echo "$target $started build=\"${build[*]}\" runs=${n:-?} seconds=${s:-?} result=$result"
   [ "$result" = ok ] && rm -f "$log"
 done

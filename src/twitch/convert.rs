@@ -8,17 +8,36 @@ use twitch_irc::message::{
 
 use crate::engine::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Platform, Role};
 
-/// twitch-irc's `ServerMessage::try_from`, after dropping the ranges of the `emotes` tag its
-/// arithmetic cannot take: a range that ends before it starts (`25:9-2`) or at `usize::MAX`
-/// overflows (a panic where overflow checks are on, a wrapped length elsewhere). Twitch never
-/// sends one, but a corrupt line must not panic the reader. (Found by the `irc_line` fuzz target.)
+/// twitch-irc's `ServerMessage::try_from`, after removing what its parser cannot take
+/// (Twitch never sends either, but a corrupt line must not panic the reader; both found by
+/// the `irc_line` fuzz target):
+/// - ranges of the `emotes` tag its arithmetic overflows on: a range that ends before it
+///   starts (`25:9-2`) or at `usize::MAX` (a panic where overflow checks are on, a wrapped
+///   length elsewhere);
+/// - a `color` tag that is not `#RRGGBB`: twitch-irc slices it by bytes and panics when a
+///   7-byte value holds a multi-byte character (`#1Ǻɲ6`); an ASCII one it refuses, with the
+///   whole message. The colour is cosmetic, so a bad one is cleared (no colour) and the
+///   message kept.
 pub fn server_message(mut irc: IRCMessage) -> Result<ServerMessage, ServerMessageParseError> {
     if let Some(emotes) = irc.tags.0.get_mut("emotes") {
         if let Some(kept) = without_overflowing_ranges(emotes) {
             *emotes = kept;
         }
     }
+    if let Some(color) = irc.tags.0.get_mut("color") {
+        if !is_rgb_color(color) {
+            color.clear();
+        }
+    }
     ServerMessage::try_from(irc)
+}
+
+/// `#RRGGBB` in hex digits (or empty: no colour set).
+fn is_rgb_color(tag: &str) -> bool {
+    tag.is_empty()
+        || (tag.len() == 7
+            && tag.starts_with('#')
+            && tag.bytes().skip(1).all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The `emotes` tag without its overflowing ranges; None when it has none. Ranges that do not
@@ -241,6 +260,31 @@ mod tests {
         assert_eq!(spans, [(0, 5), (6, 11)]);
         assert_eq!(without_overflowing_ranges("25:0-4"), None);
         assert_eq!(without_overflowing_ranges("25:5-1"), Some(String::new()));
+    }
+
+    #[test]
+    fn a_colour_that_is_not_rgb_is_cleared_and_the_message_kept() {
+        // `#1Ǻɲ6` is 7 bytes: twitch-irc slices it at byte 3, inside `Ǻ`, and panics.
+        for color in ["#1\u{1fa}\u{272}6", "#12345G", "red", "#1234567"] {
+            let line = format!(
+                "@badge-info=;badges=;color={color};display-name=a;emotes=;id=x;room-id=2;tmi-sent-ts=1;user-id=1 \
+                 :a!a@a.tmi.twitch.tv PRIVMSG #c :hello"
+            );
+            let irc = IRCMessage::parse(&line).expect("parses");
+            let message = server_message(irc).expect("converts without a panic");
+            let ServerMessage::Privmsg(m) = &message else {
+                panic!("a PRIVMSG");
+            };
+            assert_eq!(m.name_color, None, "{color:?} is no colour");
+            assert_eq!(m.message_text, "hello");
+        }
+        let line = "@badge-info=;badges=;color=#7488FF;display-name=a;emotes=;id=x;room-id=2;tmi-sent-ts=1;user-id=1 \
+                    :a!a@a.tmi.twitch.tv PRIVMSG #c :hello";
+        let message = server_message(IRCMessage::parse(line).expect("parses")).expect("converts");
+        let ServerMessage::Privmsg(m) = &message else {
+            panic!("a PRIVMSG");
+        };
+        assert!(m.name_color.is_some(), "a real colour is kept");
     }
     use twitch_irc::message::IRCMessage;
 
