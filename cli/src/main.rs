@@ -44,6 +44,9 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the HTTP API's OpenAPI 3.1 description (as served at `/openapi.json` and committed
+    /// as `docs/openapi.json`).
+    Openapi,
     /// Check a configuration file: exit 0 when valid, else name the bad key and why.
     CheckConfig {
         /// Configuration file (TOML).
@@ -73,6 +76,10 @@ fn main() -> ExitCode {
             Command::Replay(args) => firehose::cli::replay(args),
             Command::Migrate { config } => firehose::cli::migrate(&config).await,
             Command::CheckConfig { path } => firehose::cli::check_config(&path),
+            Command::Openapi => {
+                print!("{}", firehose::http::openapi::document_json());
+                Ok(())
+            }
         }
     });
     match result {

@@ -75,7 +75,7 @@ pub enum SetRulesError {
 }
 
 /// Readiness and, when not ready, why.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     pub reasons: Vec<String>,

@@ -48,7 +48,7 @@ pub enum ForgetUserError {
 }
 
 /// What a deletion removed, per place and kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ForgetUserReport {
     pub platform: &'static str,
     pub user_id: String,

@@ -17,7 +17,7 @@ use super::delivery::Delivery;
 pub const MAX_ERROR_CHARS: usize = 200;
 
 /// Lifecycle of a channel, as `/v1/channels` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum ChannelStatus {

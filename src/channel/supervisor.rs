@@ -24,7 +24,7 @@ use crate::config::SupervisorConfig;
 use crate::store::journal::rules_edit;
 
 /// What a join request did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JoinOutcome {
     Joined,

@@ -220,7 +220,7 @@ impl Default for Runtime {
 }
 
 /// What [`ChannelState::forget_user`] removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ForgottenUser {
     pub warnings: usize,
     pub cooldowns: usize,

@@ -22,6 +22,7 @@ use super::{ChatUser, Role};
     Default,
     serde::Serialize,
     serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Level {

@@ -9,6 +9,7 @@
 
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::roles::Level;
 use super::template::Template;
@@ -75,7 +76,7 @@ pub enum CommandNameError {
 }
 
 /// A moderation action as configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ModAction {
     #[default]
@@ -97,7 +98,7 @@ impl ModAction {
 }
 
 /// How a command or keyword response is posted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResponseKind {
     /// A plain message.
@@ -114,7 +115,7 @@ fn yes() -> bool {
 }
 
 /// Everything a channel configures.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelRules {
     /// Logins the channel trusts (level `regular`, between subscriber and VIP).
@@ -132,7 +133,7 @@ pub struct ChannelRules {
 /// The built-in commands' permissions and cooldowns. Every field left out keeps the
 /// built-in's default: `!ping` is for everyone with no cooldown; `!echo` (which posts what it
 /// is given) is for moderators, with a 5 s global and 10 s per-user cooldown.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BuiltinSettings {
     #[serde(skip_serializing_if = "BuiltinRule::is_unset")]
@@ -169,7 +170,7 @@ impl BuiltinSettings {
 }
 
 /// What a channel sets for one built-in command; anything unset keeps the built-in's default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BuiltinRule {
     /// Lowest level allowed to use it.
@@ -208,7 +209,7 @@ pub struct BuiltinLimits {
 }
 
 /// A custom command such as `!discord`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandRule {
     /// Name including the prefix, e.g. `!discord`; matched case-insensitively.
@@ -227,13 +228,14 @@ pub struct CommandRule {
     #[serde(default)]
     pub user_cooldown_s: u64,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub enabled: bool,
     #[serde(default)]
     pub shadow: bool,
 }
 
 /// A response to message content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeywordRule {
     pub name: String,
@@ -255,13 +257,14 @@ pub struct KeywordRule {
     #[serde(default)]
     pub user_cooldown_s: u64,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub enabled: bool,
     #[serde(default)]
     pub shadow: bool,
 }
 
 /// A message posted every `interval_s` if at least `min_lines` chat lines passed since.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimerRule {
     pub name: String,
@@ -272,13 +275,14 @@ pub struct TimerRule {
     #[serde(default)]
     pub online_only: bool,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub enabled: bool,
     #[serde(default)]
     pub shadow: bool,
 }
 
 /// What a moderation filter looks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterKind {
     Caps,
@@ -292,7 +296,7 @@ pub enum FilterKind {
 }
 
 /// How a banned phrase is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PhraseKind {
     /// A substring.
@@ -306,7 +310,7 @@ pub enum PhraseKind {
 }
 
 /// One banned phrase. Matching is on folded text (case, accents, zalgo, look-alikes).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BannedPhrase {
     pub pattern: String,
@@ -325,7 +329,7 @@ pub struct BannedPhrase {
 }
 
 /// A moderation filter: what it detects (`kind` and its parameters) and what it does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterRule {
     pub name: String,
@@ -335,6 +339,7 @@ pub struct FilterRule {
     pub min_length: usize,
     /// caps, symbols: largest allowed share (0..=1) of upper-case letters / symbols.
     #[serde(default = "default_share")]
+    #[schema(default = 0.7)]
     pub max_share: f64,
     /// emotes: most emotes allowed; zalgo: most combining marks allowed.
     #[serde(default)]
@@ -356,6 +361,7 @@ pub struct FilterRule {
     pub phrases: Vec<BannedPhrase>,
     /// Users at this level or above are exempt.
     #[serde(default = "default_exempt")]
+    #[schema(default = "moderator")]
     pub exempt: Level,
     #[serde(default)]
     pub action: ModAction,
@@ -365,6 +371,7 @@ pub struct FilterRule {
     #[serde(default)]
     pub warning_action: ModAction,
     #[serde(default = "default_warning_expiry")]
+    #[schema(default = 600)]
     pub warning_expiry_s: u64,
     /// Template posted when the filter acts (unless `silent`).
     #[serde(default)]
@@ -375,6 +382,7 @@ pub struct FilterRule {
     #[serde(default)]
     pub silent: bool,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub enabled: bool,
     #[serde(default)]
     pub shadow: bool,
@@ -393,7 +401,7 @@ fn default_warning_expiry() -> u64 {
 }
 
 /// Defaults and limits of `!nuke`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NukeSettings {
     /// How long a nuke keeps acting on new matching messages, in seconds.

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `GET /healthz` | - | 200 while the process is alive |
 //! | `GET /readyz` | - | 200 when connected, channels joined and none failed; else 503 + reasons |
+//! | `GET /openapi.json` | - | this API's OpenAPI 3.1 description ([`openapi`]; `docs/openapi.json`) |
 //! | `GET /metrics` | - | Prometheus text |
 //! | `GET /v1/channels` | - | JSON: one entry per channel |
 //! | `POST /v1/channels/{login}` | bearer | join (or revive a failed channel) |
@@ -22,9 +23,10 @@
 //! case-insensitive. Without a configured token the admin routes refuse every request.
 //!
 //! Where they listen: by default every route on `http.listen`. With `http.admin_listen` set,
-//! the admin API (every `/v1/...` route) and `/metrics` move there (with `/healthz` and
-//! `/readyz` as well), and `http.listen` keeps only `/healthz`, `/readyz`, `/oauth/callback`
-//! and `/eventsub`. Each address has its own accept loop ([`server`]): at most
+//! the admin API (every `/v1/...` route) and `/metrics` move there (with `/healthz`,
+//! `/readyz` and `/openapi.json` as well), and `http.listen` keeps only `/healthz`, `/readyz`,
+//! `/openapi.json`, `/oauth/callback` and `/eventsub`. Routes are registered only through
+//! utoipa-axum's `routes!`, so each one is in the OpenAPI description ([`openapi`]). Each address has its own accept loop ([`server`]): at most
 //! `http.max_connections` connections, and a request head not read within
 //! `http.header_read_timeout_ms` closes its connection.
 
@@ -37,13 +39,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+pub mod openapi;
 pub mod rules;
 mod server;
 mod twitch;
@@ -78,8 +81,9 @@ pub async fn serve(core: Arc<Core>, stop: CancellationToken) -> anyhow::Result<L
         Some(addr) => {
             let listener = bind(addr, "http.admin_listen").await?;
             let admin_addr = listener.local_addr()?;
+            let (public, _) = public_routes().split_for_parts();
             (
-                public_routes().with_state(Arc::clone(&core)),
+                public.with_state(Arc::clone(&core)),
                 Some((listener, admin_addr, admin_only_routes(Arc::clone(&core)))),
             )
         }
@@ -123,81 +127,99 @@ async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<tokio::net::TcpList
 
 /// Every route on one address (the default: no `http.admin_listen`).
 pub fn routes(core: Arc<Core>) -> Router {
-    public_routes()
+    let (router, _) = public_routes()
         .merge(admin_routes(Arc::clone(&core)))
-        .with_state(core)
+        .split_for_parts();
+    router.with_state(core)
 }
 
 /// What must stay reachable from outside: health and readiness (load balancers,
-/// orchestrators), the OAuth redirect (a broadcaster's browser) and the EventSub webhook
-/// (Twitch).
-fn public_routes() -> Router<Arc<Core>> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/oauth/callback", get(twitch::oauth_callback))
-        .route("/eventsub", post(twitch::eventsub_webhook))
+/// orchestrators), the API's description, the OAuth redirect (a broadcaster's browser) and the
+/// EventSub webhook (Twitch).
+fn public_routes() -> OpenApiRouter<Arc<Core>> {
+    health_routes()
+        .routes(routes!(twitch::oauth_callback))
+        .routes(routes!(twitch::eventsub_webhook))
 }
 
-/// The admin address's routes: the admin API and `/metrics`, plus health and readiness (so
-/// the admin address can be probed on its own).
+/// Served on every address: health, readiness and the API's description.
+fn health_routes() -> OpenApiRouter<Arc<Core>> {
+    OpenApiRouter::default()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi::serve_document))
+}
+
+/// The admin address's routes: the admin API and `/metrics`, plus health, readiness and the
+/// description (so the admin address can be probed on its own).
 fn admin_only_routes(core: Arc<Core>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let (router, _) = health_routes()
         .merge(admin_routes(Arc::clone(&core)))
-        .with_state(core)
+        .split_for_parts();
+    router.with_state(core)
 }
 
-/// The admin API (`/v1/...`, the token-protected routes behind [`require_admin`]) and
-/// `/metrics`.
-fn admin_routes(core: Arc<Core>) -> Router<Arc<Core>> {
-    let protected = Router::new()
-        .route(
-            "/v1/channels/{login}",
-            post(join_channel).delete(part_channel),
-        )
-        .route("/v1/channels/{login}/rules", get(rules::get_twitch_rules))
-        .route("/v1/store/flush", post(flush_store))
-        .route(
-            "/v1/users/{platform}/{user_id}",
-            axum::routing::delete(users::delete_user),
-        )
-        .route(
-            "/v1/channels/{login}/authorize",
-            get(twitch::authorize_channel),
-        )
-        .route("/v1/bot/authorize", get(twitch::authorize_bot))
-        .route(
-            "/v1/channels/{login}/{kind}/{name}",
-            get(rules::get_twitch_item)
-                .put(rules::put_twitch_item)
-                .delete(rules::delete_twitch_item),
-        )
+/// The admin API: `/metrics` and the channel list, and the token-protected routes behind
+/// [`require_admin`].
+fn admin_routes(core: Arc<Core>) -> OpenApiRouter<Arc<Core>> {
+    open_admin_routes()
+        .merge(protected_routes().route_layer(middleware::from_fn_with_state(core, require_admin)))
+}
+
+/// Every route the service serves, for [`openapi::document`] (no state: the description does
+/// not depend on it).
+fn described_routes() -> OpenApiRouter<Arc<Core>> {
+    public_routes()
+        .merge(open_admin_routes())
+        .merge(protected_routes())
+}
+
+fn open_admin_routes() -> OpenApiRouter<Arc<Core>> {
+    OpenApiRouter::default()
+        .routes(routes!(metrics))
+        .routes(routes!(list_channels))
+}
+
+/// The routes that need the admin token (each names [`openapi::ADMIN_TOKEN`] in its
+/// description; `tests/openapi.rs` checks that both agree).
+fn protected_routes() -> OpenApiRouter<Arc<Core>> {
+    OpenApiRouter::default()
+        .routes(routes!(join_channel, part_channel))
+        .routes(routes!(rules::get_twitch_rules))
+        .routes(routes!(flush_store))
+        .routes(routes!(users::delete_user))
+        .routes(routes!(twitch::authorize_channel))
+        .routes(routes!(twitch::authorize_bot))
+        .routes(routes!(
+            rules::get_twitch_item,
+            rules::put_twitch_item,
+            rules::delete_twitch_item
+        ))
         // Discord channels by channel id. A Twitch channel named `discord` keeps its routes
         // above (paths of other lengths), as `tests/http_api.rs` checks.
-        .route(
-            "/v1/channels/discord/{id}/rules",
-            get(rules::get_discord_rules),
-        )
-        .route(
-            "/v1/channels/discord/{id}/{kind}/{name}",
-            get(rules::get_discord_item)
-                .put(rules::put_discord_item)
-                .delete(rules::delete_discord_item),
-        )
-        .route_layer(middleware::from_fn_with_state(core, require_admin));
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/v1/channels", get(list_channels))
-        .merge(protected)
+        .routes(routes!(rules::get_discord_rules))
+        .routes(routes!(
+            rules::get_discord_item,
+            rules::put_discord_item,
+            rules::delete_discord_item
+        ))
 }
 
 /// Writes everything the store's writer holds (before maintenance, or to read exact figures).
+#[utoipa::path(
+    post,
+    path = "/v1/store/flush",
+    tag = "store",
+    responses(
+        (status = 200, description = "Every pending state change is written.", body = openapi::FlushAnswer),
+        (status = 503, description = "The store failed, or did not finish within `supervisor.drain_timeout_ms`.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 async fn flush_store(State(core): State<Arc<Core>>) -> Response {
     let timeout = std::time::Duration::from_millis(core.config.supervisor.drain_timeout_ms);
     match tokio::time::timeout(timeout, core.store.flush()).await {
-        Ok(Ok(())) => Json(json!({ "flushed": true })).into_response(),
+        Ok(Ok(())) => Json(openapi::FlushAnswer { flushed: true }).into_response(),
         Ok(Err(e)) => error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         Err(_) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -206,10 +228,27 @@ async fn flush_store(State(core): State<Arc<Core>>) -> Response {
     }
 }
 
+/// Liveness: 200 while the process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+)]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Readiness: connected, channels joined and none failed.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready (`degraded` lists what is behind while chat is handled).", body = crate::app::Readiness),
+        (status = 503, description = "Not ready; `reasons` says why.", body = crate::app::Readiness),
+    ),
+)]
 async fn readyz(State(core): State<Arc<Core>>) -> Response {
     let readiness = core.readiness();
     let status = if readiness.ready {
@@ -220,6 +259,13 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
     (status, Json(readiness)).into_response()
 }
 
+/// The service's metrics in Prometheus' text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    responses((status = 200, description = "Prometheus text exposition (version 0.0.4).", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8")),
+)]
 async fn metrics(State(core): State<Arc<Core>>) -> Response {
     (
         [(
@@ -231,20 +277,29 @@ async fn metrics(State(core): State<Arc<Core>>) -> Response {
         .into_response()
 }
 
-#[derive(serde::Serialize)]
+/// One channel, as `GET /v1/channels` lists it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct ChannelView {
+    /// `twitch` or `discord`.
     platform: &'static str,
+    /// The Twitch login, or the Discord channel id.
     channel: String,
     /// The configured name of a Discord channel (its key is the channel id).
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     state: crate::channel::ChannelStatus,
+    /// Twitch: the connection has joined it; Discord: the gateway is connected.
     joined: bool,
+    /// Messages admitted and not yet handled (bounded by `admission.capacity`).
     in_flight: u64,
     received: u64,
     processed: u64,
+    /// Messages shed, every reason together.
     shed: u64,
+    /// Messages shed, per reason (reasons with none left out).
+    #[schema(value_type = BTreeMap<String, u64>)]
     shed_by_reason: BTreeMap<&'static str, u64>,
+    /// Actor restarts (a panicking handler restarts its actor).
     restarts: u64,
     last_error: Option<String>,
     /// Twitch: the channel's authorisation for the app-token path (with Helix configured).
@@ -255,6 +310,13 @@ struct ChannelView {
     eventsub: Option<crate::twitch::eventsub::ChannelSubscriptions>,
 }
 
+/// Every channel the service supervises, Twitch and Discord.
+#[utoipa::path(
+    get,
+    path = "/v1/channels",
+    tag = "channels",
+    responses((status = 200, description = "One entry per channel.", body = Vec<ChannelView>)),
+)]
 async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> {
     let status = core.twitch.status();
     let views = core
@@ -304,6 +366,19 @@ async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> 
     Json(views)
 }
 
+/// Joins a Twitch channel (or revives a failed one).
+#[utoipa::path(
+    post,
+    path = "/v1/channels/{login}",
+    tag = "channels",
+    params(("login" = String, Path, description = "The Twitch login (a-z, 0-9, `_`; 1-25 characters).")),
+    responses(
+        (status = 201, description = "Joined: its actor runs and the JOIN is queued (paced by Twitch's limits).", body = openapi::JoinAnswer),
+        (status = 200, description = "Already joined, or revived after it failed.", body = openapi::JoinAnswer),
+        (status = 400, description = "Not a login, or the service is shutting down.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 async fn join_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) -> Response {
     match core.join(&login).await {
         Ok(outcome) => {
@@ -311,16 +386,30 @@ async fn join_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) 
                 JoinOutcome::Joined => StatusCode::CREATED,
                 _ => StatusCode::OK,
             };
-            (
-                status,
-                Json(json!({ "channel": login, "outcome": outcome })),
-            )
-                .into_response()
+            let answer = openapi::JoinAnswer {
+                channel: login,
+                outcome,
+            };
+            (status, Json(answer)).into_response()
         }
         Err(error) => error_response(StatusCode::BAD_REQUEST, &error.to_string()),
     }
 }
 
+/// Parts a Twitch channel: its actor drains and stops.
+#[utoipa::path(
+    delete,
+    path = "/v1/channels/{login}",
+    tag = "channels",
+    params(("login" = String, Path, description = "The Twitch login.")),
+    responses(
+        (status = 200, description = "Parted.", body = openapi::PartAnswer),
+        (status = 400, description = "Not a login.", body = openapi::ErrorBody),
+        (status = 404, description = "Not joined.", body = openapi::ErrorBody),
+        (status = 503, description = "The channel could not be parted now (shutting down).", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 async fn part_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) -> Response {
     if !crate::config::is_login(&login) {
         return error_response(
@@ -329,11 +418,11 @@ async fn part_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) 
         );
     }
     match core.part(&login).await {
-        Ok(true) => (
-            StatusCode::OK,
-            Json(json!({ "channel": login, "parted": true })),
-        )
-            .into_response(),
+        Ok(true) => Json(openapi::PartAnswer {
+            channel: login,
+            parted: true,
+        })
+        .into_response(),
         Ok(false) => error_response(
             StatusCode::NOT_FOUND,
             &format!("channel `{login}` is not joined"),
@@ -343,7 +432,10 @@ async fn part_channel(State(core): State<Arc<Core>>, Path(login): Path<String>) 
 }
 
 pub(crate) fn error_response(status: StatusCode, error: &str) -> Response {
-    (status, Json(json!({ "error": error }))).into_response()
+    let body = openapi::ErrorBody {
+        error: error.to_string(),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Admin routes' middleware: lets the request through only with the right bearer token.

@@ -25,9 +25,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::error_response;
+use super::{error_response, openapi};
 use crate::app::{Core, SetRulesError};
 use crate::channel::actor::RulesRefused;
 use crate::channel::{rules_book, ChannelKey};
@@ -85,6 +85,18 @@ fn discord(id: &str) -> Result<ChannelKey, ApiError> {
     }
 }
 
+/// The Twitch channel's whole rules.
+#[utoipa::path(
+    get,
+    path = "/v1/channels/{login}/rules",
+    tag = "rules",
+    params(("login" = String, Path, description = "The Twitch login.")),
+    responses(
+        (status = 200, description = "Its rules (the file's, with every edit since).", body = crate::engine::ChannelRules),
+        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn get_twitch_rules(
     State(core): State<Arc<Core>>,
     Path(login): Path<String>,
@@ -92,6 +104,18 @@ pub(super) async fn get_twitch_rules(
     whole(&core, twitch(&login))
 }
 
+/// The Discord channel's whole rules.
+#[utoipa::path(
+    get,
+    path = "/v1/channels/discord/{id}/rules",
+    tag = "rules",
+    params(("id" = String, Path, description = "The Discord channel id (a snowflake).")),
+    responses(
+        (status = 200, description = "Its rules (the file's, with every edit since).", body = crate::engine::ChannelRules),
+        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn get_discord_rules(
     State(core): State<Arc<Core>>,
     Path(id): Path<String>,
@@ -106,6 +130,19 @@ fn whole(core: &Core, key: Result<ChannelKey, ApiError>) -> Response {
     }
 }
 
+/// One rule item of a Twitch channel.
+#[utoipa::path(
+    get,
+    path = "/v1/channels/{login}/{kind}/{name}",
+    tag = "rules",
+    params(("login" = String, Path, description = "The Twitch login."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+    responses(
+        (status = 200, description = "The item.", body = openapi::RuleItem),
+        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn get_twitch_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
@@ -113,6 +150,19 @@ pub(super) async fn get_twitch_item(
     get_item(&core, twitch(&login), &kind, &name)
 }
 
+/// One rule item of a Discord channel.
+#[utoipa::path(
+    get,
+    path = "/v1/channels/discord/{id}/{kind}/{name}",
+    tag = "rules",
+    params(("id" = String, Path, description = "The Discord channel id (a snowflake)."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+    responses(
+        (status = 200, description = "The item.", body = openapi::RuleItem),
+        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn get_discord_item(
     State(core): State<Arc<Core>>,
     Path((id, kind, name)): Path<(String, String, String)>,
@@ -136,6 +186,24 @@ fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &s
     }
 }
 
+/// Creates or replaces one rule item of a Twitch channel: checked as rules files are, then
+/// applied to the running channel and written to the state store.
+#[utoipa::path(
+    put,
+    path = "/v1/channels/{login}/{kind}/{name}",
+    tag = "rules",
+    params(("login" = String, Path, description = "The Twitch login."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+    request_body(content = openapi::RuleItem, description = "The item, of the path's kind (at most 256 KiB; unknown fields refused).", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = openapi::RuleEdited),
+        (status = 200, description = "Replaced.", body = openapi::RuleEdited),
+        (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
+        (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
+        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn put_twitch_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
@@ -144,6 +212,24 @@ pub(super) async fn put_twitch_item(
     change(&core, twitch(&login), &kind, &name, Some(&body)).await
 }
 
+/// Creates or replaces one rule item of a Discord channel: checked as rules files are, then
+/// applied to the running channel and written to the state store.
+#[utoipa::path(
+    put,
+    path = "/v1/channels/discord/{id}/{kind}/{name}",
+    tag = "rules",
+    params(("id" = String, Path, description = "The Discord channel id (a snowflake)."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+    request_body(content = openapi::RuleItem, description = "The item, of the path's kind (at most 256 KiB; unknown fields refused).", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = openapi::RuleEdited),
+        (status = 200, description = "Replaced.", body = openapi::RuleEdited),
+        (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
+        (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
+        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn put_discord_item(
     State(core): State<Arc<Core>>,
     Path((id, kind, name)): Path<(String, String, String)>,
@@ -152,6 +238,21 @@ pub(super) async fn put_discord_item(
     change(&core, discord(&id), &kind, &name, Some(&body)).await
 }
 
+/// Removes one rule item of a Twitch channel (from the running channel and the store).
+#[utoipa::path(
+    delete,
+    path = "/v1/channels/{login}/{kind}/{name}",
+    tag = "rules",
+    params(("login" = String, Path, description = "The Twitch login."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+    responses(
+        (status = 200, description = "Deleted.", body = openapi::RuleEdited),
+        (status = 400, description = "Not a channel key of that platform, or a bad name.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+        (status = 409, description = "The rules changed meanwhile: read them again and retry.", body = openapi::ErrorBody),
+        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn delete_twitch_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
@@ -159,6 +260,21 @@ pub(super) async fn delete_twitch_item(
     change(&core, twitch(&login), &kind, &name, None).await
 }
 
+/// Removes one rule item of a Discord channel (from the running channel and the store).
+#[utoipa::path(
+    delete,
+    path = "/v1/channels/discord/{id}/{kind}/{name}",
+    tag = "rules",
+    params(("id" = String, Path, description = "The Discord channel id (a snowflake)."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+    responses(
+        (status = 200, description = "Deleted.", body = openapi::RuleEdited),
+        (status = 400, description = "Not a channel key of that platform, or a bad name.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+        (status = 409, description = "The rules changed meanwhile: read them again and retry.", body = openapi::ErrorBody),
+        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn delete_discord_item(
     State(core): State<Arc<Core>>,
     Path((id, kind, name)): Path<(String, String, String)>,
@@ -192,16 +308,33 @@ async fn change(
     if let Err(error) = apply(core, &key, base, rules).await {
         return error.into_response();
     }
-    let platform = key.platform.as_str();
-    let answer = |status, verb: &str| {
-        let body = json!({ "platform": platform, "channel": shown, kind: name, verb: true });
-        (status, Json(body)).into_response()
+    let mut answer = openapi::RuleEdited {
+        platform: key.platform.as_str().to_string(),
+        channel: shown,
+        ..Default::default()
     };
-    match (body.is_some(), existed) {
-        (false, _) => answer(StatusCode::OK, "deleted"),
-        (true, true) => answer(StatusCode::OK, "replaced"),
-        (true, false) => answer(StatusCode::CREATED, "created"),
+    let item = Some(name.to_string());
+    match kind {
+        "commands" => answer.commands = item,
+        "keywords" => answer.keywords = item,
+        "timers" => answer.timers = item,
+        _ => answer.filters = item,
     }
+    let status = match (body.is_some(), existed) {
+        (false, _) => {
+            answer.deleted = Some(true);
+            StatusCode::OK
+        }
+        (true, true) => {
+            answer.replaced = Some(true);
+            StatusCode::OK
+        }
+        (true, false) => {
+            answer.created = Some(true);
+            StatusCode::CREATED
+        }
+    };
+    (status, Json(answer)).into_response()
 }
 
 /// Applies one item edit to `rules` without any I/O: `body` is the new item (PUT) or `None`

@@ -3,7 +3,7 @@
 //!
 //! `POST /eventsub` reads at most `twitch.eventsub.webhook_max_body_bytes` (413 beyond,
 //! counted), hands headers and raw body to the intake (`twitch::eventsub::webhook`), which
-//! decides without waiting: 403 for a missing, wrong or stale signature, 200 for a replay or a
+//! decides without waiting: 403 for a missing, wrong or stale signature, 204 for a replay or a
 //! handed-off notification, the challenge as `text/plain`, 503 when its queue is full. The
 //! callback's answers are plain text (nothing from the request is echoed as HTML).
 
@@ -44,6 +44,18 @@ fn link(core: &Core, what: AuthorizeFor) -> Response {
 }
 
 /// `GET /v1/channels/{login}/authorize`: the link the broadcaster follows.
+#[utoipa::path(
+    get,
+    path = "/v1/channels/{login}/authorize",
+    tag = "onboarding",
+    params(("login" = String, Path, description = "The broadcaster's login.")),
+    responses(
+        (status = 200, description = "The link, its scopes, and how long its one-use `state` is valid.", body = crate::twitch::auth::onboarding::Link),
+        (status = 409, description = "Onboarding is not configured (Helix client id and secret, `twitch.auth.redirect_url`).", body = super::openapi::ErrorBody),
+        (status = 400, description = "Not a login.", body = super::openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn authorize_channel(
     State(core): State<Arc<Core>>,
     Path(login): Path<String>,
@@ -57,12 +69,41 @@ pub async fn authorize_channel(
     link(&core, AuthorizeFor::Channel(login))
 }
 
-/// `GET /v1/bot/authorize`: the link the bot account follows.
+/// `GET /v1/bot/authorize`: the link the bot account follows (to grant the app its user token).
+#[utoipa::path(
+    get,
+    path = "/v1/bot/authorize",
+    tag = "onboarding",
+    responses(
+        (status = 200, description = "The link, its scopes, and how long its one-use `state` is valid.", body = crate::twitch::auth::onboarding::Link),
+        (status = 409, description = "Onboarding is not configured (Helix client id and secret, `twitch.auth.redirect_url`).", body = super::openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn authorize_bot(State(core): State<Arc<Core>>) -> Response {
     link(&core, AuthorizeFor::Bot)
 }
 
-/// `GET /oauth/callback?code&scope&state` (or `error`, `error_description`).
+/// `GET /oauth/callback?code&scope&state` (or `error`, `error_description`): Twitch's
+/// redirect after a grant; the one-use `state` is the check.
+#[utoipa::path(
+    get,
+    path = "/oauth/callback",
+    tag = "onboarding",
+    params(
+        ("code" = Option<String>, Query, description = "The authorization code."),
+        ("scope" = Option<String>, Query, description = "The scopes granted, space-separated."),
+        ("state" = Option<String>, Query, description = "The one-use state of the link."),
+        ("error" = Option<String>, Query, description = "Set when the user refused."),
+        ("error_description" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "The grant is recorded.", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 400, description = "Refused, unknown or expired state, or a grant without the scopes needed.", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "Onboarding is not configured.", body = String, content_type = "text/plain"),
+        (status = 502, description = "Twitch's token endpoint failed.", body = String, content_type = "text/plain; charset=utf-8"),
+    ),
+)]
 pub async fn oauth_callback(
     State(core): State<Arc<Core>>,
     Query(params): Query<CallbackParams>,
@@ -116,7 +157,31 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `POST /eventsub`.
+/// `POST /eventsub`: EventSub webhook deliveries (with a webhook secret configured); the
+/// HMAC-SHA256 signature over id, timestamp and body is the check.
+#[utoipa::path(
+    post,
+    path = "/eventsub",
+    tag = "twitch",
+    params(
+        ("Twitch-Eventsub-Message-Id" = String, Header),
+        ("Twitch-Eventsub-Message-Timestamp" = String, Header, description = "RFC 3339; older than 10 minutes is refused."),
+        ("Twitch-Eventsub-Message-Signature" = String, Header, description = "`sha256=` + hex HMAC."),
+        ("Twitch-Eventsub-Message-Type" = String, Header, description = "`notification`, `webhook_callback_verification` or `revocation`."),
+        ("Twitch-Eventsub-Subscription-Type" = Option<String>, Header),
+        ("Twitch-Eventsub-Subscription-Version" = Option<String>, Header),
+    ),
+    request_body(content = Object, description = "Twitch's JSON message (at most `twitch.eventsub.webhook_max_body_bytes`).", content_type = "application/json"),
+    responses(
+        (status = 204, description = "A notification or revocation accepted, or a replayed message id (nothing is done twice)."),
+        (status = 200, description = "A verification request: the challenge, as text.", body = String, content_type = "text/plain"),
+        (status = 400, description = "Malformed message.", body = super::openapi::ErrorBody),
+        (status = 403, description = "Missing, wrong or stale signature.", body = super::openapi::ErrorBody),
+        (status = 404, description = "No webhook secret is configured.", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body too large (counted).", body = super::openapi::ErrorBody),
+        (status = 503, description = "The intake queue is full; Twitch retries (`Retry-After: 1`).", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn eventsub_webhook(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,

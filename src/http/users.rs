@@ -15,6 +15,22 @@ use super::error_response;
 use crate::app::users::ForgetUserError;
 use crate::app::Core;
 
+/// Deletes one user's data on one platform everywhere the service keeps it.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{platform}/{user_id}",
+    tag = "users",
+    params(
+        ("platform" = String, Path, description = "`twitch` or `discord`."),
+        ("user_id" = String, Path, description = "The platform's user id (digits)."),
+    ),
+    responses(
+        (status = 200, description = "What was removed, per place and kind, and the channels touched.", body = crate::app::users::ForgetUserReport),
+        (status = 400, description = "Unknown platform or malformed user id.", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store part failed (with what was done; safe to repeat), or the service is shutting down.", body = super::openapi::ForgetUserFailed),
+    ),
+    security(("admin_token" = [])),
+)]
 pub(super) async fn delete_user(
     State(core): State<Arc<Core>>,
     Path((platform, user_id)): Path<(String, String)>,

@@ -172,7 +172,7 @@ impl ChannelWrite {
 }
 
 /// What deleting one user's data removed from a store (or from the writer's pending changes).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ForgottenRows {
     /// Per-channel stats rows.
     pub user_stats: u64,

@@ -44,7 +44,7 @@ use oauth::OAuthClient;
 const BOT_BASE_SCOPES: &[&str] = &["user:read:chat", "user:write:chat", "user:bot"];
 
 /// What a channel's authorisation looks like (for `/v1/channels`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ChannelAuthorization {
     /// The channel's user id, once known.
     pub user_id: Option<String>,

@@ -58,7 +58,7 @@ struct Pending {
 }
 
 /// A link to hand to the user.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Link {
     pub url: String,
     pub scopes: Vec<String>,

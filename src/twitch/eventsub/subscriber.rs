@@ -52,7 +52,7 @@ const FINAL_REVOCATIONS: &[&str] = &[
 ];
 
 /// One subscription's state.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
 pub enum SubState {
     Pending,
@@ -122,7 +122,7 @@ struct State {
 const EARLY_VERIFIED: usize = 1_024;
 
 /// A channel's subscriptions, for `/v1/channels`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ChannelSubscriptions {
     /// `subscribed` (every chat type enabled), `subscribing` or `failing`.
     pub state: &'static str,

@@ -64,7 +64,7 @@ enum FileJob {
 }
 
 /// What [`ModerationLog::forget_user`] removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ForgottenLog {
     /// Entries of the in-memory ring.
     pub in_memory: u64,
