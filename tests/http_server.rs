@@ -1,6 +1,7 @@
 //! The HTTP server's limits and addresses (issue 10, item 10), against a running service on
 //! 127.0.0.1 with raw TCP clients where HTTP clients would hide what happens: a request head
-//! that never completes is closed after `http.header_read_timeout_ms`; connections beyond
+//! that never completes is closed after `http.header_read_timeout_ms`, a body that never
+//! completes is answered 408 after `http.body_read_timeout_ms`; connections beyond
 //! `http.max_connections` are refused and counted; the `Bearer` scheme is case-insensitive;
 //! `http.admin_listen` moves the admin API and `/metrics` off `http.listen`.
 
@@ -102,6 +103,75 @@ async fn a_request_head_that_never_completes_is_closed_after_the_header_read_tim
     .await;
     // A request that arrives in time is served as before.
     assert_eq!(status_of(addr, "/healthz", None).await, 200);
+    service.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_never_completes_is_answered_408_after_the_body_read_timeout() {
+    let (sim, service) = started(|c| c.http.body_read_timeout_ms = 300).await;
+    let addr = service.http_addr();
+    let channel = &sim_channels(1)[0];
+    // A rules PUT announces 100 bytes and sends 1, then nothing. The head arrived, so only
+    // the body's deadline can end it.
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(
+        format!(
+            "PUT /v1/channels/{channel}/commands/!slow HTTP/1.1\r\nhost: x\r\n\
+             authorization: Bearer {ADMIN_TOKEN}\r\ncontent-type: application/json\r\n\
+             content-length: 100\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let answer = read_until_closed(&mut slow)
+        .await
+        .expect("answered and closed within the deadline");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(
+        text.contains("http.body_read_timeout_ms"),
+        "says why: {text}"
+    );
+    // A route that answers without reading the body does not wait for it: /eventsub without
+    // a webhook secret refuses (404), and no body timeout is counted for it.
+    let mut unread = TcpStream::connect(addr).await.expect("connect");
+    unread
+        .write_all(b"POST /eventsub HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .expect("write");
+    let mut head = [0u8; 12];
+    tokio::time::timeout(DEADLINE, unread.read_exact(&mut head))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert_eq!(&head, b"HTTP/1.1 404");
+    wait_until("the timeout is counted", DEADLINE, || {
+        metric(&service, "firehose_http_body_timeouts_total", "main") == 1.0
+    })
+    .await;
+    // A body that arrives in time is read as before (an invalid item: 400, not 408).
+    let mut quick = TcpStream::connect(addr).await.expect("connect");
+    quick
+        .write_all(
+            format!(
+                "PUT /v1/channels/{channel}/commands/!quick HTTP/1.1\r\nhost: x\r\n\
+                 authorization: Bearer {ADMIN_TOKEN}\r\nconnection: close\r\n\
+                 content-length: 2\r\n\r\n{{}}"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut quick).await.expect("answered");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.contains("invalid rule"), "{text}");
+    assert_eq!(
+        metric(&service, "firehose_http_body_timeouts_total", "main"),
+        1.0
+    );
     service.shutdown().await;
     sim.shutdown().await;
 }

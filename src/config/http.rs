@@ -11,6 +11,9 @@ use super::{invalid, ConfigError};
 /// Longest `http.header_read_timeout_ms` accepted: a request head that has not arrived in 30 s
 /// is not coming.
 pub const MAX_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+/// Longest `http.body_read_timeout_ms` accepted (the bodies this API takes are at most a few
+/// MiB).
+pub const MAX_BODY_READ_TIMEOUT_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +27,9 @@ pub struct HttpConfig {
     /// A connection whose request head (request line and headers) has not fully arrived this
     /// long after the server started reading it is closed (idle keep-alive connections too).
     pub header_read_timeout_ms: u64,
+    /// A request whose body has not fully arrived this long after its head did is answered
+    /// 408 and its connection closed (counted: `firehose_http_body_timeouts_total`).
+    pub body_read_timeout_ms: u64,
     /// Connections open at once per listening address; one more is closed at once and counted
     /// (`firehose_http_connections_refused_total`).
     pub max_connections: u32,
@@ -37,6 +43,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
             header_read_timeout_ms: MAX_HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: 30_000,
             max_connections: 1_024,
             admin_token_file: None,
         }
@@ -49,6 +56,12 @@ impl HttpConfig {
             return Err(invalid(
                 "http.header_read_timeout_ms",
                 format!("must be 1 to {MAX_HEADER_READ_TIMEOUT_MS}"),
+            ));
+        }
+        if !(1..=MAX_BODY_READ_TIMEOUT_MS).contains(&self.body_read_timeout_ms) {
+            return Err(invalid(
+                "http.body_read_timeout_ms",
+                format!("must be 1 to {MAX_BODY_READ_TIMEOUT_MS}"),
             ));
         }
         if self.max_connections == 0 {

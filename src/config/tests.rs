@@ -339,6 +339,7 @@ fn the_http_limits_admin_address_and_ignored_users_are_checked_and_overridable()
         "everything on http.listen"
     );
     assert_eq!(defaults.http.header_read_timeout_ms, 30_000);
+    assert_eq!(defaults.http.body_read_timeout_ms, 30_000);
     assert!(defaults.engine.ignore_users.is_empty());
     let cases = [
         (
@@ -350,6 +351,14 @@ fn the_http_limits_admin_address_and_ignored_users_are_checked_and_overridable()
             "http.header_read_timeout_ms",
         ),
         ("[http]\nmax_connections = 0\n", "http.max_connections"),
+        (
+            "[http]\nbody_read_timeout_ms = 0\n",
+            "http.body_read_timeout_ms",
+        ),
+        (
+            "[http]\nbody_read_timeout_ms = 60001\n",
+            "http.body_read_timeout_ms",
+        ),
         (
             "[http]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\n",
             "http.admin_listen",

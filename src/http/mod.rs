@@ -72,6 +72,7 @@ pub async fn serve(core: Arc<Core>, stop: CancellationToken) -> anyhow::Result<L
     let http = core.config.http.clone();
     let limits = server::Limits {
         header_read_timeout: std::time::Duration::from_millis(http.header_read_timeout_ms),
+        body_read_timeout: std::time::Duration::from_millis(http.body_read_timeout_ms),
         max_connections: http.max_connections,
     };
     let main = bind(http.listen, "http.listen").await?;

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -199,6 +199,7 @@ fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &s
         (status = 200, description = "Replaced.", body = openapi::RuleEdited),
         (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = openapi::ErrorBody),
         (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
         (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
     ),
@@ -207,8 +208,12 @@ fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &s
 pub(super) async fn put_twitch_item(
     State(core): State<Arc<Core>>,
     Path((login, kind, name)): Path<(String, String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_item_body(body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     change(&core, twitch(&login), &kind, &name, Some(&body)).await
 }
 
@@ -225,6 +230,7 @@ pub(super) async fn put_twitch_item(
         (status = 200, description = "Replaced.", body = openapi::RuleEdited),
         (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = openapi::ErrorBody),
         (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
         (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
     ),
@@ -233,8 +239,12 @@ pub(super) async fn put_twitch_item(
 pub(super) async fn put_discord_item(
     State(core): State<Arc<Core>>,
     Path((id, kind, name)): Path<(String, String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_item_body(body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     change(&core, discord(&id), &kind, &name, Some(&body)).await
 }
 
@@ -280,6 +290,19 @@ pub(super) async fn delete_discord_item(
     Path((id, kind, name)): Path<(String, String, String)>,
 ) -> Response {
     change(&core, discord(&id), &kind, &name, None).await
+}
+
+/// A PUT's body, read within `http.body_read_timeout_ms`; at most [`MAX_BODY_BYTES`] (one byte
+/// more is read so that [`edit`] refuses an over-long body with its own message).
+async fn read_item_body(body: Body) -> Result<axum::body::Bytes, Response> {
+    super::server::read_body(body, MAX_BODY_BYTES + 1)
+        .await
+        .map_err(|e| {
+            e.into_response(error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("body is over {MAX_BODY_BYTES} bytes"),
+            ))
+        })
 }
 
 /// A PUT (`body`) or DELETE (`None`) of one item: checked, then handed to the channel.

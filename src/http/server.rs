@@ -5,6 +5,10 @@
 //!   a connection whose request head has not fully arrived that long after hyper started
 //!   reading it (a fresh connection, or an idle keep-alive one) is closed and counted
 //!   (`http_header_timeouts_total`).
+//! - **Body read timeout** (`http.body_read_timeout_ms`): hyper has none, so every request's
+//!   body is wrapped in a [`DeadlineBody`] that fails once that long has passed since the
+//!   head arrived; a handler reading it ([`read_body`]) answers 408 with `connection: close`,
+//!   counted (`http_body_timeouts_total`). A body no handler reads is never waited for.
 //! - **Connection limit** (`http.max_connections`, per listener): a semaphore with one permit
 //!   per open connection. A connection accepted with none left gets a best-effort `503` and is
 //!   closed at once, counted (`http_connections_refused_total`); the accept loop never waits
@@ -13,9 +17,18 @@
 //!   request it is serving (hyper's graceful shutdown) and closes; [`run`] returns once all
 //!   have (it takes back every permit).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -37,6 +50,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
     pub max_connections: u32,
 }
 
@@ -61,6 +75,11 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let max = limits.max_connections.max(1);
+    let (body_read_timeout, body_timeouts) =
+        (limits.body_read_timeout, metrics.body_timeouts.clone());
+    let app = app.layer(axum::middleware::from_fn(move |request, next| {
+        with_body_deadline(request, next, body_read_timeout, body_timeouts.clone())
+    }));
     let permits = Arc::new(Semaphore::new(max as usize));
     loop {
         let accepted = tokio::select! {
@@ -140,4 +159,117 @@ async fn connection(
         }
     }
     drop(slot);
+}
+
+/// Gives the request's body its read deadline (see the module's notes).
+async fn with_body_deadline(
+    request: Request,
+    next: Next,
+    timeout: Duration,
+    timeouts: prometheus_client::metrics::counter::Counter,
+) -> Response {
+    let request = request.map(|body| {
+        Body::new(DeadlineBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeouts,
+            expired: false,
+        })
+    });
+    next.run(request).await
+}
+
+/// A request body that fails with [`BodyTimedOut`] when it has not ended by its deadline.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeouts: prometheus_client::metrics::counter::Counter,
+    expired: bool,
+}
+
+/// The error of a body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within http.body_read_timeout_ms")]
+pub struct BodyTimedOut;
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Some(Err(BodyTimedOut.into())));
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired = true;
+            this.timeouts.inc();
+            return Poll::Ready(Some(Err(BodyTimedOut.into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Over the limit the route takes.
+    TooLarge,
+    /// Not all there by `http.body_read_timeout_ms`.
+    TimedOut,
+    /// The client broke the stream off (or sent a malformed chunk).
+    Broken(String),
+}
+
+impl BodyError {
+    /// The answer for a request whose body could not be read (`too_large`: the route's own
+    /// message for that case).
+    pub fn into_response(self, too_large: Response) -> Response {
+        match self {
+            BodyError::TooLarge => too_large,
+            BodyError::TimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                axum::Json(super::openapi::ErrorBody {
+                    error: BodyTimedOut.to_string(),
+                }),
+            )
+                .into_response(),
+            BodyError::Broken(why) => super::error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body could not be read: {why}"),
+            ),
+        }
+    }
+}
+
+/// Reads a whole request body of at most `limit` bytes, within its deadline.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(error) = source {
+            if error.is::<BodyTimedOut>() {
+                return BodyError::TimedOut;
+            }
+            if error.is::<http_body_util::LengthLimitError>() {
+                return BodyError::TooLarge;
+            }
+            source = error.source();
+        }
+        BodyError::Broken(e.to_string())
+    })
 }

@@ -178,6 +178,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         (status = 400, description = "Malformed message.", body = super::openapi::ErrorBody),
         (status = 403, description = "Missing, wrong or stale signature.", body = super::openapi::ErrorBody),
         (status = 404, description = "No webhook secret is configured.", body = super::openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = super::openapi::ErrorBody),
         (status = 413, description = "Body too large (counted).", body = super::openapi::ErrorBody),
         (status = 503, description = "The intake queue is full; Twitch retries (`Retry-After: 1`).", body = super::openapi::ErrorBody),
     ),
@@ -191,12 +192,13 @@ pub async fn eventsub_webhook(
         return error_response(StatusCode::NOT_FOUND, "no webhook secret is configured");
     };
     let limit = core.config.twitch.eventsub.webhook_max_body_bytes;
-    let body = match axum::body::to_bytes(body, limit).await {
+    let body = match super::server::read_body(body, limit).await {
         Ok(body) => body,
-        Err(_) => {
+        Err(super::server::BodyError::TooLarge) => {
             intake.too_large();
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
         }
+        Err(other) => return other.into_response(StatusCode::PAYLOAD_TOO_LARGE.into_response()),
     };
     let headers = WebhookHeaders {
         message_id: header_text(&headers, "twitch-eventsub-message-id"),

@@ -45,6 +45,7 @@ pub struct Metrics {
     /// closed for a request head not read within `http.header_read_timeout_ms`, open now.
     pub http_connections_refused: Family<Labels, Counter>,
     pub http_header_timeouts: Family<Labels, Counter>,
+    pub http_body_timeouts: Family<Labels, Counter>,
     pub http_connections_open: Family<Labels, Gauge>,
     pub twitch_connections: Counter,
     pub twitch_reconnects: Counter,
@@ -81,6 +82,7 @@ impl Metrics {
             messages_ignored: Family::default(),
             http_connections_refused: Family::default(),
             http_header_timeouts: Family::default(),
+            http_body_timeouts: Family::default(),
             http_connections_open: Family::default(),
             twitch_connections: Counter::default(),
             twitch_reconnects: Counter::default(),
@@ -128,6 +130,11 @@ impl Metrics {
             "http_header_timeouts",
             "HTTP connections closed because a request head did not arrive within http.header_read_timeout_ms, by listener",
             m.http_header_timeouts.clone(),
+        );
+        registry.register(
+            "http_body_timeouts",
+            "HTTP requests answered 408 because their body did not arrive within http.body_read_timeout_ms, by listener",
+            m.http_body_timeouts.clone(),
         );
         registry.register(
             "http_connections_open",
@@ -229,6 +236,7 @@ impl Metrics {
         HttpListenerMetrics {
             refused: self.http_connections_refused.get_or_create(&labels).clone(),
             header_timeouts: self.http_header_timeouts.get_or_create(&labels).clone(),
+            body_timeouts: self.http_body_timeouts.get_or_create(&labels).clone(),
             open: self.http_connections_open.get_or_create(&labels).clone(),
         }
     }
@@ -288,6 +296,7 @@ impl IgnoreReason {
 pub struct HttpListenerMetrics {
     pub refused: Counter,
     pub header_timeouts: Counter,
+    pub body_timeouts: Counter,
     pub open: Gauge,
 }
 
