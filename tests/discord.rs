@@ -277,6 +277,87 @@ async fn the_bot_itself_and_ignore_listed_users_get_no_answer_on_discord() {
     s.sim.shutdown().await;
 }
 
+/// A MESSAGE_CREATE of `spec` with the author marked a bot, or sent by a webhook; its id.
+fn send_from_a_bot(fake: &FakeDiscord, spec: MessageSpec, webhook: bool) -> u64 {
+    let id = fake.state().next_id();
+    let mut data = firehose_sim::discord::payloads::message(&MessageSpec { id, ..spec });
+    if webhook {
+        data["webhook_id"] = "777000111".into();
+    } else {
+        data["author"]["bot"] = true.into();
+    }
+    assert_eq!(
+        fake.send_dispatch("MESSAGE_CREATE", data),
+        1,
+        "one session takes it"
+    );
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_bots_and_webhooks_get_no_answer_unless_the_operator_allows_them() {
+    let s = setup(&[(CHANNEL_A, GUILD_A)], 1, &[]).await;
+    let bot = send_from_a_bot(
+        &s.fake,
+        say(CHANNEL_A, GUILD_A, 6161, vec![], "!ping"),
+        false,
+    );
+    let hook = send_from_a_bot(
+        &s.fake,
+        say(CHANNEL_A, GUILD_A, 6262, vec![], "!ping"),
+        true,
+    );
+    wait_until("both are counted as ignored bots", WAIT, || {
+        metric(
+            &s.service,
+            "firehose_messages_ignored_total{platform=\"discord\",reason=\"bot\"}",
+        ) == 2.0
+            && metric(
+                &s.service,
+                "firehose_discord_messages_ignored_total{reason=\"bot\"}",
+            ) == 2.0
+    })
+    .await;
+    // A person after them is answered, and by then the bots would have been too.
+    ping_answered(&s, CHANNEL_A, GUILD_A).await;
+    for id in [bot, hook] {
+        assert!(
+            replies_to(&s.fake, CHANNEL_A, id).is_empty(),
+            "message {id} is another bot's"
+        );
+    }
+    // Other bots' output is not chat input: only the person's message is handled.
+    wait_until("the person's message is processed", WAIT, || {
+        discord_processed(&s.service, CHANNEL_A) == 1
+    })
+    .await;
+    s.service.shutdown().await;
+    s.fake.shutdown().await;
+    s.sim.shutdown().await;
+
+    // `discord.ignore_bots = false`: a bot's command is answered like anyone's.
+    let s = setup_tweaked(
+        &[(CHANNEL_A, GUILD_A)],
+        1,
+        &[],
+        ServiceOptions::default(),
+        |c| c.discord.ignore_bots = false,
+    )
+    .await;
+    let bot = send_from_a_bot(
+        &s.fake,
+        say(CHANNEL_A, GUILD_A, 6161, vec![], "!ping"),
+        false,
+    );
+    wait_until("the bot's !ping is answered", WAIT, || {
+        !replies_to(&s.fake, CHANNEL_A, bot).is_empty()
+    })
+    .await;
+    s.service.shutdown().await;
+    s.fake.shutdown().await;
+    s.sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spam_is_deleted_and_the_member_timed_out_but_a_mapped_moderator_is_exempt() {
     let s = setup(&[(CHANNEL_A, GUILD_A)], 1, &[(CHANNEL_A, SPAM_RULES)]).await;

@@ -154,7 +154,7 @@ pub struct Router {
     config: AdmissionConfig,
     ignore: IgnoreList,
     /// `messages_ignored_total` by (platform, reason), looked up once.
-    ignored: [Counter; 4],
+    ignored: [Counter; 6],
 }
 
 impl Router {
@@ -177,8 +177,10 @@ impl Router {
         let ignored = [
             (Platform::Twitch, IgnoreReason::Own),
             (Platform::Twitch, IgnoreReason::IgnoreList),
+            (Platform::Twitch, IgnoreReason::Bot),
             (Platform::Discord, IgnoreReason::Own),
             (Platform::Discord, IgnoreReason::IgnoreList),
+            (Platform::Discord, IgnoreReason::Bot),
         ]
         .map(|(platform, reason)| metrics.ignored(platform, reason));
         Arc::new(Router {
@@ -193,11 +195,12 @@ impl Router {
     fn count_ignored(&self, platform: Platform, reason: IgnoreReason) {
         let platform = match platform {
             Platform::Twitch => 0,
-            Platform::Discord => 2,
+            Platform::Discord => 3,
         };
         let reason = match reason {
             IgnoreReason::Own => 0,
             IgnoreReason::IgnoreList => 1,
+            IgnoreReason::Bot => 2,
         };
         self.ignored[platform + reason].inc();
     }
@@ -208,6 +211,13 @@ impl Router {
     pub fn own_message(&self, platform: Platform) -> Routed {
         self.count_ignored(platform, IgnoreReason::Own);
         Routed::Ignored(IgnoreReason::Own)
+    }
+
+    /// A chat message from another bot, as the platform marks them (Discord's bot accounts
+    /// and webhooks): counted, never handled, and like the bot's own not chat input.
+    pub fn bot_message(&self, platform: Platform) -> Routed {
+        self.count_ignored(platform, IgnoreReason::Bot);
+        Routed::Ignored(IgnoreReason::Bot)
     }
 
     pub fn capacity(&self) -> u32 {

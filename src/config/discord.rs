@@ -65,6 +65,10 @@ pub struct DiscordConfig {
     /// Per guild: role id -> the engine role it grants (`subscriber`, `vip`, `moderator`,
     /// `broadcaster`). A member gets the highest of their mapped roles; unmapped = `everyone`.
     pub guild_roles: BTreeMap<String, BTreeMap<String, GrantedRole>>,
+    /// Ignore messages from bot accounts and webhooks (other bots' output is not chat input:
+    /// answering it can loop two bots). Counted in
+    /// `firehose_messages_ignored_total{platform="discord",reason="bot"}`.
+    pub ignore_bots: bool,
 }
 
 /// One mapped Discord channel.
@@ -93,6 +97,7 @@ impl Default for DiscordConfig {
             max_age_ms: 15_000,
             channels: BTreeMap::new(),
             guild_roles: BTreeMap::new(),
+            ignore_bots: true,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! mapped channel is converted ([`super::convert`]) and routed exactly like a Twitch message:
 //! `Router::route` is synchronous and never waits, so admission control and the overflow
 //! policy apply unchanged (the router drops `engine.ignore_users`' messages). The bot's own
-//! messages (also in `messages_ignored_total{reason="own"}`), DMs and unmapped channels are
+//! messages (also in `messages_ignored_total{reason="own"}`), other bots' and webhooks' (with
+//! `discord.ignore_bots`, the default; `reason="bot"`), DMs and unmapped channels are
 //! counted and dropped. READY / RESUMED / shard stage changes keep the connection state that
 //! readiness and `/v1/channels` read; serenity's rate-limit callback (delivered as
 //! `EventHandler::ratelimit`) is counted.
@@ -90,6 +91,10 @@ impl Ingest {
         if self.status.bot_user_id() == Some(message.author.id.get()) {
             self.router.own_message(crate::engine::Platform::Discord);
             return self.metrics.ignored("own_message");
+        }
+        if self.config.ignore_bots && (message.author.bot || message.webhook_id.is_some()) {
+            self.router.bot_message(crate::engine::Platform::Discord);
+            return self.metrics.ignored("bot");
         }
         match to_chat_event(message, &self.config) {
             Ok(event) => {

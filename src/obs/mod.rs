@@ -278,15 +278,23 @@ pub enum IgnoreReason {
     Own,
     /// Written by an account listed in `engine.ignore_users`.
     IgnoreList,
+    /// Written by another bot the platform marks as one (Discord: a bot account or a webhook,
+    /// with `discord.ignore_bots`).
+    Bot,
 }
 
 impl IgnoreReason {
-    pub const ALL: [IgnoreReason; 2] = [IgnoreReason::Own, IgnoreReason::IgnoreList];
+    pub const ALL: [IgnoreReason; 3] = [
+        IgnoreReason::Own,
+        IgnoreReason::IgnoreList,
+        IgnoreReason::Bot,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             IgnoreReason::Own => "own",
             IgnoreReason::IgnoreList => "ignore_list",
+            IgnoreReason::Bot => "bot",
         }
     }
 }
