@@ -17,7 +17,10 @@ use crate::engine::{ChatEvent, ChatMessage, ChatUser, EmoteSpan, EventKind, Plat
 /// - a `color` tag that is not `#RRGGBB`: twitch-irc slices it by bytes and panics when a
 ///   7-byte value holds a multi-byte character (`#1Ǻɲ6`); an ASCII one it refuses, with the
 ///   whole message. The colour is cosmetic, so a bad one is cleared (no colour) and the
-///   message kept.
+///   message kept;
+/// - a ROOMSTATE `followers-only` number of minutes whose value in seconds does not fit an
+///   `i64` (twitch-irc multiplies by 60 unchecked): it is capped at Twitch's longest
+///   followers-only duration, three months ([`MAX_FOLLOWERS_ONLY_MINUTES`]).
 pub fn server_message(mut irc: IRCMessage) -> Result<ServerMessage, ServerMessageParseError> {
     if let Some(emotes) = irc.tags.0.get_mut("emotes") {
         if let Some(kept) = without_overflowing_ranges(emotes) {
@@ -29,8 +32,19 @@ pub fn server_message(mut irc: IRCMessage) -> Result<ServerMessage, ServerMessag
             color.clear();
         }
     }
+    if let Some(minutes) = irc.tags.0.get_mut("followers-only") {
+        if minutes
+            .parse::<i64>()
+            .is_ok_and(|n| n > MAX_FOLLOWERS_ONLY_MINUTES)
+        {
+            *minutes = MAX_FOLLOWERS_ONLY_MINUTES.to_string();
+        }
+    }
     ServerMessage::try_from(irc)
 }
+
+/// The longest followers-only duration Twitch offers (three months), in minutes.
+pub const MAX_FOLLOWERS_ONLY_MINUTES: i64 = 90 * 24 * 60;
 
 /// `#RRGGBB` in hex digits (or empty: no colour set).
 fn is_rgb_color(tag: &str) -> bool {
@@ -260,6 +274,35 @@ mod tests {
         assert_eq!(spans, [(0, 5), (6, 11)]);
         assert_eq!(without_overflowing_ranges("25:0-4"), None);
         assert_eq!(without_overflowing_ranges("25:5-1"), Some(String::new()));
+    }
+
+    #[test]
+    fn a_followers_only_duration_past_any_twitch_allows_is_capped_not_overflowed() {
+        use std::time::Duration;
+        use twitch_irc::message::FollowersOnlyMode;
+        let state = |minutes: &str| {
+            let line = format!(
+                "@emote-only=0;followers-only={minutes};room-id=1 :tmi.twitch.tv ROOMSTATE #c"
+            );
+            let message = server_message(IRCMessage::parse(&line).expect("parses"))
+                .expect("converts without a panic");
+            let ServerMessage::RoomState(state) = message else {
+                panic!("a ROOMSTATE");
+            };
+            state.followers_only
+        };
+        // 8e18 minutes: x60 overflows i64 (found by the irc_line fuzz target).
+        assert_eq!(
+            state("+08000000000040286300"),
+            Some(FollowersOnlyMode::Enabled(Duration::from_secs(
+                MAX_FOLLOWERS_ONLY_MINUTES as u64 * 60
+            )))
+        );
+        assert_eq!(
+            state("10"),
+            Some(FollowersOnlyMode::Enabled(Duration::from_secs(600)))
+        );
+        assert_eq!(state("-1"), Some(FollowersOnlyMode::Disabled));
     }
 
     #[test]
