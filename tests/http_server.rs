@@ -278,8 +278,8 @@ async fn with_an_admin_address_the_admin_api_and_metrics_move_there() {
     assert_eq!(status_of(admin, &rules, Some(&bearer)).await, 200);
     assert_eq!(status_of(admin, &rules, None).await, 401);
     assert_eq!(status_of(admin, "/healthz", None).await, 200);
-    // The API's description is on both (it is public, like health).
-    assert_eq!(status_of(main, "/openapi.json", None).await, 200);
+    // The API's description goes with the admin API: not published on the public address.
+    assert_eq!(status_of(main, "/openapi.json", None).await, 404);
     assert_eq!(status_of(admin, "/openapi.json", None).await, 200);
     let listed: serde_json::Value = reqwest::get(format!("http://{admin}/v1/channels"))
         .await

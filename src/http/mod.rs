@@ -23,9 +23,9 @@
 //! case-insensitive. Without a configured token the admin routes refuse every request.
 //!
 //! Where they listen: by default every route on `http.listen`. With `http.admin_listen` set,
-//! the admin API (every `/v1/...` route) and `/metrics` move there (with `/healthz`,
-//! `/readyz` and `/openapi.json` as well), and `http.listen` keeps only `/healthz`, `/readyz`,
-//! `/openapi.json`, `/oauth/callback` and `/eventsub`. Routes are registered only through
+//! the admin API (every `/v1/...` route), `/metrics` and `/openapi.json` move there (with
+//! `/healthz` and `/readyz` as well), and `http.listen` keeps only `/healthz`, `/readyz`,
+//! `/oauth/callback` and `/eventsub`. Routes are registered only through
 //! utoipa-axum's `routes!`, so each one is in the OpenAPI description ([`openapi`]). Each address has its own accept loop ([`server`]): at most
 //! `http.max_connections` connections, and a request head not read within
 //! `http.header_read_timeout_ms` closes its connection.
@@ -77,17 +77,16 @@ pub async fn serve(core: Arc<Core>, stop: CancellationToken) -> anyhow::Result<L
     };
     let main = bind(http.listen, "http.listen").await?;
     let main_addr = main.local_addr()?;
-    let (main_app, admin) = match http.admin_listen {
-        None => (routes(Arc::clone(&core)), None),
-        Some(addr) => {
+    let (main_routes, admin_routes) =
+        listener_routes(http.admin_listen.is_some(), token_guard(Arc::clone(&core)));
+    let main_app = serving(main_routes, &core);
+    let admin = match (http.admin_listen, admin_routes) {
+        (Some(addr), Some(routes)) => {
             let listener = bind(addr, "http.admin_listen").await?;
             let admin_addr = listener.local_addr()?;
-            let (public, _) = public_routes().split_for_parts();
-            (
-                public.with_state(Arc::clone(&core)),
-                Some((listener, admin_addr, admin_only_routes(Arc::clone(&core)))),
-            )
+            Some((listener, admin_addr, serving(routes, &core)))
         }
+        _ => None,
     };
     let mut tasks = vec![tokio::spawn(server::run(
         main,
@@ -126,56 +125,65 @@ async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<tokio::net::TcpList
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({key}): {e}"))
 }
 
-/// Every route on one address (the default: no `http.admin_listen`).
+/// Every route on one address (the default: no `http.admin_listen`), as served.
 pub fn routes(core: Arc<Core>) -> Router {
-    let (router, _) = public_routes()
-        .merge(admin_routes(Arc::clone(&core)))
-        .split_for_parts();
-    router.with_state(core)
+    let (main, _) = listener_routes(false, token_guard(Arc::clone(&core)));
+    serving(main, &core)
 }
 
-/// What must stay reachable from outside: health and readiness (load balancers,
-/// orchestrators), the API's description, the OAuth redirect (a broadcaster's browser) and the
-/// EventSub webhook (Twitch).
-fn public_routes() -> OpenApiRouter<Arc<Core>> {
-    health_routes()
+type Routes = OpenApiRouter<Arc<Core>>;
+
+/// The routes of each listening address, with `guard` around the token-protected ones.
+/// Without an admin address (`split` false) everything is on the main one; with one, the main
+/// address keeps what must stay reachable from outside (health and readiness for load
+/// balancers, the OAuth redirect for a broadcaster's browser, the EventSub webhook for
+/// Twitch) and the admin address gets the admin API, `/metrics`, the API's description and
+/// health. [`openapi::document`] describes the unsplit set, and a test checks that the split
+/// serves the same routes.
+fn listener_routes(split: bool, guard: impl FnOnce(Routes) -> Routes) -> (Routes, Option<Routes>) {
+    let admin = probe_routes()
+        .routes(routes!(openapi::serve_document))
+        .merge(open_admin_routes())
+        .merge(guard(protected_routes()));
+    if split {
+        (probe_routes().merge(intake_routes()), Some(admin))
+    } else {
+        (admin.merge(intake_routes()), None)
+    }
+}
+
+/// The serving router of one address.
+fn serving(routes: Routes, core: &Arc<Core>) -> Router {
+    let (router, _) = routes.split_for_parts();
+    router.with_state(Arc::clone(core))
+}
+
+/// The admin token check ([`require_admin`]) around every route of a set.
+fn token_guard(core: Arc<Core>) -> impl FnOnce(Routes) -> Routes {
+    move |routes| routes.route_layer(middleware::from_fn_with_state(core, require_admin))
+}
+
+/// Every route the service serves, unguarded, for [`openapi::document`] (the description
+/// does not depend on the state).
+fn described_routes() -> Routes {
+    listener_routes(false, |routes| routes).0
+}
+
+/// Health and readiness, served on every address.
+fn probe_routes() -> Routes {
+    OpenApiRouter::default()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// Where others call in: Twitch's OAuth redirect and its EventSub webhook deliveries.
+fn intake_routes() -> Routes {
+    OpenApiRouter::default()
         .routes(routes!(twitch::oauth_callback))
         .routes(routes!(twitch::eventsub_webhook))
 }
 
-/// Served on every address: health, readiness and the API's description.
-fn health_routes() -> OpenApiRouter<Arc<Core>> {
-    OpenApiRouter::default()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(openapi::serve_document))
-}
-
-/// The admin address's routes: the admin API and `/metrics`, plus health, readiness and the
-/// description (so the admin address can be probed on its own).
-fn admin_only_routes(core: Arc<Core>) -> Router {
-    let (router, _) = health_routes()
-        .merge(admin_routes(Arc::clone(&core)))
-        .split_for_parts();
-    router.with_state(core)
-}
-
-/// The admin API: `/metrics` and the channel list, and the token-protected routes behind
-/// [`require_admin`].
-fn admin_routes(core: Arc<Core>) -> OpenApiRouter<Arc<Core>> {
-    open_admin_routes()
-        .merge(protected_routes().route_layer(middleware::from_fn_with_state(core, require_admin)))
-}
-
-/// Every route the service serves, for [`openapi::document`] (no state: the description does
-/// not depend on it).
-fn described_routes() -> OpenApiRouter<Arc<Core>> {
-    public_routes()
-        .merge(open_admin_routes())
-        .merge(protected_routes())
-}
-
-fn open_admin_routes() -> OpenApiRouter<Arc<Core>> {
+fn open_admin_routes() -> Routes {
     OpenApiRouter::default()
         .routes(routes!(metrics))
         .routes(routes!(list_channels))
@@ -183,7 +191,7 @@ fn open_admin_routes() -> OpenApiRouter<Arc<Core>> {
 
 /// The routes that need the admin token (each names [`openapi::ADMIN_TOKEN`] in its
 /// description; `tests/openapi.rs` checks that both agree).
-fn protected_routes() -> OpenApiRouter<Arc<Core>> {
+fn protected_routes() -> Routes {
     OpenApiRouter::default()
         .routes(routes!(join_channel, part_channel))
         .routes(routes!(rules::get_twitch_rules))
@@ -486,7 +494,43 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use std::collections::BTreeSet;
+
+    use super::{bearer_token, listener_routes, Routes};
+
+    fn operations(routes: Routes) -> BTreeSet<(String, String)> {
+        let api = serde_json::to_value(routes.into_openapi()).expect("serialises");
+        api["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                let item = item.as_object().expect("item");
+                item.keys()
+                    .map(|method| (method.clone(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_listeners_serve_exactly_the_described_routes() {
+        let (all, none) = listener_routes(false, |r| r);
+        assert!(none.is_none());
+        let described = operations(all);
+        let (main, admin) = listener_routes(true, |r| r);
+        let main = operations(main);
+        let admin = operations(admin.expect("an admin address"));
+        let served: BTreeSet<_> = main.union(&admin).cloned().collect();
+        assert_eq!(served, described);
+        let on_main: BTreeSet<&str> = main.iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(
+            on_main,
+            BTreeSet::from(["/healthz", "/readyz", "/oauth/callback", "/eventsub"]),
+            "the public address keeps only what outsiders must reach"
+        );
+        assert!(admin.iter().any(|(_, p)| p == "/openapi.json"));
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {

@@ -80,8 +80,8 @@ supervisors, Prometheus metrics, the admin API (channels, rules, the state store
 Twitch onboarding) and Twitch's callbacks (OAuth redirect, EventSub webhooks). Operations that \
 name the `admin_token` scheme need `Authorization: Bearer <token>` (the scheme is \
 case-insensitive); without a configured token they answer 401. With `http.admin_listen` set, \
-`/v1/...` and `/metrics` are served on that address (with `/healthz`, `/readyz` and \
-`/openapi.json`) and no longer on `http.listen`.";
+`/v1/...`, `/metrics` and this document are served on that address (with `/healthz` and \
+`/readyz`) and no longer on `http.listen`.";
 
 fn operations(
     item: &mut utoipa::openapi::PathItem,
@@ -165,7 +165,10 @@ pub struct FlushAnswer {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ForgetUserFailed {
     pub error: String,
-    pub done: crate::app::users::ForgetUserReport,
+    /// What was removed before the store failed (absent when nothing was tried: the service
+    /// is shutting down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done: Option<crate::app::users::ForgetUserReport>,
 }
 
 /// The kinds of rule items, as paths name them.

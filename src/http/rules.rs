@@ -140,6 +140,7 @@ fn whole(core: &Core, key: Result<ChannelKey, ApiError>) -> Response {
         (status = 200, description = "The item.", body = openapi::RuleItem),
         (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
     ),
     security(("admin_token" = [])),
 )]
@@ -160,6 +161,7 @@ pub(super) async fn get_twitch_item(
         (status = 200, description = "The item.", body = openapi::RuleItem),
         (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
     ),
     security(("admin_token" = [])),
 )]
@@ -199,6 +201,7 @@ fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &s
         (status = 200, description = "Replaced.", body = openapi::RuleEdited),
         (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
+        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
         (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = openapi::ErrorBody),
         (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
         (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
@@ -230,6 +233,7 @@ pub(super) async fn put_twitch_item(
         (status = 200, description = "Replaced.", body = openapi::RuleEdited),
         (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
+        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
         (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = openapi::ErrorBody),
         (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
         (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
@@ -258,6 +262,7 @@ pub(super) async fn put_discord_item(
         (status = 200, description = "Deleted.", body = openapi::RuleEdited),
         (status = 400, description = "Not a channel key of that platform, or a bad name.", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
         (status = 409, description = "The rules changed meanwhile: read them again and retry.", body = openapi::ErrorBody),
         (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
     ),
@@ -280,6 +285,7 @@ pub(super) async fn delete_twitch_item(
         (status = 200, description = "Deleted.", body = openapi::RuleEdited),
         (status = 400, description = "Not a channel key of that platform, or a bad name.", body = openapi::ErrorBody),
         (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
         (status = 409, description = "The rules changed meanwhile: read them again and retry.", body = openapi::ErrorBody),
         (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
     ),
@@ -297,11 +303,12 @@ pub(super) async fn delete_discord_item(
 async fn read_item_body(body: Body) -> Result<axum::body::Bytes, Response> {
     super::server::read_body(body, MAX_BODY_BYTES + 1)
         .await
-        .map_err(|e| {
-            e.into_response(error_response(
+        .map_err(|e| match e {
+            super::server::BodyError::TooLarge => error_response(
                 StatusCode::BAD_REQUEST,
                 &format!("body is over {MAX_BODY_BYTES} bytes"),
-            ))
+            ),
+            other => other.into_response(),
         })
 }
 

@@ -235,12 +235,12 @@ pub enum BodyError {
     Broken(String),
 }
 
-impl BodyError {
-    /// The answer for a request whose body could not be read (`too_large`: the route's own
-    /// message for that case).
-    pub fn into_response(self, too_large: Response) -> Response {
+impl IntoResponse for BodyError {
+    fn into_response(self) -> Response {
         match self {
-            BodyError::TooLarge => too_large,
+            BodyError::TooLarge => {
+                super::error_response(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+            }
             BodyError::TimedOut => (
                 StatusCode::REQUEST_TIMEOUT,
                 [(header::CONNECTION, "close")],

@@ -198,7 +198,7 @@ pub async fn eventsub_webhook(
             intake.too_large();
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
         }
-        Err(other) => return other.into_response(StatusCode::PAYLOAD_TOO_LARGE.into_response()),
+        Err(other) => return other.into_response(),
     };
     let headers = WebhookHeaders {
         message_id: header_text(&headers, "twitch-eventsub-message-id"),

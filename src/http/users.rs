@@ -9,9 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use super::error_response;
+use super::openapi::ForgetUserFailed;
 use crate::app::users::ForgetUserError;
 use crate::app::Core;
 
@@ -42,7 +42,10 @@ pub(super) async fn delete_user(
         }
         Err(ForgetUserError::Store { error, report }) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": error, "done": report })),
+            Json(ForgetUserFailed {
+                error,
+                done: Some(*report),
+            }),
         )
             .into_response(),
         Err(e @ ForgetUserError::ShuttingDown) => {

@@ -133,7 +133,7 @@ impl Metrics {
         );
         registry.register(
             "http_body_timeouts",
-            "HTTP requests answered 408 because their body did not arrive within http.body_read_timeout_ms, by listener",
+            "HTTP request bodies a handler was reading that had not fully arrived within http.body_read_timeout_ms of their head (answered 408), by listener",
             m.http_body_timeouts.clone(),
         );
         registry.register(
