@@ -13,6 +13,34 @@ use firehose::config::EventSubTransport;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// Every EventSub subscription the service makes for a channel.
+const KINDS: [&str; 8] = [
+    "channel.chat.message",
+    "channel.chat.message_delete",
+    "channel.chat.clear",
+    "channel.chat.clear_user_messages",
+    "channel.chat.notification",
+    "stream.online",
+    "stream.offline",
+    "channel.raid",
+];
+
+/// Waits until every subscription of every channel exists. Readiness waits for the chat
+/// subscriptions only; the others (stream.online, ...) may still be on their way.
+async fn all_subscribed(sim: &firehose_sim::SimHandle, channels: &[String]) {
+    let es = sim.eventsub();
+    wait_until(
+        "every subscription of every channel exists",
+        DEADLINE,
+        || {
+            channels
+                .iter()
+                .all(|channel| KINDS.iter().all(|kind| es.subscribed(kind, channel) >= 1))
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conduit_shards_carry_chat_and_helix_carries_the_replies() {
     let sim = sim(3, |_| {}).await;
@@ -23,17 +51,9 @@ async fn conduit_shards_carry_chat_and_helix_carries_the_replies() {
     let es = sim.eventsub();
     assert_eq!(es.conduits().len(), 1, "one conduit");
     assert_eq!(es.conduits()[0].1, 2, "with two shards");
+    all_subscribed(&sim, &channels).await;
     for channel in &channels {
-        for kind in [
-            "channel.chat.message",
-            "channel.chat.message_delete",
-            "channel.chat.clear",
-            "channel.chat.clear_user_messages",
-            "channel.chat.notification",
-            "stream.online",
-            "stream.offline",
-            "channel.raid",
-        ] {
+        for kind in KINDS {
             assert_eq!(es.subscribed(kind, channel), 1, "{kind} for {channel}");
         }
     }
@@ -207,6 +227,7 @@ async fn session_reconnect_loses_nothing_and_repeats_nothing() {
         let channels = sim_channels(2);
         let config = eventsub_config(&sim, &channels, transport);
         let service = service(config, ServiceOptions::default()).await;
+        all_subscribed(&sim, &channels).await;
         let es = sim.eventsub();
         let sessions = es.sessions();
         let created = requests(&service, "created");
