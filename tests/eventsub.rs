@@ -5,6 +5,8 @@
 
 mod common;
 
+/// Every EventSub subscription type the service makes for a channel: each the simulator knows.
+use firehose_sim::eventsub::KNOWN_TYPES as KINDS;
 use std::time::Duration;
 
 use common::*;
@@ -13,19 +15,8 @@ use firehose::config::EventSubTransport;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Every EventSub subscription the service makes for a channel.
-const KINDS: [&str; 8] = [
-    "channel.chat.message",
-    "channel.chat.message_delete",
-    "channel.chat.clear",
-    "channel.chat.clear_user_messages",
-    "channel.chat.notification",
-    "stream.online",
-    "stream.offline",
-    "channel.raid",
-];
-
-/// Waits until every subscription of every channel exists. Readiness waits for the chat
+/// Waits until every subscription of every channel exists (every type the simulator knows,
+/// [`KINDS`]: the service subscribes to each). Readiness waits for the chat
 /// subscriptions only; the others (stream.online, ...) may still be on their way.
 async fn all_subscribed(sim: &firehose_sim::SimHandle, channels: &[String]) {
     let es = sim.eventsub();
@@ -53,7 +44,7 @@ async fn conduit_shards_carry_chat_and_helix_carries_the_replies() {
     assert_eq!(es.conduits()[0].1, 2, "with two shards");
     all_subscribed(&sim, &channels).await;
     for channel in &channels {
-        for kind in KINDS {
+        for kind in KINDS.iter().copied() {
             assert_eq!(es.subscribed(kind, channel), 1, "{kind} for {channel}");
         }
     }

@@ -85,91 +85,143 @@ fn discord(id: &str) -> Result<ChannelKey, ApiError> {
     }
 }
 
-/// The Twitch channel's whole rules.
-#[utoipa::path(
-    get,
-    path = "/v1/channels/{login}/rules",
-    tag = "rules",
-    params(("login" = String, Path, description = "The Twitch login.")),
-    responses(
-        (status = 200, description = "Its rules (the file's, with every edit since).", body = crate::engine::ChannelRules),
-        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
-    ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn get_twitch_rules(
-    State(core): State<Arc<Core>>,
-    Path(login): Path<String>,
-) -> Response {
-    whole(&core, twitch(&login))
+/// The rules routes of one platform: the whole set and one item (GET, PUT, DELETE), each an
+/// annotated handler (the OpenAPI description comes from these annotations), over the shared
+/// [`whole`], [`get_item`] and [`change`]. `key` is the path parameter naming the channel, its
+/// description, and the function that checks it into a [`ChannelKey`].
+macro_rules! rules_routes {
+    (
+        rules = $rules_path:tt,
+        item = $item_path:tt,
+        key = ($param:tt, $param_doc:tt, $keyed:ident),
+        handlers = ($get_rules:ident, $get_item:ident, $put_item:ident, $delete_item:ident) $(,)?
+    ) => {
+        /// The channel's whole rules.
+        #[utoipa::path(
+            get,
+            path = $rules_path,
+            tag = "rules",
+            params(($param = String, Path, description = $param_doc)),
+            responses(
+                (status = 200, description = "Its rules (the file's, with every edit since).", body = crate::engine::ChannelRules),
+                (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
+            ),
+            security(("admin_token" = [])),
+        )]
+        pub(super) async fn $get_rules(
+            State(core): State<Arc<Core>>,
+            Path(key): Path<String>,
+        ) -> Response {
+            whole(&core, $keyed(&key))
+        }
+
+        /// One rule item of the channel.
+        #[utoipa::path(
+            get,
+            path = $item_path,
+            tag = "rules",
+            params(($param = String, Path, description = $param_doc), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+            responses(
+                (status = 200, description = "The item.", body = openapi::RuleItem),
+                (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
+                (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+                (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
+            ),
+            security(("admin_token" = [])),
+        )]
+        pub(super) async fn $get_item(
+            State(core): State<Arc<Core>>,
+            Path((key, kind, name)): Path<(String, String, String)>,
+        ) -> Response {
+            get_item(&core, $keyed(&key), &kind, &name)
+        }
+
+        /// Creates or replaces one rule item of the channel: checked as rules files are, then
+        /// applied to the running channel and written to the state store.
+        #[utoipa::path(
+            put,
+            path = $item_path,
+            tag = "rules",
+            params(($param = String, Path, description = $param_doc), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+            request_body(content = openapi::RuleItem, description = "The item, of the path's kind (at most 256 KiB; unknown fields refused).", content_type = "application/json"),
+            responses(
+                (status = 201, description = "Created.", body = openapi::RuleEdited),
+                (status = 200, description = "Replaced.", body = openapi::RuleEdited),
+                (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
+                (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
+                (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
+                (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = openapi::ErrorBody),
+                (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
+                (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
+            ),
+            security(("admin_token" = [])),
+        )]
+        pub(super) async fn $put_item(
+            State(core): State<Arc<Core>>,
+            Path((key, kind, name)): Path<(String, String, String)>,
+            body: Body,
+        ) -> Response {
+            let body = match read_item_body(body).await {
+                Ok(body) => body,
+                Err(refused) => return refused,
+            };
+            change(&core, $keyed(&key), &kind, &name, Some(&body)).await
+        }
+
+        /// Removes one rule item of the channel (from the running channel and the store).
+        #[utoipa::path(
+            delete,
+            path = $item_path,
+            tag = "rules",
+            params(($param = String, Path, description = $param_doc), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
+            responses(
+                (status = 200, description = "Deleted.", body = openapi::RuleEdited),
+                (status = 400, description = "Not a channel key of that platform, or a bad name.", body = openapi::ErrorBody),
+                (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
+                (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
+                (status = 409, description = "The rules changed meanwhile: read them again and retry.", body = openapi::ErrorBody),
+                (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
+            ),
+            security(("admin_token" = [])),
+        )]
+        pub(super) async fn $delete_item(
+            State(core): State<Arc<Core>>,
+            Path((key, kind, name)): Path<(String, String, String)>,
+        ) -> Response {
+            change(&core, $keyed(&key), &kind, &name, None).await
+        }
+    };
 }
 
-/// The Discord channel's whole rules.
-#[utoipa::path(
-    get,
-    path = "/v1/channels/discord/{id}/rules",
-    tag = "rules",
-    params(("id" = String, Path, description = "The Discord channel id (a snowflake).")),
-    responses(
-        (status = 200, description = "Its rules (the file's, with every edit since).", body = crate::engine::ChannelRules),
-        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
+rules_routes!(
+    rules = "/v1/channels/{login}/rules",
+    item = "/v1/channels/{login}/{kind}/{name}",
+    key = ("login", "The Twitch login.", twitch),
+    handlers = (
+        get_twitch_rules,
+        get_twitch_item,
+        put_twitch_item,
+        delete_twitch_item
     ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn get_discord_rules(
-    State(core): State<Arc<Core>>,
-    Path(id): Path<String>,
-) -> Response {
-    whole(&core, discord(&id))
-}
+);
+
+rules_routes!(
+    rules = "/v1/channels/discord/{id}/rules",
+    item = "/v1/channels/discord/{id}/{kind}/{name}",
+    key = ("id", "The Discord channel id (a snowflake).", discord),
+    handlers = (
+        get_discord_rules,
+        get_discord_item,
+        put_discord_item,
+        delete_discord_item
+    ),
+);
 
 fn whole(core: &Core, key: Result<ChannelKey, ApiError>) -> Response {
     match key {
         Ok(key) => Json(core.rules.get(&key).as_ref().clone()).into_response(),
         Err(error) => error.into_response(),
     }
-}
-
-/// One rule item of a Twitch channel.
-#[utoipa::path(
-    get,
-    path = "/v1/channels/{login}/{kind}/{name}",
-    tag = "rules",
-    params(("login" = String, Path, description = "The Twitch login."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
-    responses(
-        (status = 200, description = "The item.", body = openapi::RuleItem),
-        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
-        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
-        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
-    ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn get_twitch_item(
-    State(core): State<Arc<Core>>,
-    Path((login, kind, name)): Path<(String, String, String)>,
-) -> Response {
-    get_item(&core, twitch(&login), &kind, &name)
-}
-
-/// One rule item of a Discord channel.
-#[utoipa::path(
-    get,
-    path = "/v1/channels/discord/{id}/{kind}/{name}",
-    tag = "rules",
-    params(("id" = String, Path, description = "The Discord channel id (a snowflake)."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
-    responses(
-        (status = 200, description = "The item.", body = openapi::RuleItem),
-        (status = 400, description = "Not a channel key of that platform.", body = openapi::ErrorBody),
-        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
-        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
-    ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn get_discord_item(
-    State(core): State<Arc<Core>>,
-    Path((id, kind, name)): Path<(String, String, String)>,
-) -> Response {
-    get_item(&core, discord(&id), &kind, &name)
 }
 
 fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &str) -> Response {
@@ -186,116 +238,6 @@ fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &s
         Ok(item) => Json(item).into_response(),
         Err(error) => error.into_response(),
     }
-}
-
-/// Creates or replaces one rule item of a Twitch channel: checked as rules files are, then
-/// applied to the running channel and written to the state store.
-#[utoipa::path(
-    put,
-    path = "/v1/channels/{login}/{kind}/{name}",
-    tag = "rules",
-    params(("login" = String, Path, description = "The Twitch login."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
-    request_body(content = openapi::RuleItem, description = "The item, of the path's kind (at most 256 KiB; unknown fields refused).", content_type = "application/json"),
-    responses(
-        (status = 201, description = "Created.", body = openapi::RuleEdited),
-        (status = 200, description = "Replaced.", body = openapi::RuleEdited),
-        (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
-        (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
-        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
-        (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = openapi::ErrorBody),
-        (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
-        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
-    ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn put_twitch_item(
-    State(core): State<Arc<Core>>,
-    Path((login, kind, name)): Path<(String, String, String)>,
-    body: Body,
-) -> Response {
-    let body = match read_item_body(body).await {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
-    change(&core, twitch(&login), &kind, &name, Some(&body)).await
-}
-
-/// Creates or replaces one rule item of a Discord channel: checked as rules files are, then
-/// applied to the running channel and written to the state store.
-#[utoipa::path(
-    put,
-    path = "/v1/channels/discord/{id}/{kind}/{name}",
-    tag = "rules",
-    params(("id" = String, Path, description = "The Discord channel id (a snowflake)."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
-    request_body(content = openapi::RuleItem, description = "The item, of the path's kind (at most 256 KiB; unknown fields refused).", content_type = "application/json"),
-    responses(
-        (status = 201, description = "Created.", body = openapi::RuleEdited),
-        (status = 200, description = "Replaced.", body = openapi::RuleEdited),
-        (status = 400, description = "Invalid item: what is wrong and where (e.g. a regex error with its position).", body = openapi::ErrorBody),
-        (status = 404, description = "Unknown kind.", body = openapi::ErrorBody),
-        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
-        (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms` (the connection is closed).", body = openapi::ErrorBody),
-        (status = 409, description = "The rules changed meanwhile (another edit, a moderator in chat): read them again and retry.", body = openapi::ErrorBody),
-        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
-    ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn put_discord_item(
-    State(core): State<Arc<Core>>,
-    Path((id, kind, name)): Path<(String, String, String)>,
-    body: Body,
-) -> Response {
-    let body = match read_item_body(body).await {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
-    change(&core, discord(&id), &kind, &name, Some(&body)).await
-}
-
-/// Removes one rule item of a Twitch channel (from the running channel and the store).
-#[utoipa::path(
-    delete,
-    path = "/v1/channels/{login}/{kind}/{name}",
-    tag = "rules",
-    params(("login" = String, Path, description = "The Twitch login."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
-    responses(
-        (status = 200, description = "Deleted.", body = openapi::RuleEdited),
-        (status = 400, description = "Not a channel key of that platform, or a bad name.", body = openapi::ErrorBody),
-        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
-        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
-        (status = 409, description = "The rules changed meanwhile: read them again and retry.", body = openapi::ErrorBody),
-        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
-    ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn delete_twitch_item(
-    State(core): State<Arc<Core>>,
-    Path((login, kind, name)): Path<(String, String, String)>,
-) -> Response {
-    change(&core, twitch(&login), &kind, &name, None).await
-}
-
-/// Removes one rule item of a Discord channel (from the running channel and the store).
-#[utoipa::path(
-    delete,
-    path = "/v1/channels/discord/{id}/{kind}/{name}",
-    tag = "rules",
-    params(("id" = String, Path, description = "The Discord channel id (a snowflake)."), ("kind" = openapi::RuleKind, Path, description = "The item kind; another answers 404."), ("name" = String, Path, description = "The item's name (a command's includes its prefix, e.g. `!discord`); no control characters.")),
-    responses(
-        (status = 200, description = "Deleted.", body = openapi::RuleEdited),
-        (status = 400, description = "Not a channel key of that platform, or a bad name.", body = openapi::ErrorBody),
-        (status = 404, description = "Unknown kind, or no such item.", body = openapi::ErrorBody),
-        (status = 500, description = "The stored rules could not be read as JSON (a bug: reported, nothing changed).", body = openapi::ErrorBody),
-        (status = 409, description = "The rules changed meanwhile: read them again and retry.", body = openapi::ErrorBody),
-        (status = 503, description = "The channel or the store cannot take the edit now.", body = openapi::ErrorBody),
-    ),
-    security(("admin_token" = [])),
-)]
-pub(super) async fn delete_discord_item(
-    State(core): State<Arc<Core>>,
-    Path((id, kind, name)): Path<(String, String, String)>,
-) -> Response {
-    change(&core, discord(&id), &kind, &name, None).await
 }
 
 /// A PUT's body, read within `http.body_read_timeout_ms`; at most [`MAX_BODY_BYTES`] (one byte
