@@ -9,7 +9,8 @@
 # this starts one Apache Cassandra 5.0 node from Maven Central jars on OpenJDK 17
 # (scripts/test-db.sh; jars cached in .cache/), runs every test against it, and stops it.
 # On a fresh Debian/Ubuntu machine it installs OpenJDK 17 and Maven itself (apt-get) when they
-# are missing. Expects ../shared/corpus/ beside the repository (real recorded Twitch lines).
+# are missing, and Chromium with chromedriver for the web console's browser tests. Expects
+# ../shared/corpus/ beside the repository (real recorded Twitch lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,12 @@ if ! command -v docker-compose >/dev/null; then
   install_packages --no-install-recommends docker-compose
 fi
 # ---- end of the tools for tests/deploy.rs --------------------------------------------------------
+
+# tests/console_browser.rs drives the web console in headless Chromium through chromedriver
+# (Debian's chromium and chromium-driver: /usr/bin/chromium, /usr/bin/chromedriver).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  install_packages chromium chromium-driver
+fi
 
 needs_db=0
 [ -z "${FIREHOSE_SCYLLA_URI:-}" ] && needs_db=1

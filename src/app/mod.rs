@@ -12,6 +12,9 @@
 //! - [`admin`]: the admin operations behind [`Core`] (join, part, rules, readiness), with
 //!   typed errors.
 //! - [`start`]: the start-up steps (rules, store, metrics, platforms, supervisor).
+//! - [`audit`]: the audit log of rule edits (who, when, before and after).
+//! - [`replay`]: chat lines through a channel's rules, every action out (`firehose replay`,
+//!   the console's "try it").
 //! - [`users`]: deleting one user's data everywhere it is kept.
 //! - this module: [`Service::start`] runs them and joins the configured channels;
 //!   [`Service::shutdown`] stops everything in order.
@@ -26,6 +29,8 @@
 //! supervisor stops.
 
 pub mod admin;
+pub mod audit;
+pub mod replay;
 pub mod start;
 pub mod users;
 

@@ -20,6 +20,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod console;
 pub mod discord;
 pub mod engine;
 mod env;
@@ -33,6 +34,7 @@ pub mod twitch;
 
 pub use admission::{AdmissionConfig, OverflowPolicy};
 pub use auth::AuthConfig;
+pub use console::ConsoleConfig;
 pub use discord::{DiscordChannel, DiscordConfig, GrantedRole};
 pub use engine::EngineConfig;
 pub use eventsub::{EventSubConfig, EventSubTransport};
@@ -64,6 +66,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Discord guild channels through serenity; off unless `discord.enabled`.
     pub discord: DiscordConfig,
+    /// The web console at `/ui`.
+    pub console: ConsoleConfig,
     /// Secrets, filled from env or files by [`Config::load`]; never (de)serialized.
     #[serde(skip)]
     pub secrets: Secrets,
@@ -159,6 +163,14 @@ impl Config {
             ));
         }
         config.check_twitch_paths()?;
+        if !config.console.twitch_redirect_url.is_empty()
+            && (config.helix.client_id.is_empty() || config.secrets.client_secret.is_none())
+        {
+            return Err(invalid(
+                "console.twitch_redirect_url",
+                "logging in with Twitch needs helix.client_id and the client secret (FIREHOSE_TWITCH_CLIENT_SECRET)",
+            ));
+        }
         if config.discord.enabled && config.secrets.discord_token.is_none() {
             return Err(invalid(
                 "discord.token_file",
@@ -180,6 +192,7 @@ impl Config {
             self.helix.validate()?;
         }
         self.discord.validate()?;
+        self.console.validate()?;
         Ok(())
     }
 

@@ -18,12 +18,13 @@
 //! | `GET /v1/bot/authorize` | bearer | the link the bot account follows to authorise the app (its refresh token) |
 //! | `GET /oauth/callback` | - (Twitch's redirect; the one-use `state` is the check) | records the grant |
 //! | `POST /eventsub` | - (the HMAC signature is the check) | EventSub webhooks (with a webhook secret) |
+//! | `/ui/...` | a console session (admin token or Twitch login) | the web console ([`console`]: HTML pages, not in the OpenAPI description) |
 //!
 //! The admin token is compared in constant time ([`subtle`]); the `Bearer` scheme is
 //! case-insensitive. Without a configured token the admin routes refuse every request.
 //!
 //! Where they listen: by default every route on `http.listen`. With `http.admin_listen` set,
-//! the admin API (every `/v1/...` route), `/metrics` and `/openapi.json` move there (with
+//! the admin API (every `/v1/...` route), the console (`/ui`), `/metrics` and `/openapi.json` move there (with
 //! `/healthz` and `/readyz` as well), and `http.listen` keeps only `/healthz`, `/readyz`,
 //! `/oauth/callback` and `/eventsub`. Routes are registered only through
 //! utoipa-axum's `routes!`, so each one is in the OpenAPI description ([`openapi`]). Each address has its own accept loop ([`server`]): at most
@@ -46,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod console;
 pub mod openapi;
 pub mod rules;
 mod server;
@@ -79,12 +81,14 @@ pub async fn serve(core: Arc<Core>, stop: CancellationToken) -> anyhow::Result<L
     let main_addr = main.local_addr()?;
     let (main_routes, admin_routes) =
         listener_routes(http.admin_listen.is_some(), token_guard(Arc::clone(&core)));
-    let main_app = serving(main_routes, &core);
+    let console = console::Console::new(Arc::clone(&core));
+    let main_console = admin_routes.is_none().then_some(&console);
+    let main_app = serving(main_routes, &core, main_console);
     let admin = match (http.admin_listen, admin_routes) {
         (Some(addr), Some(routes)) => {
             let listener = bind(addr, "http.admin_listen").await?;
             let admin_addr = listener.local_addr()?;
-            Some((listener, admin_addr, serving(routes, &core)))
+            Some((listener, admin_addr, serving(routes, &core, Some(&console))))
         }
         _ => None,
     };
@@ -128,7 +132,8 @@ async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<tokio::net::TcpList
 /// Every route on one address (the default: no `http.admin_listen`), as served.
 pub fn routes(core: Arc<Core>) -> Router {
     let (main, _) = listener_routes(false, token_guard(Arc::clone(&core)));
-    serving(main, &core)
+    let console = console::Console::new(Arc::clone(&core));
+    serving(main, &core, Some(&console))
 }
 
 type Routes = OpenApiRouter<Arc<Core>>;
@@ -152,10 +157,14 @@ fn listener_routes(split: bool, guard: impl FnOnce(Routes) -> Routes) -> (Routes
     }
 }
 
-/// The serving router of one address.
-fn serving(routes: Routes, core: &Arc<Core>) -> Router {
+/// The serving router of one address (with the web console where the admin API is).
+fn serving(routes: Routes, core: &Arc<Core>, console: Option<&console::ConsoleState>) -> Router {
     let (router, _) = routes.split_for_parts();
-    router.with_state(Arc::clone(core))
+    let router = router.with_state(Arc::clone(core));
+    match console {
+        Some(console) => router.merge(console::router(Arc::clone(console))),
+        None => router,
+    }
 }
 
 /// The admin token check ([`require_admin`]) around every route of a set.

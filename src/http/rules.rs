@@ -16,7 +16,9 @@
 //! channel switches to the new rules at once; every edit also goes to the state store, so a
 //! channel that has no actor keeps it when it starts. An edit is applied only to the version
 //! it was made from: if the rules changed in between (another edit, a moderator's `!addcom` in
-//! chat), the answer is 409 and nothing is lost.
+//! chat), the answer is 409 and nothing is lost. Every applied edit is written to the
+//! channel's audit log ([`crate::app::audit`]) with who made it ([`change_item`], which the web
+//! console edits through too).
 
 use std::sync::Arc;
 
@@ -254,7 +256,66 @@ async fn read_item_body(body: Body) -> Result<axum::body::Bytes, Response> {
         })
 }
 
-/// A PUT (`body`) or DELETE (`None`) of one item: checked, then handed to the channel.
+/// Who makes an edit, for the audit log ([`crate::app::audit`]).
+#[derive(Debug, Clone)]
+pub struct Editor {
+    /// `admin` or `twitch:<login>`.
+    pub who: String,
+    /// `api` or `console`.
+    pub via: &'static str,
+}
+
+/// What a checked and applied item change did.
+#[derive(Debug, Clone, Copy)]
+pub struct Changed {
+    pub kind: &'static str,
+    /// Whether the item existed before.
+    pub existed: bool,
+}
+
+/// A PUT (`body`) or DELETE (`None`) of one item by `editor`: checked ([`edit`]), handed to
+/// the channel, then written to the audit log. The admin API and the console both edit
+/// through here.
+pub async fn change_item(
+    core: &Core,
+    key: &ChannelKey,
+    kind: &str,
+    name: &str,
+    body: Option<&[u8]>,
+    editor: &Editor,
+) -> Result<Changed, ApiError> {
+    let base = core.rules.get(key);
+    let Edited {
+        rules,
+        existed,
+        kind,
+    } = edit(&base, kind, name, body)?;
+    let before = item_json(&base, kind, name);
+    let after = item_json(&rules, kind, name);
+    apply(core, key, base, rules).await?;
+    let entry = crate::app::audit::AuditEntry {
+        at_ms: crate::app::audit::now_ms(),
+        who: editor.who.clone(),
+        via: editor.via.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        before,
+        after,
+    };
+    core.record_audit(key, entry).await;
+    Ok(Changed { kind, existed })
+}
+
+/// The item `name` of `kind` in `rules`, as JSON (None: there is none).
+pub fn item_json(rules: &ChannelRules, kind: &str, name: &str) -> Option<Value> {
+    let whole = as_json(rules).ok()?;
+    items(&whole, kind)
+        .iter()
+        .find(|item| item["name"] == name)
+        .cloned()
+}
+
+/// A PUT (`body`) or DELETE (`None`) of one item through the admin API.
 async fn change(
     core: &Core,
     key: Result<ChannelKey, ApiError>,
@@ -266,23 +327,17 @@ async fn change(
         Ok(key) => key,
         Err(error) => return error.into_response(),
     };
-    let base = core.rules.get(&key);
-    let edited = match edit(&base, kind, name, body) {
-        Ok(edited) => edited,
+    let editor = Editor {
+        who: "admin".into(),
+        via: "api",
+    };
+    let Changed { kind, existed } = match change_item(core, &key, kind, name, body, &editor).await {
+        Ok(changed) => changed,
         Err(error) => return error.into_response(),
     };
-    let Edited {
-        rules,
-        existed,
-        kind,
-    } = edited;
-    let shown = key.name.to_string();
-    if let Err(error) = apply(core, &key, base, rules).await {
-        return error.into_response();
-    }
     let mut answer = openapi::RuleEdited {
         platform: key.platform.as_str().to_string(),
-        channel: shown,
+        channel: key.name.to_string(),
         ..Default::default()
     };
     let item = Some(name.to_string());
@@ -394,7 +449,7 @@ fn kind_of(kind: &str) -> Result<&'static str, ApiError> {
     })
 }
 
-fn as_json(rules: &ChannelRules) -> Result<Value, ApiError> {
+pub fn as_json(rules: &ChannelRules) -> Result<Value, ApiError> {
     serde_json::to_value(rules).map_err(|e| {
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -403,7 +458,7 @@ fn as_json(rules: &ChannelRules) -> Result<Value, ApiError> {
     })
 }
 
-fn items<'a>(rules: &'a Value, kind: &str) -> &'a [Value] {
+pub fn items<'a>(rules: &'a Value, kind: &str) -> &'a [Value] {
     rules[kind].as_array().map_or(&[], Vec::as_slice)
 }
 
@@ -420,7 +475,7 @@ fn items_mut<'a>(rules: &'a mut Value, kind: &str) -> Result<&'a mut Vec<Value>,
 }
 
 /// Hands the checked rules to the channel (its actor, or the book and the store).
-async fn apply(
+pub async fn apply(
     core: &Core,
     key: &ChannelKey,
     base: Arc<ChannelRules>,

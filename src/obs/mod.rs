@@ -69,6 +69,14 @@ pub struct Metrics {
     pub reply_latency: Histogram,
     /// The same in microseconds, for summaries (demo, bench).
     pub reply_latency_us: Mutex<hdrhistogram::Histogram<u64>>,
+    /// Web console logins, by method (`token`, `twitch`) and outcome.
+    pub console_logins: Family<Labels, Counter>,
+    /// Web console changes refused for a missing or wrong CSRF token or a foreign origin.
+    pub console_csrf_refused: Counter,
+    /// Sessions alive now.
+    pub console_sessions: Gauge,
+    /// Rule edits not written to the audit log (the edit itself stands).
+    pub audit_write_failures: Counter,
 }
 
 impl Metrics {
@@ -99,6 +107,10 @@ impl Metrics {
             shadow_actions: Family::default(),
             reply_latency: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             reply_latency_us: Mutex::new(new_latency_histogram()),
+            console_logins: Family::default(),
+            console_csrf_refused: Counter::default(),
+            console_sessions: Gauge::default(),
+            audit_write_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -211,6 +223,26 @@ impl Metrics {
             "Time from a chat message's arrival to its reply being written",
             m.reply_latency.clone(),
         );
+        registry.register(
+            "console_logins",
+            "Web console logins, by method (token, twitch) and outcome",
+            m.console_logins.clone(),
+        );
+        registry.register(
+            "console_csrf_refused",
+            "Web console changes refused for a missing or wrong CSRF token or a foreign origin",
+            m.console_csrf_refused.clone(),
+        );
+        registry.register(
+            "console_sessions",
+            "Web console sessions alive now",
+            m.console_sessions.clone(),
+        );
+        registry.register(
+            "audit_write_failures",
+            "Rule edits that could not be written to the audit log (the edit itself stands)",
+            m.audit_write_failures.clone(),
+        );
         // Every platform and reason from the start, so a dashboard sees zeros, not gaps.
         for platform in [Platform::Twitch, Platform::Discord] {
             for reason in IgnoreReason::ALL {
@@ -239,6 +271,21 @@ impl Metrics {
             body_timeouts: self.http_body_timeouts.get_or_create(&labels).clone(),
             open: self.http_connections_open.get_or_create(&labels).clone(),
         }
+    }
+
+    /// One web console login attempt of `method` ended with `outcome`.
+    pub fn console_login(&self, method: &'static str, outcome: &'static str) {
+        self.console_logins
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    /// A rule edit that the audit log did not get.
+    pub fn audit_write_failed(&self) {
+        self.audit_write_failures.inc();
     }
 
     /// Prometheus text exposition of everything.

@@ -3,6 +3,7 @@
 //! - `/oauth2/*` ([`oauth`]): tokens (client credentials, refresh, authorization code),
 //!   validation, revocation, the consent page;
 //! - `/helix/users` (here): logins to user ids (a channel's id is its `room-id`);
+//! - `/helix/moderation/channels` ([`moderated`]): the channels a user moderates;
 //! - `/helix/chat/messages` ([`chat`]): the bot's messages, judged under the same send limits
 //!   as its IRC PRIVMSGs and recorded in the same place;
 //! - `/helix/eventsub/*` (`crate::eventsub`): subscriptions and conduits;
@@ -15,6 +16,7 @@
 //! [`crate::SimHandle`] covers IRC and the APIs alike.
 
 pub mod chat;
+pub mod moderated;
 pub mod oauth;
 
 use std::net::SocketAddr;
@@ -59,6 +61,8 @@ pub struct ApiInner {
     pub chat: Mutex<chat::ChatState>,
     pub eventsub: crate::eventsub::EventSubShared,
     helix: Mutex<Option<axum::Router>>,
+    /// Channel login -> the logins of its moderators (`GET /helix/moderation/channels`).
+    pub moderators: Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
 }
 
 pub type ApiState = Arc<ApiInner>;
@@ -92,6 +96,7 @@ impl TwitchApi {
             chat: Mutex::new(chat::ChatState::default()),
             eventsub,
             helix: Mutex::new(None),
+            moderators: Mutex::new(std::collections::BTreeMap::new()),
             sim,
         });
         let app = axum::Router::new()
@@ -101,6 +106,10 @@ impl TwitchApi {
             .route("/oauth2/authorize", get(oauth::authorize))
             .route("/helix/users", get(users))
             .route("/helix/chat/messages", post(chat::send))
+            .route(
+                "/helix/moderation/channels",
+                get(moderated::moderated_channels),
+            )
             .merge(crate::eventsub::api::routes())
             .fallback(fallback)
             .with_state(Arc::clone(&inner));
@@ -192,6 +201,14 @@ impl TwitchApi {
     pub fn authorize_as(&self, login: &str) {
         let id = self.user_id(login);
         lock(&self.inner.oauth).authorizing = Some((id, login.to_string()));
+    }
+
+    /// Makes `login` a moderator of `channel` (as `GET /helix/moderation/channels` tells).
+    pub fn add_moderator(&self, channel: &str, login: &str) {
+        lock(&self.inner.moderators)
+            .entry(channel.to_ascii_lowercase())
+            .or_default()
+            .insert(login.to_ascii_lowercase());
     }
 
     /// The next visit to `/oauth2/authorize` is refused (`error=access_denied`).

@@ -8,6 +8,8 @@
 //! - [`directory`]: logins to user ids (Helix `GET /users`, cached in the store).
 //! - [`onboarding`]: authorisation links and the OAuth callback (a broadcaster's
 //!   `channel:bot`, the bot's own refresh token).
+//! - [`login`]: "log in with Twitch" for the web console (who the user is, what they
+//!   moderate).
 //! - [`metrics`]: `twitch_token_*`, `twitch_authorizations_total`.
 //!
 //! [`Auth`] bundles them for the rest of the service: the bearers that Helix calls, the IRC
@@ -15,6 +17,7 @@
 //! in `/readyz`), and what `/v1/channels` shows of each channel's authorisation.
 
 pub mod directory;
+pub mod login;
 pub mod manager;
 pub mod metrics;
 pub mod oauth;
@@ -62,6 +65,8 @@ pub struct Auth {
     pub user: Option<Arc<TokenCell>>,
     pub directory: Arc<Directory>,
     pub onboarding: Arc<Onboarding>,
+    /// The console's Twitch login, with `console.twitch_redirect_url`.
+    pub console_login: Option<login::ConsoleLogin>,
     pub metrics: AuthMetrics,
     /// Whether the user token is needed by the configured paths (else its absence is fine).
     user_needed: bool,
@@ -137,6 +142,7 @@ impl Auth {
                 bot_scopes.push(scope.clone());
             }
         }
+        let console_login = login::ConsoleLogin::new(config, oauth.clone(), metrics.clone())?;
         let onboarding = Arc::new(Onboarding::new(
             oauth,
             a,
@@ -161,6 +167,7 @@ impl Auth {
             user,
             directory,
             onboarding,
+            console_login,
             metrics,
             user_needed,
             bot_login: config.twitch.login.clone(),

@@ -1,0 +1,229 @@
+//! Replaying chat through the engine: recorded (or pasted) Twitch IRC lines in, every action
+//! the channel's rules would take out, one JSON object per action. `firehose replay` runs it
+//! over a file with the rules files' rules; the web console's "try it" box runs it over a
+//! pasted line with a channel's current rules.
+//!
+//! Time is the recording's own (`tmi-sent-ts`), and timers get one tick per recorded second,
+//! so a replay is deterministic. A record: `{"channel","msg_id","user","action","duration_s",
+//! "text","rule"}` where `action` is say | reply | delete | timeout | ban | unban | withheld,
+//! and shadow-mode rules' records carry `"shadow": true`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use twitch_irc::message::IRCMessage;
+
+use crate::engine::{self, Action, ChannelRules, ChannelState, ChatEvent, EventKind};
+use crate::twitch::convert::to_chat_event;
+
+/// Longest stretch of recorded silence filled with ticks (longer gaps skip ahead).
+const MAX_TICK_GAP_S: u64 = 3_600;
+
+/// One printed action.
+#[derive(Debug, Serialize)]
+pub struct ReplayRecord<'a> {
+    pub channel: &'a str,
+    pub msg_id: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub action: &'static str,
+    pub duration_s: Option<u64>,
+    pub text: Option<&'a str>,
+    pub rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ReplaySummary {
+    pub lines: u64,
+    pub malformed: u64,
+    pub events: u64,
+    pub actions: u64,
+}
+
+/// Replays `input` and writes JSON lines to `out`.
+pub fn run(
+    input: impl BufRead,
+    rules: &dyn Fn(&str) -> Arc<ChannelRules>,
+    only: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<ReplaySummary> {
+    let mut summary = ReplaySummary::default();
+    let mut channels: HashMap<Arc<str>, Replayed> = HashMap::new();
+    for line in input.lines() {
+        let line = line?;
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        summary.lines += 1;
+        let Some(event) = parse(line) else {
+            summary.malformed += 1;
+            continue;
+        };
+        let Some(event) = event else { continue };
+        if only.is_some_and(|c| c != &*event.channel) {
+            continue;
+        }
+        summary.events += 1;
+        let channel = channels
+            .entry(Arc::clone(&event.channel))
+            .or_insert_with(|| Replayed::new(&event.channel, rules));
+        let now = event_time(&event).unwrap_or(channel.clock);
+        summary.actions += channel.tick_until(now, &event.channel, out)?;
+        let actions = engine::handle(&mut channel.state, &event, now);
+        summary.actions += write_actions(&event, &actions, out)?;
+    }
+    Ok(summary)
+}
+
+/// Some(None) for a line that parses but carries no chat event; None for a malformed line.
+fn parse(line: &str) -> Option<Option<ChatEvent>> {
+    let irc = IRCMessage::parse(line).ok()?;
+    let message = crate::twitch::convert::server_message(irc).ok()?;
+    Some(to_chat_event(&message))
+}
+
+fn event_time(event: &ChatEvent) -> Option<SystemTime> {
+    let ms = event.message()?.sent_at_ms;
+    (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// A channel's engine state and its replay clock.
+struct Replayed {
+    state: ChannelState,
+    clock: SystemTime,
+    started: bool,
+}
+
+impl Replayed {
+    fn new(channel: &str, rules: &dyn Fn(&str) -> Arc<ChannelRules>) -> Replayed {
+        // A seed fixed per channel name: a replay gives the same output every run.
+        let seed = engine::rng::name_seed(channel);
+        let state = ChannelState::with_rules(channel, (*rules(channel)).clone(), seed)
+            .unwrap_or_else(|_| ChannelState::new(channel, seed));
+        Replayed {
+            state,
+            clock: UNIX_EPOCH,
+            started: false,
+        }
+    }
+
+    /// One tick per recorded second from the last event to `now`.
+    fn tick_until(
+        &mut self,
+        now: SystemTime,
+        channel: &Arc<str>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<u64> {
+        if !self.started {
+            self.started = true;
+            self.clock = now;
+            return Ok(0);
+        }
+        let gap = now.duration_since(self.clock).unwrap_or_default().as_secs();
+        if gap > MAX_TICK_GAP_S {
+            self.clock = now;
+            return Ok(0);
+        }
+        let mut written = 0;
+        let tick = ChatEvent {
+            platform: crate::engine::Platform::Twitch,
+            channel: Arc::clone(channel),
+            kind: EventKind::Tick,
+        };
+        for _ in 0..gap {
+            self.clock += Duration::from_secs(1);
+            let actions = engine::handle(&mut self.state, &tick, self.clock);
+            written += write_actions(&tick, &actions, out)?;
+        }
+        Ok(written)
+    }
+}
+
+fn write_actions(
+    event: &ChatEvent,
+    actions: &[Action],
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
+    let message = event.message();
+    for action in actions {
+        let record = record(
+            &event.channel,
+            message.map(|m| m.id.as_str()),
+            message.map(|m| m.user.login.as_str()),
+            action,
+            false,
+        );
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(actions.len() as u64)
+}
+
+fn record<'a>(
+    channel: &'a str,
+    msg_id: Option<&'a str>,
+    user: Option<&'a str>,
+    action: &'a Action,
+    shadow: bool,
+) -> ReplayRecord<'a> {
+    let base = ReplayRecord {
+        channel,
+        msg_id,
+        user,
+        action: "say",
+        duration_s: None,
+        text: None,
+        rule: None,
+        shadow,
+    };
+    match action {
+        Action::Say { text } => ReplayRecord {
+            text: Some(text),
+            ..base
+        },
+        Action::Reply { text, .. } => ReplayRecord {
+            action: "reply",
+            text: Some(text),
+            ..base
+        },
+        Action::Delete { rule, .. } => ReplayRecord {
+            action: "delete",
+            rule: Some(rule),
+            ..base
+        },
+        Action::Timeout {
+            duration_s,
+            reason,
+            rule,
+            ..
+        } => ReplayRecord {
+            action: "timeout",
+            duration_s: Some(*duration_s),
+            text: Some(reason),
+            rule: Some(rule),
+            ..base
+        },
+        Action::Ban { reason, rule, .. } => ReplayRecord {
+            action: "ban",
+            text: Some(reason),
+            rule: Some(rule),
+            ..base
+        },
+        Action::Unban { rule, .. } => ReplayRecord {
+            action: "unban",
+            rule: Some(rule),
+            ..base
+        },
+        Action::Shadow { would, .. } => record(channel, msg_id, user, would, true),
+        Action::Withheld { rule, .. } => ReplayRecord {
+            action: "withheld",
+            rule: Some(rule),
+            ..base
+        },
+    }
+}

@@ -1,0 +1,267 @@
+//! "Log in with Twitch" for the web console: a streamer or a moderator proves who they are
+//! through Twitch's authorization code flow, and Twitch says which channels they moderate.
+//!
+//! [`ConsoleLogin::link`] answers Twitch's `/authorize` URL (scope
+//! `user:read:moderated_channels`, `console.twitch_redirect_url`, a fresh one-use `state` valid
+//! `twitch.auth.authorize_ttl_ms`; at most `max_pending_authorizations` wait, oldest forgotten
+//! first). The console also puts that state in a cookie, so that [`ConsoleLogin::finish`] only
+//! accepts a callback in the browser that started the login (no login CSRF). `finish` checks
+//! the state, exchanges the code, validates the token (Twitch names the user), and reads the
+//! user's moderated channels (Helix `GET /moderation/channels`, 100 a page, at most
+//! [`MAX_MODERATED_PAGES`] pages). The user's token is used for those two calls and dropped: the
+//! console keeps who the user is and their channels, never the token.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+
+use super::metrics::AuthMetrics;
+use super::oauth::{OAuthClient, OAuthError};
+use super::onboarding::{new_state, CallbackParams};
+use crate::config::{is_login, Config, Secret};
+
+/// What the console asks of the user: only the list of channels they moderate.
+pub const LOGIN_SCOPES: &[&str] = &["user:read:moderated_channels"];
+/// Pages of moderated channels read (100 each): 1,000 channels.
+pub const MAX_MODERATED_PAGES: usize = 10;
+
+/// Who logged in, and the channels they moderate (their own is `login`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwitchUser {
+    pub login: String,
+    pub user_id: String,
+    pub moderated: Vec<String>,
+}
+
+/// Why a Twitch login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("this login link was not issued by this service, was already used, or was started in another browser")]
+    BadState,
+    #[error("this login link expired; log in again")]
+    Expired,
+    #[error("Twitch did not authorise the login: {0}")]
+    Denied(String),
+    #[error("Twitch did not say who you are")]
+    NoIdentity,
+    #[error("Twitch's OAuth service: {0}")]
+    OAuth(#[from] OAuthError),
+    #[error("Twitch's moderated channels list: {0}")]
+    Helix(String),
+}
+
+impl LoginError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            LoginError::BadState => "bad_state",
+            LoginError::Expired => "expired",
+            LoginError::Denied(_) => "denied",
+            LoginError::NoIdentity => "no_identity",
+            LoginError::OAuth(_) => "oauth_failed",
+            LoginError::Helix(_) => "helix_failed",
+        }
+    }
+}
+
+/// The console's Twitch login.
+pub struct ConsoleLogin {
+    oauth: OAuthClient,
+    http: reqwest::Client,
+    helix_base: String,
+    redirect: String,
+    ttl: Duration,
+    max_pending: usize,
+    pending: Mutex<(HashMap<String, Instant>, VecDeque<String>)>,
+    metrics: AuthMetrics,
+}
+
+impl std::fmt::Debug for ConsoleLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleLogin")
+            .field("redirect", &self.redirect)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ModeratedPage {
+    data: Vec<ModeratedChannel>,
+    #[serde(default)]
+    pagination: Pagination,
+}
+
+#[derive(serde::Deserialize)]
+struct ModeratedChannel {
+    broadcaster_login: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Pagination {
+    cursor: Option<String>,
+}
+
+impl ConsoleLogin {
+    /// The login of `config` (None when `console.twitch_redirect_url` is empty).
+    pub fn new(
+        config: &Config,
+        oauth: OAuthClient,
+        metrics: AuthMetrics,
+    ) -> Result<Option<ConsoleLogin>, reqwest::Error> {
+        let redirect = config.console.twitch_redirect_url.clone();
+        if redirect.is_empty() {
+            return Ok(None);
+        }
+        let timeout = Duration::from_millis(config.helix.request_timeout_ms);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("firehose/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let a = &config.twitch.auth;
+        Ok(Some(ConsoleLogin {
+            oauth,
+            http,
+            helix_base: config.helix.base_url.trim_end_matches('/').to_string(),
+            redirect,
+            ttl: Duration::from_millis(a.authorize_ttl_ms),
+            max_pending: a.max_pending_authorizations,
+            pending: Mutex::new((HashMap::new(), VecDeque::new())),
+            metrics,
+        }))
+    }
+
+    /// Twitch's authorisation URL and the state it carries (for the browser's cookie too).
+    pub fn link(&self) -> (String, String) {
+        let state = new_state();
+        let url = self
+            .oauth
+            .authorize_url(&self.redirect, LOGIN_SCOPES, &state);
+        if let Ok(mut guard) = self.pending.lock() {
+            let (map, order) = &mut *guard;
+            while map.len() >= self.max_pending {
+                let Some(oldest) = order.pop_front() else {
+                    break;
+                };
+                map.remove(&oldest);
+            }
+            map.insert(state.clone(), Instant::now() + self.ttl);
+            order.push_back(state.clone());
+        }
+        (url, state)
+    }
+
+    /// Handles Twitch's redirect back: `browser_state` is the state cookie of the browser.
+    pub async fn finish(
+        &self,
+        params: CallbackParams,
+        browser_state: Option<&str>,
+    ) -> Result<TwitchUser, LoginError> {
+        let result = self.handle(params, browser_state).await;
+        match &result {
+            Ok(_) => self.metrics.authorization("console", "granted"),
+            Err(e) => self.metrics.authorization("console", e.label()),
+        }
+        result
+    }
+
+    async fn handle(
+        &self,
+        params: CallbackParams,
+        browser_state: Option<&str>,
+    ) -> Result<TwitchUser, LoginError> {
+        let state = params.state.as_deref().unwrap_or("");
+        let same_browser = browser_state
+            .is_some_and(|cookie| bool::from(cookie.as_bytes().ct_eq(state.as_bytes())));
+        if state.is_empty() || !same_browser {
+            return Err(LoginError::BadState);
+        }
+        self.take_state(state)?;
+        if let Some(error) = params.error {
+            let why = params.error_description.unwrap_or(error);
+            return Err(LoginError::Denied(why.chars().take(200).collect()));
+        }
+        let code = params
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| LoginError::Denied("no code in the callback".into()))?;
+        let issued = self.oauth.exchange_code(&code, &self.redirect).await?;
+        let validated = self.oauth.validate(&issued.access).await?;
+        let login = validated
+            .login
+            .map(|l| l.to_ascii_lowercase())
+            .filter(|l| is_login(l))
+            .ok_or(LoginError::NoIdentity)?;
+        let user_id = validated
+            .user_id
+            .filter(|id| !id.is_empty())
+            .ok_or(LoginError::NoIdentity)?;
+        let moderated = if validated.scopes.iter().any(|s| s == LOGIN_SCOPES[0]) {
+            self.moderated(&issued.access, &user_id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(TwitchUser {
+            login,
+            user_id,
+            moderated,
+        })
+    }
+
+    fn take_state(&self, state: &str) -> Result<(), LoginError> {
+        let Ok(mut guard) = self.pending.lock() else {
+            return Err(LoginError::BadState);
+        };
+        let (map, order) = &mut *guard;
+        let expires = map.remove(state).ok_or(LoginError::BadState)?;
+        order.retain(|s| s != state);
+        if expires <= Instant::now() {
+            return Err(LoginError::Expired);
+        }
+        Ok(())
+    }
+
+    /// The logins of the channels `user_id` moderates (Helix, with the user's own token).
+    async fn moderated(&self, token: &Secret, user_id: &str) -> Result<Vec<String>, LoginError> {
+        let mut channels = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_MODERATED_PAGES {
+            let mut query = vec![("user_id", user_id.to_string()), ("first", "100".into())];
+            if let Some(cursor) = &after {
+                query.push(("after", cursor.clone()));
+            }
+            let response = self
+                .http
+                .get(format!("{}/moderation/channels", self.helix_base))
+                .query(&query)
+                .header("Client-Id", self.oauth.client_id())
+                .bearer_auth(token.expose())
+                .send()
+                .await
+                .map_err(|e| LoginError::Helix(e.without_url().to_string()))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(LoginError::Helix(format!("Helix answered {status}")));
+            }
+            let page: ModeratedPage = response
+                .json()
+                .await
+                .map_err(|e| LoginError::Helix(format!("answer body: {}", e.without_url())))?;
+            channels.extend(
+                page.data
+                    .into_iter()
+                    .map(|c| c.broadcaster_login.to_ascii_lowercase())
+                    .filter(|l| is_login(l)),
+            );
+            match page.pagination.cursor.filter(|c| !c.is_empty()) {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        channels.sort();
+        channels.dedup();
+        Ok(channels)
+    }
+}
