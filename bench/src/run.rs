@@ -728,6 +728,13 @@ async fn measure(
             measured.rss_errors
         ));
     }
+    // The generator sends a few more between the last stretch's final count and stopping
+    // (`set_rate(0)` takes effect at its next tick): they were sent at the end of the last
+    // phase, so they count there and the phases add up to the run.
+    let counted: u64 = stretches.iter().map(|(_, _, s)| s.sent).sum();
+    if let Some((_, _, last)) = stretches.last_mut() {
+        last.sent += sent.saturating_sub(counted);
+    }
     let phase_reports = phase_reports(stretches, &measured);
     let identity = Identity::of(sent, processed, shed);
     let recovery = scenario
