@@ -29,7 +29,7 @@
 //!    status). `discord`: serenity gateway ingest and REST outbound.
 //! 6. `app`: the running service: admin operations (`Core`, typed errors), start-up in
 //!    named steps (store, metrics, platforms, supervisor) and shutdown in order.
-//! 7. `http`: health, readiness, metrics and the admin API, on top of `app`.
+//! 7. `http`: health, readiness, metrics, the admin API and the web console (`/ui`), on top of `app`.
 //! 8. `cli`: the service's subcommands (`run`, `migrate`, `check-config`, `replay`) and
 //!    [`cli::Server`], which wires `app` and `http` together.
 //! <!-- /layers -->

@@ -63,7 +63,9 @@ fn the_committed_document_is_the_generated_one() {
 
 /// Every route registration in `src/http/` goes through utoipa-axum's `routes!` (which adds
 /// the route's description): a plain axum `.route(...)`, `.nest(...)` or `.route_service(...)`
-/// would serve a route the description does not have.
+/// would serve a route the description does not have. The web console (`src/http/console/`,
+/// HTML pages under `/ui`, not an API) is the one exception and is not read here; its routes
+/// are tested by `tests/console.rs`.
 #[test]
 fn no_route_is_registered_around_the_description() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");

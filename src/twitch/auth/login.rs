@@ -85,16 +85,12 @@ impl std::fmt::Debug for ConsoleLogin {
     }
 }
 
+/// One page of "Get Moderated Channels" (its entries are `twitch_api`'s type).
 #[derive(serde::Deserialize)]
 struct ModeratedPage {
-    data: Vec<ModeratedChannel>,
+    data: Vec<twitch_api::helix::moderation::get_moderated_channels::ModeratedChannel>,
     #[serde(default)]
     pagination: Pagination,
-}
-
-#[derive(serde::Deserialize)]
-struct ModeratedChannel {
-    broadcaster_login: String,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -252,7 +248,7 @@ impl ConsoleLogin {
             channels.extend(
                 page.data
                     .into_iter()
-                    .map(|c| c.broadcaster_login.to_ascii_lowercase())
+                    .map(|c| c.broadcaster_login.to_string().to_ascii_lowercase())
                     .filter(|l| is_login(l)),
             );
             match page.pagination.cursor.filter(|c| !c.is_empty()) {
