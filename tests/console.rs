@@ -709,3 +709,28 @@ async fn the_audit_log_is_kept_in_the_cql_store() {
         "{audit:?}"
     );
 }
+
+/// Guessing the admin token is throttled: after `MAX_FAILED_LOGINS_PER_MINUTE` wrong tokens in
+/// a minute the form answers 429 (the right token too, until the minute passed); sessions that
+/// exist are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_admin_token_is_throttled_without_touching_live_sessions() {
+    let channels = sim_channels(1);
+    let (_sim, service) = console_service(&channels).await;
+    let browser = Browser::login(&service, ADMIN_TOKEN).await;
+    let login = |token: &'static str| {
+        client()
+            .post(format!("http://{}/ui/login", service.http_addr()))
+            .form(&[("token", token)])
+            .send()
+    };
+    for _ in 0..firehose::http::console::MAX_FAILED_LOGINS_PER_MINUTE {
+        assert_eq!(login("wrong").await.expect("post").status(), 401);
+    }
+    let throttled = login("wrong").await.expect("post");
+    assert_eq!(throttled.status(), 429);
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_eq!(login(ADMIN_TOKEN).await.expect("post").status(), 429);
+    let (status, _) = browser.get("/ui/channels").await;
+    assert_eq!(status, 200, "a live session goes on");
+}

@@ -16,7 +16,8 @@ use subtle::ConstantTimeEq;
 use super::pages::{layout, refused, respond};
 use super::session::Who;
 use super::{
-    cookie_value, read_form, same_site, set_cookie, Console, St, LOGIN_STATE_COOKIE, SESSION_COOKIE,
+    cookie_value, read_form, same_site, set_cookie, Console, St, LOGIN_STATE_COOKIE,
+    MAX_FAILED_LOGINS_PER_MINUTE, SESSION_COOKIE,
 };
 use crate::channel::ChannelKey;
 use crate::twitch::auth::CallbackParams;
@@ -92,8 +93,30 @@ pub async fn with_token(State(console): St, headers: HeaderMap, body: Body) -> R
             Some("No admin token is configured on this service: operator login is off."),
         );
     };
+    let now = std::time::Instant::now();
+    let free_at = console
+        .failed_logins
+        .lock()
+        .map(|mut w| w.next_free(now, MAX_FAILED_LOGINS_PER_MINUTE))
+        .unwrap_or(now);
+    if free_at > now {
+        metrics.console_login("token", "throttled");
+        let wait = free_at.duration_since(now).as_secs() + 1;
+        let mut response = login_page(
+            &console,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!("Too many wrong tokens: try again in {wait} s.")),
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let presented = form.token.trim();
     if !bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        if let Ok(mut window) = console.failed_logins.lock() {
+            window.record(now);
+        }
         metrics.console_login("token", "wrong_token");
         return login_page(
             &console,

@@ -56,10 +56,17 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
+/// Wrong admin tokens accepted per minute, the whole process together; beyond it the token
+/// form answers 429 until the minute has passed (guessing stays hopeless at one a second;
+/// sessions and Twitch logins are not affected).
+pub const MAX_FAILED_LOGINS_PER_MINUTE: usize = 60;
+
 /// What the console's handlers share.
 pub struct Console {
     pub core: Arc<Core>,
     pub sessions: Sessions,
+    /// Recent wrong admin tokens ([`MAX_FAILED_LOGINS_PER_MINUTE`]).
+    pub failed_logins: std::sync::Mutex<crate::util::window::SlidingWindow>,
 }
 
 pub type ConsoleState = Arc<Console>;
@@ -72,7 +79,13 @@ impl Console {
             c.max_sessions,
             core.metrics.console_sessions.clone(),
         );
-        Arc::new(Console { core, sessions })
+        Arc::new(Console {
+            core,
+            sessions,
+            failed_logins: std::sync::Mutex::new(crate::util::window::SlidingWindow::new(
+                Duration::from_secs(60),
+            )),
+        })
     }
 }
 
