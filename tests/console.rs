@@ -347,8 +347,14 @@ async fn a_moderator_logged_in_with_twitch_manages_only_the_channels_they_modera
     let (status, page, _) = twitch_login(&base, false).await;
     assert_eq!(status, 400, "{page}");
 
+    let revoked = sim.api().oauth_stats().revoked;
     let (status, _, cookie) = twitch_login(&base, true).await;
     assert_eq!(status, 303);
+    assert_eq!(
+        sim.api().oauth_stats().revoked,
+        revoked + 1,
+        "the moderator's token is revoked once the login has what it needs"
+    );
     let browser = Browser::with_cookie(base.clone(), cookie.expect("a session")).await;
     let (_, list) = browser.get("/ui/channels").await;
     assert!(
@@ -733,4 +739,116 @@ async fn guessing_the_admin_token_is_throttled_without_touching_live_sessions() 
     assert_eq!(login(ADMIN_TOKEN).await.expect("post").status(), 429);
     let (status, _) = browser.get("/ui/channels").await;
     assert_eq!(status, 200, "a live session goes on");
+}
+
+/// The abuse case of "try it": a one-second timer and raw lines hours apart would write an
+/// action per recorded second; the run stops at its bounds and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_it_stops_at_its_bounds_on_input_made_to_amplify() {
+    let channels = sim_channels(1);
+    let (_sim, service) = console_service(&channels).await;
+    let browser = Browser::login(&service, ADMIN_TOKEN).await;
+    let page = format!("/ui/channels/twitch/{}", channels[0]);
+    let r = browser
+        .post(
+            &format!("{page}/rules"),
+            &[
+                ("op", "item"),
+                ("form", "new-item"),
+                ("kind", "timers"),
+                ("name", "spam"),
+                (
+                    "item",
+                    "message = \"tick\"\ninterval_s = 1\nmin_lines = 0\n",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let mut lines = String::new();
+    for n in 0..2_000u64 {
+        let ts = 1_600_000_000_000 + n * 3_599_000;
+        lines.push_str(&format!(
+            "@badge-info=;badges=;color=;display-name=u;emotes=;first-msg=0;flags=;id=a{n};mod=0;room-id=1;subscriber=0;tmi-sent-ts={ts};turbo=0;user-id=5;user-type= :u!u@u.tmi.twitch.tv PRIVMSG #{} :hi\n",
+            channels[0]
+        ));
+    }
+    let started = std::time::Instant::now();
+    let r = browser
+        .post(&format!("{page}/try"), &[("lines", &lines)])
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.expect("body");
+    let result = &body[body.find("id=\"try-result\"").expect("a result")..];
+    assert!(
+        body.contains("stopped at a bound"),
+        "the run says it stopped: {}",
+        &result[..result.len().min(400)]
+    );
+    let table = &body[body.find("id=\"try-actions\"").expect("actions")..];
+    let table = &table[..table.find("</table>").expect("end")];
+    assert!(
+        table.matches("<tr>").count() <= 1_001,
+        "at most the shown bound"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "bounded work");
+}
+
+/// Live views are bounded: a session holds at most `MAX_STREAMS_PER_SESSION` event streams
+/// (one more is 429), so one cookie cannot take the listener's connections; and a revive of a
+/// channel that has not failed does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_holds_few_live_views_and_revive_touches_only_failed_channels() {
+    let channels = sim_channels(1);
+    let (_sim, service) = console_service(&channels).await;
+    let browser = Browser::login(&service, ADMIN_TOKEN).await;
+    let mut open = Vec::new();
+    for _ in 0..firehose::http::console::channels::MAX_STREAMS_PER_SESSION {
+        let stream = client()
+            .get(format!("{}/ui/channels/events", browser.base))
+            .header("cookie", &browser.cookie)
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(stream.status(), 200);
+        assert_eq!(stream.headers()["content-type"], "text/event-stream");
+        open.push(stream);
+    }
+    let one_more = client()
+        .get(format!("{}/ui/channels/events", browser.base))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(one_more.status(), 429);
+    // A stream's first event carries the rows.
+    let mut first = open.pop().expect("a stream");
+    let chunk = tokio::time::timeout(DEADLINE, first.chunk())
+        .await
+        .expect("an event in time")
+        .expect("read")
+        .expect("a chunk");
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.contains("event: channels") && text.contains(&format!("twitch:{}", channels[0])),
+        "{text}"
+    );
+    drop(first);
+    let restarts = channel(&service, &channels[0])
+        .counters
+        .restarts
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let r = browser
+        .post(&format!("/ui/channels/twitch/{}/revive", channels[0]), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = browser.get("/ui/channels").await;
+    assert!(page.contains("has not failed; nothing to revive"), "{page}");
+    assert_eq!(
+        channel(&service, &channels[0])
+            .counters
+            .restarts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        restarts
+    );
 }

@@ -19,6 +19,10 @@ use crate::channel::ChannelKey;
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest `who` kept (a Twitch login is 25 characters; `admin` is shorter).
 const MAX_WHO_CHARS: usize = 64;
+/// Largest `before` or `after` kept as it is (JSON bytes); a larger one (a filter with
+/// thousands of phrases) is kept as its size and SHA-256, so that reading a channel's log
+/// stays cheap.
+pub const MAX_ITEM_BYTES: usize = 8 * 1024;
 
 /// One rule edit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +65,21 @@ impl Core {
     /// Records one edit of `key`'s rules (never fails the edit: a failure is counted).
     pub async fn record_audit(&self, key: &ChannelKey, mut entry: AuditEntry) {
         entry.who = entry.who.chars().take(MAX_WHO_CHARS).collect();
+        entry.before = entry.before.map(bounded);
+        entry.after = entry.after.map(bounded);
+        // A copy in the service's log too: the store's log is bounded per channel, the
+        // service's log is where a long history (and a flood of edits) stays visible.
+        tracing::info!(
+            channel = %key.name,
+            platform = key.platform.as_str(),
+            who = %entry.who,
+            via = %entry.via,
+            kind = %entry.kind,
+            name = %entry.name.escape_debug(),
+            created = entry.before.is_none(),
+            deleted = entry.after.is_none(),
+            "rule edited"
+        );
         let scope = audit_scope(key);
         let result = async {
             let value = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
@@ -95,6 +114,20 @@ impl Core {
             .take(limit)
             .collect())
     }
+}
+
+/// `item` as it is, or its size and digest when it is over [`MAX_ITEM_BYTES`].
+fn bounded(item: Value) -> Value {
+    let text = item.to_string();
+    if text.len() <= MAX_ITEM_BYTES {
+        return item;
+    }
+    use sha2::Digest;
+    serde_json::json!({
+        "too_large_to_keep": true,
+        "bytes": text.len(),
+        "sha256": hex::encode(sha2::Sha256::digest(text.as_bytes())),
+    })
 }
 
 async fn timed<T>(

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use twitch_irc::message::IRCMessage;
@@ -42,6 +42,30 @@ pub struct ReplaySummary {
     pub malformed: u64,
     pub events: u64,
     pub actions: u64,
+    /// Why the replay stopped before the end of its input (a [`Limits`] bound), if it did.
+    pub stopped: Option<&'static str>,
+}
+
+/// Bounds of one replay: what a replay on someone else's input (the console's "try it") must
+/// not exceed. A timer rule with a one-second interval over hours of recorded time would
+/// otherwise write an action per tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Stop once this many actions are written.
+    pub max_actions: u64,
+    /// Engine ticks (recorded seconds between messages) run in all; beyond, time skips ahead.
+    pub max_ticks: u64,
+    /// Stop at this moment.
+    pub deadline: Option<Instant>,
+}
+
+impl Limits {
+    /// No bound (`firehose replay` over a file of one's own).
+    pub const NONE: Limits = Limits {
+        max_actions: u64::MAX,
+        max_ticks: u64::MAX,
+        deadline: None,
+    };
 }
 
 /// Replays `input` and writes JSON lines to `out`.
@@ -51,9 +75,30 @@ pub fn run(
     only: Option<&str>,
     out: &mut impl Write,
 ) -> anyhow::Result<ReplaySummary> {
+    run_limited(input, rules, only, out, Limits::NONE)
+}
+
+/// [`run`] within `limits`: it stops (saying why in [`ReplaySummary::stopped`]) at the first
+/// bound reached.
+pub fn run_limited(
+    input: impl BufRead,
+    rules: &dyn Fn(&str) -> Arc<ChannelRules>,
+    only: Option<&str>,
+    out: &mut impl Write,
+    limits: Limits,
+) -> anyhow::Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
     let mut channels: HashMap<Arc<str>, Replayed> = HashMap::new();
+    let mut ticks_left = limits.max_ticks;
     for line in input.lines() {
+        if summary.actions >= limits.max_actions {
+            summary.stopped = Some("actions");
+            break;
+        }
+        if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+            summary.stopped = Some("time");
+            break;
+        }
         let line = line?;
         let line = line.trim_end_matches('\r');
         if line.is_empty() || line.starts_with('#') {
@@ -73,7 +118,7 @@ pub fn run(
             .entry(Arc::clone(&event.channel))
             .or_insert_with(|| Replayed::new(&event.channel, rules));
         let now = event_time(&event).unwrap_or(channel.clock);
-        summary.actions += channel.tick_until(now, &event.channel, out)?;
+        summary.actions += channel.tick_until(now, &event.channel, out, &mut ticks_left)?;
         let actions = engine::handle(&mut channel.state, &event, now);
         summary.actions += write_actions(&event, &actions, out)?;
     }
@@ -112,12 +157,14 @@ impl Replayed {
         }
     }
 
-    /// One tick per recorded second from the last event to `now`.
+    /// One tick per recorded second from the last event to `now`, while `ticks_left` lasts
+    /// (then the clock skips to `now`).
     fn tick_until(
         &mut self,
         now: SystemTime,
         channel: &Arc<str>,
         out: &mut impl Write,
+        ticks_left: &mut u64,
     ) -> anyhow::Result<u64> {
         if !self.started {
             self.started = true;
@@ -135,10 +182,15 @@ impl Replayed {
             channel: Arc::clone(channel),
             kind: EventKind::Tick,
         };
-        for _ in 0..gap {
+        let run = gap.min(*ticks_left);
+        *ticks_left -= run;
+        for _ in 0..run {
             self.clock += Duration::from_secs(1);
             let actions = engine::handle(&mut self.state, &tick, self.clock);
             written += write_actions(&tick, &actions, out)?;
+        }
+        if run < gap {
+            self.clock = now;
         }
         Ok(written)
     }

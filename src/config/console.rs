@@ -17,8 +17,12 @@ pub struct ConsoleConfig {
     /// This service's `/ui/login/twitch/callback` as registered with the Twitch application;
     /// empty = no "log in with Twitch" (streamers and moderators), admin token only.
     pub twitch_redirect_url: String,
-    /// A session ends this long after its login.
+    /// An operator's session ends this long after its login.
     pub session_ttl_ms: u64,
+    /// A streamer's or moderator's session (Twitch login) ends this long after its login: the
+    /// channels Twitch said they moderate are read at login, so a moderator removed on Twitch
+    /// keeps access at most this long.
+    pub twitch_session_ttl_ms: u64,
     /// Sessions alive at once; a new login beyond it ends the oldest session.
     pub max_sessions: usize,
     /// Mark the cookies `Secure` (set when the console is reached over HTTPS, e.g. behind a
@@ -36,6 +40,7 @@ impl Default for ConsoleConfig {
             enabled: true,
             twitch_redirect_url: String::new(),
             session_ttl_ms: 8 * 3_600_000,
+            twitch_session_ttl_ms: 3_600_000,
             max_sessions: 10_000,
             secure_cookies: false,
             audit_entries_per_channel: 500,
@@ -55,6 +60,12 @@ impl ConsoleConfig {
         if !(1..=MAX_SESSION_TTL_MS).contains(&self.session_ttl_ms) {
             return Err(invalid(
                 "console.session_ttl_ms",
+                format!("must be 1 to {MAX_SESSION_TTL_MS} (a week)"),
+            ));
+        }
+        if !(1..=MAX_SESSION_TTL_MS).contains(&self.twitch_session_ttl_ms) {
+            return Err(invalid(
+                "console.twitch_session_ttl_ms",
                 format!("must be 1 to {MAX_SESSION_TTL_MS} (a week)"),
             ));
         }

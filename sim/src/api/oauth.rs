@@ -72,6 +72,8 @@ pub struct OAuthStats {
     pub refresh_refused: u64,
     /// Helix calls refused because the token was expired, revoked or unknown.
     pub helix_unauthorized: u64,
+    /// Tokens revoked through `POST /oauth2/revoke`.
+    pub revoked: u64,
 }
 
 /// The OAuth server's state.
@@ -382,7 +384,10 @@ pub async fn revoke(State(api): State<ApiState>, Form(form): Form<RevokeForm>) -
         return oauth_error(StatusCode::BAD_REQUEST, "invalid client");
     }
     match form.token.as_deref().and_then(|t| auth.tokens.remove(t)) {
-        Some(_) => StatusCode::OK.into_response(),
+        Some(_) => {
+            auth.stats.revoked += 1;
+            StatusCode::OK.into_response()
+        }
         None => oauth_error(StatusCode::BAD_REQUEST, "Invalid token"),
     }
 }

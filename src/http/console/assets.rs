@@ -119,7 +119,8 @@ const JS: &str = r#"
         var target = document.getElementById(input.getAttribute("data-fills"));
         var file = input.files && input.files[0];
         if (!target || !file) { return; }
-        if (file.size > 1048576) { target.value = ""; alert("That file is over 1 MiB."); return; }
+        var max = Number(input.getAttribute("data-max-bytes")) || 1048576;
+        if (file.size > max) { target.value = ""; alert("That file is over " + max + " bytes."); return; }
         var reader = new FileReader();
         reader.onload = function () { target.value = String(reader.result); };
         reader.readAsText(file);

@@ -25,6 +25,8 @@ use crate::engine::Platform;
 
 /// How often the live table is refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
+/// Event streams one session may hold open at once (a few tabs).
+pub const MAX_STREAMS_PER_SESSION: usize = 4;
 
 /// One row of the table (also the events' JSON).
 #[derive(Debug, Clone, Serialize)]
@@ -186,19 +188,27 @@ pub async fn events(State(console): St, headers: HeaderMap) -> Response {
         Ok(signed) => signed,
         Err(refusal) => return *refusal,
     };
+    let Some(slot) = StreamSlot::take(&console, &signed.session) else {
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many live views",
+            "Close a console tab (each holds a live view), then reload.",
+        );
+    };
     let start = Tick {
+        session_key: super::session::Sessions::key_of(&signed.id),
         console,
-        session_id: signed.id,
         who: signed.session.who,
         last: HashMap::new(),
         first: true,
+        _slot: slot,
     };
     let stream = futures::stream::unfold(start, |mut tick| async move {
         if !tick.first {
             tokio::time::sleep(REFRESH).await;
         }
         tick.first = false;
-        if tick.console.sessions.get(&tick.session_id).is_none()
+        if tick.console.sessions.get_by_key(tick.session_key).is_none()
             || tick.console.core.is_shutting_down()
         {
             return None;
@@ -216,10 +226,41 @@ pub async fn events(State(console): St, headers: HeaderMap) -> Response {
 /// The state of one event stream: the previous counts, for the rates.
 struct Tick {
     console: Arc<Console>,
-    session_id: String,
+    /// The session's key (its cookie value's hash), to end with it.
+    session_key: [u8; 32],
     who: Who,
     last: HashMap<String, (u64, Instant)>,
     first: bool,
+    _slot: StreamSlot,
+}
+
+/// One open event stream, counted per session and process-wide (a quarter of
+/// `http.max_connections`, so live views never starve the listener); given back on drop.
+struct StreamSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    session: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StreamSlot {
+    fn take(console: &Console, session: &Session) -> Option<StreamSlot> {
+        let permit = Arc::clone(&console.streams).try_acquire_owned().ok()?;
+        let open = &session.streams;
+        let before = open.fetch_add(1, Ordering::AcqRel);
+        if before >= MAX_STREAMS_PER_SESSION {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(StreamSlot {
+            _permit: permit,
+            session: Arc::clone(open),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.session.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Tick {
@@ -342,6 +383,17 @@ pub async fn revive(
         Ok(ok) => ok,
         Err(refusal) => return *refusal,
     };
+    let failed = console
+        .core
+        .registry
+        .get(&key)
+        .is_some_and(|c| c.status() == ChannelStatus::Failed);
+    if !failed {
+        signed
+            .session
+            .set_flash(format!("{} has not failed; nothing to revive.", key.name));
+        return Redirect::to("/ui/channels").into_response();
+    }
     let outcome = match key.platform {
         Platform::Twitch => console.core.join(&key.name).await,
         Platform::Discord => console.core.join_discord(&key.name).await,

@@ -125,13 +125,23 @@ pub async fn with_token(State(console): St, headers: HeaderMap, body: Body) -> R
         );
     }
     metrics.console_login("token", "ok");
-    signed_in(&console, Who::Admin)
+    signed_in(&console, &headers, Who::Admin)
 }
 
-/// Starts a session for `who`: its cookie, and on to the channels.
-fn signed_in(console: &Console, who: Who) -> Response {
-    let id = console.sessions.create(who);
-    let cookie = set_cookie(console, SESSION_COOKIE, &id, "/ui", console.sessions.ttl());
+/// Starts a session for `who` (ending the one this browser had): its cookie, and on to the
+/// channels.
+fn signed_in(console: &Console, headers: &HeaderMap, who: Who) -> Response {
+    if let Some(old) = cookie_value(headers, SESSION_COOKIE) {
+        console.sessions.end(&old);
+    }
+    let ttl = match who {
+        Who::Admin => console.sessions.ttl(),
+        Who::Twitch { .. } => {
+            Duration::from_millis(console.core.config.console.twitch_session_ttl_ms)
+        }
+    };
+    let id = console.sessions.create(who, ttl);
+    let cookie = set_cookie(console, SESSION_COOKIE, &id, "/ui", ttl);
     let mut response = Redirect::to("/ui/channels").into_response();
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
@@ -211,6 +221,7 @@ pub async fn twitch_callback(
     metrics.console_login("twitch", "ok");
     let mut response = signed_in(
         &console,
+        &headers,
         Who::Twitch {
             login: user.login,
             user_id: user.user_id,

@@ -50,8 +50,6 @@ use session::{Session, Sessions};
 pub const SESSION_COOKIE: &str = "fh_session";
 /// The Twitch login's state cookie (binds the callback to the browser that started it).
 pub const LOGIN_STATE_COOKIE: &str = "fh_login";
-/// Largest form body (a "try it" box takes `console.try_max_bytes`).
-const MAX_FORM_BYTES: usize = 256 * 1024;
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -67,6 +65,12 @@ pub struct Console {
     pub sessions: Sessions,
     /// Recent wrong admin tokens ([`MAX_FAILED_LOGINS_PER_MINUTE`]).
     pub failed_logins: std::sync::Mutex<crate::util::window::SlidingWindow>,
+    /// "Try it" runs: one at a time.
+    pub try_runs: tokio::sync::Semaphore,
+    /// Live channel views (event streams) open at once: a quarter of `http.max_connections`.
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// Login lookups of the moderation log's search (Helix calls), per minute.
+    pub lookups: std::sync::Mutex<crate::util::window::SlidingWindow>,
 }
 
 pub type ConsoleState = Arc<Console>;
@@ -79,10 +83,16 @@ impl Console {
             c.max_sessions,
             core.metrics.console_sessions.clone(),
         );
+        let streams = (core.config.http.max_connections as usize / 4).max(1);
         Arc::new(Console {
             core,
             sessions,
             failed_logins: std::sync::Mutex::new(crate::util::window::SlidingWindow::new(
+                Duration::from_secs(60),
+            )),
+            try_runs: tokio::sync::Semaphore::new(1),
+            streams: Arc::new(tokio::sync::Semaphore::new(streams)),
+            lookups: std::sync::Mutex::new(crate::util::window::SlidingWindow::new(
                 Duration::from_secs(60),
             )),
         })
@@ -186,6 +196,15 @@ pub struct SignedIn {
 pub type Refusal = Box<Response>;
 
 impl Console {
+    /// Whether one more login lookup fits this minute ([`modlog::MAX_LOOKUPS_PER_MINUTE`]).
+    fn lookup_allowed(&self) -> bool {
+        self.lookups.lock().is_ok_and(|mut window| {
+            window
+                .try_acquire(std::time::Instant::now(), modlog::MAX_LOOKUPS_PER_MINUTE)
+                .is_ok()
+        })
+    }
+
     /// The session of the request; without one a page answers a redirect to the login.
     fn page_session(&self, headers: &HeaderMap) -> Result<SignedIn, Refusal> {
         self.session_of(headers)

@@ -21,6 +21,9 @@ use crate::config::is_login;
 const SHOWN: usize = 500;
 /// How long a login lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Login lookups (Helix `GET /users`, out of the app token's points) per minute, the whole
+/// console together; beyond, a search by login is answered "search by user id".
+pub const MAX_LOOKUPS_PER_MINUTE: usize = 30;
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Search {
@@ -66,15 +69,19 @@ pub async fn page(
         Some(user.clone())
     } else if is_login(&user) {
         match &core.auth {
-            Some(auth) => {
-                let _ =
-                    tokio::time::timeout(LOOKUP_TIMEOUT, auth.resolve(std::slice::from_ref(&user)))
-                        .await;
+            Some(auth) if auth.directory.id(&user).is_some() => auth.directory.id(&user),
+            Some(auth) if console.lookup_allowed() => {
+                let lookup = auth.resolve(std::slice::from_ref(&user));
+                let _ = tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await;
                 let id = auth.directory.id(&user);
                 if id.is_none() {
                     note = Some(format!("Twitch knows no user {user}."));
                 }
                 id
+            }
+            Some(_) => {
+                note = Some("Too many login searches this minute: search by user id.".into());
+                None
             }
             None => {
                 note = Some("Logins cannot be looked up without Helix: search by user id.".into());
@@ -85,7 +92,11 @@ pub async fn page(
         note = Some("Search by a Twitch login or a user id.".into());
         None
     };
-    let (rows, source) = match &core.moderation {
+    let helix_log = core
+        .moderation
+        .as_ref()
+        .filter(|_| key.platform == crate::engine::Platform::Twitch);
+    let (rows, source) = match helix_log {
         Some(moderation) => {
             let rows: Vec<Row> = moderation
                 .log()

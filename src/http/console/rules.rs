@@ -24,13 +24,22 @@ use serde_json::{json, Value};
 
 use super::pages::{csrf_field, field_error, layout, respond};
 use super::session::Session;
-use super::{channel_of, read_form, Console, SignedIn, St, MAX_FORM_BYTES};
+use super::{channel_of, read_form, Console, SignedIn, St};
 use crate::app::audit::AuditEntry;
 use crate::channel::ChannelKey;
 use crate::config::is_login;
 use crate::engine::rules::NukeSettings;
 use crate::engine::ChannelRules;
 use crate::http::rules::{apply, change_item, item_json, ApiError, Editor, KINDS};
+
+/// Largest rules edit form: an item (at most the API's body limit) URL-encoded (up to three
+/// bytes a byte) with the other fields.
+const EDIT_FORM_BYTES: usize = 3 * crate::http::rules::MAX_BODY_BYTES + 4096;
+
+/// Largest "try it" form: `console.try_max_bytes` URL-encoded.
+fn try_form_bytes(console: &Console) -> usize {
+    3 * console.core.config.console.try_max_bytes + 4096
+}
 
 /// Audit entries shown on the page.
 const AUDIT_SHOWN: usize = 50;
@@ -148,7 +157,7 @@ async fn render(
         }
         (new_item_form(session, &base, &feedback))
         (nuke_form(session, &base, &rules.nuke, &feedback))
-        (try_section(session, &base, tried.as_ref()))
+        (try_section(session, &base, tried.as_ref(), console.core.config.console.try_max_bytes))
         (audit_section(&audit))
     };
     respond(status, layout(&title, Some(session), body))
@@ -390,7 +399,7 @@ fn nuke_form(session: &Session, base: &str, nuke: &NukeSettings, feedback: &Feed
     }
 }
 
-fn try_section(session: &Session, base: &str, tried: Option<&Tried>) -> Markup {
+fn try_section(session: &Session, base: &str, tried: Option<&Tried>, max_bytes: usize) -> Markup {
     let input = tried.map(|t| t.input.as_str()).unwrap_or_default();
     html! {
         section id="try" {
@@ -404,7 +413,8 @@ fn try_section(session: &Session, base: &str, tried: Option<&Tried>) -> Markup {
                 label for="try-lines" { "Chat lines" }
                 textarea id="try-lines" name="lines" rows="5" spellcheck="false" { (input) }
                 label for="try-file" { "Or a recorded file (raw IRC lines)" }
-                input id="try-file" type="file" accept=".txt,.log,text/plain" data-fills="try-lines";
+                input id="try-file" type="file" accept=".txt,.log,text/plain" data-fills="try-lines"
+                    data-max-bytes=(max_bytes);
                 button type="submit" { "Run the rules" }
             }
             @if let Some(tried) = tried {
@@ -413,7 +423,7 @@ fn try_section(session: &Session, base: &str, tried: Option<&Tried>) -> Markup {
                         p class="field-error" role="alert" { (error) }
                     } @else {
                         p { (tried.lines) " lines, " (tried.malformed) " not readable, "
-                            (tried.records.len()) " actions" @if tried.more { " (the first " (TRY_SHOWN) " shown)" } "." }
+                            (tried.records.len()) " actions" @if tried.more { " (stopped at a bound: the first " (tried.records.len()) " shown)" } "." }
                         @if !tried.records.is_empty() {
                             div class="table-wrap" {
                                 table id="try-actions" {
@@ -512,12 +522,19 @@ pub async fn edit(
     Path((platform, channel)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    let (signed, key, form) =
-        match checked::<EditForm>(&console, &headers, body, &platform, &channel, |f| &f.csrf).await
-        {
-            Ok(ok) => ok,
-            Err(refusal) => return *refusal,
-        };
+    let (signed, key, form) = match checked::<EditForm>(
+        &console,
+        &headers,
+        body,
+        EDIT_FORM_BYTES,
+        (&platform, &channel),
+        |f| &f.csrf,
+    )
+    .await
+    {
+        Ok(ok) => ok,
+        Err(refusal) => return *refusal,
+    };
     let editor = Editor {
         who: signed.session.who.audit_name(),
         via: "console",
@@ -569,12 +586,11 @@ async fn checked<F: serde::de::DeserializeOwned>(
     console: &Console,
     headers: &HeaderMap,
     body: Body,
-    platform: &str,
-    channel: &str,
+    limit: usize,
+    (platform, channel): (&str, &str),
     csrf: impl Fn(&F) -> &str,
 ) -> Result<(SignedIn, ChannelKey, F), super::Refusal> {
     let signed = console.change_session(headers)?;
-    let limit = MAX_FORM_BYTES.max(console.core.config.console.try_max_bytes * 3 + 4096);
     let form: F = read_form(body, limit).await?;
     console.check_change(headers, &signed.session, csrf(&form))?;
     let key = channel_of(console, &signed, platform, channel)?;
@@ -612,7 +628,12 @@ async fn apply_edit(
     editor: &Editor,
 ) -> Result<String, EditRefusal> {
     let core = &console.core;
-    let name = form.name.trim();
+    // The quick forms' names are typed (spaces around them are a slip); the others come from
+    // the page's hidden fields and name an item exactly as it is.
+    let name = match form.op.as_str() {
+        "command" | "keyword" => form.name.trim(),
+        _ => form.name.as_str(),
+    };
     match form.op.as_str() {
         "command" => {
             let cooldown = match form.user_cooldown_s.trim() {
@@ -761,8 +782,8 @@ pub async fn try_it(
         &console,
         &headers,
         body,
-        &platform,
-        &channel,
+        try_form_bytes(&console),
+        (&platform, &channel),
         |f| &f.csrf,
     )
     .await
@@ -798,7 +819,41 @@ pub async fn try_it(
     render(&console, &signed.session, &key, None, Some(tried), status).await
 }
 
+/// Engine ticks one "try it" run may take (an hour of recorded time).
+const TRY_MAX_TICKS: u64 = 3_600;
+/// Wall-clock budget of one run.
+const TRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Output bytes one run may write (the records shown fit well within it).
+const TRY_MAX_OUTPUT: usize = 2 * 1024 * 1024;
+
+/// A buffer that refuses writes beyond its capacity (the replay stops there).
+struct CappedBuf {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for CappedBuf {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + data.len() > self.cap {
+            return Err(std::io::Error::other("the output is full"));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 async fn run_try(console: &Console, key: &ChannelKey, input: String) -> Tried {
+    // One run at a time in the process: it is CPU work on a blocking thread.
+    let Ok(_permit) = console.try_runs.try_acquire() else {
+        return Tried {
+            error: Some("Another \"try it\" run is going on; try again in a moment.".into()),
+            ..Tried::default()
+        };
+    };
     let rules = console.core.rules.get(key);
     let channel = key.name.to_string();
     let work = tokio::task::spawn_blocking(move || {
@@ -811,27 +866,41 @@ async fn run_try(console: &Console, key: &ChannelKey, input: String) -> Tried {
                 }
             }
         };
-        let mut out = Vec::new();
+        let mut out = CappedBuf {
+            bytes: Vec::new(),
+            cap: TRY_MAX_OUTPUT,
+        };
         let rules_of = |_: &str| std::sync::Arc::clone(&rules);
-        match crate::app::replay::run(Cursor::new(lines), &rules_of, Some(&channel), &mut out) {
-            Ok(summary) => {
-                let mut records: Vec<Value> = out
-                    .split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .filter_map(|l| serde_json::from_slice(l).ok())
-                    .collect();
-                let more = records.len() > TRY_SHOWN;
-                records.truncate(TRY_SHOWN);
-                Tried {
-                    records,
-                    lines: summary.lines,
-                    malformed: summary.malformed,
-                    more,
-                    ..Tried::default()
-                }
-            }
-            Err(e) => Tried {
-                error: Some(format!("The replay failed: {e}")),
+        let limits = crate::app::replay::Limits {
+            max_actions: TRY_SHOWN as u64,
+            max_ticks: TRY_MAX_TICKS,
+            deadline: Some(std::time::Instant::now() + TRY_DEADLINE),
+        };
+        let result = crate::app::replay::run_limited(
+            Cursor::new(lines),
+            &rules_of,
+            Some(&channel),
+            &mut out,
+            limits,
+        );
+        let records: Vec<Value> = out
+            .bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .take(TRY_SHOWN)
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect();
+        match result {
+            Ok(summary) => Tried {
+                records,
+                lines: summary.lines,
+                malformed: summary.malformed,
+                more: summary.stopped.is_some(),
+                ..Tried::default()
+            },
+            Err(_) => Tried {
+                records,
+                more: true,
                 ..Tried::default()
             },
         }
@@ -847,11 +916,13 @@ async fn run_try(console: &Console, key: &ChannelKey, input: String) -> Tried {
 pub fn to_irc_lines(channel: &str, input: &str) -> Result<String, String> {
     let start_ms = crate::app::audit::now_ms();
     let mut out = String::with_capacity(input.len() * 2);
+    let mut messages: u64 = 0;
     for (n, line) in input.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
             continue;
         }
+        messages += 1;
         if line.starts_with('@') || line.starts_with(':') {
             out.push_str(line);
             out.push('\n');
@@ -888,7 +959,7 @@ pub fn to_irc_lines(channel: &str, input: &str) -> Result<String, String> {
         };
         let text: String = text.trim_start().chars().filter(|c| *c != '\0').collect();
         let user_id = 1_000 + crate::engine::rng::name_seed(&login) % 1_000_000_000;
-        let at = start_ms + (n as u64) * 1_000;
+        let at = start_ms + messages * 1_000;
         out.push_str(&format!(
             "@badge-info=;badges={badges};color=;display-name={login};emotes=;first-msg=0;id=try-{line_no};mod={m};room-id=1;subscriber={s};tmi-sent-ts={at};turbo=0;user-id={user_id};user-type= :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG #{channel} :{text}\n",
             line_no = n + 1,

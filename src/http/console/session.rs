@@ -18,6 +18,9 @@ use subtle::ConstantTimeEq;
 use crate::channel::ChannelKey;
 use crate::engine::Platform;
 
+/// Sessions one principal (the operator, or one Twitch user) keeps at once.
+pub const MAX_SESSIONS_PER_USER: usize = 8;
+
 /// Who a session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {
@@ -44,6 +47,14 @@ impl Who {
         matches!(self, Who::Admin)
     }
 
+    /// Who this is, whatever the session: `admin` or the Twitch user id.
+    fn principal(&self) -> &str {
+        match self {
+            Who::Admin => "admin",
+            Who::Twitch { user_id, .. } => user_id,
+        }
+    }
+
     /// Whether this user may see and edit `key`.
     pub fn may_manage(&self, key: &ChannelKey) -> bool {
         match self {
@@ -64,6 +75,8 @@ pub struct Session {
     expires: Instant,
     /// A message for the next page (what the last change did), shown once.
     flash: Arc<Mutex<Option<String>>>,
+    /// Event streams open for this session.
+    pub streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Session {
@@ -124,21 +137,22 @@ impl Sessions {
         }
     }
 
-    /// Starts a session for `who`; answers its id (the cookie's value).
-    pub fn create(&self, who: Who) -> String {
+    /// Starts a session for `who`, living `ttl`; answers its id (the cookie's value). One
+    /// principal keeps at most [`MAX_SESSIONS_PER_USER`] sessions (its oldest ends first); when
+    /// `console.max_sessions` are alive, the oldest Twitch user's session ends before any
+    /// operator's, so logins through Twitch cannot push operators out.
+    pub fn create(&self, who: Who, ttl: Duration) -> String {
         let now = Instant::now();
         self.by_hash.retain(|_, s| s.expires > now);
+        let same = |s: &Session| s.who.principal() == who.principal();
+        while self.by_hash.iter().filter(|e| same(e.value())).count() >= MAX_SESSIONS_PER_USER {
+            if !self.end_oldest(|s| same(s)) {
+                break;
+            }
+        }
         while self.by_hash.len() >= self.max {
-            let oldest = self
-                .by_hash
-                .iter()
-                .min_by_key(|entry| entry.value().created)
-                .map(|entry| *entry.key());
-            match oldest {
-                Some(key) => {
-                    self.by_hash.remove(&key);
-                }
-                None => break,
+            if !self.end_oldest(|s| !s.who.is_admin()) && !self.end_oldest(|_| true) {
+                break;
             }
         }
         let id = random_hex();
@@ -148,17 +162,41 @@ impl Sessions {
                 who,
                 csrf: random_hex(),
                 created: now,
-                expires: now + self.ttl,
+                expires: now + ttl,
                 flash: Arc::new(Mutex::new(None)),
+                streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             },
         );
         self.gauge.set(self.by_hash.len() as i64);
         id
     }
 
+    /// Ends the oldest session matching `which`; false when none does.
+    fn end_oldest(&self, which: impl Fn(&Session) -> bool) -> bool {
+        let oldest = self
+            .by_hash
+            .iter()
+            .filter(|e| which(e.value()))
+            .min_by_key(|e| e.value().created)
+            .map(|e| *e.key());
+        match oldest {
+            Some(key) => self.by_hash.remove(&key).is_some(),
+            None => false,
+        }
+    }
+
+    /// The key a session is kept under (what a stream holds instead of the cookie's value).
+    pub fn key_of(id: &str) -> [u8; 32] {
+        hash(id)
+    }
+
     /// The live session of cookie value `id`.
     pub fn get(&self, id: &str) -> Option<Session> {
-        let key = hash(id);
+        self.get_by_key(hash(id))
+    }
+
+    /// The live session kept under `key` ([`Sessions::key_of`]).
+    pub fn get_by_key(&self, key: [u8; 32]) -> Option<Session> {
         let session = self.by_hash.get(&key)?.clone();
         if session.expires <= Instant::now() {
             self.by_hash.remove(&key);
@@ -174,7 +212,7 @@ impl Sessions {
         self.gauge.set(self.by_hash.len() as i64);
     }
 
-    /// Seconds a new session lives (the cookie's `Max-Age`).
+    /// How long an operator's session lives (`console.session_ttl_ms`).
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
@@ -199,7 +237,7 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_id_only_and_ends_at_logout() {
         let s = sessions(10, Duration::from_secs(60));
-        let id = s.create(Who::Admin);
+        let id = s.create(Who::Admin, s.ttl());
         assert_eq!(s.get(&id).map(|x| x.who), Some(Who::Admin));
         assert!(s.get("0".repeat(64).as_str()).is_none());
         assert!(s.get(&id[..63]).is_none(), "a prefix is not the id");
@@ -210,26 +248,49 @@ mod tests {
     #[test]
     fn the_oldest_session_ends_when_too_many_are_alive() {
         let s = sessions(2, Duration::from_secs(60));
-        let first = s.create(Who::Admin);
-        let second = s.create(Who::Admin);
-        let third = s.create(Who::Admin);
+        let first = s.create(Who::Admin, s.ttl());
+        let second = s.create(Who::Admin, s.ttl());
+        let third = s.create(Who::Admin, s.ttl());
         assert_eq!(s.len(), 2);
         assert!(s.get(&first).is_none());
         assert!(s.get(&second).is_some() && s.get(&third).is_some());
     }
 
     #[test]
+    fn twitch_logins_cannot_push_operators_out_and_one_user_keeps_few_sessions() {
+        let s = sessions(3, Duration::from_secs(60));
+        let admin = s.create(Who::Admin, s.ttl());
+        let twitch = |id: &str| Who::Twitch {
+            login: format!("u{id}"),
+            user_id: id.into(),
+            channels: BTreeSet::new(),
+        };
+        for n in 0..20 {
+            s.create(twitch(&n.to_string()), s.ttl());
+        }
+        assert!(s.get(&admin).is_some(), "the operator's session stays");
+        assert_eq!(s.len(), 3);
+        let s = sessions(100, Duration::from_secs(60));
+        let first = s.create(twitch("7"), s.ttl());
+        for _ in 0..MAX_SESSIONS_PER_USER {
+            s.create(twitch("7"), s.ttl());
+        }
+        assert_eq!(s.len(), MAX_SESSIONS_PER_USER);
+        assert!(s.get(&first).is_none(), "the user's oldest session ended");
+    }
+
+    #[test]
     fn an_expired_session_is_gone() {
         let s = sessions(10, Duration::from_millis(0));
-        let id = s.create(Who::Admin);
+        let id = s.create(Who::Admin, s.ttl());
         assert!(s.get(&id).is_none());
     }
 
     #[test]
     fn csrf_tokens_differ_per_session_and_must_match_exactly() {
         let s = sessions(10, Duration::from_secs(60));
-        let a = s.get(&s.create(Who::Admin)).expect("a");
-        let b = s.get(&s.create(Who::Admin)).expect("b");
+        let a = s.get(&s.create(Who::Admin, s.ttl())).expect("a");
+        let b = s.get(&s.create(Who::Admin, s.ttl())).expect("b");
         assert_ne!(a.csrf, b.csrf);
         assert!(a.csrf_matches(&a.csrf.clone()));
         assert!(!a.csrf_matches(&b.csrf));

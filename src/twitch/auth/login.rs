@@ -8,18 +8,20 @@
 //! accepts a callback in the browser that started the login (no login CSRF). `finish` checks
 //! the state, exchanges the code, validates the token (Twitch names the user), and reads the
 //! user's moderated channels (Helix `GET /moderation/channels`, 100 a page, at most
-//! [`MAX_MODERATED_PAGES`] pages). The user's token is used for those two calls and dropped: the
-//! console keeps who the user is and their channels, never the token.
+//! [`MAX_MODERATED_PAGES`] pages). The user's token is used for those calls, then revoked
+//! (best effort): the console keeps who the user is and their channels, never the token.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::metrics::AuthMetrics;
 use super::oauth::{OAuthClient, OAuthError};
-use super::onboarding::{new_state, CallbackParams};
+use super::onboarding::CallbackParams;
 use crate::config::{is_login, Config, Secret};
 
 /// What the console asks of the user: only the list of channels they moderate.
@@ -65,6 +67,9 @@ impl LoginError {
     }
 }
 
+/// Nonces used, and the same with their expiry (unix seconds), oldest first.
+type UsedNonces = (HashSet<String>, VecDeque<(u64, String)>);
+
 /// The console's Twitch login.
 pub struct ConsoleLogin {
     oauth: OAuthClient,
@@ -72,8 +77,11 @@ pub struct ConsoleLogin {
     helix_base: String,
     redirect: String,
     ttl: Duration,
-    max_pending: usize,
-    pending: Mutex<(HashMap<String, Instant>, VecDeque<String>)>,
+    /// Signs the states (made at start; a restart voids the logins under way).
+    key: [u8; 32],
+    max_used: usize,
+    /// Nonces of states already used, with their expiry (unix seconds), oldest first.
+    used: Mutex<UsedNonces>,
     metrics: AuthMetrics,
 }
 
@@ -123,30 +131,33 @@ impl ConsoleLogin {
             helix_base: config.helix.base_url.trim_end_matches('/').to_string(),
             redirect,
             ttl: Duration::from_millis(a.authorize_ttl_ms),
-            max_pending: a.max_pending_authorizations,
-            pending: Mutex::new((HashMap::new(), VecDeque::new())),
+            key: rand::random(),
+            max_used: a.max_pending_authorizations,
+            used: Mutex::new((HashSet::new(), VecDeque::new())),
             metrics,
         }))
     }
 
     /// Twitch's authorisation URL and the state it carries (for the browser's cookie too).
     pub fn link(&self) -> (String, String) {
-        let state = new_state();
+        let expires = unix_s() + self.ttl.as_secs().max(1);
+        let nonce = hex::encode(rand::random::<[u8; 16]>());
+        let signed = format!("{expires}.{nonce}");
+        let state = format!("{signed}.{}", hex::encode(self.sign(&signed)));
         let url = self
             .oauth
             .authorize_url(&self.redirect, LOGIN_SCOPES, &state);
-        if let Ok(mut guard) = self.pending.lock() {
-            let (map, order) = &mut *guard;
-            while map.len() >= self.max_pending {
-                let Some(oldest) = order.pop_front() else {
-                    break;
-                };
-                map.remove(&oldest);
-            }
-            map.insert(state.clone(), Instant::now() + self.ttl);
-            order.push_back(state.clone());
-        }
         (url, state)
+    }
+
+    fn sign(&self, text: &str) -> Vec<u8> {
+        match Hmac::<Sha256>::new_from_slice(&self.key) {
+            Ok(mut mac) => {
+                mac.update(text.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Handles Twitch's redirect back: `browser_state` is the state cookie of the browser.
@@ -195,10 +206,14 @@ impl ConsoleLogin {
             .filter(|id| !id.is_empty())
             .ok_or(LoginError::NoIdentity)?;
         let moderated = if validated.scopes.iter().any(|s| s == LOGIN_SCOPES[0]) {
-            self.moderated(&issued.access, &user_id).await?
+            self.moderated(&issued.access, &user_id).await
         } else {
-            Vec::new()
+            Ok(Vec::new())
         };
+        if let Err(e) = self.oauth.revoke(&issued.access).await {
+            tracing::debug!(error = %e, "the console login's token could not be revoked");
+        }
+        let moderated = moderated?;
         Ok(TwitchUser {
             login,
             user_id,
@@ -206,16 +221,41 @@ impl ConsoleLogin {
         })
     }
 
+    /// Checks a state's signature and expiry, and uses it up.
     fn take_state(&self, state: &str) -> Result<(), LoginError> {
-        let Ok(mut guard) = self.pending.lock() else {
+        let mut parts = state.splitn(3, '.');
+        let (Some(expires), Some(nonce), Some(mac)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(LoginError::BadState);
         };
-        let (map, order) = &mut *guard;
-        let expires = map.remove(state).ok_or(LoginError::BadState)?;
-        order.retain(|s| s != state);
-        if expires <= Instant::now() {
+        let Ok(mac) = hex::decode(mac) else {
+            return Err(LoginError::BadState);
+        };
+        let Ok(mut check) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return Err(LoginError::BadState);
+        };
+        check.update(format!("{expires}.{nonce}").as_bytes());
+        if check.verify_slice(&mac).is_err() {
+            return Err(LoginError::BadState);
+        }
+        let expires: u64 = expires.parse().map_err(|_| LoginError::BadState)?;
+        let now = unix_s();
+        if expires <= now {
             return Err(LoginError::Expired);
         }
+        let Ok(mut guard) = self.used.lock() else {
+            return Err(LoginError::BadState);
+        };
+        let (set, order) = &mut *guard;
+        while order.front().is_some_and(|(at, _)| *at <= now) || order.len() >= self.max_used {
+            if let Some((_, old)) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        if !set.insert(nonce.to_string()) {
+            return Err(LoginError::BadState);
+        }
+        order.push_back((expires, nonce.to_string()));
         Ok(())
     }
 
@@ -259,5 +299,67 @@ impl ConsoleLogin {
         channels.sort();
         channels.dedup();
         Ok(channels)
+    }
+}
+
+fn unix_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login() -> ConsoleLogin {
+        let mut config = Config::default();
+        config.console.twitch_redirect_url = "http://127.0.0.1:1/ui/login/twitch/callback".into();
+        let oauth = OAuthClient::new("http://127.0.0.1:1", "client", None, Duration::from_secs(1))
+            .expect("client");
+        let metrics = AuthMetrics::register(&mut prometheus_client::registry::Registry::default());
+        ConsoleLogin::new(&config, oauth, metrics)
+            .expect("built")
+            .expect("configured")
+    }
+
+    #[test]
+    fn a_state_is_signed_good_once_and_a_forged_one_is_refused() {
+        let login = login();
+        let (url, state) = login.link();
+        assert!(
+            url.contains("scope=user%3Aread%3Amoderated_channels"),
+            "{url}"
+        );
+        assert!(login.take_state(&state).is_ok());
+        assert!(
+            matches!(login.take_state(&state), Err(LoginError::BadState)),
+            "used once"
+        );
+        let (_, other) = login.link();
+        let (signed, mac) = other.rsplit_once('.').expect("three parts");
+        let later = signed.replacen(signed.split('.').next().expect("expiry"), "99999999999", 1);
+        assert!(matches!(
+            login.take_state(&format!("{later}.{mac}")),
+            Err(LoginError::BadState)
+        ));
+        for forged in ["", "a.b.c", "1.2", "..", "0.00.zz"] {
+            assert!(login.take_state(forged).is_err(), "{forged}");
+        }
+        let another = super::ConsoleLogin {
+            key: [7; 32],
+            ..self::login()
+        };
+        let (_, foreign) = another.link();
+        assert!(login.take_state(&foreign).is_err(), "another key's state");
+    }
+
+    #[test]
+    fn an_expired_state_is_refused() {
+        let login = login();
+        let expired = format!("{}.{}", unix_s() - 1, "ab".repeat(16));
+        let state = format!("{expired}.{}", hex::encode(login.sign(&expired)));
+        assert!(matches!(login.take_state(&state), Err(LoginError::Expired)));
     }
 }

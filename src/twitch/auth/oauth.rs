@@ -161,6 +161,27 @@ impl OAuthClient {
         })
     }
 
+    /// `POST /revoke`: ends `token` (one the service no longer needs).
+    pub async fn revoke(&self, token: &Secret) -> Result<(), OAuthError> {
+        let form = [
+            ("client_id", self.client_id.as_str()),
+            ("token", token.expose()),
+        ];
+        let response = self
+            .http
+            .post(format!("{}/revoke", self.base))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OAuthError::Failed(describe(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(refusal(status, &body))
+    }
+
     /// `GET /validate`: what Twitch says about `token` (401 = invalid: a refusal).
     pub async fn validate(&self, token: &Secret) -> Result<Validated, OAuthError> {
         let response = self

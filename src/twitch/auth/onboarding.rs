@@ -383,7 +383,7 @@ impl Onboarding {
 }
 
 /// 32 random bytes, hex.
-pub(super) fn new_state() -> String {
+fn new_state() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
 }
