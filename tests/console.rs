@@ -852,3 +852,76 @@ async fn a_session_holds_few_live_views_and_revive_touches_only_failed_channels(
         restarts
     );
 }
+
+/// Every form control of every console page has a label tied to it (`<label for=id>`) or an
+/// `aria-label`, and ids are unique: screen readers name every field, and a refused field's
+/// error is tied to it by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_field_of_every_page_is_labelled() {
+    let channels = sim_channels(1);
+    let sim = sim(1, |_| {}).await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join(format!("{}.toml", channels[0])),
+        include_str!("../config/channels/example.toml"),
+    )
+    .expect("rules");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    let service = service(config, ServiceOptions::default()).await;
+    let (_, login) = {
+        let r = client()
+            .get(format!("http://{}/ui", service.http_addr()))
+            .send()
+            .await
+            .expect("get");
+        (r.status(), r.text().await.expect("body"))
+    };
+    let browser = Browser::login(&service, ADMIN_TOKEN).await;
+    let page = format!("/ui/channels/twitch/{}", channels[0]);
+    let mut pages = vec![("login".to_string(), login)];
+    for path in [
+        "/ui/channels".to_string(),
+        page.clone(),
+        format!("{page}/moderation"),
+    ] {
+        let (status, body) = browser.get(&path).await;
+        assert_eq!(status, 200, "{path}");
+        pages.push((path, body));
+    }
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let marker = format!(" {name}=\"");
+        let start = tag.find(&marker)? + marker.len();
+        Some(tag[start..start + tag[start..].find('"')?].to_string())
+    };
+    for (path, body) in &pages {
+        let mut ids = std::collections::HashSet::new();
+        for (at, _) in body.match_indices(" id=\"") {
+            let id = &body[at + 5..at + 5 + body[at + 5..].find('"').expect("end")];
+            assert!(ids.insert(id.to_string()), "{path}: id {id} twice");
+        }
+        let mut controls = 0;
+        for tag_name in ["<input", "<select", "<textarea"] {
+            for (at, _) in body.match_indices(tag_name) {
+                let tag = &body[at..at + body[at..].find('>').expect("tag end")];
+                if attr(tag, "type").as_deref() == Some("hidden") {
+                    continue;
+                }
+                controls += 1;
+                let labelled = attr(tag, "aria-label").is_some()
+                    || attr(tag, "id")
+                        .is_some_and(|id| body.contains(&format!("<label for=\"{id}\"")));
+                assert!(labelled, "{path}: an unlabelled control: {tag}");
+            }
+        }
+        assert!(controls > 0, "{path} has fields");
+        for (at, _) in body.match_indices("<button") {
+            let tag = &body[at..at + body[at..].find("</button>").expect("button end")];
+            let text = &tag[tag.find('>').expect("end") + 1..];
+            assert!(
+                !text.trim().is_empty() || tag.contains("aria-label"),
+                "{path}: a button without a name"
+            );
+        }
+    }
+}

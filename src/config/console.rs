@@ -26,7 +26,7 @@ pub struct ConsoleConfig {
     /// Sessions alive at once; a new login beyond it ends the oldest session.
     pub max_sessions: usize,
     /// Mark the cookies `Secure` (set when the console is reached over HTTPS, e.g. behind a
-    /// TLS-terminating proxy).
+    /// TLS-terminating proxy; an `https://` `twitch_redirect_url` implies it).
     pub secure_cookies: bool,
     /// Rule edits kept per channel in the audit log; the oldest go first.
     pub audit_entries_per_channel: usize,

@@ -179,7 +179,10 @@ pub fn set_cookie(
     c.set_http_only(true);
     c.set_same_site(cookie::SameSite::Lax);
     c.set_path(path.to_string());
-    c.set_secure(console.core.config.console.secure_cookies);
+    let c_config = &console.core.config.console;
+    // Secure when told so, or when Twitch sends users back over HTTPS (the console is then
+    // reached over HTTPS).
+    c.set_secure(c_config.secure_cookies || c_config.twitch_redirect_url.starts_with("https://"));
     c.set_max_age(cookie::time::Duration::seconds(
         i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
     ));
