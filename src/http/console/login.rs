@@ -20,6 +20,7 @@ use super::{
     MAX_FAILED_LOGINS_PER_MINUTE, SESSION_COOKIE,
 };
 use crate::channel::ChannelKey;
+use crate::twitch::auth::login::ConsoleLogin;
 use crate::twitch::auth::CallbackParams;
 
 #[derive(serde::Deserialize)]
@@ -147,19 +148,27 @@ fn signed_in(console: &Console, headers: &HeaderMap, who: Who) -> Response {
     response
 }
 
-/// `GET /ui/login/twitch`: off to Twitch, with the state in a cookie of this browser.
-pub async fn twitch_start(State(console): St) -> Response {
-    let Some(login) = console
+/// The Twitch login, or the page saying it is off.
+fn twitch_login(console: &Console) -> Result<&ConsoleLogin, super::Refusal> {
+    console
         .core
         .auth
         .as_ref()
         .and_then(|a| a.console_login.as_ref())
-    else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "Twitch login is off",
-            "This service has no console.twitch_redirect_url: log in with the admin token.",
-        );
+        .ok_or_else(|| {
+            Box::new(refused(
+                StatusCode::NOT_FOUND,
+                "Twitch login is off",
+                "This service has no console.twitch_redirect_url: log in with the admin token.",
+            ))
+        })
+}
+
+/// `GET /ui/login/twitch`: off to Twitch, with the state in a cookie of this browser.
+pub async fn twitch_start(State(console): St) -> Response {
+    let login = match twitch_login(&console) {
+        Ok(login) => login,
+        Err(refusal) => return *refusal,
     };
     let (url, state) = login.link();
     let ttl = Duration::from_millis(console.core.config.twitch.auth.authorize_ttl_ms);
@@ -175,17 +184,9 @@ pub async fn twitch_callback(
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    let Some(login) = console
-        .core
-        .auth
-        .as_ref()
-        .and_then(|a| a.console_login.as_ref())
-    else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "Twitch login is off",
-            "Log in with the admin token.",
-        );
+    let login = match twitch_login(&console) {
+        Ok(login) => login,
+        Err(refusal) => return *refusal,
     };
     let browser_state = cookie_value(&headers, LOGIN_STATE_COOKIE);
     let metrics = &console.core.metrics;

@@ -214,6 +214,18 @@ impl Console {
             .ok_or_else(|| Box::new(Redirect::to("/ui").into_response()))
     }
 
+    /// A channel page's session and channel ([`Console::page_session`], [`channel_of`]).
+    fn page_channel(
+        &self,
+        headers: &HeaderMap,
+        platform: &str,
+        channel: &str,
+    ) -> Result<(SignedIn, ChannelKey), Refusal> {
+        let signed = self.page_session(headers)?;
+        let key = channel_of(self, &signed, platform, channel)?;
+        Ok((signed, key))
+    }
+
     /// The session of a change or a stream; without one, 401.
     fn change_session(&self, headers: &HeaderMap) -> Result<SignedIn, Refusal> {
         self.session_of(headers).ok_or_else(|| {

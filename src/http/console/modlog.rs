@@ -14,7 +14,7 @@ use maud::html;
 
 use super::pages::{layout, respond};
 use super::rules::when;
-use super::{channel_of, St};
+use super::St;
 use crate::config::is_login;
 
 /// Rows shown at most.
@@ -53,12 +53,8 @@ pub async fn page(
     Path((platform, channel)): Path<(String, String)>,
     Query(search): Query<Search>,
 ) -> Response {
-    let signed = match console.page_session(&headers) {
-        Ok(signed) => signed,
-        Err(refusal) => return *refusal,
-    };
-    let key = match channel_of(&console, &signed, &platform, &channel) {
-        Ok(key) => key,
+    let (signed, key) = match console.page_channel(&headers, &platform, &channel) {
+        Ok(found) => found,
         Err(refusal) => return *refusal,
     };
     let core = &console.core;

@@ -114,12 +114,8 @@ pub async fn page(
     headers: HeaderMap,
     Path((platform, channel)): Path<(String, String)>,
 ) -> Response {
-    let signed = match console.page_session(&headers) {
-        Ok(signed) => signed,
-        Err(refusal) => return *refusal,
-    };
-    let key = match channel_of(&console, &signed, &platform, &channel) {
-        Ok(key) => key,
+    let (signed, key) = match console.page_channel(&headers, &platform, &channel) {
+        Ok(found) => found,
         Err(refusal) => return *refusal,
     };
     render(&console, &signed.session, &key, None, None, StatusCode::OK).await
