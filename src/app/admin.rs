@@ -46,6 +46,8 @@ pub struct Core {
     pub discord: Option<Arc<GatewayStatus>>,
     pub(super) supervisor: ActorRef<SupervisorMsg>,
     pub(super) shutting_down: AtomicBool,
+    /// Bulk joins and parts under way ([`super::membership`]).
+    pub(super) membership: super::membership::Membership,
 }
 
 /// Why a join or part did not happen.

@@ -12,6 +12,7 @@
 //! - [`admin`]: the admin operations behind [`Core`] (join, part, rules, readiness), with
 //!   typed errors.
 //! - [`start`]: the start-up steps (rules, store, metrics, platforms, supervisor).
+//! - [`membership`]: joining and parting many channels at once, in the background.
 //! - [`audit`]: the audit log of rule edits (who, when, before and after).
 //! - [`replay`]: chat lines through a channel's rules, every action out (`firehose replay`,
 //!   the console's "try it").
@@ -30,6 +31,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod membership;
 pub mod replay;
 pub mod start;
 pub mod users;
@@ -140,6 +142,7 @@ impl Service {
             discord: platforms.discord.as_ref().map(|d| Arc::clone(&d.status)),
             supervisor,
             shutting_down: AtomicBool::new(false),
+            membership: membership::Membership::default(),
         });
         for channel in &config.twitch.channels {
             core.join(channel)

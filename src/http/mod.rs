@@ -7,6 +7,8 @@
 //! | `GET /openapi.json` | - | this API's OpenAPI 3.1 description ([`openapi`]; `docs/openapi.json`) |
 //! | `GET /metrics` | - | Prometheus text |
 //! | `GET /v1/channels` | - | JSON: one entry per channel |
+//! | `POST /v1/channels` | bearer | join many: `{"channels": [...]}`, answered at once (202: accepted, already, invalid); joined in the background |
+//! | `DELETE /v1/channels` | bearer | part many, likewise |
 //! | `POST /v1/channels/{login}` | bearer | join (or revive a failed channel) |
 //! | `DELETE /v1/channels/{login}` | bearer | part |
 //! | `GET /v1/channels/{login}/rules` | bearer | the channel's rules |
@@ -202,6 +204,7 @@ fn open_admin_routes() -> Routes {
 /// description; `tests/openapi.rs` checks that both agree).
 fn protected_routes() -> Routes {
     OpenApiRouter::default()
+        .routes(routes!(join_channels, part_channels))
         .routes(routes!(join_channel, part_channel))
         .routes(routes!(rules::get_twitch_rules))
         .routes(routes!(flush_store))
@@ -382,6 +385,88 @@ async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> 
         })
         .collect();
     Json(views)
+}
+
+/// Largest bulk body: 100,000 logins of 25 characters, quoted, with commas.
+const MAX_BULK_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The body of a bulk join or part.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BulkChannels {
+    /// Twitch logins (at most 100,000).
+    channels: Vec<String>,
+}
+
+/// A bulk request's body, or the refusal to answer.
+async fn bulk_body(body: axum::body::Body) -> Result<Vec<String>, Response> {
+    let bytes = server::read_body(body, MAX_BULK_BODY_BYTES)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let parsed: BulkChannels = serde_json::from_slice(&bytes).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("body must be {{\"channels\": [\"login\", ...]}}: {e}"),
+        )
+    })?;
+    Ok(parsed.channels)
+}
+
+fn bulk_answer(
+    result: Result<crate::app::membership::BulkAnswer, crate::app::membership::BulkError>,
+) -> Response {
+    use crate::app::membership::BulkError;
+    match result {
+        Ok(answer) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+        Err(e @ BulkError::TooMany(_)) => error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// Joins many Twitch channels: answered at once, joined in the background (in order, JOINs
+/// paced by Twitch's limits; progress: `firehose_channels_join_pending`, each channel's
+/// `joined` in `GET /v1/channels`).
+#[utoipa::path(
+    post,
+    path = "/v1/channels",
+    tag = "channels",
+    request_body(content = BulkChannels, description = "The logins (at most 100,000; 4 MiB).", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted: `accepted` are being joined, `already` were joined or waiting, `invalid` are not logins.", body = crate::app::membership::BulkAnswer),
+        (status = 400, description = "Not the expected body, or over 100,000 entries.", body = openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms`.", body = openapi::ErrorBody),
+        (status = 413, description = "The body is over 4 MiB.", body = openapi::ErrorBody),
+        (status = 503, description = "Too many channels are waiting to be joined, or the service is shutting down; nothing was taken.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
+async fn join_channels(State(core): State<Arc<Core>>, body: axum::body::Body) -> Response {
+    match bulk_body(body).await {
+        Ok(channels) => bulk_answer(core.join_many(&channels)),
+        Err(refused) => refused,
+    }
+}
+
+/// Parts many Twitch channels: answered at once, parted in the background.
+#[utoipa::path(
+    delete,
+    path = "/v1/channels",
+    tag = "channels",
+    request_body(content = BulkChannels, description = "The logins (at most 100,000; 4 MiB).", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted: `accepted` are being parted, `already` were not joined, `invalid` are not logins.", body = crate::app::membership::BulkAnswer),
+        (status = 400, description = "Not the expected body, or over 100,000 entries.", body = openapi::ErrorBody),
+        (status = 408, description = "The body did not arrive within `http.body_read_timeout_ms`.", body = openapi::ErrorBody),
+        (status = 413, description = "The body is over 4 MiB.", body = openapi::ErrorBody),
+        (status = 503, description = "The service is shutting down; nothing was taken.", body = openapi::ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
+async fn part_channels(State(core): State<Arc<Core>>, body: axum::body::Body) -> Response {
+    match bulk_body(body).await {
+        Ok(channels) => bulk_answer(core.part_many(&channels)),
+        Err(refused) => refused,
+    }
 }
 
 /// Joins a Twitch channel (or revives a failed one).

@@ -231,9 +231,10 @@ mod tests {
                 let secured = operation["security"]
                     .as_array()
                     .is_some_and(|s| s.iter().any(|r| r.get(ADMIN_TOKEN).is_some()));
+                let channel_list = path == "/v1/channels" && method == "get";
                 assert_eq!(
                     secured,
-                    path.starts_with("/v1/") && path != "/v1/channels",
+                    path.starts_with("/v1/") && !channel_list,
                     "{method} {path}: only the /v1 routes but the channel list need the token"
                 );
                 if secured {

@@ -77,6 +77,10 @@ pub struct Metrics {
     pub console_sessions: Gauge,
     /// Rule edits not written to the audit log (the edit itself stands).
     pub audit_write_failures: Counter,
+    /// Channels accepted by bulk joins whose actor has not started yet.
+    pub channels_join_pending: Gauge,
+    /// Bulk join and part entries, by op (`join`, `part`) and outcome.
+    pub channels_bulk: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -111,6 +115,8 @@ impl Metrics {
             console_csrf_refused: Counter::default(),
             console_sessions: Gauge::default(),
             audit_write_failures: Counter::default(),
+            channels_join_pending: Gauge::default(),
+            channels_bulk: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -243,6 +249,16 @@ impl Metrics {
             "Rule edits that could not be written to the audit log (the edit itself stands)",
             m.audit_write_failures.clone(),
         );
+        registry.register(
+            "channels_join_pending",
+            "Channels accepted by a bulk join whose actor has not started yet",
+            m.channels_join_pending.clone(),
+        );
+        registry.register(
+            "channels_bulk",
+            "Bulk join and part entries, by op (join, part) and outcome (accepted, already, invalid, failed, not_started)",
+            m.channels_bulk.clone(),
+        );
         // Every platform and reason from the start, so a dashboard sees zeros, not gaps.
         for platform in [Platform::Twitch, Platform::Discord] {
             for reason in IgnoreReason::ALL {
@@ -281,6 +297,16 @@ impl Metrics {
                 ("outcome", outcome.to_string()),
             ])
             .inc();
+    }
+
+    /// `n` bulk entries of `op` ended with `outcome`.
+    pub fn bulk(&self, op: &'static str, outcome: &'static str, n: usize) {
+        self.channels_bulk
+            .get_or_create(&vec![
+                ("op", op.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc_by(n as u64);
     }
 
     /// A rule edit that the audit log did not get.
