@@ -925,3 +925,47 @@ async fn every_field_of_every_page_is_labelled() {
         }
     }
 }
+
+/// With more channels than the table shows, the busiest are listed and a search by name finds
+/// any other; the live view follows the same search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_table_shows_the_busiest_and_finds_the_rest_by_name() {
+    let n = firehose::http::console::channels::MAX_ROWS + 20;
+    let sim = sim(n, |_| {}).await;
+    let channels = sim_channels(n);
+    let config = config_for(sim.local_addr(), &[]);
+    let service = service(config, ServiceOptions::default()).await;
+    service.core().join_many(&channels).expect("accepted");
+    wait_until("every channel has an actor", DEADLINE, || {
+        service.core().registry.len() == n
+    })
+    .await;
+    let browser = Browser::login(&service, ADMIN_TOKEN).await;
+    let (_, page) = browser.get("/ui/channels").await;
+    assert_eq!(
+        page.matches("<tr data-channel=").count(),
+        firehose::http::console::channels::MAX_ROWS
+    );
+    assert!(
+        page.contains(&format!("{n} channels match")),
+        "the page says there are more"
+    );
+    let wanted = &channels[n - 1];
+    let (_, found) = browser.get(&format!("/ui/channels?q={wanted}")).await;
+    assert_eq!(found.matches("<tr data-channel=").count(), 1);
+    assert!(found.contains(&format!("data-channel=\"twitch:{wanted}\"")));
+    assert!(found.contains(&format!("data-events=\"/ui/channels/events?q={wanted}\"")));
+    let mut stream = client()
+        .get(format!("{}/ui/channels/events?q={wanted}", browser.base))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .expect("stream");
+    let chunk = tokio::time::timeout(DEADLINE, stream.chunk())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("a chunk");
+    let text = String::from_utf8_lossy(&chunk);
+    assert_eq!(text.matches("\"id\":").count(), 1, "{text}");
+}

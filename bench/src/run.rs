@@ -468,11 +468,13 @@ async fn join_all(
     let started = Instant::now();
     for chunk in channels.chunks(firehose::app::membership::MAX_PER_REQUEST) {
         let accepted = match target {
-            Target::InProcess(service) => service
-                .core()
-                .join_many(chunk)
-                .map_err(|e| anyhow::anyhow!("joining {} channels: {e}", chunk.len()))?
-                .accepted,
+            Target::InProcess(service) => {
+                service
+                    .core()
+                    .join_many(chunk)
+                    .map_err(|e| anyhow::anyhow!("joining {} channels: {e}", chunk.len()))?
+                    .accepted
+            }
             Target::Child { .. } => {
                 let client = reqwest::Client::builder().no_proxy().build()?;
                 let response = client

@@ -82,7 +82,7 @@ const JS: &str = r#"
       });
       for (var j = 0; j < body.rows.length; j++) {
         var id = body.rows[j].getAttribute("data-channel");
-        if (id && !seen[id]) { set(body.rows[j], "state", "parted"); }
+        if (id && !seen[id]) { set(body.rows[j], "state", "not listed (parted, or no longer among the busiest)"); }
       }
     });
   }

@@ -2,6 +2,8 @@
 //! messages per second, shed, restarts and last error, kept live by server-sent events
 //! (`GET /ui/channels/events`, one `channels` event a second while the session lasts); join a
 //! Twitch channel and part one (operators), revive a failed channel (anyone who manages it).
+//! With many channels the table shows the busiest [`MAX_ROWS`], and a search by name finds
+//! the others.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -55,19 +57,37 @@ fn state_name(status: ChannelStatus) -> &'static str {
     }
 }
 
-/// The channels `who` may see, sorted by platform and name.
-fn visible(console: &Console, who: &Who) -> Vec<Arc<ChannelShared>> {
+/// Rows shown at most (a service may run 100,000 channels: the busiest are shown, a search
+/// finds the others).
+pub const MAX_ROWS: usize = 500;
+
+/// What the table shows: channels whose name holds `q` (all when empty).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct Filter {
+    #[serde(default)]
+    q: String,
+}
+
+/// The channels `who` may see that match `filter`, the busiest first (then by name), at most
+/// [`MAX_ROWS`]; and how many matched in all.
+fn visible(console: &Console, who: &Who, filter: &Filter) -> (Vec<Arc<ChannelShared>>, usize) {
+    let q = filter.q.trim().to_ascii_lowercase();
     let mut channels: Vec<_> = console
         .core
         .registry
         .all()
         .into_iter()
-        .filter(|c| who.may_manage(&c.key))
+        .filter(|c| who.may_manage(&c.key) && (q.is_empty() || c.key.name.contains(q.as_str())))
+        .map(|c| (c.counters.processed.load(Ordering::Relaxed), c))
         .collect();
-    channels.sort_by(|a, b| {
-        (a.key.platform.as_str(), &*a.key.name).cmp(&(b.key.platform.as_str(), &*b.key.name))
+    let matched = channels.len();
+    channels.sort_by(|(a_n, a), (b_n, b)| {
+        b_n.cmp(a_n).then_with(|| {
+            (a.key.platform.as_str(), &*a.key.name).cmp(&(b.key.platform.as_str(), &*b.key.name))
+        })
     });
-    channels
+    channels.truncate(MAX_ROWS);
+    (channels.into_iter().map(|(_, c)| c).collect(), matched)
 }
 
 fn row(console: &Console, channel: &ChannelShared, rate: Option<f64>) -> Row {
@@ -99,16 +119,22 @@ fn rate_text(rate: Option<f64>) -> String {
 }
 
 /// `GET /ui/channels`.
-pub async fn page(State(console): St, headers: HeaderMap) -> Response {
+pub async fn page(
+    State(console): St,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
     let signed = match console.page_session(&headers) {
         Ok(signed) => signed,
         Err(refusal) => return *refusal,
     };
     let session = &signed.session;
-    let rows: Vec<Row> = visible(&console, &session.who)
-        .iter()
-        .map(|c| row(&console, c, None))
-        .collect();
+    let (shown, matched) = visible(&console, &session.who, &filter);
+    let rows: Vec<Row> = shown.iter().map(|c| row(&console, c, None)).collect();
+    let events = format!(
+        "/ui/channels/events?{}",
+        serde_urlencoded::to_string(&filter).unwrap_or_default()
+    );
     let body = html! {
         h1 { "Channels" }
         @if session.who.is_admin() {
@@ -120,8 +146,16 @@ pub async fn page(State(console): St, headers: HeaderMap) -> Response {
                 button type="submit" { "Join" }
             }
         }
+        form method="get" action="/ui/channels" class="inline-form" role="search" {
+            label for="channel-search" { "Find a channel" }
+            input id="channel-search" name="q" value=(filter.q) autocomplete="off" maxlength="64";
+            button type="submit" { "Find" }
+        }
+        @if matched > rows.len() {
+            p { (matched) " channels match; the " (rows.len()) " busiest are shown: find the others by name." }
+        }
         div class="table-wrap" {
-            table id="channels" data-events="/ui/channels/events" {
+            table id="channels" data-events=(events) {
                 caption { "Live: refreshed every second" }
                 thead {
                     tr {
@@ -183,7 +217,11 @@ fn table_row(session: &Session, r: &Row) -> Markup {
 
 /// `GET /ui/channels/events`: a `channels` event a second with every visible row, while the
 /// session lasts (a logout ends the stream at its next tick).
-pub async fn events(State(console): St, headers: HeaderMap) -> Response {
+pub async fn events(
+    State(console): St,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
     let signed = match console.change_session(&headers) {
         Ok(signed) => signed,
         Err(refusal) => return *refusal,
@@ -199,6 +237,7 @@ pub async fn events(State(console): St, headers: HeaderMap) -> Response {
         session_key: super::session::Sessions::key_of(&signed.id),
         console,
         who: signed.session.who,
+        filter,
         last: HashMap::new(),
         first: true,
         _slot: slot,
@@ -229,6 +268,7 @@ struct Tick {
     /// The session's key (its cookie value's hash), to end with it.
     session_key: [u8; 32],
     who: Who,
+    filter: Filter,
     last: HashMap<String, (u64, Instant)>,
     first: bool,
     _slot: StreamSlot,
@@ -266,7 +306,7 @@ impl Drop for StreamSlot {
 impl Tick {
     fn rows(&mut self) -> Vec<Row> {
         let now = Instant::now();
-        let channels = visible(&self.console, &self.who);
+        let (channels, _) = visible(&self.console, &self.who, &self.filter);
         let mut rows = Vec::with_capacity(channels.len());
         let mut next = HashMap::with_capacity(channels.len());
         for channel in &channels {
