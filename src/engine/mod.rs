@@ -400,6 +400,14 @@ impl ChatHandler for Engine {
     }
 }
 
+/// Whether a chat message invokes a command: its first word is `!` and a name, as every
+/// command's name (and every built-in's) is. Transports answer these before automatic output.
+pub fn invokes_command(text: &str) -> bool {
+    text.split_whitespace()
+        .next()
+        .is_some_and(|first| first.len() > 1 && first.starts_with('!'))
+}
+
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub fn millis(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH)

@@ -10,7 +10,11 @@
 //! - 500 characters (longer text is cut, counted);
 //! - no identical repeat within 30 s where the bot is not a moderator: a repeat is made unique
 //!   with an invisible suffix instead of being dropped by Twitch (counted);
-//! - a message that waited longer than `max_age_ms` is dropped (counted), never sent late.
+//! - a message that waited longer than `max_age_ms` is dropped (counted), never sent late;
+//! - replies first: what answers a user's command (a message starting with `!`, the prefix
+//!   every command name has) goes before the channel's automatic output (timers, keywords)
+//!   already waiting, in order among replies; a reply that finds the channel's queue full
+//!   takes the place of its newest automatic message (counted as `displaced_by_reply`).
 //!
 //! The scheduler decides *when* a message goes, whatever carries it: a PRIVMSG on the IRC
 //! connection, or (`twitch.send_via = "helix"`) a `POST /helix/chat/messages` handed to
@@ -56,6 +60,8 @@ struct Pending {
     reply_to: Option<String>,
     received_at: Option<Instant>,
     queued_at: Instant,
+    /// Answers a user's command: sent before the channel's automatic output.
+    reply: bool,
 }
 
 /// The sink channel actors submit to.
@@ -139,12 +145,16 @@ impl ActionSink for TwitchOutbound {
                 return;
             }
         };
+        let reply = event
+            .message()
+            .is_some_and(|m| crate::engine::invokes_command(&m.text));
         let pending = Pending {
             channel: Arc::clone(&event.channel),
             text,
             reply_to,
             received_at,
             queued_at: Instant::now(),
+            reply,
         };
         match self.queue.try_send(pending) {
             Ok(()) => {}
@@ -312,14 +322,35 @@ impl Scheduler {
         let capacity = self.limits.send.channel_queue_capacity;
         let channel = Arc::clone(&item.channel);
         let queue = self.channels.entry(Arc::clone(&channel)).or_default();
+        let was_empty = queue.waiting.is_empty();
         if queue.waiting.len() >= capacity {
-            self.metrics.outbound_dropped("channel_queue_full");
-            return;
+            let newest_automatic = queue.waiting.iter().rposition(|p| !p.reply);
+            match newest_automatic {
+                Some(at) if item.reply => {
+                    queue.waiting.remove(at);
+                    self.queued -= 1;
+                    self.metrics.outbound_dropped("displaced_by_reply");
+                }
+                _ => {
+                    self.metrics.outbound_dropped("channel_queue_full");
+                    return;
+                }
+            }
         }
-        if queue.waiting.is_empty() {
+        if was_empty {
             self.turn.push_back(channel);
         }
-        queue.waiting.push_back(item);
+        if item.reply {
+            // After the replies already waiting, before the first automatic message.
+            let at = queue
+                .waiting
+                .iter()
+                .position(|p| !p.reply)
+                .unwrap_or(queue.waiting.len());
+            queue.waiting.insert(at, item);
+        } else {
+            queue.waiting.push_back(item);
+        }
         self.queued += 1;
         self.metrics.outbound_queued.set(self.queued as i64);
     }
@@ -651,6 +682,103 @@ pub mod fuzzing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scheduler(channel_capacity: usize) -> Scheduler {
+        let send = SendLimits {
+            channel_queue_capacity: channel_capacity,
+            ..SendLimits::default()
+        };
+        let limits = OutboundLimits {
+            send,
+            verified: false,
+            anonymous: false,
+        };
+        let metrics = Metrics::new(crate::obs::registry());
+        Scheduler::new(limits, Arc::new(TwitchStatus::new(&[])), metrics, None)
+    }
+
+    fn pending(text: &str, reply: bool) -> Pending {
+        Pending {
+            channel: Arc::from("chan"),
+            text: text.into(),
+            reply_to: None,
+            received_at: None,
+            queued_at: Instant::now(),
+            reply,
+        }
+    }
+
+    fn waiting(s: &Scheduler) -> Vec<String> {
+        s.channels
+            .get("chan")
+            .map(|q| q.waiting.iter().map(|p| p.text.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn replies_go_before_automatic_output_and_in_order_among_themselves() {
+        let mut s = scheduler(64);
+        for text in ["timer 1", "keyword 1", "timer 2"] {
+            s.enqueue(pending(text, false));
+        }
+        s.enqueue(pending("reply 1", true));
+        s.enqueue(pending("reply 2", true));
+        s.enqueue(pending("timer 3", false));
+        assert_eq!(
+            waiting(&s),
+            [
+                "reply 1",
+                "reply 2",
+                "timer 1",
+                "keyword 1",
+                "timer 2",
+                "timer 3"
+            ]
+        );
+        assert_eq!(s.queued, 6);
+        assert_eq!(s.turn.len(), 1, "the channel takes its turn once");
+    }
+
+    #[test]
+    fn a_reply_takes_the_place_of_the_newest_automatic_message_in_a_full_queue() {
+        let mut s = scheduler(3);
+        for text in ["auto 1", "auto 2", "auto 3"] {
+            s.enqueue(pending(text, false));
+        }
+        s.enqueue(pending("auto 4", false));
+        assert_eq!(waiting(&s), ["auto 1", "auto 2", "auto 3"], "full: dropped");
+        s.enqueue(pending("reply", true));
+        assert_eq!(waiting(&s), ["reply", "auto 1", "auto 2"]);
+        s.enqueue(pending("reply 2", true));
+        s.enqueue(pending("reply 3", true));
+        assert_eq!(waiting(&s), ["reply", "reply 2", "reply 3"]);
+        s.enqueue(pending("reply 4", true));
+        assert_eq!(
+            waiting(&s),
+            ["reply", "reply 2", "reply 3"],
+            "replies are never displaced"
+        );
+        assert_eq!(s.queued, 3);
+        let text = s.metrics.render();
+        assert!(
+            text.contains("firehose_outbound_dropped_total{reason=\"displaced_by_reply\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("firehose_outbound_dropped_total{reason=\"channel_queue_full\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_command_is_a_message_whose_first_word_is_a_bang_and_a_name() {
+        for text in ["!ping", "  !so someone", "!x"] {
+            assert!(crate::engine::invokes_command(text), "{text}");
+        }
+        for text in ["", "!", "hi !ping", "ping", "! ping"] {
+            assert!(!crate::engine::invokes_command(text), "{text}");
+        }
+    }
 
     #[test]
     fn reply_lines_carry_the_parent_tag_and_escape_nothing_else() {
