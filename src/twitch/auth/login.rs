@@ -118,12 +118,7 @@ impl ConsoleLogin {
             return Ok(None);
         }
         let timeout = Duration::from_millis(config.helix.request_timeout_ms);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("firehose/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = super::oauth::http_client(timeout)?;
         let a = &config.twitch.auth;
         Ok(Some(ConsoleLogin {
             oauth,

@@ -62,12 +62,7 @@ impl OAuthClient {
         secret: Option<Secret>,
         timeout: Duration,
     ) -> Result<OAuthClient, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("firehose/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http_client(timeout)?;
         Ok(OAuthClient {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -214,6 +209,17 @@ impl OAuthClient {
             expires_in: parsed.expires_in,
         })
     }
+}
+
+/// An HTTP client for Twitch's services: `timeout` on connecting and on the whole call, no
+/// redirects followed, firehose's user agent.
+pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("firehose/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// 400/401/403 are Twitch refusing; anything else is a failure worth retrying.
