@@ -40,6 +40,9 @@ pub struct HelixConfig {
     pub log_capacity: usize,
     /// How often stream status (live or not, since when) is polled from `GET /streams`.
     pub stream_poll_interval_ms: u64,
+    /// An action that waited this long since its chat message arrived is dropped (counted,
+    /// logged) instead of being sent late.
+    pub max_action_age_ms: u64,
 }
 
 impl Default for HelixConfig {
@@ -58,6 +61,7 @@ impl Default for HelixConfig {
             moderation_log: None,
             log_capacity: 10_000,
             stream_poll_interval_ms: 60_000,
+            max_action_age_ms: 60_000,
         }
     }
 }
@@ -100,6 +104,7 @@ impl HelixConfig {
         in_range("retry_backoff_ms", self.retry_backoff_ms, 1, 60_000)?;
         in_range("queue_capacity", self.queue_capacity as u64, 1, 1_000_000)?;
         in_range("max_in_flight", self.max_in_flight as u64, 1, 256)?;
+        in_range("max_action_age_ms", self.max_action_age_ms, 1, 3_600_000)?;
         in_range("log_capacity", self.log_capacity as u64, 1, 1_000_000)?;
         Ok(())
     }

@@ -144,6 +144,7 @@ impl HelixModerator {
             max_in_flight: config.max_in_flight.max(1),
             drain_timeout: Duration::from_millis(config.request_timeout_ms)
                 + Duration::from_secs(1),
+            max_age: Duration::from_millis(config.max_action_age_ms),
         };
         let handle = tokio::spawn(worker.run(shutdown, writer));
         (moderator, handle)
