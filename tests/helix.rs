@@ -74,6 +74,7 @@ fn ban(user: &str) -> Action {
 fn delete(id: &str) -> Action {
     Action::Delete {
         message_id: id.into(),
+        user_id: format!("author-of-{id}"),
         rule: "links".into(),
     }
 }

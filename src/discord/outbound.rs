@@ -158,6 +158,7 @@ fn delete_with(event: &ChatEvent, action: &Action) -> Option<Action> {
     };
     (message.user.id == *user_id).then(|| Action::Delete {
         message_id: message.id.clone(),
+        user_id: user_id.clone(),
         rule: rule.clone(),
     })
 }
@@ -275,7 +276,9 @@ impl Worker {
                 let message = self.message(text).reference_message((channel, parent));
                 channel.send_message(http, message).await.map(drop)
             }
-            Action::Delete { message_id, rule } => {
+            Action::Delete {
+                message_id, rule, ..
+            } => {
                 let Some(message) = snowflake(message_id).map(MessageId::new) else {
                     return Outcome::Invalid;
                 };
@@ -441,6 +444,7 @@ mod tests {
             first.action,
             Action::Delete {
                 message_id: "300".into(),
+                user_id: "7".into(),
                 rule: "caps".into()
             }
         );

@@ -14,8 +14,13 @@ pub enum Action {
     Say { text: String },
     /// Post a message threaded as a reply to `parent_id`.
     Reply { parent_id: String, text: String },
-    /// Delete one message.
-    Delete { message_id: String, rule: String },
+    /// Delete one message, of the user `user_id` (its author; what lets a ban or timeout of
+    /// that user stand for the delete, as Twitch removes their messages with it).
+    Delete {
+        message_id: String,
+        user_id: String,
+        rule: String,
+    },
     /// Time a user out for `duration_s` seconds.
     Timeout {
         user_id: String,

@@ -254,6 +254,7 @@ pub fn mod_action(action: ModAction, message: &ChatMessage, reason: &str, rule: 
     match action {
         ModAction::Delete => Action::Delete {
             message_id: message.id.clone(),
+            user_id: message.user.id.clone(),
             rule: rule.to_string(),
         },
         ModAction::Timeout(duration_s) => Action::Timeout {

@@ -143,8 +143,15 @@ impl Job {
             since: request.received_at.unwrap_or_else(Instant::now),
         };
         match request.action {
-            Action::Delete { message_id, .. } => {
+            Action::Delete {
+                message_id,
+                user_id,
+                ..
+            } => {
                 job.message_id = Some(non_empty(&message_id, "empty message_id")?);
+                // The author: lets a ban or timeout of them stand for this delete. Empty when
+                // not known (the delete then stands alone).
+                job.user_id = (!user_id.trim().is_empty()).then_some(user_id);
             }
             Action::Timeout {
                 user_id,
@@ -302,6 +309,7 @@ mod tests {
         assert_eq!(shadow.err(), Some(Refused::Unsupported("shadow")));
         let empty = Job::from_request(request(Action::Delete {
             message_id: " ".into(),
+            user_id: "1".into(),
             rule: "r".into(),
         }));
         assert_eq!(empty.err(), Some(Refused::Invalid("empty message_id")));

@@ -92,12 +92,6 @@ fn rank_of(job: &Job) -> u8 {
     rank(job.kind)
 }
 
-/// Whether `a` and `b` are both a timeout or ban of the same user.
-fn same_sanction(a: &Job, b: &Job) -> bool {
-    let sanction = |j: &Job| matches!(j.kind, Kind::Timeout | Kind::Ban);
-    sanction(a) && sanction(b) && a.user_id.is_some() && a.user_id == b.user_id
-}
-
 /// How harsh a sanction is: a ban, else the longer timeout.
 fn severity(job: &Job) -> (u8, u64) {
     (rank(job.kind), job.duration_s.unwrap_or(0))
@@ -122,46 +116,73 @@ impl FairQueue {
 
     /// Queues `job` in its channel's line: bans before timeouts before deletes before the
     /// rest (unbans), in order within each; but never before a job already waiting for the same
-    /// user (an unban of a nuke stays after the timeout it lifts, a new ban after that unban).
-    /// A timeout or ban of a user who already has one waiting is merged: the harsher stays
-    /// (a ban, else the longer timeout), and the other comes back to be recorded as dropped.
-    pub fn push(&mut self, job: Job) -> Option<Job> {
+    /// user (an unban of a nuke stays after the timeout it lifts). One action per offender: a
+    /// timeout or ban of a user who already has one waiting merges into the harsher (a ban,
+    /// else the longer timeout); a timeout or ban takes the place of the user's waiting deletes
+    /// (Twitch removes their messages with it), and a delete of a user with a timeout or ban
+    /// waiting is not needed. Nothing merges across a waiting unban of the user. What is not
+    /// sent comes back with why (`merged`, `superseded`), to be recorded as dropped.
+    pub fn push(&mut self, job: Job) -> Vec<(Job, &'static str)> {
         let line = self.lines.entry(job.channel.clone()).or_default();
         if line.is_empty() {
             self.turn.push_back(job.channel.clone());
         }
-        let mut merged = None;
-        // Only a sanction after the user's last pending unban can merge (one before it is
+        let mut dropped = Vec::new();
+        let user = job.user_id.clone();
+        let of_user = |j: &Job| user.is_some() && j.user_id == user;
+        // Only what waits after the user's last pending unban can merge (what is before it is
         // lifted by that unban).
         let after_unban = line
             .iter()
-            .rposition(|j| j.kind == Kind::Unban && j.user_id.is_some() && j.user_id == job.user_id)
+            .rposition(|j| j.kind == Kind::Unban && of_user(j))
             .map_or(0, |i| i + 1);
-        let found = line
-            .iter()
-            .skip(after_unban)
-            .position(|j| same_sanction(j, &job))
-            .map(|i| i + after_unban);
-        if let Some(at) = found {
-            if severity(&job) <= severity(&line[at]) {
-                return Some(job);
+        let sanction = |j: &Job| matches!(j.kind, Kind::Timeout | Kind::Ban);
+        if job.kind == Kind::Delete
+            && line
+                .iter()
+                .skip(after_unban)
+                .any(|j| sanction(j) && of_user(j))
+        {
+            dropped.push((job, "superseded"));
+            return dropped;
+        }
+        if sanction(&job) {
+            let found = line
+                .iter()
+                .skip(after_unban)
+                .position(|j| sanction(j) && of_user(j))
+                .map(|i| i + after_unban);
+            if let Some(at) = found {
+                if severity(&job) <= severity(&line[at]) {
+                    dropped.push((job, "merged"));
+                    return dropped;
+                }
+                if let Some(milder) = line.remove(at) {
+                    dropped.push((milder, "merged"));
+                    self.len -= 1;
+                }
             }
-            merged = line.remove(at);
-            self.len -= 1;
+            let mut i = after_unban;
+            while i < line.len() {
+                if line[i].kind == Kind::Delete && of_user(&line[i]) {
+                    if let Some(delete) = line.remove(i) {
+                        dropped.push((delete, "superseded"));
+                        self.len -= 1;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
         }
         let rank = rank(job.kind);
         let after_rank = line
             .iter()
             .rposition(|j| rank_of(j) >= rank)
             .map_or(0, |i| i + 1);
-        let after_user = job
-            .user_id
-            .as_ref()
-            .and_then(|u| line.iter().rposition(|j| j.user_id.as_ref() == Some(u)))
-            .map_or(0, |i| i + 1);
+        let after_user = line.iter().rposition(of_user).map_or(0, |i| i + 1);
         line.insert(after_rank.max(after_user), job);
         self.len += 1;
-        merged
+        dropped
     }
 
     /// The next job, from the channel whose turn it is.
@@ -242,11 +263,11 @@ impl Worker {
         }
     }
 
-    /// Stages `job`; a sanction merged into a harsher one is recorded as dropped.
+    /// Stages `job`; what it makes unneeded (merged, superseded) is recorded as dropped.
     fn stage(&self, staged: &mut FairQueue, job: Job) {
-        if let Some(merged) = staged.push(job) {
+        for (unneeded, why) in staged.push(job) {
             self.shared.metrics.queue_depth.dec();
-            record_dropped(&self.shared.log, &self.shared.metrics, &merged, "merged");
+            record_dropped(&self.shared.log, &self.shared.metrics, &unneeded, why);
         }
     }
 
@@ -316,22 +337,56 @@ mod tests {
     #[test]
     fn a_users_sanctions_merge_into_the_harshest() {
         let mut q = FairQueue::default();
+        let rules = |dropped: Vec<(Job, &'static str)>| {
+            dropped
+                .into_iter()
+                .map(|(j, why)| format!("{} ({why})", j.rule))
+                .collect::<Vec<_>>()
+        };
         assert!(q
             .push(job(Kind::Timeout, Some("u"), Some(60), "60 s"))
-            .is_none());
-        let merged = q.push(job(Kind::Timeout, Some("u"), Some(600), "600 s"));
-        assert_eq!(merged.map(|j| j.rule).as_deref(), Some("60 s"));
-        let merged = q.push(job(Kind::Timeout, Some("u"), Some(10), "10 s"));
-        assert_eq!(
-            merged.map(|j| j.rule).as_deref(),
-            Some("10 s"),
-            "a milder one is dropped"
-        );
-        let merged = q.push(job(Kind::Ban, Some("u"), None, "ban"));
-        assert_eq!(merged.map(|j| j.rule).as_deref(), Some("600 s"));
+            .is_empty());
+        let merged = rules(q.push(job(Kind::Timeout, Some("u"), Some(600), "600 s")));
+        assert_eq!(merged, ["60 s (merged)"]);
+        let merged = rules(q.push(job(Kind::Timeout, Some("u"), Some(10), "10 s")));
+        assert_eq!(merged, ["10 s (merged)"], "a milder one is dropped");
+        let merged = rules(q.push(job(Kind::Ban, Some("u"), None, "ban")));
+        assert_eq!(merged, ["600 s (merged)"]);
         q.push(job(Kind::Timeout, Some("other"), Some(5), "other"));
         assert_eq!(q.len(), 2);
         assert_eq!(order(&mut q), ["ban", "other"]);
+    }
+
+    #[test]
+    fn a_ban_or_timeout_stands_for_the_deletes_of_that_users_messages() {
+        let mut q = FairQueue::default();
+        q.push(job(Kind::Delete, Some("u"), None, "delete u 1"));
+        q.push(job(Kind::Delete, Some("w"), None, "delete w"));
+        q.push(job(Kind::Delete, Some("u"), None, "delete u 2"));
+        let dropped: Vec<_> = q
+            .push(job(Kind::Timeout, Some("u"), Some(600), "timeout u"))
+            .into_iter()
+            .map(|(j, why)| (j.rule, why))
+            .collect();
+        assert_eq!(
+            dropped,
+            [
+                ("delete u 1".to_string(), "superseded"),
+                ("delete u 2".to_string(), "superseded")
+            ]
+        );
+        let later = q.push(job(Kind::Delete, Some("u"), None, "delete u 3"));
+        assert_eq!(
+            later.len(),
+            1,
+            "a delete of a user about to be timed out is not needed"
+        );
+        let unknown = q.push(job(Kind::Delete, None, None, "delete, author unknown"));
+        assert!(unknown.is_empty());
+        assert_eq!(
+            order(&mut q),
+            ["timeout u", "delete w", "delete, author unknown"]
+        );
     }
 
     #[test]
