@@ -12,6 +12,22 @@ use firehose::channel::ChannelKey;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// A bulk join (`POST`) or part (`DELETE`) of `channels` as the admin: its 202 answer.
+async fn bulk(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    channels: &[String],
+) -> serde_json::Value {
+    let r = http
+        .request(method, url)
+        .json(&serde_json::json!({ "channels": channels }))
+        .send_as_admin()
+        .await;
+    assert_eq!(r.status(), 202);
+    r.json().await.expect("json")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_channels_are_joined_and_parted_through_one_request_each() {
     let sim = sim(300, |_| {}).await;
@@ -25,15 +41,7 @@ async fn many_channels_are_joined_and_parted_through_one_request_each() {
     entries.push(channels[0].to_uppercase());
     entries.push("not a login".into());
     entries.push("<script>".into());
-    let answer: serde_json::Value = {
-        let r = http
-            .post(&url)
-            .json(&serde_json::json!({"channels": entries}))
-            .send_as_admin()
-            .await;
-        assert_eq!(r.status(), 202);
-        r.json().await.expect("json")
-    };
+    let answer = bulk(&http, reqwest::Method::POST, &url, &entries).await;
     assert_eq!(answer["accepted"], 300);
     assert_eq!(answer["already"], 0);
     assert_eq!(
@@ -78,14 +86,7 @@ async fn many_channels_are_joined_and_parted_through_one_request_each() {
     .await;
 
     // The same list again: all already there.
-    let again: serde_json::Value = http
-        .post(&url)
-        .json(&serde_json::json!({"channels": channels}))
-        .send_as_admin()
-        .await
-        .json()
-        .await
-        .expect("json");
+    let again = bulk(&http, reqwest::Method::POST, &url, &channels).await;
     assert_eq!(
         (again["accepted"].as_u64(), again["already"].as_u64()),
         (Some(0), Some(300))
@@ -93,15 +94,7 @@ async fn many_channels_are_joined_and_parted_through_one_request_each() {
 
     // Part a third of them.
     let gone = channels[..100].to_vec();
-    let parted: serde_json::Value = {
-        let r = http
-            .delete(&url)
-            .json(&serde_json::json!({"channels": gone}))
-            .send_as_admin()
-            .await;
-        assert_eq!(r.status(), 202);
-        r.json().await.expect("json")
-    };
+    let parted = bulk(&http, reqwest::Method::DELETE, &url, &gone).await;
     assert_eq!(parted["accepted"], 100);
     wait_until("the parted channels are gone", DEADLINE, || {
         gone.iter().all(|c| {
@@ -118,14 +111,7 @@ async fn many_channels_are_joined_and_parted_through_one_request_each() {
         .registry
         .get(&ChannelKey::twitch(c))
         .is_some()));
-    let again: serde_json::Value = http
-        .delete(&url)
-        .json(&serde_json::json!({"channels": gone}))
-        .send_as_admin()
-        .await
-        .json()
-        .await
-        .expect("json");
+    let again = bulk(&http, reqwest::Method::DELETE, &url, &gone).await;
     assert_eq!(
         (again["accepted"].as_u64(), again["already"].as_u64()),
         (Some(0), Some(100))

@@ -96,6 +96,43 @@ impl Browser {
         )
     }
 
+    /// Adds a command through the channel page's quick form (`rules`: its POST path).
+    async fn add_command(
+        &self,
+        rules: &str,
+        name: &str,
+        response: &str,
+        level: &str,
+    ) -> reqwest::Response {
+        let form = [
+            ("op", "command"),
+            ("form", "new-command"),
+            ("name", name),
+            ("response", response),
+            ("level", level),
+        ];
+        self.post(rules, &form).await
+    }
+
+    /// Saves an item as TOML through its edit form (or the "add any item" form for a new one).
+    async fn save_item(
+        &self,
+        rules: &str,
+        kind: &str,
+        name: &str,
+        toml: &str,
+    ) -> reqwest::Response {
+        let form_id = format!("item:{kind}:{name}");
+        let form = [
+            ("op", "item"),
+            ("form", form_id.as_str()),
+            ("kind", kind),
+            ("name", name),
+            ("item", toml),
+        ];
+        self.post(rules, &form).await
+    }
+
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let mut fields: Vec<(&str, &str)> = vec![("csrf", self.csrf.as_str())];
         fields.extend_from_slice(form);
@@ -384,15 +421,11 @@ async fn a_moderator_logged_in_with_twitch_manages_only_the_channels_they_modera
     assert_eq!(r.status(), 403, "parting is for operators");
 
     let r = browser
-        .post(
+        .add_command(
             &format!("/ui/channels/twitch/{}/rules", channels[1]),
-            &[
-                ("op", "command"),
-                ("form", "new-command"),
-                ("name", "!rules"),
-                ("response", "be nice"),
-                ("level", "everyone"),
-            ],
+            "!rules",
+            "be nice",
+            "everyone",
         )
         .await;
     assert_eq!(r.status(), 303);
@@ -507,15 +540,7 @@ async fn rule_edits_are_validated_audited_and_hostile_text_is_shown_escaped() {
     // Hostile text goes in as data and comes back escaped.
     let hostile = "<script>alert(1)</script>\" onmouseover=\"x";
     let r = browser
-        .post(
-            &rules,
-            &[
-                ("op", "command"),
-                ("form", "new-command"),
-                ("name", "!evil"),
-                ("response", hostile),
-            ],
-        )
+        .add_command(&rules, "!evil", hostile, "everyone")
         .await;
     assert_eq!(r.status(), 303);
     let (_, shown) = browser.get(&page).await;
@@ -524,16 +549,7 @@ async fn rule_edits_are_validated_audited_and_hostile_text_is_shown_escaped() {
 
     // Edit it as TOML, switch shadow on, delete it: each one audited with before and after.
     let r = browser
-        .post(
-            &rules,
-            &[
-                ("op", "item"),
-                ("form", "item:commands:!evil"),
-                ("kind", "commands"),
-                ("name", "!evil"),
-                ("item", "response = \"tamed\"\n"),
-            ],
-        )
+        .save_item(&rules, "commands", "!evil", "response = \"tamed\"\n")
         .await;
     assert_eq!(r.status(), 303);
     let r = browser
@@ -556,16 +572,7 @@ async fn rule_edits_are_validated_audited_and_hostile_text_is_shown_escaped() {
     assert!(command.shadow && command.response == "tamed");
     // A bad TOML edit: refused next to its text area, with the line and column.
     let r = browser
-        .post(
-            &rules,
-            &[
-                ("op", "item"),
-                ("form", "item:commands:!evil"),
-                ("kind", "commands"),
-                ("name", "!evil"),
-                ("item", "response = \n"),
-            ],
-        )
+        .save_item(&rules, "commands", "!evil", "response = \n")
         .await;
     assert_eq!(r.status(), 400);
     let body = r.text().await.expect("body");
@@ -693,14 +700,11 @@ async fn the_audit_log_is_kept_in_the_cql_store() {
     let service = service(config.clone(), ServiceOptions::default()).await;
     let browser = Browser::login(&service, ADMIN_TOKEN).await;
     let r = browser
-        .post(
+        .add_command(
             &format!("/ui/channels/twitch/{}/rules", channels[0]),
-            &[
-                ("op", "command"),
-                ("form", "new-command"),
-                ("name", "!kept"),
-                ("response", "yes"),
-            ],
+            "!kept",
+            "yes",
+            "everyone",
         )
         .await;
     assert_eq!(r.status(), 303);
