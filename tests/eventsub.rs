@@ -223,6 +223,12 @@ async fn session_reconnect_loses_nothing_and_repeats_nothing() {
         let config = eventsub_config(&sim, &channels, transport);
         let service = service(config, ServiceOptions::default()).await;
         all_subscribed(&sim, &channels).await;
+        // The simulator has them all; the service counts each once its answer is read.
+        let all = (KINDS.len() * channels.len()) as f64;
+        wait_until("the service counted every subscription", DEADLINE, || {
+            requests(&service, "created") >= all
+        })
+        .await;
         let es = sim.eventsub();
         let sessions = es.sessions();
         let created = requests(&service, "created");
