@@ -271,6 +271,7 @@ async fn stream_status_from_helix_drives_uptime_and_online_only_timers() {
 [[commands]]
 name = "!uptime"
 response = "Live for $(uptime)."
+global_cooldown_s = 0
 
 [[timers]]
 name = "live-only"

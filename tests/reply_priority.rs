@@ -14,6 +14,8 @@ const RULES: &str = r#"
 name = "greeting"
 regex = "hello"
 response = "automatic hello"
+# Every hello answered (no default cooldown): the flood this test needs.
+global_cooldown_s = 0
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

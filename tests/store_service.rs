@@ -17,6 +17,7 @@ const RULES: &str = r#"
 [[commands]]
 name = "!death"
 response = "deaths: $(count.increment deaths)"
+global_cooldown_s = 0
 
 [[filters]]
 name = "caps"

@@ -20,6 +20,7 @@ const RULES: &str = r#"
 name = "!hug"
 response = "hugs for $(user)"
 user_cooldown_s = 600
+global_cooldown_s = 0
 
 [[filters]]
 name = "caps"

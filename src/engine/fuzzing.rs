@@ -507,6 +507,8 @@ impl<'a> Decoder<'a> {
             warning_expiry_s: 600,
             message,
             warning_message: None,
+            message_user_cooldown_s: self.pick(&[0, 300]),
+            message_global_cooldown_s: self.pick(&[0, 5]),
             silent: self.below(4) == 0,
             enabled: self.below(8) != 0,
             shadow: self.below(8) == 0,

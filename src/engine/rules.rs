@@ -223,7 +223,9 @@ pub struct CommandRule {
     /// Lowest level allowed to use it.
     #[serde(default)]
     pub level: Level,
-    #[serde(default)]
+    /// Seconds between two answers in the channel (default 5; 0 for none).
+    #[serde(default = "default_command_cooldown")]
+    #[schema(default = 5)]
     pub global_cooldown_s: u64,
     #[serde(default)]
     pub user_cooldown_s: u64,
@@ -252,7 +254,9 @@ pub struct KeywordRule {
     pub response_type: ResponseKind,
     #[serde(default)]
     pub level: Level,
-    #[serde(default)]
+    /// Seconds between two answers in the channel (default 30; 0 for none).
+    #[serde(default = "default_keyword_cooldown")]
+    #[schema(default = 30)]
     pub global_cooldown_s: u64,
     #[serde(default)]
     pub user_cooldown_s: u64,
@@ -379,6 +383,16 @@ pub struct FilterRule {
     /// Template posted on a warning (falls back to `message`).
     #[serde(default)]
     pub warning_message: Option<String>,
+    /// A user is sent this filter's message at most once per this many seconds (later hits
+    /// still act, silently): one warning text per offender, not one per message.
+    #[serde(default = "default_message_user_cooldown")]
+    #[schema(default = 300)]
+    pub message_user_cooldown_s: u64,
+    /// The filter posts at most one message per this many seconds in the channel (a raid of
+    /// fresh accounts would otherwise fill the send window with warnings).
+    #[serde(default = "default_message_global_cooldown")]
+    #[schema(default = 5)]
+    pub message_global_cooldown_s: u64,
     #[serde(default)]
     pub silent: bool,
     #[serde(default = "yes")]
@@ -398,6 +412,29 @@ fn default_exempt() -> Level {
 
 fn default_warning_expiry() -> u64 {
     600
+}
+
+fn default_message_user_cooldown() -> u64 {
+    300
+}
+
+fn default_message_global_cooldown() -> u64 {
+    5
+}
+
+/// A custom command's global cooldown when its rule gives none: Nightbot's 5 s minimum.
+pub const DEFAULT_COMMAND_COOLDOWN_S: u64 = 5;
+
+/// A keyword's global cooldown when its rule gives none: keywords answer what anyone writes,
+/// so one answer per half minute is the most a channel sees unless its rules say otherwise.
+pub const DEFAULT_KEYWORD_COOLDOWN_S: u64 = 30;
+
+fn default_command_cooldown() -> u64 {
+    DEFAULT_COMMAND_COOLDOWN_S
+}
+
+fn default_keyword_cooldown() -> u64 {
+    DEFAULT_KEYWORD_COOLDOWN_S
 }
 
 /// Defaults and limits of `!nuke`.
@@ -637,6 +674,11 @@ fn validate_filter(filter: &FilterRule) -> Result<(), RuleError> {
     validate_action(&item, filter.warning_action)?;
     if filter.warning_expiry_s > MAX_COOLDOWN_S {
         return Err(fault(&item, "warning_expiry_s is at most 86400"));
+    }
+    if filter.message_user_cooldown_s > MAX_COOLDOWN_S
+        || filter.message_global_cooldown_s > MAX_COOLDOWN_S
+    {
+        return Err(fault(&item, "message cooldowns are at most 86400 s"));
     }
     for (field, source) in [
         ("message", &filter.message),

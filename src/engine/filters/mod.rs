@@ -8,8 +8,10 @@
 //! live gets the configured action and renews the warning. Warnings are never dropped to make
 //! room (see [`crate::engine::MAX_WARNINGS`]). Of all live hits the harshest
 //! action wins (ban > longer timeout > shorter timeout > delete; on a tie banned phrases beat
-//! other filters, then the earlier filter wins) and only its message is posted. Shadow filters
-//! keep their own warnings and return [`Action::Shadow`] records only.
+//! other filters, then the earlier filter wins) and only its message is posted, at most once
+//! per user per `message_user_cooldown_s` and once per `message_global_cooldown_s` in the
+//! channel (the action itself is never held back). Shadow filters keep their own warnings and
+//! return [`Action::Shadow`] records only.
 
 pub mod checks;
 
@@ -230,7 +232,14 @@ fn outcome(
     } else {
         templates.message.as_ref()
     };
-    if let (Some(template), false) = (template, silent) {
+    let (global_s, user_s) = (
+        filter.message_global_cooldown_s,
+        filter.message_user_cooldown_s,
+    );
+    let post = template.is_some()
+        && !silent
+        && message_due(state, &name, &message.user.id, global_s, user_s, now_ms);
+    if let (Some(template), true) = (template, post) {
         let ctx = RenderContext {
             user: &message.user.display_name,
             channel: &state.channel,
@@ -247,6 +256,20 @@ fn outcome(
         actions.push(screened(state, &rendered, say, now_ms).shadowed(&name, shadow));
     }
     actions
+}
+
+/// Whether the filter `name` may post its message to `user_id` now (its message cooldowns;
+/// a message not posted leaves them as they are).
+fn message_due(
+    state: &mut ChannelState,
+    name: &str,
+    user_id: &str,
+    global_s: u64,
+    user_s: u64,
+    now_ms: u64,
+) -> bool {
+    let key = format!("filter-message:{name}");
+    super::commands::cooldown_ok(state, &key, user_id, global_s, user_s, now_ms)
 }
 
 /// The platform action for a configured moderation action on `message`.

@@ -8,14 +8,17 @@ const COMMANDS: &str = r#"
 regulars = ["reggie"]
 [[commands]]
 name = "!hug"
+global_cooldown_s = 0
 aliases = ["!cuddle"]
 response = "$(user) hugs $(touser) #$(count)"
 [[commands]]
 name = "!g"
+global_cooldown_s = 0
 response = "q=$(query)"
 response_type = "reply"
 [[commands]]
 name = "!m"
+global_cooldown_s = 0
 response = "hi"
 response_type = "mention"
 [[commands]]
@@ -24,32 +27,40 @@ response = "ok"
 global_cooldown_s = 10
 [[commands]]
 name = "!ucd"
+global_cooldown_s = 0
 response = "ok"
 user_cooldown_s = 10
 [[commands]]
 name = "!sub"
+global_cooldown_s = 0
 response = "sub ok"
 level = "subscriber"
 [[commands]]
 name = "!reg"
+global_cooldown_s = 0
 response = "reg ok"
 level = "regular"
 [[commands]]
 name = "!mod"
+global_cooldown_s = 0
 response = "mod ok"
 level = "moderator"
 [[commands]]
 name = "!inc"
+global_cooldown_s = 0
 response = "$(count.increment n) $(count.get n)"
 [[commands]]
 name = "!up"
+global_cooldown_s = 0
 response = "$(uptime)"
 [[commands]]
 name = "!shadow"
+global_cooldown_s = 0
 response = "would say $(count.increment s)"
 shadow = true
 [[commands]]
 name = "!off"
+global_cooldown_s = 0
 response = "never"
 enabled = false
 "#;
@@ -157,20 +168,24 @@ fn shadow_command_records_but_does_not_post_or_count() {
 const KEYWORDS: &str = r#"
 [[keywords]]
 name = "res"
+global_cooldown_s = 0
 groups = [["what", "resolution"], ["what", "res", "stream"]]
 response = "1080p"
 [[keywords]]
 name = "sens"
+global_cooldown_s = 0
 regex = "\\bsens\\b"
 response = "800 dpi"
 user_cooldown_s = 60
 [[keywords]]
 name = "exact"
+global_cooldown_s = 0
 groups = [["POG"]]
 case_sensitive = true
 response = "pog"
 [[keywords]]
 name = "shadowkw"
+global_cooldown_s = 0
 groups = [["secret"]]
 response = "psst"
 shadow = true
@@ -347,7 +362,8 @@ fn unknown_fields_are_refused() {
 fn the_engine_is_deterministic_and_usable_as_a_trait_object() {
     use crate::engine::{ChatHandler, Engine};
     let handler: std::sync::Arc<dyn ChatHandler> = std::sync::Arc::new(Engine);
-    let toml_text = "[[commands]]\nname = \"!r\"\nresponse = \"$(random 1 1000000)\"";
+    let toml_text =
+        "[[commands]]\nname = \"!r\"\nresponse = \"$(random 1 1000000)\"\nglobal_cooldown_s = 0";
     let run = || {
         let mut s = state(toml_text);
         (0..20)

@@ -375,14 +375,17 @@ response = "global"
 global_cooldown_s = 3600
 [[commands]]
 name = "!u1"
+global_cooldown_s = 0
 response = "one"
 user_cooldown_s = 3600
 [[commands]]
 name = "!u2"
+global_cooldown_s = 0
 response = "two"
 user_cooldown_s = 3600
 [[commands]]
 name = "!u3"
+global_cooldown_s = 0
 response = "three"
 user_cooldown_s = 3600
 "#,
@@ -454,7 +457,8 @@ warning_expiry_s = 3600
 
 #[test]
 fn random_follows_the_seed_not_the_channel_name() {
-    let rules_text = "[[commands]]\nname = \"!r\"\nresponse = \"$(random 1 1000000000)\"";
+    let rules_text =
+        "[[commands]]\nname = \"!r\"\nresponse = \"$(random 1 1000000000)\"\nglobal_cooldown_s = 0";
     let run = |seed: u64| {
         let mut s = ChannelState::with_rules("chan", rules(rules_text), seed).expect("valid");
         (0..20)

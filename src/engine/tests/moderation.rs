@@ -28,6 +28,8 @@ warning_first = true
 warning_expiry_s = 100
 message = "no links $(user)"
 warning_message = "warning $(user)"
+message_user_cooldown_s = 0
+message_global_cooldown_s = 0
 [[filters]]
 name = "caps"
 kind = "caps"
@@ -194,6 +196,66 @@ fn warning_first_then_action_and_warnings_expire() {
         ["delete:links"],
         "warnings are per user"
     );
+}
+
+/// A filter's text goes to an offender once per `message_user_cooldown_s` and to the channel
+/// once per `message_global_cooldown_s`; the action is never held back. The abuse case: a raid
+/// of 500 fresh accounts breaking a filter within seconds gets 500 deletes and a handful of
+/// posts, not 500 posts filling the send window ahead of the channel's replies.
+#[test]
+fn filter_messages_are_posted_once_per_user_and_window_and_raids_cannot_flood_them() {
+    let mut s = state(
+        r#"
+[[filters]]
+name = "links"
+kind = "links"
+action = "delete"
+message = "no links $(user)"
+"#,
+    );
+    let e = Role::Everyone;
+    // The defaults: 300 s per user, 5 s in the channel.
+    let first = say(&mut s, "anon", e, "see evil.com", 0);
+    assert_eq!(moderation(&first), ["delete:links"]);
+    assert_eq!(texts(&first), ["no links anon"]);
+    for secs in [10, 100, 299] {
+        let again = say(&mut s, "anon", e, "see evil.com", secs);
+        assert_eq!(moderation(&again), ["delete:links"], "at {secs}");
+        assert!(texts(&again).is_empty(), "anon was told at 0 ({secs})");
+    }
+    assert_eq!(
+        texts(&say(&mut s, "anon", e, "see evil.com", 301)),
+        ["no links anon"],
+        "the user window has passed"
+    );
+    let other = say(&mut s, "bea", e, "see evil.com", 302);
+    assert_eq!(moderation(&other), ["delete:links"]);
+    assert!(texts(&other).is_empty(), "one post per 5 s in the channel");
+    assert_eq!(
+        texts(&say(&mut s, "bea", e, "see evil.com", 307)),
+        ["no links bea"]
+    );
+
+    let (mut deletes, mut posts) = (0, 0);
+    for i in 0..500u64 {
+        let out = say(
+            &mut s,
+            &format!("raider{i}"),
+            e,
+            "free stuff at evil.com",
+            400 + i / 50,
+        );
+        deletes += moderation(&out).len();
+        posts += texts(&out).len();
+    }
+    assert_eq!(deletes, 500, "every raid message is removed");
+    assert_eq!(posts, 2, "10 s of raid: one post per 5 s");
+}
+
+#[test]
+fn filter_message_cooldowns_are_validated() {
+    let bad = "[[filters]]\nname = \"l\"\nkind = \"links\"\nmessage_user_cooldown_s = 86401";
+    assert!(ChannelState::with_rules("chan", rules(bad), 1).is_err());
 }
 
 #[test]

@@ -7,6 +7,11 @@
 //! so a replay is deterministic. A record: `{"channel","msg_id","user","action","duration_s",
 //! "text","rule"}` where `action` is say | reply | delete | timeout | ban | unban | withheld,
 //! and shadow-mode rules' records carry `"shadow": true`.
+//!
+//! The records go to a [`Sink`]: [`JsonLines`] prints them; [`compare`] collects them, with
+//! every event, to line the rules' actions up with the moderators' own.
+
+pub mod compare;
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -68,6 +73,26 @@ impl Limits {
     };
 }
 
+/// Where a replay's events and records go.
+pub trait Sink {
+    /// Every event replayed (ticks apart), with its time in ms since the epoch (the line's
+    /// `tmi-sent-ts`, or the replay clock when it has none), before its actions.
+    fn event(&mut self, _event: &ChatEvent, _at_ms: u64) {}
+    /// One action of the rules.
+    fn record(&mut self, record: &ReplayRecord<'_>) -> anyhow::Result<()>;
+}
+
+/// A sink printing one JSON object per record and line.
+pub struct JsonLines<W>(pub W);
+
+impl<W: Write> Sink for JsonLines<W> {
+    fn record(&mut self, record: &ReplayRecord<'_>) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut self.0, record)?;
+        self.0.write_all(b"\n")?;
+        Ok(())
+    }
+}
+
 /// Replays `input` and writes JSON lines to `out`.
 pub fn run(
     input: impl BufRead,
@@ -85,6 +110,17 @@ pub fn run_limited(
     rules: &dyn Fn(&str) -> Arc<ChannelRules>,
     only: Option<&str>,
     out: &mut impl Write,
+    limits: Limits,
+) -> anyhow::Result<ReplaySummary> {
+    run_into(input, rules, only, &mut JsonLines(out), limits)
+}
+
+/// [`run_limited`] into any [`Sink`].
+pub fn run_into(
+    input: impl BufRead,
+    rules: &dyn Fn(&str) -> Arc<ChannelRules>,
+    only: Option<&str>,
+    out: &mut impl Sink,
     limits: Limits,
 ) -> anyhow::Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
@@ -105,11 +141,11 @@ pub fn run_limited(
             continue;
         }
         summary.lines += 1;
-        let Some(event) = parse(line) else {
+        let Some(parsed) = parse(line) else {
             summary.malformed += 1;
             continue;
         };
-        let Some(event) = event else { continue };
+        let Some(event) = parsed.event else { continue };
         if only.is_some_and(|c| c != &*event.channel) {
             continue;
         }
@@ -117,24 +153,41 @@ pub fn run_limited(
         let channel = channels
             .entry(Arc::clone(&event.channel))
             .or_insert_with(|| Replayed::new(&event.channel, rules));
-        let now = event_time(&event).unwrap_or(channel.clock);
+        let now = parsed.sent_at.unwrap_or(channel.clock);
         summary.actions += channel.tick_until(now, &event.channel, out, &mut ticks_left)?;
+        out.event(&event, millis(now));
         let actions = engine::handle(&mut channel.state, &event, now);
         summary.actions += write_actions(&event, &actions, out)?;
     }
     Ok(summary)
 }
 
-/// Some(None) for a line that parses but carries no chat event; None for a malformed line.
-fn parse(line: &str) -> Option<Option<ChatEvent>> {
-    let irc = IRCMessage::parse(line).ok()?;
-    let message = crate::twitch::convert::server_message(irc).ok()?;
-    Some(to_chat_event(&message))
+/// One well-formed line: its chat event, if it carries one, and its `tmi-sent-ts`.
+struct Parsed {
+    event: Option<ChatEvent>,
+    sent_at: Option<SystemTime>,
 }
 
-fn event_time(event: &ChatEvent) -> Option<SystemTime> {
-    let ms = event.message()?.sent_at_ms;
-    (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms))
+/// None for a malformed line.
+fn parse(line: &str) -> Option<Parsed> {
+    let irc = IRCMessage::parse(line).ok()?;
+    let sent_at = irc
+        .tags
+        .0
+        .get("tmi-sent-ts")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    let message = crate::twitch::convert::server_message(irc).ok()?;
+    Some(Parsed {
+        event: to_chat_event(&message),
+        sent_at,
+    })
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A channel's engine state and its replay clock.
@@ -163,7 +216,7 @@ impl Replayed {
         &mut self,
         now: SystemTime,
         channel: &Arc<str>,
-        out: &mut impl Write,
+        out: &mut impl Sink,
         ticks_left: &mut u64,
     ) -> anyhow::Result<u64> {
         if !self.started {
@@ -199,7 +252,7 @@ impl Replayed {
 fn write_actions(
     event: &ChatEvent,
     actions: &[Action],
-    out: &mut impl Write,
+    out: &mut impl Sink,
 ) -> anyhow::Result<u64> {
     let message = event.message();
     for action in actions {
@@ -210,8 +263,7 @@ fn write_actions(
             action,
             false,
         );
-        serde_json::to_writer(&mut *out, &record)?;
-        out.write_all(b"\n")?;
+        out.record(&record)?;
     }
     Ok(actions.len() as u64)
 }
@@ -271,7 +323,14 @@ fn record<'a>(
             rule: Some(rule),
             ..base
         },
-        Action::Shadow { would, .. } => record(channel, msg_id, user, would, true),
+        Action::Shadow { rule, would } => {
+            let inner = record(channel, msg_id, user, would, true);
+            // A shadow rule's say names the rule it came from.
+            ReplayRecord {
+                rule: inner.rule.or(Some(rule)),
+                ..inner
+            }
+        }
         Action::Withheld { rule, .. } => ReplayRecord {
             action: "withheld",
             rule: Some(rule),
