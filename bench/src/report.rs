@@ -240,9 +240,85 @@ pub struct Report {
     /// scenarios; `peak_rss_bytes` is the whole life's high-water mark, this included).
     #[serde(default)]
     pub drain_peak_rss_bytes: Option<u64>,
+    /// Moderation scenarios (spam sent): seconds each spam message stayed visible, from its
+    /// send to the Helix call that removed it (a delete, or a ban/timeout of its author); spam a
+    /// chat mode kept out counts 0; spam never removed counts its age at the end or 60 s when
+    /// it expired (lower bounds).
+    #[serde(default)]
+    pub spam_visible_s: Option<SecondsPercentiles>,
+    /// (spam removed + spam kept out by a chat mode) / spam attempted.
+    #[serde(default)]
+    pub spam_removed_ratio: Option<f64>,
+    /// (legitimate messages deleted + legitimate chatters timed out or banned + legitimate
+    /// messages stopped by a chat mode) / legitimate messages attempted.
+    #[serde(default)]
+    pub false_positive_ratio: Option<f64>,
+    /// Helix calls that reached the bench's Helix (429s included).
+    #[serde(default)]
+    pub helix_calls: u64,
+    /// Calls answered 429: over the token's points budget.
+    #[serde(default)]
+    pub helix_429s: u64,
+    /// The budget the bench's Helix granted (Twitch: 800).
+    #[serde(default)]
+    pub helix_points_per_minute: u32,
+    /// The counts behind the moderation figures.
+    #[serde(default)]
+    pub moderation_detail: Option<ModerationDetail>,
+    /// Chat-mode changes (Shield Mode, chat settings) the service made, with their times.
+    #[serde(default)]
+    pub defences: Vec<DefenceReport>,
     pub slo: Vec<SloResult>,
     pub samples: Vec<Sample>,
     pub notes: Vec<String>,
+}
+
+/// Three points of a distribution, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondsPercentiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl SecondsPercentiles {
+    /// Of a histogram in µs.
+    pub fn of_micros(h: &Histogram<u64>) -> SecondsPercentiles {
+        let p = Percentiles::of(h);
+        let s = |us: u64| us as f64 / 1e6;
+        SecondsPercentiles {
+            p50: s(p.p50),
+            p99: s(p.p99),
+            max: s(p.max),
+        }
+    }
+}
+
+/// The counts behind a moderation scenario's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModerationDetail {
+    /// Spam messages delivered to the service.
+    pub spam_sent: u64,
+    /// Spam kept out of chat by a chat mode (never sent, never visible).
+    pub spam_blocked: u64,
+    /// Spam removed by a delete or a ban/timeout of its author.
+    pub spam_removed: u64,
+    /// Legitimate messages delivered plus those a chat mode stopped.
+    pub legit_attempted: u64,
+    pub false_deletes: u64,
+    pub false_sanctions: u64,
+    pub legit_silenced: u64,
+    /// Messages not sent because their author was banned or timed out.
+    pub refused_sanctioned: u64,
+}
+
+/// One chat-mode change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefenceReport {
+    /// Seconds after the traffic started.
+    pub at_s: f64,
+    pub room_id: u64,
+    pub what: String,
 }
 
 impl Report {
@@ -258,6 +334,12 @@ impl Report {
             "rss_per_channel_bytes" => Some(self.rss_per_channel_bytes),
             "reply_match_ratio" => ratio(self.replies_matched, self.replies_expected),
             "moderation_match_ratio" => ratio(self.moderation_matched, self.moderation_expected),
+            "spam_removed_ratio" => self.spam_removed_ratio,
+            "false_positive_ratio" => self.false_positive_ratio,
+            "helix_429s" => Some(self.helix_429s as f64),
+            "spam_visible_s.p50" => self.spam_visible_s.map(|p| p.p50),
+            "spam_visible_s.p99" => self.spam_visible_s.map(|p| p.p99),
+            "spam_visible_s.max" => self.spam_visible_s.map(|p| p.max),
             "capacity_msgs_per_s" => self.capacity_msgs_per_s,
             "recovery_s" => self.recovery_s,
             "flood_rss_ratio" => self.flood_rss_ratio,
@@ -302,6 +384,55 @@ impl Report {
     }
 
     /// The report as Markdown tables.
+    fn moderation_markdown(&self, md: &mut String) {
+        let Some(d) = &self.moderation_detail else {
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "\n## Moderation (Helix budget {} points/min)\n",
+            self.helix_points_per_minute
+        );
+        let _ = writeln!(md, "| figure | value |\n|---|---:|");
+        let visible = self.spam_visible_s.map_or("-".into(), |p| {
+            format!("p50 {:.2} / p99 {:.2} / max {:.2}", p.p50, p.p99, p.max)
+        });
+        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.4}"));
+        let rows: Vec<(&str, String)> = vec![
+            ("spam_visible_s", visible),
+            ("spam_removed_ratio", ratio(self.spam_removed_ratio)),
+            ("false_positive_ratio", ratio(self.false_positive_ratio)),
+            ("helix_calls", self.helix_calls.to_string()),
+            ("helix_429s", self.helix_429s.to_string()),
+            (
+                "spam sent / kept out / removed",
+                format!("{} / {} / {}", d.spam_sent, d.spam_blocked, d.spam_removed),
+            ),
+            ("legitimate messages", d.legit_attempted.to_string()),
+            (
+                "false deletes / sanctions / silenced",
+                format!(
+                    "{} / {} / {}",
+                    d.false_deletes, d.false_sanctions, d.legit_silenced
+                ),
+            ),
+            (
+                "refused (author banned or timed out)",
+                d.refused_sanctioned.to_string(),
+            ),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
+        for defence in &self.defences {
+            let _ = writeln!(
+                md,
+                "- {:.1} s: room {} {}",
+                defence.at_s, defence.room_id, defence.what
+            );
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let _ = writeln!(md, "# firehose bench: `{}`\n", self.scenario);
@@ -383,6 +514,7 @@ impl Report {
                 p.p50, p.p90, p.p99, p.p999, p.max
             );
         }
+        self.moderation_markdown(&mut md);
         let _ = writeln!(md, "\n## Cost\n");
         let _ = writeln!(md, "| figure | value |\n|---|---:|");
         let store = if self.store_measured {

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,13 +18,17 @@ use crate::demo::{use_twitch_apis, IngestArg, SendViaArg};
 use crate::helix::{RecordingHelix, BENCH_CLIENT_ID, BENCH_TOKEN};
 use crate::monitor::{Monitor, MonitorResult};
 use crate::procstat::{self, ProcSample};
-use crate::report::{Identity, Percentiles, PhaseReport, RampStep, RecoveryReport, Report, Sample};
+use crate::report::{
+    DefenceReport, Identity, ModerationDetail, Percentiles, PhaseReport, RampStep, RecoveryReport,
+    Report, Sample, SecondsPercentiles,
+};
 use crate::scenario::{ChannelPlan, Overrides, Phase, Recovery, Scenario};
 use crate::scrape::{Scraper, ServiceCounts};
 use firehose::app::ServiceOptions;
 use firehose::cli::Server;
 use firehose::config::{Config, OverflowPolicy, Secret};
-use firehose_sim::{SimConfig, SimHandle, Simulator};
+use firehose_sim::track::TrackerSnapshot;
+use firehose_sim::{SimConfig, SimHandle, SimStats, Simulator};
 
 /// Bearer token of the service's admin API during a bench.
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
@@ -253,7 +258,7 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
     let sim = Simulator::start(sim_config)
         .await
         .context("starting the simulator")?;
-    let helix = RecordingHelix::start(sim.clone())
+    let helix = RecordingHelix::start(sim.clone(), scenario.service.helix_points_per_minute)
         .await
         .context("starting the bench Helix")?;
 
@@ -265,8 +270,11 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
         // then also serves the recording Helix (moderation is measured the same way).
         use_twitch_apis(&mut config, &sim, options.ingest, options.send_via);
         config.helix.client_id = firehose_sim::api::CLIENT_ID.to_string();
-        sim.api()
-            .mount_router(crate::helix::router(sim.clone(), Arc::clone(&helix.counts)));
+        sim.api().mount_router(crate::helix::router(
+            sim.clone(),
+            Arc::clone(&helix.counts),
+            Arc::clone(&helix.budget),
+        ));
     }
 
     let progress = progress_bar(scenario.traffic_seconds());
@@ -280,7 +288,7 @@ pub async fn run_bench(options: BenchOptions) -> anyhow::Result<Report> {
         (Target::InProcess(Box::new(service)), http)
     };
     let result = measure(
-        &options, &scenario, plan, &sim, &target, http, progress, notes,
+        &options, &scenario, plan, &sim, &helix, &target, http, progress, notes,
     )
     .await;
     target.stop().await;
@@ -532,6 +540,7 @@ async fn measure(
     scenario: &Scenario,
     plan: Vec<ChannelPlan>,
     sim: &SimHandle,
+    helix: &RecordingHelix,
     target: &Target,
     http: SocketAddr,
     progress: ProgressBar,
@@ -686,7 +695,7 @@ async fn measure(
     ctx.progress.finish_and_clear();
     let end = proc_sample(target)?;
     let stats = sim.stats();
-    let tracked = sim.tracker();
+    let tracked = sim.tracker_now();
     let sent = stats.privmsgs_sent + stats.events_sent;
     let processed = counts.processed.saturating_sub(counts0.processed);
     let shed = counts.shed.saturating_sub(counts0.shed);
@@ -717,6 +726,12 @@ async fn measure(
         notes.push(format!(
             "the service dropped {} replies/moderation actions (firehose_outbound_dropped_total + firehose_helix_dropped_total) and {} Helix calls failed: their messages are never answered",
             counts.actions_dropped, counts.helix_failed
+        ));
+    }
+    if counts.actions_coalesced > 0 {
+        notes.push(format!(
+            "{} moderation actions were coalesced into a harsher one for the same user (firehose_helix_dropped_total{{reason=\"merged\"|\"superseded\"}}): the ban or timeout removed their messages",
+            counts.actions_coalesced
         ));
     }
     if let Err(e) = &flushed {
@@ -809,12 +824,67 @@ async fn measure(
         flood_rss_ratio,
         drain_peak_rss_bytes: (measured.drain_peak_rss_bytes > 0)
             .then_some(measured.drain_peak_rss_bytes),
+        spam_visible_s: None,
+        spam_removed_ratio: None,
+        false_positive_ratio: None,
+        helix_calls: helix.counts.calls.load(Ordering::Relaxed),
+        helix_429s: helix.counts.rate_limited.load(Ordering::Relaxed),
+        helix_points_per_minute: helix.budget.limit(),
+        moderation_detail: None,
+        defences: defences(helix, started),
         slo: Vec::new(),
         samples,
         notes,
     };
+    moderation_figures(&mut report, &stats, &tracked);
     report.judge(&scenario.slo);
     Ok(report)
+}
+
+/// The spam and false-positive figures of a run that sent spam (see [`Report::spam_visible_s`]).
+fn moderation_figures(report: &mut Report, stats: &SimStats, tracked: &TrackerSnapshot) {
+    let spam_sent = tracked.moderation_expected;
+    if spam_sent + stats.spam_blocked == 0 {
+        return;
+    }
+    let legit_attempted = stats.privmsgs_sent.saturating_sub(spam_sent) + stats.legit_silenced;
+    let detail = ModerationDetail {
+        spam_sent,
+        spam_blocked: stats.spam_blocked,
+        spam_removed: tracked.spam_removed,
+        legit_attempted,
+        false_deletes: tracked.false_deletes,
+        false_sanctions: tracked.false_sanctions,
+        legit_silenced: stats.legit_silenced,
+        refused_sanctioned: stats.refused_sanctioned,
+    };
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    report.spam_visible_s = Some(SecondsPercentiles::of_micros(&tracked.spam_visible_us));
+    report.spam_removed_ratio = ratio(
+        detail.spam_removed + detail.spam_blocked,
+        spam_sent + detail.spam_blocked,
+    );
+    report.false_positive_ratio = ratio(
+        detail.false_deletes + detail.false_sanctions + detail.legit_silenced,
+        legit_attempted,
+    );
+    report.moderation_detail = Some(detail);
+}
+
+/// The chat-mode changes the bench's Helix saw, timed from the traffic's start.
+fn defences(helix: &RecordingHelix, started: Instant) -> Vec<DefenceReport> {
+    let seen = helix
+        .counts
+        .defences
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    seen.iter()
+        .map(|d| DefenceReport {
+            at_s: d.at.saturating_duration_since(started).as_secs_f64(),
+            room_id: d.room_id,
+            what: d.what.clone(),
+        })
+        .collect()
 }
 
 impl Report {
@@ -927,6 +997,9 @@ fn apply_phase(ctx: &Ctx, scenario: &Scenario, phase: &Phase) {
         if let Some(plan) = ctx.plan.get(c) {
             ctx.sim
                 .set_channel_weight(&plan.name, plan.rate * phase.channel_factor);
+            if let Some(raid) = &phase.raid {
+                ctx.sim.start_raid(raid.plan(&plan.name, phase.duration_s));
+            }
         }
     }
     let mix = phase.mix.as_ref().unwrap_or(&scenario.mix);

@@ -163,6 +163,43 @@ impl Mix {
     }
 }
 
+/// Helix points per minute Twitch grants a token.
+pub const TWITCH_HELIX_POINTS: u32 = 800;
+
+impl Raid {
+    fn validate(&self, key: &str, has_channel: bool) -> Result<(), String> {
+        if !has_channel {
+            return Err(format!("{key}: a raid needs the phase's `channel`"));
+        }
+        if !(1..=firehose_sim::raid::MAX_ACCOUNTS).contains(&self.accounts) {
+            return Err(format!(
+                "{key}.accounts: must be 1..={}",
+                firehose_sim::raid::MAX_ACCOUNTS
+            ));
+        }
+        non_negative(&format!("{key}.arrive_within_s"), self.arrive_within_s)?;
+        if !(self.msgs_per_account_per_s > 0.0 && self.msgs_per_account_per_s <= 10.0) {
+            return Err(format!(
+                "{key}.msgs_per_account_per_s: must be above 0 and at most 10"
+            ));
+        }
+        self.mix.validate(&format!("{key}.mix"))
+    }
+
+    /// The simulator's plan of this raid on `channel` for `duration_s`.
+    pub fn plan(&self, channel: &str, duration_s: f64) -> firehose_sim::raid::RaidPlan {
+        firehose_sim::raid::RaidPlan {
+            channel: channel.to_string(),
+            accounts: self.accounts,
+            arrive_within: std::time::Duration::from_secs_f64(self.arrive_within_s),
+            per_account_per_s: self.msgs_per_account_per_s,
+            duration: std::time::Duration::from_secs_f64(duration_s),
+            mix: std::sync::Arc::new(self.mix.to_content_mix()),
+            announce: self.announce,
+        }
+    }
+}
+
 /// Service settings the scenario fixes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -171,8 +208,11 @@ pub struct ServiceSettings {
     pub admission_capacity: u32,
     /// `shed` or `block`.
     pub overflow: String,
-    /// Helix points per minute for the bench token.
+    /// Helix points per minute for the bench token (Twitch grants 800; the bench's Helix
+    /// enforces this budget).
     pub helix_points_per_minute: u32,
+    /// Why the scenario grants more than Twitch's 800 points per minute (required then).
+    pub helix_budget_reason: String,
     /// Channel rules file (relative to the scenario file); empty: no rules.
     pub rules: String,
     /// The rules go to the biggest N channels (0: all).
@@ -185,6 +225,7 @@ impl Default for ServiceSettings {
             admission_capacity: 512,
             overflow: "shed".into(),
             helix_points_per_minute: 800,
+            helix_budget_reason: String::new(),
             rules: String::new(),
             rules_top_channels: 0,
         }
@@ -208,6 +249,29 @@ pub struct Phase {
     /// A content mix for this phase (default: the scenario's).
     #[serde(default)]
     pub mix: Option<Mix>,
+    /// A hate raid on `channel` during this phase, beside its normal chat.
+    #[serde(default)]
+    pub raid: Option<Raid>,
+}
+
+/// Fresh accounts arriving in one channel and spamming it (see `firehose_sim::raid`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raid {
+    pub accounts: usize,
+    /// They arrive linearly over this many seconds.
+    pub arrive_within_s: f64,
+    /// Messages each sends per second (Twitch lets an account without badges send 20 per 30 s).
+    pub msgs_per_account_per_s: f64,
+    /// A raid USERNOTICE announces it (Twitch's raid feature); false: an unannounced bot wave.
+    #[serde(default = "yes")]
+    pub announce: bool,
+    /// What they post: shares of spam kinds (links, caps, banned).
+    pub mix: Mix,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Capacity search: offered rate rises by steps until shedding or an SLO breach.
@@ -374,6 +438,12 @@ pub const SLO_METRICS: &[&str] = &[
     "rss_per_channel_bytes",
     "reply_match_ratio",
     "moderation_match_ratio",
+    "spam_removed_ratio",
+    "false_positive_ratio",
+    "helix_429s",
+    "spam_visible_s.p50",
+    "spam_visible_s.p99",
+    "spam_visible_s.max",
     "capacity_msgs_per_s",
     "recovery_s",
     "flood_rss_ratio",
@@ -515,6 +585,14 @@ impl Scenario {
         if !(1..=100_000).contains(&s.helix_points_per_minute) {
             return Err("service.helix_points_per_minute: must be 1..=100000".into());
         }
+        if s.helix_points_per_minute > TWITCH_HELIX_POINTS
+            && s.helix_budget_reason.trim().is_empty()
+        {
+            return Err(format!(
+                "service.helix_budget_reason: {} points per minute is above Twitch's {TWITCH_HELIX_POINTS}; say why",
+                s.helix_points_per_minute
+            ));
+        }
         match &self.ramp {
             Some(r) => {
                 positive("ramp.start_msgs_per_s", r.start_msgs_per_s)?;
@@ -548,6 +626,9 @@ impl Scenario {
             }
             if let Some(mix) = &p.mix {
                 mix.validate(&format!("phases[{i}].mix"))?;
+            }
+            if let Some(raid) = &p.raid {
+                raid.validate(&format!("phases[{i}].raid"), p.channel.is_some())?;
             }
         }
         if let Some(recovery) = &self.recovery {
@@ -596,6 +677,7 @@ impl Scenario {
                 channel: None,
                 channel_factor: 1.0,
                 mix: None,
+                raid: None,
             }];
             return;
         }

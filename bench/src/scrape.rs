@@ -13,8 +13,12 @@ pub struct ServiceCounts {
     pub shed: u64,
     /// `None` when the metric is absent.
     pub store_rows_written: Option<u64>,
-    /// Replies or moderation the service did not send (`outbound_dropped` + `helix_dropped`).
+    /// Replies or moderation the service did not send (`outbound_dropped` + `helix_dropped`),
+    /// apart from the coalesced ones.
     pub actions_dropped: u64,
+    /// Moderation actions a harsher one stood for (`helix_dropped{reason="merged"|
+    /// "superseded"}`): their messages were removed by it, nothing was lost.
+    pub actions_coalesced: u64,
     /// Helix calls that finished `failed`.
     pub helix_failed: u64,
 }
@@ -46,8 +50,10 @@ pub fn parse(text: &str) -> ServiceCounts {
         processed: count("firehose_messages_processed_total"),
         shed: count("firehose_messages_shed_total"),
         store_rows_written: metric_sum(text, "firehose_store_rows_written_total").map(|v| v as u64),
-        actions_dropped: count("firehose_outbound_dropped_total")
-            + count("firehose_helix_dropped_total"),
+        actions_dropped: (count("firehose_outbound_dropped_total")
+            + count("firehose_helix_dropped_total"))
+        .saturating_sub(coalesced(text)),
+        actions_coalesced: coalesced(text),
         helix_failed: text
             .lines()
             .filter(|l| {
@@ -56,6 +62,17 @@ pub fn parse(text: &str) -> ServiceCounts {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64,
     }
+}
+
+/// Helix actions dropped because a harsher one stood for them.
+fn coalesced(text: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("firehose_helix_dropped_total{")
+                && (l.contains("reason=\"merged\"") || l.contains("reason=\"superseded\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// A client for one service's `/metrics`.
@@ -108,9 +125,12 @@ mod tests {
         assert_eq!(parse(&with_store).store_rows_written, Some(14));
         let drops = "firehose_outbound_dropped_total{reason=\"expired\"} 2\n\
             firehose_helix_dropped_total{reason=\"queue_full\"} 1\n\
+            firehose_helix_dropped_total{reason=\"superseded\"} 4\n\
+            firehose_helix_dropped_total{reason=\"merged\"} 6\n\
             firehose_helix_requests_total{action=\"ban\",outcome=\"failed\"} 5\n\
             firehose_helix_requests_total{action=\"ban\",outcome=\"ok\"} 9\n";
         let c = parse(drops);
         assert_eq!((c.actions_dropped, c.helix_failed), (3, 5));
+        assert_eq!(c.actions_coalesced, 10);
     }
 }

@@ -217,12 +217,50 @@ async fn raid_spike_runs_its_three_phases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hate_raid_spam_is_moderated_and_timed() {
-    let (report, _, _dir) = short_run("hate-raid", small(3.0, 50, 0.5), false).await;
+    let (report, json, _dir) = short_run("hate-raid", small(3.0, 50, 0.5), false).await;
+    // The base mix sends no spam: all of it is the raid's fresh accounts'.
     assert!(report.moderation_expected > 0, "the raid sent no spam");
     assert!(
         report.moderation_latency_us.count > 0,
         "no moderation call was matched to its spam message"
     );
+    // The moderation figures, at Twitch's budget.
+    assert_eq!(report.helix_points_per_minute, 800);
+    assert!(
+        report.helix_calls > 0,
+        "no Helix call reached the bench's Helix"
+    );
+    assert!(report.helix_calls >= report.helix_429s);
+    let detail = report
+        .moderation_detail
+        .as_ref()
+        .expect("moderation figures");
+    assert_eq!(detail.spam_sent, report.moderation_expected);
+    assert!(detail.spam_removed > 0 && detail.spam_removed <= detail.spam_sent);
+    assert!(
+        detail.legit_attempted > 0,
+        "normal chat went on beside the raid"
+    );
+    let removed = report.spam_removed_ratio.expect("spam_removed_ratio");
+    assert!((0.0..=1.0).contains(&removed), "{removed}");
+    let fp = report.false_positive_ratio.expect("false_positive_ratio");
+    assert!((0.0..=1.0).contains(&fp), "{fp}");
+    let visible = report.spam_visible_s.expect("spam_visible_s");
+    assert!(visible.p50 <= visible.p99 && visible.p99 <= visible.max && visible.max > 0.0);
+    for field in [
+        "spam_visible_s",
+        "spam_removed_ratio",
+        "false_positive_ratio",
+        "helix_calls",
+        "helix_429s",
+        "defences",
+    ] {
+        assert!(json.get(field).is_some(), "report.json lacks {field}");
+    }
+    // Every goal of the scenario got a value to judge.
+    for slo in &report.slo {
+        assert!(slo.value.is_some(), "no value for {}", slo.metric);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,6 +366,7 @@ banned_phrases = ["free bitcoin"]
 admission_capacity = 4
 overflow = "shed"
 helix_points_per_minute = 100000
+helix_budget_reason = "the short overload run measures shedding, not Twitch's budget"
 rules = "bench-rules.toml"
 
 [[phases]]
@@ -543,4 +582,29 @@ fn a_bad_scenario_file_names_the_bad_key() {
         err.contains("load_factr") && err.contains("bad.toml"),
         "{err}"
     );
+}
+
+/// A budget above Twitch's 800 points per minute needs its reason in the file; a raid needs a
+/// channel to raid.
+#[test]
+fn a_budget_above_twitchs_needs_a_reason_and_a_raid_a_channel() {
+    let dir = tempfile::tempdir().expect("dir");
+    let steady = std::fs::read_to_string(scenario("steady")).expect("steady");
+    let no_reason: String = steady
+        .lines()
+        .filter(|l| !l.starts_with("helix_budget_reason"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.path().join("no-reason.toml");
+    std::fs::write(&path, no_reason).expect("write");
+    let err = format!("{:#}", Scenario::load(&path).expect_err("refused"));
+    assert!(err.contains("helix_budget_reason"), "{err}");
+
+    let raid = std::fs::read_to_string(scenario("hate-raid"))
+        .expect("hate-raid")
+        .replace("channel = 0\n", "");
+    let path = dir.path().join("raid-nowhere.toml");
+    std::fs::write(&path, raid).expect("write");
+    let err = format!("{:#}", Scenario::load(&path).expect_err("refused"));
+    assert!(err.contains("raid") && err.contains("channel"), "{err}");
 }

@@ -188,19 +188,7 @@ pub fn usernotice_line(
         }
         3 => {
             let viewers = rng.random_range(2..20_000u32);
-            let mut p = String::from("msg-param-displayName=");
-            push_escaped_tag_value(&mut p, name);
-            let _ = write!(
-                    p,
-                    ";msg-param-login={};msg-param-profileImageURL=https://static-cdn.jtvnw.net/jtv_user_pictures/{}-profile_image-70x70.png;msg-param-viewerCount={viewers}",
-                    chatter.login, chatter.user_id
-                );
-            (
-                "raid",
-                p,
-                format!("{viewers} raiders from {name} have joined!"),
-                None,
-            )
+            raid_notice(chatter, viewers)
         }
         _ => (
             "announcement",
@@ -209,6 +197,62 @@ pub fn usernotice_line(
             Some("remember to hydrate; be nice in chat"),
         ),
     };
+    notice_line(
+        rng,
+        channel,
+        room_id,
+        chatter,
+        (kind, &params, &system_msg, text),
+    )
+}
+
+/// The parts of a raid USERNOTICE: `raider` brings `viewers` viewers.
+fn raid_notice(
+    raider: &Chatter,
+    viewers: u32,
+) -> (&'static str, String, String, Option<&'static str>) {
+    let name = &raider.display_name;
+    let mut p = String::from("msg-param-displayName=");
+    push_escaped_tag_value(&mut p, name);
+    let _ = write!(
+        p,
+        ";msg-param-login={};msg-param-profileImageURL=https://static-cdn.jtvnw.net/jtv_user_pictures/{}-profile_image-70x70.png;msg-param-viewerCount={viewers}",
+        raider.login, raider.user_id
+    );
+    (
+        "raid",
+        p,
+        format!("{viewers} raiders from {name} have joined!"),
+        None,
+    )
+}
+
+/// The USERNOTICE announcing that `raider` raids `channel` with `viewers` viewers.
+pub fn raid_line(
+    rng: &mut impl Rng,
+    channel: &str,
+    room_id: u64,
+    raider: &Chatter,
+    viewers: u32,
+) -> String {
+    let (kind, params, system_msg, text) = raid_notice(raider, viewers);
+    notice_line(
+        rng,
+        channel,
+        room_id,
+        raider,
+        (kind, &params, &system_msg, text),
+    )
+}
+
+/// A USERNOTICE line of `chatter` with (msg-id, msg-param tags, system-msg, text).
+fn notice_line(
+    rng: &mut impl Rng,
+    channel: &str,
+    room_id: u64,
+    chatter: &Chatter,
+    (kind, params, system_msg, text): (&str, &str, &str, Option<&str>),
+) -> String {
     let mut line = String::with_capacity(600);
     push_user_tags(&mut line, chatter);
     let _ = write!(
@@ -219,7 +263,7 @@ pub fn usernotice_line(
         u8::from(chatter.is_mod),
         u8::from(chatter.sub_months > 0)
     );
-    push_escaped_tag_value(&mut line, &system_msg);
+    push_escaped_tag_value(&mut line, system_msg);
     let _ = write!(
         line,
         ";tmi-sent-ts={};user-id={};user-type={} :{SERVER} USERNOTICE #{channel}",

@@ -336,10 +336,15 @@ pub struct Chatter {
     pub is_broadcaster: bool,
     /// Months subscribed (0 = not a subscriber).
     pub sub_months: u32,
+    /// Follows the channel (chat modes ask; not on the wire).
+    pub follows: bool,
+    /// A fresh account (a raid's; Shield Mode stops it unless it follows or subscribes).
+    pub new_account: bool,
 }
 
 impl Chatter {
-    /// The chatter of `rank` (0 = most active) in the channel with `room_id`.
+    /// The chatter of `rank` (0 = most active) in the channel with `room_id`. The population
+    /// of a channel's regular chat: about a tenth subscribe, 55 % follow, none is a fresh account.
     pub fn derive(room_id: u64, rank: usize) -> Self {
         let h = mix(room_id.wrapping_mul(1_000_003).wrapping_add(rank as u64));
         let a = NAME_PARTS[(h % NAME_PARTS.len() as u64) as usize];
@@ -352,14 +357,35 @@ impl Chatter {
             color: COLORS[((h >> 40) % COLORS.len() as u64) as usize],
             is_mod: !is_broadcaster && h % 23 == 0,
             is_vip: h % 31 == 1,
-            sub_months: if h % 3 == 0 {
+            sub_months: if h % 10 == 0 {
                 ((h >> 12) % 60) as u32 + 1
             } else {
                 0
             },
+            follows: (h >> 52) % 100 < 55,
+            new_account: false,
             is_broadcaster,
             login,
             display_name,
+        }
+    }
+
+    /// Raid account `n` (fresh: no badges, not a follower, not a subscriber).
+    pub fn raider(room_id: u64, n: usize) -> Self {
+        let h = mix(room_id.wrapping_mul(7_919).wrapping_add(n as u64) ^ 0x5a5a_5a5a);
+        let login = format!("raid_{room_id}_{n}");
+        Self {
+            display_name: login.clone(),
+            login,
+            // Ids above every regular chatter's (10M..910M).
+            user_id: (2_000_000_000 + room_id * 10_000 + n as u64).to_string(),
+            color: COLORS[((h >> 40) % COLORS.len() as u64) as usize],
+            is_mod: false,
+            is_vip: false,
+            is_broadcaster: false,
+            sub_months: 0,
+            follows: false,
+            new_account: true,
         }
     }
 
@@ -377,6 +403,8 @@ impl Chatter {
             is_vip: false,
             is_broadcaster: false,
             sub_months: 0,
+            follows: true,
+            new_account: false,
         }
     }
 

@@ -12,6 +12,7 @@
 use super::chatlines::{self, Privmsg, ReplyParent};
 use super::content::{Chatter, ContentPool, ZipfTable};
 use super::mix::{ContentMix, Expect};
+use super::raid::{RaidPlan, MAX_ACCOUNTS};
 use super::state::{bump, lock, Outbound, Shared, Wire};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -123,6 +124,20 @@ pub struct Generator {
     /// The content mix in force (bench) and the `mix_version` it was read at.
     mix: Option<Arc<ContentMix>>,
     mix_version: u64,
+    /// The raid being sent, and the `raid_version` it was read at.
+    raid: Option<RaidRun>,
+    raid_version: u64,
+}
+
+/// A raid in progress.
+#[derive(Debug)]
+struct RaidRun {
+    plan: RaidPlan,
+    started: Instant,
+    emitted: u64,
+    announced: bool,
+    /// Whether each account has posted (its first message carries `first-msg=1`).
+    spoke: Vec<bool>,
 }
 
 impl Generator {
@@ -148,6 +163,8 @@ impl Generator {
             chatter_ranks: ZipfTable::new(largest_population, 1.0),
             mix,
             mix_version: 0,
+            raid: None,
+            raid_version: 0,
             snapshot: Snapshot::empty(),
             shared,
             requests,
@@ -258,6 +275,95 @@ impl Generator {
             pacer.emitted += 1;
             remaining -= 1;
         }
+        self.generate_raid_due(now).await;
+    }
+
+    /// Takes up a raid started (or replaced) since the last look.
+    fn refresh_raid(&mut self) {
+        let version = self.shared.raid_version.load(Ordering::Acquire);
+        if version == self.raid_version {
+            return;
+        }
+        self.raid_version = version;
+        self.raid = lock(&self.shared.raid)
+            .clone()
+            .map(|(plan, started)| RaidRun {
+                spoke: vec![false; plan.accounts.min(MAX_ACCOUNTS)],
+                plan,
+                started,
+                emitted: 0,
+                announced: false,
+            });
+    }
+
+    /// Sends the raid messages due by `now` (raiders a ban, timeout or chat mode stops are
+    /// counted and skipped, as Twitch refuses their messages).
+    async fn generate_raid_due(&mut self, now: Instant) {
+        self.refresh_raid();
+        let Some(mut run) = self.raid.take() else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(run.started);
+        if elapsed >= run.plan.duration || run.spoke.is_empty() {
+            return;
+        }
+        let Some(&index) = self.snapshot.by_name.get(&run.plan.channel) else {
+            self.raid = Some(run);
+            return;
+        };
+        let room_id = self.snapshot.targets[index].room_id;
+        if run.plan.announce && !run.announced {
+            run.announced = true;
+            let leader = Chatter::raider(room_id, run.spoke.len());
+            let viewers = u32::try_from(run.plan.accounts).unwrap_or(u32::MAX);
+            let line = chatlines::raid_line(
+                &mut self.rng,
+                &self.snapshot.targets[index].name,
+                room_id,
+                &leader,
+                viewers,
+            );
+            if deliver(&self.shared, &self.snapshot.targets[index].members, line).await > 0 {
+                bump(&self.shared.counters.events_sent);
+            }
+        }
+        let due = run
+            .plan
+            .due(elapsed)
+            .saturating_sub(run.emitted)
+            .min(MAX_BATCH);
+        let active = run.plan.active(elapsed).clamp(1, run.spoke.len());
+        for _ in 0..due {
+            let k = (run.emitted % active as u64) as usize;
+            run.emitted += 1;
+            let first = !run.spoke[k];
+            run.spoke[k] = true;
+            let chatter = Chatter::raider(room_id, k);
+            let kind = run.plan.mix.pick_kind(&mut self.rng);
+            let text = run.plan.mix.text(kind, &self.content, &mut self.rng);
+            let expect = kind.expect();
+            let spam = expect == Expect::Moderation;
+            if !self.shared.may_speak(
+                room_id,
+                &chatter,
+                emotes_only(&text.body, &text.emotes),
+                spam,
+            ) {
+                continue;
+            }
+            self.emit_privmsg(
+                index,
+                &chatter,
+                &text.body,
+                &text.emotes,
+                None,
+                first,
+                false,
+                expect,
+            )
+            .await;
+        }
+        self.raid = Some(run);
     }
 
     fn pick_target(&mut self) -> Option<usize> {
@@ -365,6 +471,13 @@ impl Generator {
             }
             _ => None,
         };
+        let spam = expect == Expect::Moderation;
+        if !self
+            .shared
+            .may_speak(room_id, &chatter, emotes_only(&text, &emotes), spam)
+        {
+            return;
+        }
         let first_msg = self.rng.random_bool(0.01);
         let returning = !first_msg && self.rng.random_bool(0.05);
         self.emit_privmsg(
@@ -516,9 +629,28 @@ async fn deliver(shared: &Shared, members: &[Outbound], line: String) -> usize {
     delivered
 }
 
+/// Whether `text` is made of emotes only (every word covered by one of the `emotes` tag's
+/// ranges): what emote-only chat lets through.
+fn emotes_only(text: &str, emotes: &str) -> bool {
+    let ranges = emotes
+        .split('/')
+        .filter_map(|e| e.split_once(':'))
+        .map(|(_, r)| r.split(',').count())
+        .sum::<usize>();
+    ranges > 0 && ranges >= text.split_whitespace().count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emote_only_text_is_recognised_from_its_emote_ranges() {
+        assert!(emotes_only("Kappa Kappa", "25:0-4,6-10"));
+        assert!(emotes_only("Kappa PogChamp", "25:0-4/88:6-13"));
+        assert!(!emotes_only("Kappa hello", "25:0-4"));
+        assert!(!emotes_only("hello", ""));
+    }
 
     #[test]
     fn ping_commands_are_recognised_exactly() {

@@ -27,6 +27,7 @@
 //! - [`state`]: counters, channel table and recorder shared by all tasks.
 //! - [`cli`]: [`run_standalone`] and [`SimArgs`], behind `firehose sim`.
 //! - [`helix`], [`discord`]: the fakes of the other two platforms' APIs.
+//! - [`police`]: what bans, timeouts and chat modes do to who may speak.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -56,6 +57,8 @@ pub mod helix;
 pub mod limits;
 pub mod lines;
 pub mod mix;
+pub mod police;
+pub mod raid;
 pub mod state;
 pub mod track;
 
@@ -120,6 +123,12 @@ pub struct SimStats {
     pub backpressure_wait_us: u64,
     /// Generated messages skipped because the generator fell more than 1 s behind.
     pub generator_skipped: u64,
+    /// Messages not sent because their author was banned or timed out.
+    pub refused_sanctioned: u64,
+    /// Legitimate messages not sent because a chat mode stopped their author.
+    pub legit_silenced: u64,
+    /// Spam not sent because a chat mode stopped its author.
+    pub spam_blocked: u64,
     /// Bot messages pushed out of the `received()` ring.
     pub received_dropped: u64,
     /// Sent ids not recorded because `record_cap` was reached.
@@ -375,6 +384,49 @@ impl SimHandle {
     /// A moderation call for a simulated message arrived at `at` (the bench's Helix calls this).
     pub fn record_moderation(&self, call: &track::ModerationCall, at: Instant) -> Option<u64> {
         lock(&self.shared.tracker).moderation(call, at)
+    }
+
+    /// [`SimHandle::tracker`] with pending spam counted at its age now.
+    pub fn tracker_now(&self) -> track::TrackerSnapshot {
+        lock(&self.shared.tracker).snapshot_at(Instant::now())
+    }
+
+    /// Bans (`duration` none) or times out `user_id` in `room_id`: the simulator sends nothing
+    /// more from them there until it ends, as Twitch refuses their messages.
+    pub fn sanction(&self, room_id: u64, user_id: &str, duration: Option<std::time::Duration>) {
+        lock(&self.shared.police).sanction(room_id, user_id, duration, Instant::now());
+        self.shared.police_active.store(true, Ordering::Release);
+    }
+
+    /// Lifts a ban or timeout.
+    pub fn unban(&self, room_id: u64, user_id: &str) {
+        lock(&self.shared.police).unban(room_id, user_id);
+    }
+
+    /// Starts `plan` now (replacing a raid still running): its accounts arrive and spam
+    /// beside the channel's normal chat.
+    pub fn start_raid(&self, plan: raid::RaidPlan) {
+        *lock(&self.shared.raid) = Some((plan, Instant::now()));
+        self.shared.raid_version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes the chat modes of `room_id` (Shield Mode, followers-only, ...).
+    pub fn set_chat_modes(&self, room_id: u64, change: impl FnOnce(&mut police::RoomModes)) {
+        let mut police = lock(&self.shared.police);
+        police.set_modes(room_id, change);
+        self.shared
+            .police_active
+            .store(!police.is_idle(), Ordering::Release);
+    }
+
+    /// The chat modes of `room_id`.
+    pub fn chat_modes(&self, room_id: u64) -> police::RoomModes {
+        lock(&self.shared.police).modes(room_id)
+    }
+
+    /// Messages the sanctions and chat modes refused, by why.
+    pub fn refused_by_police(&self) -> Vec<(&'static str, u64)> {
+        lock(&self.shared.police).refused()
     }
 
     /// Stops listening and generating and closes every connection.

@@ -72,6 +72,12 @@ pub struct Counters {
     pub malformed_lines: AtomicU64,
     pub backpressure_wait_us: AtomicU64,
     pub generator_skipped: AtomicU64,
+    /// Messages not sent because their author was banned or timed out (spam or not).
+    pub refused_sanctioned: AtomicU64,
+    /// Legitimate messages not sent because a chat mode stopped their author.
+    pub legit_silenced: AtomicU64,
+    /// Spam not sent because a chat mode stopped its author (never visible).
+    pub spam_blocked: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -392,6 +398,12 @@ pub struct Shared {
     pub recorder: Mutex<Recorder>,
     /// Messages expecting a reply or moderation, and matched latencies (bench).
     pub tracker: Mutex<super::track::Tracker>,
+    /// Bans, timeouts and chat modes in force; `police_active` is false while none is.
+    pub police: Mutex<super::police::ChatPolice>,
+    pub police_active: std::sync::atomic::AtomicBool,
+    /// The raid to run and when it started; `raid_version` is bumped when it changes.
+    pub raid: Mutex<Option<(super::raid::RaidPlan, Instant)>>,
+    pub raid_version: AtomicU64,
     /// The content mix now in force; `mix_version` is bumped when it changes.
     pub mix: Mutex<Option<Arc<super::mix::ContentMix>>>,
     pub mix_version: AtomicU64,
@@ -399,6 +411,37 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Whether `chatter` may speak in `room_id` now (see [`super::police`]); a refusal is
+    /// counted here by whether the message was spam.
+    pub fn may_speak(
+        &self,
+        room_id: u64,
+        chatter: &super::content::Chatter,
+        emotes_only: bool,
+        spam: bool,
+    ) -> bool {
+        if !self.police_active.load(Ordering::Acquire) {
+            return true;
+        }
+        let verdict = lock(&self.police).may_speak(room_id, chatter, emotes_only, Instant::now());
+        match verdict {
+            Ok(()) => true,
+            Err(super::police::Refusal::Banned | super::police::Refusal::TimedOut) => {
+                bump(&self.counters.refused_sanctioned);
+                false
+            }
+            Err(_) if spam => {
+                bump(&self.counters.spam_blocked);
+                lock(&self.tracker).blocked_spam();
+                false
+            }
+            Err(_) => {
+                bump(&self.counters.legit_silenced);
+                false
+            }
+        }
+    }
+
     pub fn new(config: SimConfig) -> std::io::Result<Self> {
         Ok(Self {
             counters: Counters::default(),
@@ -411,6 +454,10 @@ impl Shared {
             accounts: Mutex::new(HashMap::new()),
             recorder: Mutex::new(Recorder::new()?),
             tracker: Mutex::new(super::track::Tracker::new()?),
+            police: Mutex::new(super::police::ChatPolice::default()),
+            police_active: std::sync::atomic::AtomicBool::new(false),
+            raid: Mutex::new(None),
+            raid_version: AtomicU64::new(0),
             mix: Mutex::new(config.mix.clone().map(Arc::new)),
             mix_version: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
@@ -478,6 +525,9 @@ impl Shared {
             malformed_lines: read(&c.malformed_lines),
             backpressure_wait_us: read(&c.backpressure_wait_us),
             generator_skipped: read(&c.generator_skipped),
+            refused_sanctioned: read(&c.refused_sanctioned),
+            legit_silenced: read(&c.legit_silenced),
+            spam_blocked: read(&c.spam_blocked),
             received_dropped,
             sent_ids_dropped,
             sent_per_channel,

@@ -9,14 +9,20 @@
 //!   one message reliably (several commands may be pending in a channel), so it is not guessed
 //!   at: it is counted as `unthreaded_replies`;
 //! - **moderation**: a Helix call seen by the bench's recording Helix. A delete names the
-//!   message id; a timeout or ban names the broadcaster (room id) and user id and is matched
-//!   to that user's oldest pending message in that room.
+//!   message id; a timeout or ban names the broadcaster (room id) and user id and removes every
+//!   pending spam message of that user in that room (Twitch clears them all from chat).
+//!
+//! Spam visibility: how long each spam message stayed in front of viewers, from its send to
+//! the call that removed it; one that expired unremoved counts [`PENDING_TTL`] (a lower
+//! bound), one still pending at the end its age. False positives: a delete naming a message
+//! that was not spam, and a ban or timeout of a user who sent no spam within [`PENDING_TTL`]
+//! (a legitimate chatter).
 //!
 //! Latencies go into a whole-run histogram and an interval histogram the bench takes every
 //! sample (for latency-over-time plots). Pending entries expire after [`PENDING_TTL`] and are
 //! capped at [`PENDING_CAP`]; what could not be kept is counted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -52,6 +58,15 @@ pub struct TrackerSnapshot {
     pub dropped_at_cap: u64,
     pub reply_latency_us: Histogram<u64>,
     pub moderation_latency_us: Histogram<u64>,
+    /// Spam messages removed by a call (delete of the message, or ban/timeout of its author).
+    pub spam_removed: u64,
+    /// Deletes of a message that was not spam.
+    pub false_deletes: u64,
+    /// Bans and timeouts of a user who had sent no spam.
+    pub false_sanctions: u64,
+    /// Visibility of every spam message so far (µs; see the module doc), pending ones at
+    /// their age when the snapshot was taken.
+    pub spam_visible_us: Histogram<u64>,
 }
 
 /// A moderation call as the recording Helix saw it.
@@ -69,9 +84,15 @@ pub struct Tracker {
     pending: HashMap<String, Pending>,
     order: VecDeque<(String, Instant)>,
     by_author: HashMap<(u64, String), VecDeque<String>>,
-    counts: [u64; 8],
+    counts: [u64; 11],
     total: [Histogram<u64>; 2],
     interval: [Histogram<u64>; 2],
+    visible: Histogram<u64>,
+    /// Spam removed within [`PENDING_TTL`]: a second call for one is a repeat, not a mistake.
+    removed: HashSet<String>,
+    removed_order: VecDeque<(String, Instant)>,
+    /// When each (room, user) last sent spam (pruned past [`PENDING_TTL`]).
+    spam_authors: HashMap<(u64, String), Instant>,
 }
 
 const REPLIES_EXPECTED: usize = 0;
@@ -82,8 +103,15 @@ const MOD_UNMATCHED: usize = 4;
 const UNTHREADED: usize = 5;
 const EXPIRED: usize = 6;
 const DROPPED: usize = 7;
+const SPAM_REMOVED: usize = 8;
+const FALSE_DELETES: usize = 9;
+const FALSE_SANCTIONS: usize = 10;
 const REPLY: usize = 0;
 const MODERATION: usize = 1;
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
 
 fn histogram() -> std::io::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
@@ -96,9 +124,13 @@ impl Tracker {
             pending: HashMap::new(),
             order: VecDeque::new(),
             by_author: HashMap::new(),
-            counts: [0; 8],
+            counts: [0; 11],
             total: [histogram()?, histogram()?],
             interval: [histogram()?, histogram()?],
+            visible: histogram()?,
+            removed: HashSet::new(),
+            removed_order: VecDeque::new(),
+            spam_authors: HashMap::new(),
         })
     }
 
@@ -122,6 +154,11 @@ impl Tracker {
         let author = (room_id, user_id.to_string());
         if expect == Expect::Moderation {
             self.counts[MOD_EXPECTED] += 1;
+            if self.spam_authors.len() >= PENDING_CAP {
+                self.spam_authors
+                    .retain(|_, at| sent_at.saturating_duration_since(*at) <= PENDING_TTL);
+            }
+            self.spam_authors.insert(author.clone(), sent_at);
             self.by_author
                 .entry(author.clone())
                 .or_default()
@@ -163,8 +200,18 @@ impl Tracker {
             self.order.pop_front();
             if let Some(p) = self.pending.remove(&id) {
                 self.counts[EXPIRED] += 1;
+                if p.expect == Expect::Moderation {
+                    self.visible.saturating_record(micros(PENDING_TTL));
+                }
                 self.remove_from_author(&p.author, &id);
             }
+        }
+        while let Some((id, at)) = self.removed_order.front() {
+            if now.saturating_duration_since(*at) <= PENDING_TTL {
+                break;
+            }
+            self.removed.remove(id);
+            self.removed_order.pop_front();
         }
     }
 
@@ -178,9 +225,7 @@ impl Tracker {
     }
 
     fn record(&mut self, which: usize, sent_at: Instant, at: Instant) -> u64 {
-        let micros = u64::try_from(at.saturating_duration_since(sent_at).as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let micros = micros(at.saturating_duration_since(sent_at));
         self.total[which].saturating_record(micros);
         self.interval[which].saturating_record(micros);
         micros
@@ -203,48 +248,73 @@ impl Tracker {
         }
     }
 
-    /// A moderation call arrived at `at`; matches it to the message it answers.
+    /// A moderation call arrived at `at`; removes the spam it answers (a delete: its message;
+    /// a ban or timeout: every pending spam message of that user in that room) and returns
+    /// the first latency, or counts the call as a repeat or a false positive.
     pub fn moderation(&mut self, call: &ModerationCall, at: Instant) -> Option<u64> {
-        let id = match call {
-            ModerationCall::Delete { message_id } => Some(message_id.clone()),
-            ModerationCall::Ban { room_id, user_id } => {
-                let key = (*room_id, user_id.clone());
-                let mut found = None;
-                while let Some(ids) = self.by_author.get_mut(&key) {
-                    match ids.pop_front() {
-                        Some(id) if self.pending.contains_key(&id) => {
-                            found = Some(id);
-                            break;
-                        }
-                        Some(_) => continue,
-                        None => {
-                            self.by_author.remove(&key);
-                            break;
-                        }
-                    }
-                }
-                found
-            }
+        self.expire(at);
+        let ids: Vec<String> = match call {
+            ModerationCall::Delete { message_id } => vec![message_id.clone()],
+            ModerationCall::Ban { room_id, user_id } => self
+                .by_author
+                .remove(&(*room_id, user_id.clone()))
+                .map(Vec::from)
+                .unwrap_or_default(),
         };
-        let pending = id.and_then(|id| match self.pending.get(&id) {
-            Some(p) if p.expect == Expect::Moderation => {
-                let p = p.clone();
-                self.pending.remove(&id);
-                Some((id, p))
+        let mut first = None;
+        for id in ids {
+            let Some(p) = self.pending.get(&id) else {
+                continue;
+            };
+            if p.expect != Expect::Moderation {
+                continue;
             }
-            _ => None,
-        });
-        match pending {
-            Some((id, p)) => {
-                self.remove_from_author(&p.author, &id);
-                self.counts[MOD_MATCHED] += 1;
-                Some(self.record(MODERATION, p.sent_at, at))
-            }
-            None => {
-                self.counts[MOD_UNMATCHED] += 1;
-                None
+            let p = p.clone();
+            self.pending.remove(&id);
+            self.remove_from_author(&p.author, &id);
+            self.counts[MOD_MATCHED] += 1;
+            self.counts[SPAM_REMOVED] += 1;
+            let latency = self.record(MODERATION, p.sent_at, at);
+            self.visible.saturating_record(latency);
+            self.removed.insert(id.clone());
+            self.removed_order.push_back((id, at));
+            first = first.or(Some(latency));
+        }
+        if first.is_none() {
+            self.counts[MOD_UNMATCHED] += 1;
+            let mistaken = match call {
+                ModerationCall::Delete { message_id } => !self.removed.contains(message_id),
+                ModerationCall::Ban { room_id, user_id } => self
+                    .spam_authors
+                    .get(&(*room_id, user_id.clone()))
+                    .is_none_or(|last| at.saturating_duration_since(*last) > PENDING_TTL),
+            };
+            if mistaken {
+                let slot = match call {
+                    ModerationCall::Delete { .. } => FALSE_DELETES,
+                    ModerationCall::Ban { .. } => FALSE_SANCTIONS,
+                };
+                self.counts[slot] += 1;
             }
         }
+        first
+    }
+
+    /// A spam message a chat mode kept out of chat: never visible.
+    pub fn blocked_spam(&mut self) {
+        self.visible.saturating_record(1);
+    }
+
+    /// [`Tracker::snapshot`] with the spam still pending counted at its age at `now`.
+    pub fn snapshot_at(&self, now: Instant) -> TrackerSnapshot {
+        let mut snapshot = self.snapshot();
+        for p in self.pending.values() {
+            if p.expect == Expect::Moderation {
+                let age = now.saturating_duration_since(p.sent_at);
+                snapshot.spam_visible_us.saturating_record(micros(age));
+            }
+        }
+        snapshot
     }
 
     /// Counts and whole-run histograms.
@@ -260,6 +330,10 @@ impl Tracker {
             dropped_at_cap: self.counts[DROPPED],
             reply_latency_us: self.total[REPLY].clone(),
             moderation_latency_us: self.total[MODERATION].clone(),
+            spam_removed: self.counts[SPAM_REMOVED],
+            false_deletes: self.counts[FALSE_DELETES],
+            false_sanctions: self.counts[FALSE_SANCTIONS],
+            spam_visible_us: self.visible.clone(),
         }
     }
 
@@ -319,6 +393,48 @@ mod tests {
         assert_eq!((reply.len(), moderation.len()), (1, 2));
         assert_eq!(t.take_interval().0.len(), 0);
         assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn a_ban_removes_all_of_its_users_spam_and_mistakes_are_told_from_repeats() {
+        let mut t = Tracker::new().expect("tracker");
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        t.expect("a1", Expect::Moderation, 1, "raider", t0);
+        t.expect("a2", Expect::Moderation, 1, "raider", ms(100));
+        t.expect("a3", Expect::Moderation, 1, "raider", ms(200));
+        t.expect("b1", Expect::Moderation, 1, "other", ms(300));
+        let ban = ModerationCall::Ban {
+            room_id: 1,
+            user_id: "raider".into(),
+        };
+        assert_eq!(t.moderation(&ban, ms(1_000)), Some(1_000_000));
+        let s = t.snapshot();
+        assert_eq!((s.spam_removed, s.moderation_matched), (3, 3));
+        // The ban again, and a delete of a message the ban removed: repeats, not mistakes.
+        assert_eq!(t.moderation(&ban, ms(1_100)), None);
+        let delete = |id: &str| ModerationCall::Delete {
+            message_id: id.into(),
+        };
+        assert_eq!(t.moderation(&delete("a2"), ms(1_200)), None);
+        // A delete of a message that was never spam, and a timeout of a chatter who sent none.
+        assert_eq!(t.moderation(&delete("legit"), ms(1_300)), None);
+        let innocent = ModerationCall::Ban {
+            room_id: 1,
+            user_id: "viewer".into(),
+        };
+        assert_eq!(t.moderation(&innocent, ms(1_400)), None);
+        let s = t.snapshot_at(ms(5_300));
+        assert_eq!((s.false_deletes, s.false_sanctions), (1, 1));
+        assert_eq!(s.moderation_unmatched, 4);
+        // Visible: 1.0, 0.9, 0.8 s for the removed ones; b1 still up after 5 s.
+        assert_eq!(s.spam_visible_us.len(), 4);
+        assert!(
+            s.spam_visible_us.max() >= 4_990_000,
+            "{}",
+            s.spam_visible_us.max()
+        );
+        assert!(s.spam_visible_us.min() >= 799_000 && s.spam_visible_us.min() <= 801_000);
     }
 
     #[test]
