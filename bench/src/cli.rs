@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Measure the ceiling instead: the scenario's traffic into twitch-irc's bare receive loop.
     #[arg(long)]
     pub ceiling: bool,
+    /// Channel rules file in place of the scenario's `service.rules` (e.g.
+    /// config/scenarios/bench-rules-defended.toml: the same raid with the raid defence on).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
     /// Offer this many msgs/s in total for --duration seconds (default 10) instead of the
     /// scenario's phases or ramp (with --ceiling: default the scenario's peak).
     #[arg(long)]
@@ -52,6 +56,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         max_channels: args.max_channels,
         rate_scale: args.rate_scale,
         flat_rate: if args.ceiling { None } else { args.rate },
+        rules: args.rules.clone(),
     };
     if args.ceiling {
         let report = run_ceiling(CeilingOptions {

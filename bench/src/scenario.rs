@@ -51,6 +51,9 @@ pub struct Scenario {
     /// Where the file was read from (rules paths are relative to it).
     #[serde(skip)]
     pub source: PathBuf,
+    /// `--rules`: the rules file used instead of `service.rules`.
+    #[serde(skip)]
+    pub rules_override: Option<PathBuf>,
 }
 
 /// The traffic model: viewers per channel, and messages per second from viewers.
@@ -518,6 +521,9 @@ pub struct Overrides {
     /// Replaces the phases (or ramp) by one phase offering this many msgs/s in total, spread
     /// over the channels as the model spreads it (`duration_s` long, default 10 s).
     pub flat_rate: Option<f64>,
+    /// Another channel rules file in place of the scenario's `service.rules` (e.g. the same
+    /// raid with and without the raid defence).
+    pub rules: Option<PathBuf>,
 }
 
 impl Scenario {
@@ -649,6 +655,9 @@ impl Scenario {
 
     /// Applies command-line overrides.
     pub fn apply(&mut self, o: &Overrides) {
+        if let Some(rules) = &o.rules {
+            self.rules_override = Some(rules.clone());
+        }
         if let Some(max) = o.max_channels {
             self.traffic.channels = self.traffic.channels.min(max.max(1));
             for p in &mut self.phases {
@@ -722,6 +731,9 @@ impl Scenario {
 
     /// The rules file, resolved against the scenario's folder.
     pub fn rules_path(&self) -> Option<PathBuf> {
+        if let Some(rules) = &self.rules_override {
+            return Some(rules.clone());
+        }
         if self.service.rules.is_empty() {
             return None;
         }
@@ -862,6 +874,7 @@ duration_s = 10
             max_channels: Some(3),
             rate_scale: Some(2.0),
             flat_rate: None,
+            rules: None,
         });
         assert_eq!(s.channel_plan().len(), 3);
         assert!((s.traffic_seconds() - 2.0).abs() < 1e-9);

@@ -190,6 +190,7 @@ fn small(duration_s: f64, channels: usize, rate_scale: f64) -> Overrides {
         max_channels: Some(channels),
         rate_scale: Some(rate_scale),
         flat_rate: None,
+        rules: None,
     }
 }
 
@@ -261,6 +262,31 @@ async fn hate_raid_spam_is_moderated_and_timed() {
     for slo in &report.slo {
         assert!(slo.value.is_some(), "no value for {}", slo.metric);
     }
+}
+
+/// The same raid with the raid defence on: the service turns Shield Mode on through the bench's
+/// Helix, the report lists it with its time, and Shield Mode keeps raid messages out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hate_raid_with_the_defence_engages_shield_mode() {
+    let overrides = Overrides {
+        rules: Some(scenario("bench-rules-defended")),
+        ..small(4.0, 20, 0.5)
+    };
+    let (report, _, _dir) = short_run("hate-raid", overrides, false).await;
+    let shield = report
+        .defences
+        .iter()
+        .find(|d| d.what == "shield_mode=true")
+        .unwrap_or_else(|| panic!("Shield Mode never engaged: {:?}", report.defences));
+    assert!(shield.at_s >= 0.0 && shield.at_s <= report.traffic_seconds + 30.0);
+    let detail = report
+        .moderation_detail
+        .as_ref()
+        .expect("moderation figures");
+    assert!(
+        detail.spam_blocked > 0,
+        "Shield Mode kept no raid message out: {detail:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,6 +570,10 @@ fn every_scenario_file_is_valid_and_declares_slos() {
         "overload",
     ] {
         let s = Scenario::load(&scenario(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        if let Some(rules) = s.rules_path() {
+            firehose::channel::rules_book::load_file(&rules)
+                .unwrap_or_else(|e| panic!("{name}'s rules: {e}"));
+        }
         assert_eq!(s.name, name);
         assert!(!s.slo.is_empty(), "{name} declares no SLO");
         assert!(
@@ -588,6 +618,9 @@ fn a_bad_scenario_file_names_the_bad_key() {
 /// channel to raid.
 #[test]
 fn a_budget_above_twitchs_needs_a_reason_and_a_raid_a_channel() {
+    let defended = firehose::channel::rules_book::load_file(&scenario("bench-rules-defended"))
+        .expect("the defended bench rules are valid");
+    assert!(defended.defence.enabled);
     let dir = tempfile::tempdir().expect("dir");
     let steady = std::fs::read_to_string(scenario("steady")).expect("steady");
     let no_reason: String = steady

@@ -102,6 +102,10 @@ struct FakeState {
     /// (broadcaster, user) -> permanent ban (false: timeout).
     bans: HashMap<(String, String), bool>,
     deleted: HashSet<String>,
+    /// Shield Mode per broadcaster id.
+    shield: HashMap<String, bool>,
+    /// Chat settings fields set per broadcaster id.
+    chat_settings: HashMap<String, serde_json::Map<String, Value>>,
     bucket: Bucket,
     /// Live channels (login -> started at, ms) for `GET /streams`.
     live: HashMap<String, u64>,
@@ -152,6 +156,8 @@ impl FakeHelix {
             delay: Duration::ZERO,
             bans: HashMap::new(),
             deleted: HashSet::new(),
+            shield: HashMap::new(),
+            chat_settings: HashMap::new(),
             bucket: Bucket {
                 limit: 800,
                 window: Duration::from_secs(60),
@@ -204,6 +210,24 @@ impl FakeHelix {
     }
 
     /// `GET /streams` requests answered.
+    /// Whether Shield Mode is on for `broadcaster_id`.
+    pub fn shield_mode(&self, broadcaster_id: &str) -> bool {
+        lock(&self.state)
+            .shield
+            .get(broadcaster_id)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The chat settings fields set for `broadcaster_id` (as last sent).
+    pub fn chat_settings(&self, broadcaster_id: &str) -> serde_json::Map<String, Value> {
+        lock(&self.state)
+            .chat_settings
+            .get(broadcaster_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn stream_polls(&self) -> u64 {
         lock(&self.state).stream_polls
     }
@@ -251,6 +275,10 @@ enum Route {
     Ban,
     Unban,
     Delete,
+    /// `PUT /moderation/shield_mode` `{"is_active": bool}`.
+    ShieldMode,
+    /// `PATCH /chat/settings` with any of the chat-mode fields.
+    ChatSettings,
 }
 
 type Rejection = (StatusCode, String);
@@ -278,6 +306,8 @@ fn route_of(method: &Method, path: &str) -> Result<Route, Rejection> {
         ("POST", "/moderation/bans") => Ok(Route::Ban),
         ("DELETE", "/moderation/bans") => Ok(Route::Unban),
         ("DELETE", "/moderation/chat") => Ok(Route::Delete),
+        ("PUT", "/moderation/shield_mode") => Ok(Route::ShieldMode),
+        ("PATCH", "/chat/settings") => Ok(Route::ChatSettings),
         _ => Err(reject(
             StatusCode::NOT_FOUND,
             format!("no such endpoint: {method} {path}"),
@@ -318,7 +348,7 @@ fn check_headers(headers: &HeaderMap, extra: Option<&TokenCheck>) -> Result<(), 
 
 fn check_query(route: Route, query: &BTreeMap<String, String>) -> Result<(), Rejection> {
     let extra = match route {
-        Route::Ban => None,
+        Route::Ban | Route::ShieldMode | Route::ChatSettings => None,
         Route::Unban => Some("user_id"),
         Route::Delete => Some("message_id"),
     };
@@ -390,6 +420,43 @@ fn check_ban_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Rejection> 
     Ok(value)
 }
 
+/// Shield Mode: `{"is_active": bool}`; chat settings: only Twitch's fields, each of its type
+/// and range (follower_mode_duration 0..=129600 minutes, slow_mode_wait_time 3..=120 s).
+fn check_mode_body(route: Route, headers: &HeaderMap, body: &[u8]) -> Result<Value, Rejection> {
+    let bad = |why: &str| reject(StatusCode::BAD_REQUEST, why.to_string());
+    let json_type =
+        header(headers, "content-type").is_some_and(|t| t.starts_with("application/json"));
+    if !json_type {
+        return Err(bad("Content-Type is not application/json"));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| bad("body is not JSON"))?;
+    let fields = value
+        .as_object()
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| bad("body is not a non-empty object"))?;
+    for (key, field) in fields {
+        let ok = match (route, key.as_str()) {
+            (Route::ShieldMode, "is_active") => field.is_boolean(),
+            (
+                Route::ChatSettings,
+                "emote_mode" | "follower_mode" | "slow_mode" | "subscriber_mode"
+                | "unique_chat_mode",
+            ) => field.is_boolean(),
+            (Route::ChatSettings, "follower_mode_duration") => {
+                field.as_u64().is_some_and(|m| m <= 129_600)
+            }
+            (Route::ChatSettings, "slow_mode_wait_time") => {
+                field.as_u64().is_some_and(|s| (3..=120).contains(&s))
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(bad(&format!("{key} is not allowed or invalid: {field}")));
+        }
+    }
+    Ok(value)
+}
+
 fn check(
     method: &Method,
     uri: &Uri,
@@ -405,6 +472,7 @@ fn check(
     check_query(route, &query)?;
     let body = match route {
         Route::Ban => Some(check_ban_body(headers, body)?),
+        Route::ShieldMode | Route::ChatSettings => Some(check_mode_body(route, headers, body)?),
         _ if body.is_empty() => None,
         _ => return Err(reject(StatusCode::BAD_REQUEST, "DELETE must have no body")),
     };
@@ -454,6 +522,29 @@ fn carry_out(state: &mut FakeState, checked: &Checked) -> (StatusCode, Option<&'
                 Some("The user specified in the user_id field is not banned."),
             ),
         },
+        Route::ShieldMode => {
+            let on = checked
+                .record
+                .body
+                .as_ref()
+                .and_then(|b| b.get("is_active"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            state.shield.insert(get("broadcaster_id"), on);
+            (StatusCode::OK, None)
+        }
+        Route::ChatSettings => {
+            let settings = state
+                .chat_settings
+                .entry(get("broadcaster_id"))
+                .or_default();
+            if let Some(Value::Object(fields)) = &checked.record.body {
+                for (k, v) in fields {
+                    settings.insert(k.clone(), v.clone());
+                }
+            }
+            (StatusCode::OK, None)
+        }
         Route::Delete => {
             let id = get("message_id");
             if state.deleted.contains(&id) {
@@ -483,6 +574,18 @@ fn ok_body(checked: &Checked, status: StatusCode) -> Response {
         return status.into_response();
     }
     let q = &checked.record.query;
+    if matches!(checked.route, Route::ShieldMode | Route::ChatSettings) {
+        let mut data = checked
+            .record
+            .body
+            .as_ref()
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        data.insert("broadcaster_id".into(), json!(q.get("broadcaster_id")));
+        data.insert("moderator_id".into(), json!(q.get("moderator_id")));
+        return (status, axum::Json(json!({ "data": [data] }))).into_response();
+    }
     let data = checked
         .record
         .body

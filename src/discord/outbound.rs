@@ -139,6 +139,12 @@ impl ActionSink for DiscordOutbound {
             tracing::debug!(channel = %event.channel, rule, "chat-derived text withheld");
             return;
         }
+        if let Action::ChatMode { change, rule } = &action {
+            // Shield Mode and Twitch's chat modes have no Discord counterpart here.
+            self.metrics.dropped("unsupported");
+            tracing::info!(channel = %event.channel, rule, change = %change.describe(), "chat-mode change not carried out on Discord");
+            return;
+        }
         if let Some(delete) = delete_with(event, &action) {
             self.enqueue(&event.channel, delete);
         }
@@ -322,6 +328,7 @@ impl Worker {
                 http.remove_ban(guild, user, Some(&reason)).await
             }
             Action::Shadow { .. } | Action::Withheld { .. } => return Outcome::Ok,
+            Action::ChatMode { .. } => return Outcome::Invalid,
         };
         match result {
             Ok(()) => Outcome::Ok,
@@ -358,6 +365,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Unban { .. } => "unban",
         Action::Shadow { .. } => "shadow",
         Action::Withheld { .. } => "withheld",
+        Action::ChatMode { .. } => "chat_mode",
     }
 }
 

@@ -36,11 +36,56 @@ pub enum Action {
     },
     /// Lift a ban or timeout (used by `!nukeundo`).
     Unban { user_id: String, rule: String },
+    /// Change a chat mode of the channel (the raid defence: Shield Mode, followers-only, ...).
+    ChatMode {
+        change: ChatModeChange,
+        rule: String,
+    },
     /// What a rule in shadow mode would have done; never carried out.
     Shadow { rule: String, would: Box<Action> },
     /// A Say or Reply the bot did not post because chat input in it breaks the channel's
     /// content filter `rule`; counted by the transports, never carried out.
     Withheld { rule: String, would: Box<Action> },
+}
+
+/// One chat-mode change; `None` / `false` turns the mode off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "mode", content = "value", rename_all = "snake_case")]
+pub enum ChatModeChange {
+    ShieldMode(bool),
+    /// Followers of at least this many minutes only.
+    FollowersOnly(Option<u64>),
+    EmoteOnly(bool),
+    /// Seconds between two messages of a user.
+    Slow(Option<u64>),
+    SubscribersOnly(bool),
+}
+
+impl ChatModeChange {
+    /// Words for chat and logs: `Shield Mode on`, `followers-only (10 min) on`, ...
+    pub fn describe(self) -> String {
+        let on = |b: bool| if b { "on" } else { "off" };
+        match self {
+            ChatModeChange::ShieldMode(b) => format!("Shield Mode {}", on(b)),
+            ChatModeChange::FollowersOnly(Some(m)) => format!("followers-only ({m} min) on"),
+            ChatModeChange::FollowersOnly(None) => "followers-only off".into(),
+            ChatModeChange::EmoteOnly(b) => format!("emote-only {}", on(b)),
+            ChatModeChange::Slow(Some(s)) => format!("slow mode ({s} s) on"),
+            ChatModeChange::Slow(None) => "slow mode off".into(),
+            ChatModeChange::SubscribersOnly(b) => format!("subscribers-only {}", on(b)),
+        }
+    }
+
+    /// Whether this turns a mode on.
+    pub fn engages(self) -> bool {
+        match self {
+            ChatModeChange::ShieldMode(b)
+            | ChatModeChange::EmoteOnly(b)
+            | ChatModeChange::SubscribersOnly(b) => b,
+            ChatModeChange::FollowersOnly(m) => m.is_some(),
+            ChatModeChange::Slow(s) => s.is_some(),
+        }
+    }
 }
 
 impl Action {
@@ -67,6 +112,7 @@ impl Action {
             | Action::Timeout { rule, .. }
             | Action::Ban { rule, .. }
             | Action::Unban { rule, .. }
+            | Action::ChatMode { rule, .. }
             | Action::Shadow { rule, .. }
             | Action::Withheld { rule, .. } => Some(rule),
             _ => None,

@@ -10,7 +10,8 @@
 //! - [`event`], [`action`]: the platform-neutral input and output.
 //! - [`rules`]: the channel configuration, [`compiled`]: its matchers, built once per change.
 //! - [`template`]: response templates; [`fold`]: text folding for matching.
-//! - [`builtin`], [`commands`], [`keywords`], [`timers`], [`filters`], [`nuke`]: the features.
+//! - [`builtin`], [`commands`], [`keywords`], [`timers`], [`filters`], [`nuke`]: the features;
+//!   [`defence`]: the channel-level raid defence (chat modes in steps, reverted when calm).
 //! - [`roles`]: permission levels; [`bounded`], [`rng`]: bounded state, seeded randomness.
 //! - [`outgoing`]: what every text the bot posts is held to (chat input screened by the
 //!   channel's content filters and never leading with a command prefix).
@@ -38,6 +39,7 @@ pub mod bounded;
 pub mod builtin;
 pub mod commands;
 pub mod compiled;
+pub mod defence;
 pub mod event;
 pub mod filters;
 pub mod fold;
@@ -167,6 +169,8 @@ pub struct Runtime {
     pub nukes: NukeBook,
     /// Per timer name: (last fired or first seen at ms, lines at that time).
     pub timers: BTreeMap<String, (u64, u64)>,
+    /// The raid defence's window and engaged steps.
+    pub defence: defence::DefenceRuntime,
     pub rng: XorShift,
     /// Changes to lasting state not yet taken by the caller (see [`journal`]); at most
     /// [`MAX_JOURNAL`], see [`Runtime::note`].
@@ -212,6 +216,7 @@ impl Default for Runtime {
             scrollback: Scrollback::default(),
             nukes: NukeBook::default(),
             timers: BTreeMap::new(),
+            defence: defence::DefenceRuntime::default(),
             rng: XorShift::default(),
             journal: Vec::new(),
             journal_dropped: 0,
@@ -420,7 +425,15 @@ pub fn handle(state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> V
     let now_ms = millis(now);
     match &event.kind {
         EventKind::Message(message) => on_message(state, message, now_ms),
-        EventKind::Tick => timers::on_tick(state, now_ms),
+        EventKind::Tick => {
+            let mut actions = timers::on_tick(state, now_ms);
+            actions.extend(defence::on_tick(state, now_ms));
+            actions
+        }
+        EventKind::UserNotice { kind, .. } if kind == "raid" => {
+            defence::on_raid(state, now_ms);
+            Vec::new()
+        }
         EventKind::StreamStatus {
             online,
             started_at_ms,
@@ -460,7 +473,9 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
     if !moderated {
         actions.extend(nuke::check_live(state, incoming));
     }
+    let defended = defence::observe(state, incoming, &actions);
     if actions.iter().any(Action::is_moderation) {
+        actions.extend(defended);
         return actions;
     }
     let answered = answer(state, incoming);
@@ -473,10 +488,14 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
         state.commands_answered += 1;
     }
     actions.extend(answered);
+    actions.extend(defended);
     actions
 }
 
 fn answer(state: &mut ChannelState, incoming: Incoming<'_>) -> Vec<Action> {
+    if let Some(actions) = defence::command(state, incoming) {
+        return actions;
+    }
     if let Some(actions) = builtin::answer(state, incoming) {
         return actions;
     }

@@ -128,6 +128,79 @@ pub struct ChannelRules {
     /// Who may use the built-in commands and how often (`[builtins.echo]`, `[builtins.ping]`).
     #[serde(skip_serializing_if = "BuiltinSettings::is_default")]
     pub builtins: BuiltinSettings,
+    /// Channel-level raid defences (`[defence]`; off unless enabled).
+    #[serde(skip_serializing_if = "DefenceSettings::is_default")]
+    pub defence: DefenceSettings,
+}
+
+/// One response step of the raid defence, engaged in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DefenceStep {
+    /// Twitch's Shield Mode (`PUT /moderation/shield_mode`).
+    ShieldMode,
+    /// Followers-only chat for followers of at least this many minutes (0 = any follower).
+    FollowersOnly(u64),
+    EmoteOnly,
+    /// Slow mode: one message per this many seconds per user (3..=120).
+    Slow(u64),
+    SubscribersOnly,
+}
+
+/// `[defence]`: detection thresholds and the response steps of the channel's raid defence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DefenceSettings {
+    pub enabled: bool,
+    /// Records what it would do ("would have engaged Shield Mode") without acting.
+    pub shadow: bool,
+    /// The detection window, in seconds.
+    pub window_s: u64,
+    /// Engage when the filters took more moderation actions than this within the window
+    /// (0: not checked).
+    pub max_moderation_actions: u64,
+    /// Engage when more than this share (0..=1) of the window's messages come from first-time
+    /// chatters, over at least `min_messages` messages (0: not checked).
+    pub max_first_time_share: f64,
+    pub min_messages: u64,
+    /// Engage when the filters hit this many messages within `raid_window_s` after a raid
+    /// arrived (0: not checked).
+    pub raid_filter_hits: u64,
+    pub raid_window_s: u64,
+    /// What to do, in order: the first step on detection, the next after `escalate_after_s`
+    /// if the raid goes on.
+    pub steps: Vec<DefenceStep>,
+    pub escalate_after_s: u64,
+    /// Every engaged step is reverted after this many seconds without a detection.
+    pub calm_s: u64,
+    /// Tell chat when a step is engaged or reverted (a fixed text; moderators end it with
+    /// `!raidoff`, see it with `!raidstatus`).
+    pub announce: bool,
+}
+
+impl Default for DefenceSettings {
+    fn default() -> Self {
+        DefenceSettings {
+            enabled: false,
+            shadow: false,
+            window_s: 10,
+            max_moderation_actions: 20,
+            max_first_time_share: 0.5,
+            min_messages: 30,
+            raid_filter_hits: 5,
+            raid_window_s: 120,
+            steps: vec![DefenceStep::ShieldMode],
+            escalate_after_s: 30,
+            calm_s: 120,
+            announce: true,
+        }
+    }
+}
+
+impl DefenceSettings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The built-in commands' permissions and cooldowns. Every field left out keeps the
@@ -537,7 +610,8 @@ impl ChannelRules {
             let item = format!("builtins.{name}");
             check_cooldowns(&item, limits.global_cooldown_s, limits.user_cooldown_s)?;
         }
-        validate_nuke(&self.nuke)
+        validate_nuke(&self.nuke)?;
+        validate_defence(&self.defence)
     }
 
     fn validate_counts(&self) -> Result<(), RuleError> {
@@ -718,6 +792,46 @@ fn validate_filter_params(item: &str, filter: &FilterRule) -> Result<(), RuleErr
         _ => None,
     };
     bad.map_or(Ok(()), |fault_text| Err(fault(item, fault_text)))
+}
+
+fn validate_defence(d: &DefenceSettings) -> Result<(), RuleError> {
+    let item = "defence";
+    if !(1..=600).contains(&d.window_s) {
+        return Err(fault(item, "window_s is 1..=600"));
+    }
+    if !(0.0..=1.0).contains(&d.max_first_time_share) {
+        return Err(fault(item, "max_first_time_share is 0..=1"));
+    }
+    if d.raid_window_s > 3_600 || d.escalate_after_s > 3_600 {
+        return Err(fault(
+            item,
+            "raid_window_s and escalate_after_s are at most 3600",
+        ));
+    }
+    if d.calm_s == 0 || d.calm_s > MAX_COOLDOWN_S {
+        return Err(fault(item, "calm_s is 1..=86400"));
+    }
+    if d.enabled && d.steps.is_empty() {
+        return Err(fault(item, "steps is empty"));
+    }
+    if d.steps.len() > 8 {
+        return Err(fault(item, "at most 8 steps"));
+    }
+    for step in &d.steps {
+        match *step {
+            DefenceStep::FollowersOnly(m) if m > 129_600 => {
+                return Err(fault(
+                    item,
+                    "followers_only is at most 129600 minutes (Twitch's 90 days)",
+                ))
+            }
+            DefenceStep::Slow(s) if !(3..=120).contains(&s) => {
+                return Err(fault(item, "slow is 3..=120 seconds (Twitch's range)"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_domain(item: &str, domain: &str) -> Result<(), RuleError> {

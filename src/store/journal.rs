@@ -49,7 +49,11 @@ impl Journal {
             engine_change(change, &mut changes);
         }
         // Most events take no moderation action: the clock is read only for those that do.
-        let logged = |a: &Action| a.is_moderation() || matches!(a, Action::Unban { .. });
+        let logged = |a: &Action| {
+            a.is_moderation()
+                || matches!(a, Action::Unban { .. } | Action::ChatMode { .. })
+                || chat_mode_shadow(a).is_some()
+        };
         if actions.iter().any(logged) {
             let now = i64::try_from(millis(SystemTime::now())).unwrap_or(i64::MAX);
             for action in actions {
@@ -98,6 +102,14 @@ impl Journal {
                 rule,
             } => ("ban", user_id.clone(), reason.clone(), 0, rule),
             Action::Unban { user_id, rule } => ("unban", user_id.clone(), String::new(), 0, rule),
+            // The raid defence's decisions, shadow ones included ("would have engaged").
+            Action::ChatMode { change, rule } => {
+                ("chat_mode", String::new(), change.describe(), 0, rule)
+            }
+            Action::Shadow { rule, .. } => match chat_mode_shadow(action) {
+                Some(change) => ("would_chat_mode", String::new(), change.describe(), 0, rule),
+                None => return None,
+            },
             _ => return None,
         };
         self.log_seq += 1;
@@ -161,6 +173,17 @@ fn engine_change(change: StateChange, out: &mut Vec<Change>) {
                 expires_ms: i64::try_from(expires_ms).unwrap_or(i64::MAX),
             }));
         }
+    }
+}
+
+/// The chat-mode change a shadow record stands for, if it is one.
+fn chat_mode_shadow(action: &Action) -> Option<crate::engine::action::ChatModeChange> {
+    match action {
+        Action::Shadow { would, .. } => match **would {
+            Action::ChatMode { change, .. } => Some(change),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -247,6 +247,7 @@ pub fn rules_to_rows(rules: &ChannelRules) -> Result<Vec<RuleRow>, RowError> {
         regulars: rules.regulars.clone(),
         nuke: rules.nuke.clone(),
         builtins: rules.builtins.clone(),
+        defence: rules.defence.clone(),
         order: Order {
             commands: rules.commands.iter().map(|c| c.name.clone()).collect(),
             keywords: rules.keywords.iter().map(|k| k.name.clone()).collect(),
@@ -316,6 +317,7 @@ pub fn decode_rules(rows: &[RuleRow]) -> Result<ChannelRules, RowError> {
                 rules.regulars = settings.regulars;
                 rules.nuke = settings.nuke;
                 rules.builtins = settings.builtins;
+                rules.defence = settings.defence;
                 order = settings.order;
             }
             other => return Err(RowError::UnknownKind(other.to_string())),
@@ -353,6 +355,12 @@ struct Settings {
         skip_serializing_if = "crate::engine::rules::BuiltinSettings::is_default"
     )]
     builtins: crate::engine::rules::BuiltinSettings,
+    /// Absent while the raid defence is on its defaults (off).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::engine::rules::DefenceSettings::is_default"
+    )]
+    defence: crate::engine::rules::DefenceSettings,
     /// The items' order, by name (absent in rows stored before it was kept).
     #[serde(default)]
     order: Order,

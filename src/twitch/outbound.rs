@@ -136,7 +136,8 @@ impl ActionSink for TwitchOutbound {
             Action::Delete { .. }
             | Action::Timeout { .. }
             | Action::Ban { .. }
-            | Action::Unban { .. } => return self.moderate(&event.channel, action, received_at),
+            | Action::Unban { .. }
+            | Action::ChatMode { .. } => return self.moderate(&event.channel, action, received_at),
             Action::Shadow { rule, would } => return self.shadow(&event.channel, &rule, &would),
             Action::Withheld { rule, .. } => {
                 // A text from chat input the channel's content filters forbid: never sent.
@@ -586,6 +587,7 @@ fn moderation_name(action: &Action) -> &'static str {
         Action::Timeout { .. } => "timeout",
         Action::Ban { .. } => "ban",
         Action::Unban { .. } => "unban",
+        Action::ChatMode { .. } => "chat_mode",
         _ => "other",
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod compare;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub struct ReplayRecord<'a> {
     pub user: Option<&'a str>,
     pub action: &'static str,
     pub duration_s: Option<u64>,
-    pub text: Option<&'a str>,
+    pub text: Option<Cow<'a, str>>,
     pub rule: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub shadow: bool,
@@ -287,12 +288,12 @@ fn record<'a>(
     };
     match action {
         Action::Say { text } => ReplayRecord {
-            text: Some(text),
+            text: Some(Cow::Borrowed(text)),
             ..base
         },
         Action::Reply { text, .. } => ReplayRecord {
             action: "reply",
-            text: Some(text),
+            text: Some(Cow::Borrowed(text)),
             ..base
         },
         Action::Delete { rule, .. } => ReplayRecord {
@@ -308,13 +309,13 @@ fn record<'a>(
         } => ReplayRecord {
             action: "timeout",
             duration_s: Some(*duration_s),
-            text: Some(reason),
+            text: Some(Cow::Borrowed(reason)),
             rule: Some(rule),
             ..base
         },
         Action::Ban { reason, rule, .. } => ReplayRecord {
             action: "ban",
-            text: Some(reason),
+            text: Some(Cow::Borrowed(reason)),
             rule: Some(rule),
             ..base
         },
@@ -331,6 +332,12 @@ fn record<'a>(
                 ..inner
             }
         }
+        Action::ChatMode { change, rule } => ReplayRecord {
+            action: "chat_mode",
+            text: Some(Cow::Owned(change.describe())),
+            rule: Some(rule),
+            ..base
+        },
         Action::Withheld { rule, .. } => ReplayRecord {
             action: "withheld",
             rule: Some(rule),

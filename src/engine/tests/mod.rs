@@ -3,6 +3,7 @@
 //! corpus run needs the Twitch side: `tests/engine_corpus.rs`). Unit tests of single pieces
 //! live next to them.
 
+mod defence;
 mod features;
 mod hardening;
 mod moderation;

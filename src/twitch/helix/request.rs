@@ -1,14 +1,17 @@
 //! From an engine [`Action`] to the exact Helix call: method, path, query and JSON body.
 //!
 //! [`Job::from_request`] validates a [`ModerationRequest`] once, at submission (only Delete,
-//! Timeout, Ban and Unban are accepted; durations are clamped to Helix's 1..=1209600 s and
-//! reasons cut to 500 characters), so the worker only ever holds calls Helix can accept.
+//! Timeout, Ban, Unban and ChatMode are accepted; durations are clamped to Helix's
+//! 1..=1209600 s and reasons cut to 500 characters), so the worker only ever holds calls Helix
+//! can accept. A chat-mode change is `PUT /moderation/shield_mode` (scope
+//! `moderator:manage:shield_mode`) or `PATCH /chat/settings` (`moderator:manage:chat_settings`).
 
 use std::time::Instant;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::engine::action::ChatModeChange;
 use crate::engine::Action;
 
 /// Helix's own ceiling for a timeout, in seconds (two weeks).
@@ -55,13 +58,17 @@ impl Refused {
     }
 }
 
-/// The four Helix moderation calls.
+/// The Helix moderation calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Delete,
     Timeout,
     Ban,
     Unban,
+    /// Shield Mode on or off.
+    ShieldMode,
+    /// Followers-only, emote-only, slow or subscribers-only mode.
+    ChatSettings,
 }
 
 impl Kind {
@@ -71,7 +78,14 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::Ban => "ban",
             Kind::Unban => "unban",
+            Kind::ShieldMode => "shield_mode",
+            Kind::ChatSettings => "chat_settings",
         }
+    }
+
+    /// Whether this changes the channel's chat modes (one call for everyone in the channel).
+    pub fn is_chat_mode(self) -> bool {
+        matches!(self, Kind::ShieldMode | Kind::ChatSettings)
     }
 }
 
@@ -86,6 +100,8 @@ pub struct Job {
     pub message_id: Option<String>,
     pub duration_s: Option<u64>,
     pub reason: Option<String>,
+    /// The JSON body of a chat-mode change.
+    pub settings: Option<Value>,
     pub rule: String,
     /// `received_at` of the request, else the submission time.
     pub since: Instant,
@@ -110,6 +126,30 @@ fn action_name(action: &Action) -> &'static str {
         Action::Timeout { .. } => "timeout",
         Action::Ban { .. } => "ban",
         Action::Unban { .. } => "unban",
+        Action::ChatMode { .. } => "chat_mode",
+    }
+}
+
+/// The call and body of a chat-mode change.
+fn chat_mode(change: ChatModeChange) -> (Kind, Value) {
+    match change {
+        ChatModeChange::ShieldMode(on) => (Kind::ShieldMode, json!({ "is_active": on })),
+        ChatModeChange::FollowersOnly(Some(minutes)) => (
+            Kind::ChatSettings,
+            json!({ "follower_mode": true, "follower_mode_duration": minutes.min(129_600) }),
+        ),
+        ChatModeChange::FollowersOnly(None) => {
+            (Kind::ChatSettings, json!({ "follower_mode": false }))
+        }
+        ChatModeChange::EmoteOnly(on) => (Kind::ChatSettings, json!({ "emote_mode": on })),
+        ChatModeChange::Slow(Some(seconds)) => (
+            Kind::ChatSettings,
+            json!({ "slow_mode": true, "slow_mode_wait_time": seconds.clamp(3, 120) }),
+        ),
+        ChatModeChange::Slow(None) => (Kind::ChatSettings, json!({ "slow_mode": false })),
+        ChatModeChange::SubscribersOnly(on) => {
+            (Kind::ChatSettings, json!({ "subscriber_mode": on }))
+        }
     }
 }
 
@@ -139,6 +179,7 @@ impl Job {
             message_id: None,
             duration_s: None,
             reason: None,
+            settings: None,
             rule: request.action.rule().unwrap_or_default().to_string(),
             since: request.received_at.unwrap_or_else(Instant::now),
         };
@@ -174,6 +215,12 @@ impl Job {
             Action::Unban { user_id, .. } => {
                 job.kind = Kind::Unban;
                 job.user_id = Some(non_empty(&user_id, "empty user_id")?);
+            }
+            Action::ChatMode { change, .. } => {
+                let (kind, body) = chat_mode(change);
+                job.kind = kind;
+                job.settings = Some(body);
+                job.reason = Some(change.describe());
             }
             other => return Err(Refused::Unsupported(action_name(&other))),
         }
@@ -211,6 +258,18 @@ impl Job {
                 path: "/moderation/bans",
                 query,
                 body: Some(self.ban_body(user_id)),
+            },
+            Kind::ShieldMode => Call {
+                method: Method::PUT,
+                path: "/moderation/shield_mode",
+                query,
+                body: self.settings.clone(),
+            },
+            Kind::ChatSettings => Call {
+                method: Method::PATCH,
+                path: "/chat/settings",
+                query,
+                body: self.settings.clone(),
             },
         }
     }
@@ -293,6 +352,49 @@ mod tests {
         }));
         let body = job.ok().and_then(|j| j.call().body);
         assert_eq!(body, Some(json!({"data": {"user_id": "7"}})));
+    }
+
+    #[test]
+    fn chat_mode_changes_are_shield_mode_puts_and_chat_settings_patches() {
+        let call = |change| {
+            Job::from_request(request(Action::ChatMode {
+                change,
+                rule: "defence".into(),
+            }))
+            .map(|j| (j.kind, j.call()))
+            .ok()
+        };
+        let (kind, shield) = call(ChatModeChange::ShieldMode(true)).expect("job");
+        assert_eq!(kind, Kind::ShieldMode);
+        assert_eq!(
+            (shield.method, shield.path),
+            (Method::PUT, "/moderation/shield_mode")
+        );
+        assert_eq!(shield.body, Some(json!({"is_active": true})));
+        let (_, follow) = call(ChatModeChange::FollowersOnly(Some(10))).expect("job");
+        assert_eq!(
+            (follow.method, follow.path),
+            (Method::PATCH, "/chat/settings")
+        );
+        assert_eq!(
+            follow.body,
+            Some(json!({"follower_mode": true, "follower_mode_duration": 10}))
+        );
+        let (_, slow) = call(ChatModeChange::Slow(Some(500))).expect("job");
+        assert_eq!(
+            slow.body,
+            Some(json!({"slow_mode": true, "slow_mode_wait_time": 120})),
+            "clamped to Twitch's range"
+        );
+        let (_, off) = call(ChatModeChange::SubscribersOnly(false)).expect("job");
+        assert_eq!(off.body, Some(json!({"subscriber_mode": false})));
+        assert_eq!(
+            off.query,
+            vec![
+                ("broadcaster_id", "100".into()),
+                ("moderator_id", "200".into())
+            ]
+        );
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! most `staged_capacity` jobs in total; past that the worker stops taking jobs off the bounded
 //! channel, whose own bound then applies to `submit`.
 //!
-//! Within a channel's line the points go where they count most: bans, then timeouts, then
-//! deletes, then unbans (never ahead of an action already waiting for the same user); a second
+//! Within a channel's line the points go where they count most: chat-mode changes (the raid
+//! defence's Shield Mode and chat settings: one call for the whole channel), bans, then
+//! timeouts, then deletes, then unbans (never ahead of an action already waiting for the same user); a second
 //! timeout or ban of a user merges into one, the harshest (the other is logged as
 //! `dropped: merged`); and an action still waiting `helix.max_action_age_ms` after its chat
-//! message arrived is dropped (`dropped: too old`) rather than sent late.
+//! message arrived is dropped (`dropped: too old`) rather than sent late (chat-mode changes
+//! never are).
 //!
 //! On shutdown it stops taking jobs, logs the ones still queued as `dropped: shutdown`, lets the
 //! calls in flight finish (their budget waits and backoffs end at once), then stops the log
@@ -78,9 +80,11 @@ async fn run_one(shared: Shared, job: Job) {
     shared.log.record(entry(&job, &outcome, attempts));
 }
 
-/// The order of kinds in a channel's line: bans, timeouts, deletes, then the rest.
+/// The order of kinds in a channel's line: chat-mode changes (one call stops a whole raid),
+/// bans, timeouts, deletes, then the rest.
 fn rank(kind: Kind) -> u8 {
     match kind {
+        Kind::ShieldMode | Kind::ChatSettings => 4,
         Kind::Ban => 3,
         Kind::Timeout => 2,
         Kind::Delete => 1,
@@ -225,7 +229,9 @@ impl Worker {
             while in_flight.len() < self.max_in_flight {
                 let Some(job) = staged.pop() else { break };
                 self.shared.metrics.queue_depth.dec();
-                if job.since.elapsed() > self.max_age {
+                // A chat-mode change answers no one message: it is never too old (a revert
+                // dropped would leave the mode on).
+                if !job.kind.is_chat_mode() && job.since.elapsed() > self.max_age {
                     record_dropped(&self.shared.log, &self.shared.metrics, &job, "too_old");
                     continue;
                 }
@@ -310,6 +316,7 @@ mod tests {
             message_id: Some(tag.into()),
             duration_s,
             reason: None,
+            settings: None,
             rule: tag.into(),
             since: Instant::now(),
         }
@@ -332,6 +339,26 @@ mod tests {
             ["ban u3", "timeout u1", "delete 1", "delete 2", "unban u2"]
         );
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn chat_mode_changes_go_before_everything_in_their_order() {
+        let mut q = FairQueue::default();
+        q.push(job(Kind::Ban, Some("u1"), None, "ban u1"));
+        q.push(job(Kind::ShieldMode, None, None, "shield on"));
+        q.push(job(Kind::Delete, Some("u2"), None, "delete"));
+        q.push(job(Kind::ChatSettings, None, None, "followers on"));
+        q.push(job(Kind::ShieldMode, None, None, "shield off"));
+        assert_eq!(
+            order(&mut q),
+            [
+                "shield on",
+                "followers on",
+                "shield off",
+                "ban u1",
+                "delete"
+            ]
+        );
     }
 
     #[test]

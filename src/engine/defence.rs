@@ -1,0 +1,317 @@
+//! Channel-level raid defence: detect a raid, change the channel's chat modes in the steps the
+//! operator chose, and change them back once chat is calm.
+//!
+//! One delete per spam message cannot keep up with a raid under Twitch's Helix budget (800
+//! points a minute); one Shield Mode call stops every fresh account at once. Detection, over
+//! the last `window_s` (each threshold 0 = not checked):
+//!
+//! - the filters took more than `max_moderation_actions` moderation actions;
+//! - more than `max_first_time_share` of the messages (at least `min_messages`) came from
+//!   first-time chatters;
+//! - a raid arrived (`USERNOTICE msg-id=raid`, EventSub `channel.raid`) and the filters hit
+//!   `raid_filter_hits` messages within `raid_window_s` of it.
+//!
+//! On detection the first step is engaged ([`Action::ChatMode`]); while detections go on, the
+//! next step every `escalate_after_s`; after `calm_s` without one, every engaged step is
+//! reverted, last first. Moderators end it at once with `!raidoff` (detection then rests for
+//! `calm_s`, so the bot does not fight them) and see it with `!raidstatus`. In shadow mode the
+//! same decisions come out as [`Action::Shadow`] records ("would have engaged Shield Mode").
+//! Every decision carries the rule `defence`, so it is counted and logged like the filters'.
+//! Memory is bounded: at most [`MAX_WINDOW_EVENTS`] timestamps of each kind.
+
+use std::collections::VecDeque;
+
+use super::action::ChatModeChange;
+use super::roles::Level;
+use super::rules::{DefenceSettings, DefenceStep};
+use super::{Action, ChannelState, Incoming};
+
+/// The rule name of every defence decision.
+pub const RULE: &str = "defence";
+/// Most timestamps kept per kind (actions, messages) for the window.
+pub const MAX_WINDOW_EVENTS: usize = 10_000;
+
+/// The defence's state in one channel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DefenceRuntime {
+    /// When the filters took each moderation action of the window (ms).
+    actions: VecDeque<u64>,
+    /// The window's messages: (ms, from a first-time chatter).
+    messages: VecDeque<(u64, bool)>,
+    first_time: u64,
+    /// When a raid arrived and the filter hits since.
+    raid: Option<(u64, u64)>,
+    /// Steps engaged: a prefix of the settings' steps.
+    engaged: usize,
+    engaged_at_ms: u64,
+    last_step_ms: u64,
+    last_detected_ms: u64,
+    last_reason: String,
+    /// Detection rests until then (after `!raidoff`).
+    resting_until_ms: u64,
+}
+
+impl DefenceRuntime {
+    /// How many steps are engaged.
+    pub fn engaged(&self) -> usize {
+        self.engaged
+    }
+
+    fn prune(&mut self, now_ms: u64, window_ms: u64) {
+        let horizon = now_ms.saturating_sub(window_ms);
+        while self.actions.front().is_some_and(|t| *t < horizon) {
+            self.actions.pop_front();
+        }
+        while let Some((t, first)) = self.messages.front().copied() {
+            if t >= horizon {
+                break;
+            }
+            self.messages.pop_front();
+            self.first_time -= u64::from(first);
+        }
+    }
+
+    fn note_message(&mut self, now_ms: u64, first: bool) {
+        if self.messages.len() >= MAX_WINDOW_EVENTS {
+            if let Some((_, was_first)) = self.messages.pop_front() {
+                self.first_time -= u64::from(was_first);
+            }
+        }
+        self.messages.push_back((now_ms, first));
+        self.first_time += u64::from(first);
+    }
+
+    fn note_actions(&mut self, now_ms: u64, n: usize) {
+        for _ in 0..n {
+            if self.actions.len() >= MAX_WINDOW_EVENTS {
+                self.actions.pop_front();
+            }
+            self.actions.push_back(now_ms);
+        }
+    }
+}
+
+/// Follows one message and what the filters did to it; may engage or escalate.
+pub fn observe(state: &mut ChannelState, incoming: Incoming<'_>, taken: &[Action]) -> Vec<Action> {
+    let settings = &state.rules.defence;
+    if !settings.enabled {
+        return Vec::new();
+    }
+    let now = incoming.now_ms;
+    let (window_ms, raid_window_ms) = (settings.window_s * 1000, settings.raid_window_s * 1000);
+    let moderated = taken.iter().filter(|a| a.is_moderation()).count();
+    let rt = &mut state.runtime.defence;
+    rt.prune(now, window_ms);
+    rt.note_message(now, incoming.message.first_message);
+    rt.note_actions(now, moderated);
+    if let Some((at, hits)) = &mut rt.raid {
+        if now.saturating_sub(*at) > raid_window_ms {
+            rt.raid = None;
+        } else {
+            *hits += u64::from(moderated > 0);
+        }
+    }
+    evaluate(state, now)
+}
+
+/// A raid arrived in the channel.
+pub fn on_raid(state: &mut ChannelState, now_ms: u64) {
+    if state.rules.defence.enabled {
+        state.runtime.defence.raid = Some((now_ms, 0));
+    }
+}
+
+/// The one-second tick: reverts every engaged step once chat has been calm for `calm_s`.
+pub fn on_tick(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
+    let rt = &state.runtime.defence;
+    let calm_ms = state.rules.defence.calm_s * 1000;
+    if rt.engaged == 0 || now_ms.saturating_sub(rt.last_detected_ms) < calm_ms {
+        return Vec::new();
+    }
+    let calm_s = state.rules.defence.calm_s;
+    revert(state, &format!("{calm_s} s of calm"))
+}
+
+/// `!raidoff` and `!raidstatus` (moderators and up); `None` when the message is neither.
+pub fn command(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Vec<Action>> {
+    let text = incoming.message.text.trim();
+    let command = text.split_whitespace().next()?;
+    if !["!raidoff", "!raidstatus"].contains(&command) {
+        return None;
+    }
+    if incoming.level < Level::Moderator {
+        return Some(Vec::new());
+    }
+    let reply = |text: String| Action::Reply {
+        parent_id: incoming.message.id.clone(),
+        text,
+    };
+    if !state.rules.defence.enabled {
+        return Some(vec![reply(
+            "Raid defence is not set up for this channel.".into(),
+        )]);
+    }
+    let now = incoming.now_ms;
+    if command == "!raidstatus" {
+        return Some(vec![reply(status(state, now))]);
+    }
+    let rest_ms = state.rules.defence.calm_s * 1000;
+    state.runtime.defence.resting_until_ms = now.saturating_add(rest_ms);
+    let mut actions = revert(state, "!raidoff");
+    let rest_s = state.rules.defence.calm_s;
+    actions.push(reply(format!(
+        "Raid defence off; detection rests for {rest_s} s."
+    )));
+    Some(actions)
+}
+
+fn status(state: &ChannelState, now_ms: u64) -> String {
+    let settings = &state.rules.defence;
+    let rt = &state.runtime.defence;
+    let shadow = if settings.shadow {
+        " (shadow mode)"
+    } else {
+        ""
+    };
+    if rt.engaged == 0 {
+        let resting = if rt.resting_until_ms > now_ms {
+            format!(
+                ", resting for {} s after !raidoff",
+                (rt.resting_until_ms - now_ms).div_ceil(1000)
+            )
+        } else {
+            String::new()
+        };
+        return format!(
+            "Raid defence{shadow}: watching ({} actions, {} messages in the last {} s){resting}.",
+            rt.actions.len(),
+            rt.messages.len(),
+            settings.window_s
+        );
+    }
+    let steps: Vec<String> = settings.steps[..rt.engaged]
+        .iter()
+        .map(|s| change(*s, true).describe())
+        .collect();
+    format!(
+        "Raid defence{shadow}: {} for {} s ({}); last detection {} s ago; reverts after {} s of calm. !raidoff ends it.",
+        steps.join(", "),
+        now_ms.saturating_sub(rt.engaged_at_ms) / 1000,
+        rt.last_reason,
+        now_ms.saturating_sub(rt.last_detected_ms) / 1000,
+        settings.calm_s
+    )
+}
+
+/// Why the window says "raid", if it does.
+fn detect(settings: &DefenceSettings, rt: &DefenceRuntime) -> Option<String> {
+    let actions = rt.actions.len() as u64;
+    if settings.max_moderation_actions > 0 && actions > settings.max_moderation_actions {
+        return Some(format!(
+            "{actions} moderation actions in {} s",
+            settings.window_s
+        ));
+    }
+    let messages = rt.messages.len() as u64;
+    if settings.max_first_time_share > 0.0 && messages >= settings.min_messages.max(1) {
+        let share = rt.first_time as f64 / messages as f64;
+        if share > settings.max_first_time_share {
+            return Some(format!(
+                "{:.0} % of {messages} messages from first-time chatters",
+                share * 100.0
+            ));
+        }
+    }
+    match rt.raid {
+        Some((_, hits)) if settings.raid_filter_hits > 0 && hits >= settings.raid_filter_hits => {
+            Some(format!("a raid, then {hits} filter hits"))
+        }
+        _ => None,
+    }
+}
+
+fn evaluate(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
+    let settings = &state.rules.defence;
+    let rt = &state.runtime.defence;
+    if now_ms < rt.resting_until_ms {
+        return Vec::new();
+    }
+    let Some(reason) = detect(settings, rt) else {
+        return Vec::new();
+    };
+    let escalate_ms = settings.escalate_after_s * 1000;
+    let next = rt.engaged;
+    let due = next == 0
+        || (next < settings.steps.len() && now_ms.saturating_sub(rt.last_step_ms) >= escalate_ms);
+    let rt = &mut state.runtime.defence;
+    rt.last_detected_ms = now_ms;
+    rt.last_reason = reason.clone();
+    if !due {
+        return Vec::new();
+    }
+    engage(state, next, &reason, now_ms)
+}
+
+fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> Vec<Action> {
+    let settings = state.rules.defence.clone();
+    let Some(&which) = settings.steps.get(step) else {
+        return Vec::new();
+    };
+    let rt = &mut state.runtime.defence;
+    if step == 0 {
+        rt.engaged_at_ms = now_ms;
+    }
+    rt.engaged = step + 1;
+    rt.last_step_ms = now_ms;
+    let change = change(which, true);
+    let mut actions = vec![decision(change, settings.shadow)];
+    if settings.announce {
+        let say = Action::Say {
+            text: format!(
+                "Raid defence: {} ({reason}). Moderators: !raidoff ends it.",
+                change.describe()
+            ),
+        };
+        actions.push(say.shadowed(RULE, settings.shadow));
+    }
+    actions
+}
+
+fn revert(state: &mut ChannelState, why: &str) -> Vec<Action> {
+    let settings = state.rules.defence.clone();
+    let engaged = std::mem::take(&mut state.runtime.defence.engaged);
+    if engaged == 0 {
+        return Vec::new();
+    }
+    let mut actions: Vec<Action> = settings.steps[..engaged.min(settings.steps.len())]
+        .iter()
+        .rev()
+        .map(|s| decision(change(*s, false), settings.shadow))
+        .collect();
+    if settings.announce {
+        let say = Action::Say {
+            text: format!("Raid defence ended ({why}); its chat modes are off again."),
+        };
+        actions.push(say.shadowed(RULE, settings.shadow));
+    }
+    actions
+}
+
+fn decision(change: ChatModeChange, shadow: bool) -> Action {
+    Action::ChatMode {
+        change,
+        rule: RULE.to_string(),
+    }
+    .shadowed(RULE, shadow)
+}
+
+/// The chat-mode change that engages (`on`) or reverts one step.
+pub fn change(step: DefenceStep, on: bool) -> ChatModeChange {
+    match step {
+        DefenceStep::ShieldMode => ChatModeChange::ShieldMode(on),
+        DefenceStep::FollowersOnly(m) => ChatModeChange::FollowersOnly(on.then_some(m)),
+        DefenceStep::EmoteOnly => ChatModeChange::EmoteOnly(on),
+        DefenceStep::Slow(s) => ChatModeChange::Slow(on.then_some(s)),
+        DefenceStep::SubscribersOnly => ChatModeChange::SubscribersOnly(on),
+    }
+}

@@ -1,0 +1,241 @@
+//! The raid defence: detection (moderation actions, first-time chatters, a raid then filter
+//! hits), steps engaged and escalated, reverted after calm, `!raidoff` / `!raidstatus`, shadow
+//! mode, validation, and the abuse cases (bounded memory, viewers cannot switch it off).
+
+use super::*;
+use crate::engine::action::ChatModeChange;
+use crate::engine::defence::MAX_WINDOW_EVENTS;
+
+const RULES: &str = r#"
+[[filters]]
+name = "slurs"
+kind = "banned_phrases"
+action = "delete"
+phrases = [{ pattern = "hateword" }]
+
+[defence]
+enabled = true
+window_s = 10
+max_moderation_actions = 5
+max_first_time_share = 0.0
+raid_filter_hits = 0
+steps = ["shield_mode", { followers_only = 10 }]
+escalate_after_s = 30
+calm_s = 60
+"#;
+
+/// The chat-mode changes among `actions`, real ones only.
+fn modes(actions: &[Action]) -> Vec<ChatModeChange> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ChatMode { change, rule } if rule == "defence" => Some(*change),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A message from `login`, a first-time chatter when `first`.
+fn chat(state: &mut ChannelState, login: &str, text: &str, first: bool, secs: u64) -> Vec<Action> {
+    let message = ChatMessage {
+        id: format!("m-{login}-{secs}-{}", state.messages_seen),
+        user: user(login, Role::Everyone),
+        text: text.to_string(),
+        first_message: first,
+        ..ChatMessage::default()
+    };
+    handle(state, &event(EventKind::Message(message)), at(secs))
+}
+
+/// `n` raid messages from fresh accounts at `secs`.
+fn raid(state: &mut ChannelState, from: usize, n: usize, secs: u64) -> Vec<Action> {
+    (from..from + n)
+        .flat_map(|i| {
+            chat(
+                state,
+                &format!("raider{i}"),
+                "hateword hateword",
+                true,
+                secs,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn moderation_actions_engage_escalate_and_calm_reverts_last_first() {
+    let mut s = state(RULES);
+    assert!(
+        modes(&raid(&mut s, 0, 5, 0)).is_empty(),
+        "5 actions: at the threshold"
+    );
+    let engaged = raid(&mut s, 5, 1, 1);
+    assert_eq!(modes(&engaged), [ChatModeChange::ShieldMode(true)]);
+    assert!(
+        texts(&engaged)
+            .iter()
+            .any(|t| t.contains("Shield Mode on") && t.contains("!raidoff")),
+        "{engaged:?}"
+    );
+    // The raid goes on: no second step before escalate_after_s.
+    assert!(modes(&raid(&mut s, 6, 6, 20)).is_empty());
+    assert_eq!(
+        modes(&raid(&mut s, 12, 6, 31)),
+        [ChatModeChange::FollowersOnly(Some(10))]
+    );
+    assert!(modes(&raid(&mut s, 18, 6, 62)).is_empty(), "no third step");
+    // Calm: 60 s after the last detection (at 62) everything engaged is reverted, last first.
+    assert!(modes(&tick(&mut s, 121)).is_empty());
+    let reverted = tick(&mut s, 122);
+    assert_eq!(
+        modes(&reverted),
+        [
+            ChatModeChange::FollowersOnly(None),
+            ChatModeChange::ShieldMode(false)
+        ]
+    );
+    assert!(texts(&reverted).iter().any(|t| t.contains("ended")));
+    assert!(tick(&mut s, 200).is_empty(), "reverted once");
+    // The messages themselves were still deleted, every one.
+    let spam = raid(&mut s, 100, 1, 300);
+    assert_eq!(moderation(&spam), ["delete:slurs"]);
+}
+
+#[test]
+fn first_time_chatters_and_a_raid_followed_by_filter_hits_are_detected() {
+    let first_time = RULES
+        .replace("max_moderation_actions = 5", "max_moderation_actions = 0")
+        .replace(
+            "max_first_time_share = 0.0",
+            "max_first_time_share = 0.5\nmin_messages = 10",
+        );
+    let mut s = state(&first_time);
+    for i in 0..5 {
+        assert!(modes(&chat(&mut s, &format!("regular{i}"), "hi", false, 0)).is_empty());
+    }
+    let mut engaged = Vec::new();
+    for i in 0..6 {
+        engaged.extend(chat(&mut s, &format!("new{i}"), "hello", true, 1));
+    }
+    assert_eq!(
+        modes(&engaged),
+        [ChatModeChange::ShieldMode(true)],
+        "6 of 11 first-time"
+    );
+
+    let raid_rule = RULES
+        .replace("max_moderation_actions = 5", "max_moderation_actions = 0")
+        .replace(
+            "raid_filter_hits = 0",
+            "raid_filter_hits = 3\nraid_window_s = 60",
+        );
+    let mut s = state(&raid_rule);
+    assert!(
+        modes(&raid(&mut s, 0, 4, 0)).is_empty(),
+        "no raid announced yet"
+    );
+    let notice = EventKind::UserNotice {
+        kind: "raid".into(),
+        user: user("raidleader", Role::Everyone),
+        text: None,
+    };
+    assert!(handle(&mut s, &event(notice), at(100)).is_empty());
+    assert!(modes(&raid(&mut s, 10, 2, 101)).is_empty());
+    assert_eq!(
+        modes(&raid(&mut s, 20, 1, 102)),
+        [ChatModeChange::ShieldMode(true)],
+        "the third filter hit after the raid"
+    );
+}
+
+#[test]
+fn moderators_end_it_with_raidoff_and_see_it_with_raidstatus_viewers_cannot() {
+    let mut s = state(RULES);
+    raid(&mut s, 0, 6, 0);
+    let asked = say(&mut s, "mod", Role::Moderator, "!raidstatus", 2);
+    assert!(
+        texts(&asked)[0].contains("Shield Mode on")
+            && texts(&asked)[0].contains("6 moderation actions"),
+        "{asked:?}"
+    );
+    // A viewer (or a raider) cannot switch it off, or even ask.
+    assert!(say(&mut s, "raider0", Role::Everyone, "!raidoff", 3).is_empty());
+    assert!(say(&mut s, "viewer", Role::Subscriber, "!raidstatus", 3).is_empty());
+    let off = say(&mut s, "mod", Role::Moderator, "!raidoff", 4);
+    assert_eq!(modes(&off), [ChatModeChange::ShieldMode(false)]);
+    assert!(texts(&off).iter().any(|t| t.contains("rests for 60 s")));
+    // Detection rests for calm_s: the bot does not fight the moderators.
+    assert!(modes(&raid(&mut s, 10, 10, 30)).is_empty());
+    let resting = say(&mut s, "mod", Role::Moderator, "!raidstatus", 31);
+    assert!(texts(&resting)[0].contains("resting"), "{resting:?}");
+    assert_eq!(
+        modes(&raid(&mut s, 30, 6, 65)),
+        [ChatModeChange::ShieldMode(true)],
+        "watching again after the rest"
+    );
+}
+
+#[test]
+fn shadow_mode_records_what_it_would_have_done_and_changes_nothing() {
+    let mut s = state(&RULES.replace("enabled = true", "enabled = true\nshadow = true"));
+    let out = raid(&mut s, 0, 6, 0);
+    assert!(modes(&out).is_empty(), "nothing real");
+    assert!(texts(&out).is_empty(), "no announcement either");
+    let would: Vec<&Action> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Shadow { rule, would } if rule == "defence" => Some(&**would),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            would.first(),
+            Some(Action::ChatMode {
+                change: ChatModeChange::ShieldMode(true),
+                ..
+            })
+        ),
+        "{out:?}"
+    );
+    let status = say(&mut s, "mod", Role::Moderator, "!raidstatus", 1);
+    assert!(texts(&status)[0].contains("shadow mode"));
+}
+
+#[test]
+fn a_disabled_defence_never_acts_and_its_memory_stays_bounded_under_a_flood() {
+    let mut off = state(&RULES.replace("enabled = true", "enabled = false"));
+    assert!(modes(&raid(&mut off, 0, 50, 0)).is_empty());
+    let status = say(&mut off, "mod", Role::Moderator, "!raidstatus", 1);
+    assert!(texts(&status)[0].contains("not set up"));
+
+    let mut s = state(&RULES.replace("window_s = 10", "window_s = 600"));
+    for i in 0..(MAX_WINDOW_EVENTS + 500) {
+        chat(&mut s, &format!("u{i}"), "hateword", true, 1);
+    }
+    let rt = &s.runtime.defence;
+    assert_eq!(rt.engaged(), 1);
+    let status = say(&mut s, "mod", Role::Moderator, "!raidstatus", 2);
+    assert!(
+        texts(&status)[0].contains(&format!("{MAX_WINDOW_EVENTS} moderation actions")),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn defence_settings_are_validated() {
+    for (bad, why) in [
+        ("steps = []", "steps is empty"),
+        ("steps = [{ slow = 1 }]", "slow"),
+        ("steps = [{ followers_only = 200000 }]", "followers_only"),
+        ("window_s = 0", "window_s"),
+        ("calm_s = 0", "calm_s"),
+        ("max_first_time_share = 1.5", "max_first_time_share"),
+    ] {
+        let text = format!("[defence]\nenabled = true\n{bad}\n");
+        let err = ChannelState::with_rules("chan", rules(&text), 1).expect_err(bad);
+        assert!(err.to_string().contains(why), "{bad}: {err}");
+    }
+    let steps = "[defence]\nenabled = true\nsteps = [\"shield_mode\", { followers_only = 10 }, \"emote_only\", { slow = 30 }, \"subscribers_only\"]\n";
+    assert!(ChannelState::with_rules("chan", rules(steps), 1).is_ok());
+}

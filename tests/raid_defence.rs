@@ -1,0 +1,167 @@
+//! The raid defence end to end: a wave of spam from first-time chatters in simulated chat makes
+//! the service turn Shield Mode on and then followers-only through the checking fake Helix
+//! (`PUT /moderation/shield_mode`, `PATCH /chat/settings`), tells chat, writes each decision to
+//! the moderation log, and a moderator's `!raidoff` turns both off again.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use firehose::app::ServiceOptions;
+use firehose::config::Secret;
+use firehose_sim::helix::{FakeHelix, FAKE_CLIENT_ID, FAKE_TOKEN};
+
+const RULES: &str = r#"
+[[filters]]
+name = "slurs"
+kind = "banned_phrases"
+action = "delete"
+phrases = [{ pattern = "hateword" }]
+
+[defence]
+enabled = true
+window_s = 10
+max_moderation_actions = 3
+steps = ["shield_mode", { followers_only = 5 }]
+escalate_after_s = 1
+calm_s = 600
+"#;
+
+fn line(channel: &str, id: &str, user: &str, user_id: &str, moderator: bool, text: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let (badges, m, first) = if moderator {
+        ("moderator/1", 1, 0)
+    } else {
+        ("", 0, 1)
+    };
+    format!(
+        "@badge-info=;badges={badges};color=;display-name={user};emotes=;first-msg={first};flags=;id={id};mod={m};room-id=1;subscriber=0;tmi-sent-ts={now};turbo=0;user-id={user_id};user-type= :{user}!{user}@{user}.tmi.twitch.tv PRIVMSG #{channel} :{text}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_off() {
+    let helix = FakeHelix::start();
+    let sim = sim(1, |_| {}).await;
+    let channels = sim_channels(1);
+    let channel = &channels[0];
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(format!("{channel}.toml")), RULES).expect("rules");
+    let log_path = dir.path().join("moderation.jsonl");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    config.helix.base_url = helix.base_url();
+    config.helix.client_id = FAKE_CLIENT_ID.to_string();
+    config.helix.moderation_log = Some(log_path.clone());
+    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
+    let service = service(config, ServiceOptions::default()).await;
+    let status = service.core().twitch.status();
+    wait_until(
+        "the channel's ids are known",
+        Duration::from_secs(5),
+        || status.room_id(channel).is_some() && status.bot_user_id().is_some(),
+    )
+    .await;
+    let room_id = status.room_id(channel).expect("room id");
+
+    for i in 0..4 {
+        let text = format!("hateword number {i}");
+        sim.inject_raw(&line(
+            channel,
+            &format!("r{i}"),
+            &format!("raider{i}"),
+            &format!("90{i}"),
+            false,
+            &text,
+        ))
+        .await;
+    }
+    wait_until("Shield Mode is on", Duration::from_secs(10), || {
+        helix.shield_mode(&room_id)
+    })
+    .await;
+    wait_until("chat is told", Duration::from_secs(10), || {
+        sim.received()
+            .iter()
+            .any(|m| m.channel == *channel && m.text.contains("Raid defence: Shield Mode on"))
+    })
+    .await;
+    // The raid goes on past escalate_after_s (1 s): the next step, followers-only for 5 min.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut i = 4;
+    while helix.chat_settings(&room_id).get("follower_mode") != Some(&serde_json::json!(true)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "followers-only never came"
+        );
+        let text = format!("hateword again {i}");
+        sim.inject_raw(&line(
+            channel,
+            &format!("r{i}"),
+            &format!("raider{i}"),
+            &format!("90{i}"),
+            false,
+            &text,
+        ))
+        .await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        helix.chat_settings(&room_id).get("follower_mode_duration"),
+        Some(&serde_json::json!(5))
+    );
+    // A viewer's !raidoff does nothing; a moderator's ends it.
+    sim.inject_raw(&line(channel, "v1", "viewer", "555", false, "!raidoff"))
+        .await;
+    sim.inject_raw(&line(channel, "m1", "moddy", "777", true, "!raidoff"))
+        .await;
+    wait_until("both are off again", Duration::from_secs(10), || {
+        !helix.shield_mode(&room_id)
+            && helix.chat_settings(&room_id).get("follower_mode") == Some(&serde_json::json!(false))
+    })
+    .await;
+    assert!(
+        helix.rejected().is_empty(),
+        "the fake refused: {:?}",
+        helix.rejected()
+    );
+    wait_until(
+        "the reply to the moderator",
+        Duration::from_secs(10),
+        || {
+            sim.received().iter().any(|m| {
+                m.reply_parent.as_deref() == Some("m1") && m.text.contains("Raid defence off")
+            })
+        },
+    )
+    .await;
+    assert!(
+        !sim.received()
+            .iter()
+            .any(|m| m.reply_parent.as_deref() == Some("v1")),
+        "a viewer is not answered"
+    );
+    // Every decision is in the moderation log with its outcome.
+    wait_until(
+        "four chat-mode calls logged",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            text.lines()
+                .filter(|l| l.contains("\"rule\":\"defence\"") && l.contains("\"outcome\":\"ok\""))
+                .count()
+                >= 4
+        },
+    )
+    .await;
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        log.contains("\"action\":\"shield_mode\"") && log.contains("\"action\":\"chat_settings\"")
+    );
+    drop(service);
+}
