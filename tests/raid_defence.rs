@@ -165,3 +165,124 @@ async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_o
     );
     drop(service);
 }
+
+/// Cross-channel memory: a filter ban in one channel bans the account at once in a channel
+/// that says `cross_channel = "ban"` and times out its first message in one that says
+/// `{ timeout = 60 }`, with the source channel in the reason; a channel that asks nothing
+/// does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_ban_in_one_channel_reaches_the_channels_that_ask_for_it() {
+    let helix = FakeHelix::start();
+    let sim = sim(4, |_| {}).await;
+    let channels = sim_channels(4);
+    let dir = tempfile::tempdir().expect("dir");
+    let source = "[[filters]]\nname = \"slurs\"\nkind = \"banned_phrases\"\naction = \"ban\"\nphrases = [{ pattern = \"hateword\" }]\n";
+    std::fs::write(dir.path().join(format!("{}.toml", channels[0])), source).expect("rules");
+    std::fs::write(
+        dir.path().join(format!("{}.toml", channels[1])),
+        "[defence]\ncross_channel = \"ban\"\n",
+    )
+    .expect("rules");
+    std::fs::write(
+        dir.path().join(format!("{}.toml", channels[2])),
+        "[defence]\ncross_channel = { timeout = 60 }\n",
+    )
+    .expect("rules");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    config.helix.base_url = helix.base_url();
+    config.helix.client_id = FAKE_CLIENT_ID.to_string();
+    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
+    let service = service(config, ServiceOptions::default()).await;
+    let status = service.core().twitch.status();
+    wait_until(
+        "every channel's id is known",
+        Duration::from_secs(5),
+        || channels.iter().all(|c| status.room_id(c).is_some()) && status.bot_user_id().is_some(),
+    )
+    .await;
+    let room = |i: usize| status.room_id(&channels[i]).expect("room id");
+    let bans_in = |i: usize| {
+        helix
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.path.ends_with("/moderation/bans")
+                    && r.query.get("broadcaster_id") == Some(&room(i))
+            })
+            .collect::<Vec<_>>()
+    };
+
+    sim.inject_raw(&line(
+        &channels[0],
+        "s1",
+        "raider",
+        "4242",
+        false,
+        "hateword",
+    ))
+    .await;
+    wait_until(
+        "banned in the source and, at once, in the ban channel",
+        Duration::from_secs(10),
+        || !bans_in(0).is_empty() && !bans_in(1).is_empty(),
+    )
+    .await;
+    let shared = &bans_in(1)[0];
+    let body = shared.body.as_ref().expect("body");
+    assert_eq!(body["data"]["user_id"], "4242");
+    assert!(body["data"].get("duration").is_none(), "a ban: {body}");
+    let reason = body["data"]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains(&format!("#{}", channels[0])) && reason.contains("slurs"),
+        "{reason}"
+    );
+    assert!(
+        bans_in(2).is_empty(),
+        "the timeout channel waits for a first message"
+    );
+
+    sim.inject_raw(&line(
+        &channels[2],
+        "c1",
+        "raider",
+        "4242",
+        false,
+        "hello there",
+    ))
+    .await;
+    sim.inject_raw(&line(
+        &channels[3],
+        "d1",
+        "raider",
+        "4242",
+        false,
+        "hello there",
+    ))
+    .await;
+    wait_until(
+        "the first message in the timeout channel is timed out",
+        Duration::from_secs(10),
+        || {
+            bans_in(2)
+                .iter()
+                .any(|r| r.body.as_ref().is_some_and(|b| b["data"]["duration"] == 60))
+        },
+    )
+    .await;
+    assert!(
+        bans_in(3).is_empty(),
+        "a channel that asks nothing does nothing"
+    );
+    assert!(helix.rejected().is_empty(), "{:?}", helix.rejected());
+    let metrics = service.core().metrics.render();
+    assert_eq!(
+        metric_value(&metrics, "firehose_cross_channel_marks_total"),
+        1.0
+    );
+    assert_eq!(
+        metric_value(&metrics, "firehose_cross_channel_deliveries_total"),
+        2.0
+    );
+    drop(service);
+}

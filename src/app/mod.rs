@@ -46,6 +46,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::cross::CrossChannelSink;
 use crate::channel::ignore::IgnoreList;
 use crate::channel::supervisor::DrainReport;
 use crate::channel::ticker::run_ticker;
@@ -100,7 +101,12 @@ impl Service {
         );
         let platforms =
             start::platforms(&config, &router, &channels, &mut registered, &store).await?;
-        let sink = start::dispatch(&platforms, &metrics);
+        let sink = Arc::new(CrossChannelSink::new(
+            start::dispatch(&platforms, &metrics),
+            Arc::clone(&router),
+            Arc::clone(&rules),
+            Arc::clone(&metrics),
+        ));
         let (supervisor, supervisor_task) =
             start::supervisor(&config, options, &channels, router, &rules, &store, sink).await?;
         if let (Some(streams), Some(token)) =

@@ -13,7 +13,8 @@
 //! - [`supervisor`]: spawns, restarts (with backoff and a restart intensity limit) and stops
 //!   channel actors; joins and parts go through it.
 //! - [`rules_book`]: each channel's engine rules, loaded from files and edited at run time.
-//! - [`dispatch`]: one [`ActionSink`] in front of each platform's outbound side.
+//! - [`dispatch`]: one [`ActionSink`] in front of each platform's outbound side;
+//!   [`cross`]: the sink in front of it that shares filter bans with the channels that ask.
 //! - [`ticker`]: timer ticks; [`metrics`]: the per-channel metrics collector.
 //!
 //! Output leaves through two seams: [`ActionSink`] (the platform's outbound side, chosen per
@@ -23,6 +24,7 @@
 
 pub mod actor;
 pub mod admission;
+pub mod cross;
 pub mod delivery;
 pub mod dispatch;
 pub mod ignore;

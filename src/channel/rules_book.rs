@@ -16,7 +16,8 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use super::key::ChannelKey;
-use crate::engine::{ChannelRules, ChannelState, RuleError};
+use crate::engine::rules::CrossChannel;
+use crate::engine::{ChannelRules, ChannelState, Platform, RuleError};
 
 /// Why rules could not be loaded; it names the folder or file and the fault.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,8 @@ pub enum RulesError {
 pub struct RulesBook {
     files: HashMap<String, Arc<ChannelRules>>,
     current: DashMap<ChannelKey, Arc<ChannelRules>>,
+    /// Channels whose version in force sets `[defence] cross_channel` (kept with `current`).
+    cross: DashMap<ChannelKey, ()>,
     empty: Arc<ChannelRules>,
 }
 
@@ -108,7 +111,39 @@ impl RulesBook {
     /// Makes `rules` the channel's version in force. Callers compile them first (the channel
     /// actor does, as it installs them).
     pub fn set(&self, key: &ChannelKey, rules: Arc<ChannelRules>) {
+        self.note_cross(key, &rules);
         self.current.insert(key.clone(), rules);
+    }
+
+    fn note_cross(&self, key: &ChannelKey, rules: &ChannelRules) {
+        if rules.defence.cross_channel == CrossChannel::Off {
+            self.cross.remove(key);
+        } else {
+            self.cross.insert(key.clone(), ());
+        }
+    }
+
+    /// The channels of `platform` that act on other channels' bans (`[defence]
+    /// cross_channel`): those whose version in force sets it, and those running their file
+    /// that sets it.
+    pub fn cross_channel_subscribers(&self, platform: Platform) -> Vec<ChannelKey> {
+        let mut keys: Vec<ChannelKey> = self
+            .cross
+            .iter()
+            .filter(|e| e.key().platform == platform)
+            .map(|e| e.key().clone())
+            .collect();
+        for (name, rules) in &self.files {
+            let key = ChannelKey {
+                platform,
+                name: Arc::from(name.as_str()),
+            };
+            if rules.defence.cross_channel != CrossChannel::Off && !self.current.contains_key(&key)
+            {
+                keys.push(key);
+            }
+        }
+        keys
     }
 
     /// Replaces the channel's rules only if they are still `base`; false otherwise.
@@ -125,6 +160,7 @@ impl RulesBook {
         if !Arc::ptr_eq(entry.value(), base) {
             return false;
         }
+        self.note_cross(key, &rules);
         *entry.value_mut() = rules;
         true
     }

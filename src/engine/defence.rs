@@ -8,8 +8,9 @@
 //! - the filters took more than `max_moderation_actions` moderation actions;
 //! - more than `max_first_time_share` of the messages (at least `min_messages`) came from
 //!   first-time chatters;
-//! - a raid arrived (`USERNOTICE msg-id=raid`, EventSub `channel.raid`) and the filters hit
-//!   `raid_filter_hits` messages within `raid_window_s` of it.
+//! - a raid arrived (`USERNOTICE msg-id=raid`, EventSub's raid chat notification) less than
+//!   `raid_window_s` ago and the filters took at least `raid_filter_hits` actions within the
+//!   window (a lower bar than `max_moderation_actions`, for a raid Twitch announced).
 //!
 //! On detection the first step is engaged ([`Action::ChatMode`]); while detections go on, the
 //! next step every `escalate_after_s`; after `calm_s` without one, every engaged step is
@@ -23,11 +24,15 @@ use std::collections::VecDeque;
 
 use super::action::ChatModeChange;
 use super::roles::Level;
-use super::rules::{DefenceSettings, DefenceStep};
+use super::rules::{CrossChannel, DefenceSettings, DefenceStep};
 use super::{Action, ChannelState, Incoming};
 
 /// The rule name of every defence decision.
 pub const RULE: &str = "defence";
+/// The rule name of what another channel's ban causes here.
+pub const CROSS_RULE: &str = "cross-channel";
+/// How long an account flagged by another channel stays flagged here.
+const FLAG_TTL_MS: u64 = 24 * 3_600 * 1_000;
 /// Most timestamps kept per kind (actions, messages) for the window.
 pub const MAX_WINDOW_EVENTS: usize = 10_000;
 
@@ -39,8 +44,8 @@ pub struct DefenceRuntime {
     /// The window's messages: (ms, from a first-time chatter).
     messages: VecDeque<(u64, bool)>,
     first_time: u64,
-    /// When a raid arrived and the filter hits since.
-    raid: Option<(u64, u64)>,
+    /// When a raid arrived.
+    raid: Option<u64>,
     /// Steps engaged: a prefix of the settings' steps.
     engaged: usize,
     engaged_at_ms: u64,
@@ -104,12 +109,11 @@ pub fn observe(state: &mut ChannelState, incoming: Incoming<'_>, taken: &[Action
     rt.prune(now, window_ms);
     rt.note_message(now, incoming.message.first_message);
     rt.note_actions(now, moderated);
-    if let Some((at, hits)) = &mut rt.raid {
-        if now.saturating_sub(*at) > raid_window_ms {
-            rt.raid = None;
-        } else {
-            *hits += u64::from(moderated > 0);
-        }
+    if rt
+        .raid
+        .is_some_and(|at| now.saturating_sub(at) > raid_window_ms)
+    {
+        rt.raid = None;
     }
     evaluate(state, now)
 }
@@ -117,7 +121,7 @@ pub fn observe(state: &mut ChannelState, incoming: Incoming<'_>, taken: &[Action
 /// A raid arrived in the channel.
 pub fn on_raid(state: &mut ChannelState, now_ms: u64) {
     if state.rules.defence.enabled {
-        state.runtime.defence.raid = Some((now_ms, 0));
+        state.runtime.defence.raid = Some(now_ms);
     }
 }
 
@@ -130,6 +134,60 @@ pub fn on_tick(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
     }
     let calm_s = state.rules.defence.calm_s;
     revert(state, &format!("{calm_s} s of calm"))
+}
+
+/// Another channel banned `user_id` for a filter hit: ban here at once, or flag the account
+/// for a timeout on its first message, as `cross_channel` says.
+pub fn on_flagged(
+    state: &mut ChannelState,
+    user_id: &str,
+    source: &str,
+    reason: &str,
+    now_ms: u64,
+) -> Vec<Action> {
+    let why = cross_reason(source, reason);
+    match state.rules.defence.cross_channel {
+        CrossChannel::Off => Vec::new(),
+        CrossChannel::Ban => vec![Action::Ban {
+            user_id: user_id.to_string(),
+            reason: why,
+            rule: CROSS_RULE.to_string(),
+        }],
+        CrossChannel::Timeout(_) => {
+            let until = now_ms.saturating_add(FLAG_TTL_MS);
+            let key = super::key_id(user_id);
+            let kept = (
+                source.chars().take(64).collect(),
+                reason.chars().take(200).collect(),
+            );
+            state.runtime.flagged.insert(key, kept, until, now_ms);
+            Vec::new()
+        }
+    }
+}
+
+/// A flagged account's first message here: its timeout (the message gets nothing else).
+/// Moderators and up are never timed out for another channel's ban.
+pub fn flagged_speaks(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Vec<Action>> {
+    let CrossChannel::Timeout(duration_s) = state.rules.defence.cross_channel else {
+        return None;
+    };
+    if state.runtime.flagged.is_empty() || incoming.level >= Level::Moderator {
+        return None;
+    }
+    let user = &incoming.message.user;
+    let key = super::key_id(&user.id);
+    let (source, reason) = state.runtime.flagged.remove(&key, incoming.now_ms)?;
+    Some(vec![Action::Timeout {
+        user_id: user.id.clone(),
+        duration_s,
+        reason: cross_reason(&source, &reason),
+        rule: CROSS_RULE.to_string(),
+    }])
+}
+
+fn cross_reason(source: &str, reason: &str) -> String {
+    format!("banned in #{source} ({reason})")
 }
 
 /// `!raidoff` and `!raidstatus` (moderators and up); `None` when the message is neither.
@@ -222,12 +280,13 @@ fn detect(settings: &DefenceSettings, rt: &DefenceRuntime) -> Option<String> {
             ));
         }
     }
-    match rt.raid {
-        Some((_, hits)) if settings.raid_filter_hits > 0 && hits >= settings.raid_filter_hits => {
-            Some(format!("a raid, then {hits} filter hits"))
-        }
-        _ => None,
-    }
+    let raided = rt.raid.is_some() && settings.raid_filter_hits > 0;
+    (raided && actions >= settings.raid_filter_hits).then(|| {
+        format!(
+            "a raid, then {actions} moderation actions in {} s",
+            settings.window_s
+        )
+    })
 }
 
 fn evaluate(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {

@@ -108,6 +108,14 @@ pub enum EventKind {
         user: ChatUser,
         text: Option<String>,
     },
+    /// Another channel of this service banned `user_id` for a filter hit (`reason`); the
+    /// service hands it to channels whose `[defence] cross_channel` is set.
+    UserFlagged {
+        user_id: String,
+        login: String,
+        source: String,
+        reason: String,
+    },
     /// The channel actor's one-second heartbeat; drives timers and expiries.
     Tick,
     /// The stream went live (`online`, optionally since `started_at_ms`) or offline.

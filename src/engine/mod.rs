@@ -86,6 +86,9 @@ pub const MAX_GLOBAL_COOLDOWNS: usize = 4_096;
 pub const MAX_WARNINGS: usize = 20_000;
 /// Most live link permits per channel.
 pub const MAX_PERMITS: usize = 1_000;
+/// Most accounts flagged by other channels kept per channel (a full map drops the
+/// soonest-expiring).
+pub const MAX_FLAGGED: usize = 10_000;
 /// How long `!permit` lasts.
 pub const PERMIT_S: u64 = 60;
 /// Longest user id (bytes) kept in a cooldown or warning key; longer ids (no platform issues
@@ -171,6 +174,9 @@ pub struct Runtime {
     pub timers: BTreeMap<String, (u64, u64)>,
     /// The raid defence's window and engaged steps.
     pub defence: defence::DefenceRuntime,
+    /// Accounts another channel banned, waiting for their first message here: user key ->
+    /// (source channel, reason). At most [`MAX_FLAGGED`], for a day each.
+    pub flagged: ExpiringMap<String, (String, String)>,
     pub rng: XorShift,
     /// Changes to lasting state not yet taken by the caller (see [`journal`]); at most
     /// [`MAX_JOURNAL`], see [`Runtime::note`].
@@ -217,6 +223,7 @@ impl Default for Runtime {
             nukes: NukeBook::default(),
             timers: BTreeMap::new(),
             defence: defence::DefenceRuntime::default(),
+            flagged: ExpiringMap::new(MAX_FLAGGED),
             rng: XorShift::default(),
             journal: Vec::new(),
             journal_dropped: 0,
@@ -434,6 +441,12 @@ pub fn handle(state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> V
             defence::on_raid(state, now_ms);
             Vec::new()
         }
+        EventKind::UserFlagged {
+            user_id,
+            source,
+            reason,
+            ..
+        } => defence::on_flagged(state, user_id, source, reason, now_ms),
         EventKind::StreamStatus {
             online,
             started_at_ms,
@@ -468,6 +481,9 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
         level,
         now_ms,
     };
+    if let Some(actions) = defence::flagged_speaks(state, incoming) {
+        return actions;
+    }
     let mut actions = filters::check(state, incoming);
     let moderated = actions.iter().any(Action::is_moderation);
     if !moderated {

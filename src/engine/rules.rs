@@ -147,6 +147,19 @@ pub enum DefenceStep {
     SubscribersOnly,
 }
 
+/// What a channel does with an account another channel of the service banned for a filter hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossChannel {
+    /// Nothing (the default).
+    #[default]
+    Off,
+    /// Time the account out for this many seconds on its first message here.
+    Timeout(u64),
+    /// Ban it here at once, before it says anything.
+    Ban,
+}
+
 /// `[defence]`: detection thresholds and the response steps of the channel's raid defence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -163,8 +176,8 @@ pub struct DefenceSettings {
     /// chatters, over at least `min_messages` messages (0: not checked).
     pub max_first_time_share: f64,
     pub min_messages: u64,
-    /// Engage when the filters hit this many messages within `raid_window_s` after a raid
-    /// arrived (0: not checked).
+    /// Engage when, less than `raid_window_s` after a raid arrived, the filters took at least
+    /// this many actions within the window (0: not checked).
     pub raid_filter_hits: u64,
     pub raid_window_s: u64,
     /// What to do, in order: the first step on detection, the next after `escalate_after_s`
@@ -176,6 +189,10 @@ pub struct DefenceSettings {
     /// Tell chat when a step is engaged or reverted (a fixed text; moderators end it with
     /// `!raidoff`, see it with `!raidstatus`).
     pub announce: bool,
+    /// Accounts banned for a filter hit in another channel of this service: `"off"`,
+    /// `{ timeout = N }` on their first message here, or `"ban"` at once (independent of
+    /// `enabled`).
+    pub cross_channel: CrossChannel,
 }
 
 impl Default for DefenceSettings {
@@ -193,6 +210,7 @@ impl Default for DefenceSettings {
             escalate_after_s: 30,
             calm_s: 120,
             announce: true,
+            cross_channel: CrossChannel::Off,
         }
     }
 }
@@ -813,6 +831,11 @@ fn validate_defence(d: &DefenceSettings) -> Result<(), RuleError> {
     }
     if d.enabled && d.steps.is_empty() {
         return Err(fault(item, "steps is empty"));
+    }
+    if let CrossChannel::Timeout(t) = d.cross_channel {
+        if !(1..=1_209_600).contains(&t) {
+            return Err(fault(item, "cross_channel timeout is 1..=1209600 s"));
+        }
     }
     if d.steps.len() > 8 {
         return Err(fault(item, "at most 8 steps"));

@@ -38,6 +38,10 @@ pub struct Metrics {
     pub irc_lines_malformed: Counter,
     /// Chat events for a channel that is not joined (dropped, nothing to deliver to).
     pub events_unrouted: Counter,
+    /// Filter bans shared with other channels (`[defence] cross_channel`).
+    pub cross_channel_marks: Counter,
+    /// Shared bans handed to a channel (one per subscribed channel and ban).
+    pub cross_channel_deliveries: Counter,
     /// Chat messages that never reached the engine because of their author, by platform and
     /// reason (`own`: the bot's own account; `ignore_list`: `engine.ignore_users`).
     pub messages_ignored: Family<Labels, Counter>,
@@ -91,6 +95,8 @@ impl Metrics {
             irc_lines_received: Counter::default(),
             irc_lines_malformed: Counter::default(),
             events_unrouted: Counter::default(),
+            cross_channel_marks: Counter::default(),
+            cross_channel_deliveries: Counter::default(),
             messages_ignored: Family::default(),
             http_connections_refused: Family::default(),
             http_header_timeouts: Family::default(),
@@ -133,6 +139,16 @@ impl Metrics {
             "events_unrouted",
             "Chat events for channels that are not joined",
             m.events_unrouted.clone(),
+        );
+        registry.register(
+            "cross_channel_marks",
+            "Filter bans shared with the channels whose rules set [defence] cross_channel",
+            m.cross_channel_marks.clone(),
+        );
+        registry.register(
+            "cross_channel_deliveries",
+            "Shared bans handed to a channel (one per subscribed channel and ban)",
+            m.cross_channel_deliveries.clone(),
         );
         registry.register(
             "messages_ignored",

@@ -146,6 +146,16 @@ fn first_time_chatters_and_a_raid_followed_by_filter_hits_are_detected() {
         [ChatModeChange::ShieldMode(true)],
         "the third filter hit after the raid"
     );
+    // Shield Mode keeps the raid out: the hits stop, and quiet chat after escalate_after_s
+    // does not escalate (the raid's detection follows the window, it is not latched).
+    for i in 0..20 {
+        let quiet = chat(&mut s, &format!("regular{i}"), "gg", false, 140 + i);
+        assert!(
+            modes(&quiet).is_empty(),
+            "escalated on quiet chat at {}",
+            140 + i
+        );
+    }
 }
 
 #[test]
@@ -238,4 +248,71 @@ fn defence_settings_are_validated() {
     }
     let steps = "[defence]\nenabled = true\nsteps = [\"shield_mode\", { followers_only = 10 }, \"emote_only\", { slow = 30 }, \"subscribers_only\"]\n";
     assert!(ChannelState::with_rules("chan", rules(steps), 1).is_ok());
+}
+
+fn flagged(user_id: &str) -> EventKind {
+    EventKind::UserFlagged {
+        user_id: user_id.into(),
+        login: "raider".into(),
+        source: "otherchan".into(),
+        reason: "slurs: hateword".into(),
+    }
+}
+
+#[test]
+fn another_channels_ban_bans_here_at_once_or_times_out_the_first_message() {
+    let mut ban = state("[defence]\ncross_channel = \"ban\"\n");
+    let out = handle(&mut ban, &event(flagged("id-raider")), at(0));
+    assert!(
+        matches!(&out[..], [Action::Ban { user_id, reason, rule }]
+            if user_id == "id-raider" && reason.contains("#otherchan") && reason.contains("slurs") && rule == "cross-channel"),
+        "{out:?}"
+    );
+
+    let mut timeout = state("[defence]\ncross_channel = { timeout = 600 }\n");
+    assert!(handle(&mut timeout, &event(flagged("id-raider")), at(0)).is_empty());
+    assert!(handle(&mut timeout, &event(flagged("id-moddy")), at(0)).is_empty());
+    assert_eq!(
+        moderation(&say(&mut timeout, "raider", Role::Everyone, "hello", 5)),
+        ["timeout600:cross-channel"]
+    );
+    assert!(
+        moderation(&say(
+            &mut timeout,
+            "raider",
+            Role::Everyone,
+            "hello again",
+            700
+        ))
+        .is_empty(),
+        "only the first message"
+    );
+    assert!(
+        say(&mut timeout, "moddy", Role::Moderator, "hi", 6).is_empty(),
+        "a moderator here is never timed out for another channel's ban"
+    );
+
+    let mut off = state("");
+    assert!(handle(&mut off, &event(flagged("id-raider")), at(0)).is_empty());
+    assert!(moderation(&say(&mut off, "raider", Role::Everyone, "hello", 5)).is_empty());
+}
+
+#[test]
+fn flagged_accounts_are_bounded_and_expire_after_a_day() {
+    let mut s = state("[defence]\ncross_channel = { timeout = 60 }\n");
+    for i in 0..(crate::engine::MAX_FLAGGED + 100) {
+        handle(&mut s, &event(flagged(&format!("id-u{i}"))), at(0));
+    }
+    assert!(s.runtime.flagged.len() <= crate::engine::MAX_FLAGGED);
+    handle(&mut s, &event(flagged("id-late")), at(10));
+    assert!(
+        moderation(&say(&mut s, "late", Role::Everyone, "hi", 86_400 + 11)).is_empty(),
+        "a flag lasts a day"
+    );
+    assert!(ChannelState::with_rules(
+        "chan",
+        rules("[defence]\ncross_channel = { timeout = 0 }\n"),
+        1
+    )
+    .is_err());
 }
