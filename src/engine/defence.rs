@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use super::action::ChatModeChange;
 use super::roles::Level;
 use super::rules::{CrossChannel, DefenceSettings, DefenceStep};
-use super::{Action, ChannelState, Incoming};
+use super::{Action, ChannelState, Incoming, StateChange};
 
 /// The rule name of every defence decision.
 pub const RULE: &str = "defence";
@@ -93,6 +93,23 @@ impl DefenceRuntime {
             }
             self.actions.push_back(now_ms);
         }
+    }
+}
+
+/// A restarted channel's kept state: `steps` were engaged. They count as engaged from `now_ms`
+/// (the last detection is unknown), so they are reverted after `calm_s` unless the raid goes
+/// on.
+pub fn restore(state: &mut ChannelState, steps: u64, now_ms: u64) {
+    let steps = usize::try_from(steps)
+        .unwrap_or(usize::MAX)
+        .min(state.rules.defence.steps.len());
+    let rt = &mut state.runtime.defence;
+    rt.engaged = steps;
+    if steps > 0 {
+        rt.engaged_at_ms = now_ms;
+        rt.last_step_ms = now_ms;
+        rt.last_detected_ms = now_ms;
+        rt.last_reason = "engaged before a restart".to_string();
     }
 }
 
@@ -322,6 +339,7 @@ fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> V
     }
     rt.engaged = step + 1;
     rt.last_step_ms = now_ms;
+    state.runtime.note(StateChange::DefenceSteps { delta: 1 });
     let change = change(which, true);
     let mut actions = vec![decision(change, settings.shadow)];
     if settings.announce {
@@ -342,6 +360,8 @@ fn revert(state: &mut ChannelState, why: &str) -> Vec<Action> {
     if engaged == 0 {
         return Vec::new();
     }
+    let delta = -i64::try_from(engaged).unwrap_or(i64::MAX);
+    state.runtime.note(StateChange::DefenceSteps { delta });
     let mut actions: Vec<Action> = settings.steps[..engaged.min(settings.steps.len())]
         .iter()
         .rev()

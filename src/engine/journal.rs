@@ -22,6 +22,9 @@ pub enum StateChange {
         user_id: String,
         expires_ms: u64,
     },
+    /// The raid defence engaged (`delta` > 0) or reverted (< 0) steps: kept so that a
+    /// restarted channel still reverts what it turned on.
+    DefenceSteps { delta: i64 },
 }
 
 /// Lasting state as a store kept it, to restore into a channel state.
@@ -33,4 +36,6 @@ pub struct SavedState {
     pub command_uses: BTreeMap<String, u64>,
     /// Live filter warnings: (filter, user id) until ms since the epoch.
     pub warnings: Vec<(String, String, u64)>,
+    /// Raid defence steps engaged when the state was kept.
+    pub defence_steps: u64,
 }

@@ -360,6 +360,7 @@ impl ChannelState {
                 self.runtime.command_uses.insert(name.clone(), *uses);
             }
         }
+        defence::restore(self, saved.defence_steps, now_ms);
         for (filter, user, expires_ms) in &saved.warnings {
             if *expires_ms > now_ms {
                 self.runtime.warnings.try_insert(

@@ -159,6 +159,10 @@ fn engine_change(change: StateChange, out: &mut Vec<Change>) {
             name: format!("{}{name}", counter::USES),
             delta: 1,
         }),
+        StateChange::DefenceSteps { delta } => out.push(Change::Counter {
+            name: counter::DEFENCE_STEPS.to_string(),
+            delta,
+        }),
         StateChange::Warned {
             filter,
             user_id,

@@ -42,6 +42,8 @@ pub mod counter {
     pub const NAMED: &str = "count:";
     /// Prefix of custom command uses (`uses:!discord`).
     pub const USES: &str = "uses:";
+    /// Raid defence steps engaged now (the engine reverts them after a restart).
+    pub const DEFENCE_STEPS: &str = "defence:steps";
 }
 
 /// One item of a channel's rules as stored: `kind` is `command`, `keyword`, `timer`,
@@ -107,6 +109,8 @@ impl StoredChannel {
                 saved
                     .command_uses
                     .insert(command.to_string(), u64::try_from(*value).unwrap_or(0));
+            } else if name == counter::DEFENCE_STEPS {
+                saved.defence_steps = u64::try_from(*value).unwrap_or(0);
             }
         }
         saved.warnings = self

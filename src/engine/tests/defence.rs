@@ -316,3 +316,42 @@ fn flagged_accounts_are_bounded_and_expire_after_a_day() {
     )
     .is_err());
 }
+
+/// A channel restarted (poison message, redeploy) while Shield Mode was on still turns it off:
+/// the engaged steps are kept with the channel's lasting state and reverted after calm_s.
+#[test]
+fn engaged_steps_outlive_a_restart_and_are_reverted_after_calm() {
+    use crate::engine::{SavedState, StateChange};
+    let mut s = state(RULES);
+    raid(&mut s, 0, 6, 0);
+    let changes = s.take_changes();
+    let steps: i64 = changes
+        .iter()
+        .filter_map(|c| match c {
+            StateChange::DefenceSteps { delta } => Some(*delta),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(steps, 1);
+
+    let mut restarted = state(RULES);
+    let saved = SavedState {
+        defence_steps: u64::try_from(steps).unwrap_or(0),
+        ..SavedState::default()
+    };
+    restarted.restore(&saved, crate::engine::millis(at(100)));
+    assert!(modes(&tick(&mut restarted, 150)).is_empty(), "calm_s not over");
+    assert_eq!(
+        modes(&tick(&mut restarted, 161)),
+        [ChatModeChange::ShieldMode(false)]
+    );
+    let reverted: i64 = restarted
+        .take_changes()
+        .iter()
+        .filter_map(|c| match c {
+            StateChange::DefenceSteps { delta } => Some(*delta),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(reverted, -1, "the kept count goes back to 0");
+}
