@@ -286,3 +286,67 @@ async fn a_filter_ban_in_one_channel_reaches_the_channels_that_ask_for_it() {
     );
     drop(service);
 }
+
+/// The revert after calm runs on the channel's tick, which a channel without timers gets
+/// because its defence is on: Shield Mode goes off again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shield_mode_goes_off_by_itself_after_calm_in_a_channel_without_timers() {
+    let helix = FakeHelix::start();
+    let sim = sim(1, |_| {}).await;
+    let channels = sim_channels(1);
+    let channel = &channels[0];
+    let dir = tempfile::tempdir().expect("dir");
+    let rules = RULES.replace("calm_s = 600", "calm_s = 2");
+    std::fs::write(dir.path().join(format!("{channel}.toml")), rules).expect("rules");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    config.engine.tick_interval_ms = 100;
+    config.helix.base_url = helix.base_url();
+    config.helix.client_id = FAKE_CLIENT_ID.to_string();
+    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
+    let service = service(config, ServiceOptions::default()).await;
+    let status = service.core().twitch.status();
+    wait_until(
+        "the channel's ids are known",
+        Duration::from_secs(5),
+        || status.room_id(channel).is_some() && status.bot_user_id().is_some(),
+    )
+    .await;
+    let room_id = status.room_id(channel).expect("room id");
+    for i in 0..4 {
+        let text = format!("hateword {i}");
+        let user = format!("raider{i}");
+        sim.inject_raw(&line(
+            channel,
+            &format!("r{i}"),
+            &user,
+            &format!("90{i}"),
+            false,
+            &text,
+        ))
+        .await;
+    }
+    wait_until("Shield Mode is on", Duration::from_secs(10), || {
+        helix.shield_mode(&room_id)
+    })
+    .await;
+    wait_until(
+        "Shield Mode is off after 2 s of calm",
+        Duration::from_secs(15),
+        || {
+            !helix.shield_mode(&room_id)
+                && helix
+                    .requests()
+                    .iter()
+                    .filter(|r| r.path.ends_with("/moderation/shield_mode"))
+                    .count()
+                    == 2
+        },
+    )
+    .await;
+    assert!(sim
+        .received()
+        .iter()
+        .any(|m| m.channel == *channel && m.text.contains("Raid defence ended")));
+    drop(service);
+}

@@ -252,11 +252,14 @@ impl ChannelActorState {
         }
     }
 
-    /// Publishes what the scheduler needs to know about the current rules.
+    /// Publishes what the scheduler needs to know about the current rules: ticks for timers,
+    /// and for the raid defence (its revert after calm runs on the tick).
     fn note_rules(&self) {
+        let rules = &self.engine.rules;
+        let defence = rules.defence.enabled || self.engine.runtime.defence.engaged() > 0;
         self.shared
             .mailbox
-            .set_wants_ticks(!self.engine.rules.timers.is_empty());
+            .set_wants_ticks(!rules.timers.is_empty() || defence);
     }
 
     /// Moderators edit rules from chat (`!addcom`...): keep the book current, so a restarted

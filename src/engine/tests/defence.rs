@@ -340,7 +340,10 @@ fn engaged_steps_outlive_a_restart_and_are_reverted_after_calm() {
         ..SavedState::default()
     };
     restarted.restore(&saved, crate::engine::millis(at(100)));
-    assert!(modes(&tick(&mut restarted, 150)).is_empty(), "calm_s not over");
+    assert!(
+        modes(&tick(&mut restarted, 150)).is_empty(),
+        "calm_s not over"
+    );
     assert_eq!(
         modes(&tick(&mut restarted, 161)),
         [ChatModeChange::ShieldMode(false)]
