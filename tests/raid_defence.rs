@@ -43,43 +43,93 @@ fn line(channel: &str, id: &str, user: &str, user_id: &str, moderator: bool, tex
     )
 }
 
+/// A service on `rules.len()` simulated channels (channel `i` with `rules[i]`, none when
+/// empty) with the checking fake Helix and a moderation log file, once every channel's and
+/// the bot's ids are known.
+struct Setup {
+    helix: FakeHelix,
+    sim: firehose_sim::SimHandle,
+    channels: Vec<String>,
+    log_path: std::path::PathBuf,
+    service: firehose::cli::Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(rules: &[&str], tweak: impl FnOnce(&mut firehose::config::Config)) -> Setup {
+        let helix = FakeHelix::start();
+        let sim = sim(rules.len(), |_| {}).await;
+        let channels = sim_channels(rules.len());
+        let dir = tempfile::tempdir().expect("dir");
+        for (channel, text) in channels.iter().zip(rules) {
+            if !text.is_empty() {
+                std::fs::write(dir.path().join(format!("{channel}.toml")), text).expect("rules");
+            }
+        }
+        let log_path = dir.path().join("moderation.jsonl");
+        let mut config = config_for(sim.local_addr(), &channels);
+        config.engine.rules_dir = dir.path().display().to_string();
+        config.helix.base_url = helix.base_url();
+        config.helix.client_id = FAKE_CLIENT_ID.to_string();
+        config.helix.moderation_log = Some(log_path.clone());
+        config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
+        tweak(&mut config);
+        let service = service(config, ServiceOptions::default()).await;
+        let status = service.core().twitch.status();
+        wait_until(
+            "every channel's id is known",
+            Duration::from_secs(5),
+            || {
+                channels.iter().all(|c| status.room_id(c).is_some())
+                    && status.bot_user_id().is_some()
+            },
+        )
+        .await;
+        Setup {
+            helix,
+            sim,
+            channels,
+            log_path,
+            service,
+            _dir: dir,
+        }
+    }
+
+    /// Raid accounts `ids` (first-time chatters) post a slur each in channel `i`.
+    async fn raid(&self, i: usize, ids: std::ops::Range<usize>) {
+        for n in ids {
+            let (id, user) = (format!("r{n}"), format!("raider{n}"));
+            let text = format!("hateword number {n}");
+            let user_id = format!("90{n}");
+            let raw = line(&self.channels[i], &id, &user, &user_id, false, &text);
+            self.sim.inject_raw(&raw).await;
+        }
+    }
+
+    fn room(&self, i: usize) -> String {
+        self.service
+            .core()
+            .twitch
+            .status()
+            .room_id(&self.channels[i])
+            .expect("room id")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_off() {
-    let helix = FakeHelix::start();
-    let sim = sim(1, |_| {}).await;
-    let channels = sim_channels(1);
+    let setup = Setup::start(&[RULES], |_| {}).await;
+    let Setup {
+        helix,
+        sim,
+        channels,
+        log_path,
+        ..
+    } = &setup;
     let channel = &channels[0];
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(dir.path().join(format!("{channel}.toml")), RULES).expect("rules");
-    let log_path = dir.path().join("moderation.jsonl");
-    let mut config = config_for(sim.local_addr(), &channels);
-    config.engine.rules_dir = dir.path().display().to_string();
-    config.helix.base_url = helix.base_url();
-    config.helix.client_id = FAKE_CLIENT_ID.to_string();
-    config.helix.moderation_log = Some(log_path.clone());
-    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
-    let service = service(config, ServiceOptions::default()).await;
-    let status = service.core().twitch.status();
-    wait_until(
-        "the channel's ids are known",
-        Duration::from_secs(5),
-        || status.room_id(channel).is_some() && status.bot_user_id().is_some(),
-    )
-    .await;
-    let room_id = status.room_id(channel).expect("room id");
+    let room_id = setup.room(0);
 
-    for i in 0..4 {
-        let text = format!("hateword number {i}");
-        sim.inject_raw(&line(
-            channel,
-            &format!("r{i}"),
-            &format!("raider{i}"),
-            &format!("90{i}"),
-            false,
-            &text,
-        ))
-        .await;
-    }
+    setup.raid(0, 0..4).await;
     wait_until("Shield Mode is on", Duration::from_secs(10), || {
         helix.shield_mode(&room_id)
     })
@@ -98,16 +148,7 @@ async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_o
             std::time::Instant::now() < deadline,
             "followers-only never came"
         );
-        let text = format!("hateword again {i}");
-        sim.inject_raw(&line(
-            channel,
-            &format!("r{i}"),
-            &format!("raider{i}"),
-            &format!("90{i}"),
-            false,
-            &text,
-        ))
-        .await;
+        setup.raid(0, i..i + 1).await;
         i += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -151,7 +192,7 @@ async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_o
         "four chat-mode calls logged",
         Duration::from_secs(10),
         || {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let text = std::fs::read_to_string(log_path).unwrap_or_default();
             text.lines()
                 .filter(|l| l.contains("\"rule\":\"defence\"") && l.contains("\"outcome\":\"ok\""))
                 .count()
@@ -159,11 +200,11 @@ async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_o
         },
     )
     .await;
-    let log = std::fs::read_to_string(&log_path).expect("log");
+    let log = std::fs::read_to_string(log_path).expect("log");
     assert!(
         log.contains("\"action\":\"shield_mode\"") && log.contains("\"action\":\"chat_settings\"")
     );
-    drop(service);
+    drop(setup);
 }
 
 /// Cross-channel memory: a filter ban in one channel bans the account at once in a channel
@@ -172,36 +213,25 @@ async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_o
 /// does nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_ban_in_one_channel_reaches_the_channels_that_ask_for_it() {
-    let helix = FakeHelix::start();
-    let sim = sim(4, |_| {}).await;
-    let channels = sim_channels(4);
-    let dir = tempfile::tempdir().expect("dir");
     let source = "[[filters]]\nname = \"slurs\"\nkind = \"banned_phrases\"\naction = \"ban\"\nphrases = [{ pattern = \"hateword\" }]\n";
-    std::fs::write(dir.path().join(format!("{}.toml", channels[0])), source).expect("rules");
-    std::fs::write(
-        dir.path().join(format!("{}.toml", channels[1])),
-        "[defence]\ncross_channel = \"ban\"\n",
-    )
-    .expect("rules");
-    std::fs::write(
-        dir.path().join(format!("{}.toml", channels[2])),
-        "[defence]\ncross_channel = { timeout = 60 }\n",
-    )
-    .expect("rules");
-    let mut config = config_for(sim.local_addr(), &channels);
-    config.engine.rules_dir = dir.path().display().to_string();
-    config.helix.base_url = helix.base_url();
-    config.helix.client_id = FAKE_CLIENT_ID.to_string();
-    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
-    let service = service(config, ServiceOptions::default()).await;
-    let status = service.core().twitch.status();
-    wait_until(
-        "every channel's id is known",
-        Duration::from_secs(5),
-        || channels.iter().all(|c| status.room_id(c).is_some()) && status.bot_user_id().is_some(),
+    let setup = Setup::start(
+        &[
+            source,
+            "[defence]\ncross_channel = \"ban\"\n",
+            "[defence]\ncross_channel = { timeout = 60 }\n",
+            "",
+        ],
+        |_| {},
     )
     .await;
-    let room = |i: usize| status.room_id(&channels[i]).expect("room id");
+    let Setup {
+        helix,
+        sim,
+        channels,
+        service,
+        ..
+    } = &setup;
+    let room = |i: usize| setup.room(i);
     let bans_in = |i: usize| {
         helix
             .requests()
@@ -284,48 +314,24 @@ async fn a_filter_ban_in_one_channel_reaches_the_channels_that_ask_for_it() {
         metric_value(&metrics, "firehose_cross_channel_deliveries_total"),
         2.0
     );
-    drop(service);
+    drop(setup);
 }
 
 /// The revert after calm runs on the channel's tick, which a channel without timers gets
 /// because its defence is on: Shield Mode goes off again by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shield_mode_goes_off_by_itself_after_calm_in_a_channel_without_timers() {
-    let helix = FakeHelix::start();
-    let sim = sim(1, |_| {}).await;
-    let channels = sim_channels(1);
-    let channel = &channels[0];
-    let dir = tempfile::tempdir().expect("dir");
     let rules = RULES.replace("calm_s = 600", "calm_s = 2");
-    std::fs::write(dir.path().join(format!("{channel}.toml")), rules).expect("rules");
-    let mut config = config_for(sim.local_addr(), &channels);
-    config.engine.rules_dir = dir.path().display().to_string();
-    config.engine.tick_interval_ms = 100;
-    config.helix.base_url = helix.base_url();
-    config.helix.client_id = FAKE_CLIENT_ID.to_string();
-    config.secrets.helix_token = Some(Secret::new(FAKE_TOKEN));
-    let service = service(config, ServiceOptions::default()).await;
-    let status = service.core().twitch.status();
-    wait_until(
-        "the channel's ids are known",
-        Duration::from_secs(5),
-        || status.room_id(channel).is_some() && status.bot_user_id().is_some(),
-    )
-    .await;
-    let room_id = status.room_id(channel).expect("room id");
-    for i in 0..4 {
-        let text = format!("hateword {i}");
-        let user = format!("raider{i}");
-        sim.inject_raw(&line(
-            channel,
-            &format!("r{i}"),
-            &user,
-            &format!("90{i}"),
-            false,
-            &text,
-        ))
-        .await;
-    }
+    let setup = Setup::start(&[&rules], |c| c.engine.tick_interval_ms = 100).await;
+    let Setup {
+        helix,
+        sim,
+        channels,
+        ..
+    } = &setup;
+    let channel = &channels[0];
+    let room_id = setup.room(0);
+    setup.raid(0, 0..4).await;
     wait_until("Shield Mode is on", Duration::from_secs(10), || {
         helix.shield_mode(&room_id)
     })
@@ -348,5 +354,5 @@ async fn shield_mode_goes_off_by_itself_after_calm_in_a_channel_without_timers()
         .received()
         .iter()
         .any(|m| m.channel == *channel && m.text.contains("Raid defence ended")));
-    drop(service);
+    drop(setup);
 }
