@@ -55,6 +55,12 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
+/// Chat messages the service has handled so far.
+fn handled(setup: &Setup) -> u64 {
+    let metrics = setup.service.core().metrics.render();
+    metric_value(&metrics, "firehose_messages_processed_total").max(0.0) as u64
+}
+
 impl Setup {
     async fn start(rules: &[&str], tweak: impl FnOnce(&mut firehose::config::Config)) -> Setup {
         let helix = FakeHelix::start();
@@ -159,6 +165,15 @@ async fn a_raid_turns_shield_mode_and_followers_only_on_and_raidoff_turns_them_o
     // A viewer's !raidoff does nothing; a moderator's ends it.
     sim.inject_raw(&line(channel, "v1", "viewer", "555", false, "!raidoff"))
         .await;
+    // Raid lines 0..i, then the viewer's: all handled before looking.
+    let sent = u64::try_from(i + 1).unwrap_or(u64::MAX);
+    wait_until(
+        "the viewer's !raidoff is handled",
+        Duration::from_secs(10),
+        || handled(&setup) >= sent,
+    )
+    .await;
+    assert!(helix.shield_mode(&room_id), "a viewer cannot end it");
     sim.inject_raw(&line(channel, "m1", "moddy", "777", true, "!raidoff"))
         .await;
     wait_until("both are off again", Duration::from_secs(10), || {

@@ -240,10 +240,10 @@ pub struct Report {
     /// scenarios; `peak_rss_bytes` is the whole life's high-water mark, this included).
     #[serde(default)]
     pub drain_peak_rss_bytes: Option<u64>,
-    /// Moderation scenarios (spam sent): seconds each spam message stayed visible, from its
-    /// send to the Helix call that removed it (a delete, or a ban/timeout of its author); spam a
-    /// chat mode kept out counts 0; spam never removed counts its age at the end or 60 s when
-    /// it expired (lower bounds).
+    /// Moderation scenarios (spam sent): seconds each spam message that reached chat stayed
+    /// visible, from its send to the Helix call that removed it (a delete, or a ban/timeout of
+    /// its author); spam never removed counts its age at the end or 60 s when it expired (lower
+    /// bounds). Spam a chat mode kept out is not in it (`moderation_detail.spam_blocked`).
     #[serde(default)]
     pub spam_visible_s: Option<SecondsPercentiles>,
     /// (spam removed + spam kept out by a chat mode) / spam attempted.

@@ -10,7 +10,8 @@
 //!
 //! The generator asks [`ChatPolice::may_speak`] before each message; a refused message is not
 //! sent and is counted by why. The bench's Helix sets sanctions and modes as Twitch's API
-//! calls arrive. Bounded: sanctions and slow-mode memory are capped (oldest dropped, counted).
+//! calls arrive. Bounded: sanctions and slow-mode memory are capped at [`MAX_ENTRIES`]: expired
+//! entries are swept first, then a new one is refused (counted in `evicted`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

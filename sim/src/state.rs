@@ -432,7 +432,6 @@ impl Shared {
             }
             Err(_) if spam => {
                 bump(&self.counters.spam_blocked);
-                lock(&self.tracker).blocked_spam();
                 false
             }
             Err(_) => {

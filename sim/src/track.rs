@@ -14,7 +14,8 @@
 //!
 //! Spam visibility: how long each spam message stayed in front of viewers, from its send to
 //! the call that removed it; one that expired unremoved counts [`PENDING_TTL`] (a lower
-//! bound), one still pending at the end its age. False positives: a delete naming a message
+//! bound), one still pending at the end its age. Spam a chat mode kept out never reached chat
+//! and is not in that distribution (the simulator counts it apart). False positives: a delete naming a message
 //! that was not spam, and a ban or timeout of a user who sent no spam within [`PENDING_TTL`]
 //! (a legitimate chatter).
 //!
@@ -298,11 +299,6 @@ impl Tracker {
             }
         }
         first
-    }
-
-    /// A spam message a chat mode kept out of chat: never visible.
-    pub fn blocked_spam(&mut self) {
-        self.visible.saturating_record(1);
     }
 
     /// [`Tracker::snapshot`] with the spam still pending counted at its age at `now`.

@@ -316,6 +316,8 @@ impl ChannelActorState {
         }
         self.engine
             .restore(&stored.saved_state(), millis(SystemTime::now()));
+        // Restored raid defence steps need the tick that reverts them.
+        self.note_rules();
         self.loaded = true;
         self.shared
             .lifecycle

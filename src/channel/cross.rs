@@ -9,7 +9,8 @@
 //! engine of each such channel then bans the account at once or times it out on its first
 //! message there, with the source channel and the reason in the moderation log. Counted in
 //! `firehose_cross_channel_marks_total` (bans shared) and
-//! `firehose_cross_channel_deliveries_total` (events handed to channels).
+//! `firehose_cross_channel_deliveries_total` (events handed to joined channels; admission's
+//! own counters say which were shed).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,8 +72,12 @@ impl CrossChannelSink {
                     reason: reason.clone(),
                 },
             };
-            self.metrics.cross_channel_deliveries.inc();
-            let _ = self.router.route(flagged, now);
+            if !matches!(
+                self.router.route(flagged, now),
+                super::admission::Routed::Unrouted
+            ) {
+                self.metrics.cross_channel_deliveries.inc();
+            }
         }
     }
 }

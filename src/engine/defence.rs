@@ -46,8 +46,8 @@ pub struct DefenceRuntime {
     first_time: u64,
     /// When a raid arrived.
     raid: Option<u64>,
-    /// Steps engaged: a prefix of the settings' steps.
-    engaged: usize,
+    /// Steps engaged, in order (what a revert turns off, whatever the rules say by then).
+    engaged: Vec<DefenceStep>,
     engaged_at_ms: u64,
     last_step_ms: u64,
     last_detected_ms: u64,
@@ -59,7 +59,7 @@ pub struct DefenceRuntime {
 impl DefenceRuntime {
     /// How many steps are engaged.
     pub fn engaged(&self) -> usize {
-        self.engaged
+        self.engaged.len()
     }
 
     fn prune(&mut self, now_ms: u64, window_ms: u64) {
@@ -100,11 +100,16 @@ impl DefenceRuntime {
 /// (the last detection is unknown), so they are reverted after `calm_s` unless the raid goes
 /// on.
 pub fn restore(state: &mut ChannelState, steps: u64, now_ms: u64) {
-    let steps = usize::try_from(steps)
-        .unwrap_or(usize::MAX)
-        .min(state.rules.defence.steps.len());
+    let kept = usize::try_from(steps).unwrap_or(usize::MAX);
+    let steps = kept.min(state.rules.defence.steps.len());
+    if kept > steps {
+        // The rules have fewer steps now: the kept count follows what is restored.
+        let delta = i64::try_from(steps).unwrap_or(0) - i64::try_from(kept).unwrap_or(i64::MAX);
+        state.runtime.note(StateChange::DefenceSteps { delta });
+    }
+    let engaged = state.rules.defence.steps[..steps].to_vec();
     let rt = &mut state.runtime.defence;
-    rt.engaged = steps;
+    rt.engaged = engaged;
     if steps > 0 {
         rt.engaged_at_ms = now_ms;
         rt.last_step_ms = now_ms;
@@ -146,7 +151,7 @@ pub fn on_raid(state: &mut ChannelState, now_ms: u64) {
 pub fn on_tick(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
     let rt = &state.runtime.defence;
     let calm_ms = state.rules.defence.calm_s * 1000;
-    if rt.engaged == 0 || now_ms.saturating_sub(rt.last_detected_ms) < calm_ms {
+    if rt.engaged.is_empty() || now_ms.saturating_sub(rt.last_detected_ms) < calm_ms {
         return Vec::new();
     }
     let calm_s = state.rules.defence.calm_s;
@@ -248,7 +253,7 @@ fn status(state: &ChannelState, now_ms: u64) -> String {
     } else {
         ""
     };
-    if rt.engaged == 0 {
+    if rt.engaged.is_empty() {
         let resting = if rt.resting_until_ms > now_ms {
             format!(
                 ", resting for {} s after !raidoff",
@@ -264,7 +269,8 @@ fn status(state: &ChannelState, now_ms: u64) -> String {
             settings.window_s
         );
     }
-    let steps: Vec<String> = settings.steps[..rt.engaged]
+    let steps: Vec<String> = rt
+        .engaged
         .iter()
         .map(|s| change(*s, true).describe())
         .collect();
@@ -316,7 +322,7 @@ fn evaluate(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
         return Vec::new();
     };
     let escalate_ms = settings.escalate_after_s * 1000;
-    let next = rt.engaged;
+    let next = rt.engaged.len();
     let due = next == 0
         || (next < settings.steps.len() && now_ms.saturating_sub(rt.last_step_ms) >= escalate_ms);
     let rt = &mut state.runtime.defence;
@@ -337,7 +343,7 @@ fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> V
     if step == 0 {
         rt.engaged_at_ms = now_ms;
     }
-    rt.engaged = step + 1;
+    rt.engaged.push(which);
     rt.last_step_ms = now_ms;
     state.runtime.note(StateChange::DefenceSteps { delta: 1 });
     let change = change(which, true);
@@ -357,12 +363,12 @@ fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> V
 fn revert(state: &mut ChannelState, why: &str) -> Vec<Action> {
     let settings = state.rules.defence.clone();
     let engaged = std::mem::take(&mut state.runtime.defence.engaged);
-    if engaged == 0 {
+    if engaged.is_empty() {
         return Vec::new();
     }
-    let delta = -i64::try_from(engaged).unwrap_or(i64::MAX);
+    let delta = -i64::try_from(engaged.len()).unwrap_or(i64::MAX);
     state.runtime.note(StateChange::DefenceSteps { delta });
-    let mut actions: Vec<Action> = settings.steps[..engaged.min(settings.steps.len())]
+    let mut actions: Vec<Action> = engaged
         .iter()
         .rev()
         .map(|s| decision(change(*s, false), settings.shadow))

@@ -504,8 +504,10 @@ fn on_message(state: &mut ChannelState, message: &ChatMessage, now_ms: u64) -> V
     if answered.iter().any(|a| a.chat_text().is_some()) {
         state.commands_answered += 1;
     }
-    actions.extend(answered);
+    // The defence's decision on this message before the answer: a moderator's `!raidoff`
+    // that also tripped a detection ends with the modes off, as the engine then holds them.
     actions.extend(defended);
+    actions.extend(answered);
     actions
 }
 

@@ -9,8 +9,9 @@
 //! message that gets any record at all (a reply, a posted warning, a shadow record, ...), the
 //! figure a streamer feels.
 //!
-//! Memory stays bounded by the output: the messages of the last window, and one entry per
-//! message acted on by either side.
+//! Memory: the messages of the last window, plus one entry per message acted on by either
+//! side and per sanctioned user; it grows with what was acted on in the recording (a CLI tool
+//! over an operator's own file), not with the chat replayed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;

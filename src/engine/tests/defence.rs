@@ -304,6 +304,12 @@ fn flagged_accounts_are_bounded_and_expire_after_a_day() {
         handle(&mut s, &event(flagged(&format!("id-u{i}"))), at(0));
     }
     assert!(s.runtime.flagged.len() <= crate::engine::MAX_FLAGGED);
+    handle(&mut s, &event(flagged("id-soon")), at(10));
+    assert_eq!(
+        moderation(&say(&mut s, "soon", Role::Everyone, "hi", 86_000)),
+        ["timeout60:cross-channel"],
+        "still flagged just before a day"
+    );
     handle(&mut s, &event(flagged("id-late")), at(10));
     assert!(
         moderation(&say(&mut s, "late", Role::Everyone, "hi", 86_400 + 11)).is_empty(),
@@ -357,4 +363,35 @@ fn engaged_steps_outlive_a_restart_and_are_reverted_after_calm() {
         })
         .sum();
     assert_eq!(reverted, -1, "the kept count goes back to 0");
+}
+
+/// A moderator's `!raidoff` that itself trips a detection (a moderator can be a first-time
+/// chatter's message too) ends with the modes off: the engage comes out before the revert.
+#[test]
+fn raidoff_in_the_middle_of_a_detection_ends_with_the_modes_off() {
+    let first_time = RULES
+        .replace("max_moderation_actions = 5", "max_moderation_actions = 0")
+        .replace(
+            "max_first_time_share = 0.0",
+            "max_first_time_share = 0.5\nmin_messages = 5",
+        );
+    let mut s = state(&first_time);
+    for i in 0..4 {
+        assert!(modes(&chat(&mut s, &format!("new{i}"), "hello", true, 0)).is_empty());
+    }
+    let message = ChatMessage {
+        id: "m-off".into(),
+        user: user("moddy", Role::Moderator),
+        text: "!raidoff".into(),
+        first_message: true,
+        ..ChatMessage::default()
+    };
+    let out = handle(&mut s, &event(EventKind::Message(message)), at(1));
+    let changes = modes(&out);
+    assert_eq!(
+        changes.last(),
+        Some(&ChatModeChange::ShieldMode(false)),
+        "{out:?}"
+    );
+    assert_eq!(s.runtime.defence.engaged(), 0);
 }

@@ -101,6 +101,52 @@ fn severity(job: &Job) -> (u8, u64) {
     (rank(job.kind), job.duration_s.unwrap_or(0))
 }
 
+/// Runs `job`; the task answers its channel when it was a chat-mode change.
+fn spawn(in_flight: &mut JoinSet<Option<String>>, shared: Shared, job: Job) {
+    let channel = job.kind.is_chat_mode().then(|| job.channel.clone());
+    in_flight.spawn(async move {
+        run_one(shared, job).await;
+        channel
+    });
+}
+
+/// Chat-mode calls: at most one in flight per channel, the others held in order.
+#[derive(Debug, Default)]
+struct ModeCalls {
+    busy: std::collections::HashSet<String>,
+    held: HashMap<String, VecDeque<Job>>,
+}
+
+impl ModeCalls {
+    /// Whether a call for `channel` may start now (it then counts as in flight).
+    fn start(&mut self, channel: &str) -> bool {
+        self.busy.insert(channel.to_string())
+    }
+
+    fn hold(&mut self, job: Job) {
+        self.held
+            .entry(job.channel.clone())
+            .or_default()
+            .push_back(job);
+    }
+
+    /// The call for `channel` finished: the next one held for it, which is then in flight.
+    fn finished(&mut self, channel: &str) -> Option<Job> {
+        let next = self.held.get_mut(channel).and_then(VecDeque::pop_front);
+        if self.held.get(channel).is_some_and(VecDeque::is_empty) {
+            self.held.remove(channel);
+        }
+        if next.is_none() {
+            self.busy.remove(channel);
+        }
+        next
+    }
+
+    fn drain(&mut self) -> Vec<Job> {
+        self.held.drain().flat_map(|(_, jobs)| jobs).collect()
+    }
+}
+
 /// Queued jobs, one line per channel, served round-robin.
 #[derive(Debug, Default)]
 pub struct FairQueue {
@@ -222,8 +268,9 @@ impl Worker {
         shutdown: CancellationToken,
         writer: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
     ) {
-        let mut in_flight = JoinSet::new();
+        let mut in_flight: JoinSet<Option<String>> = JoinSet::new();
         let mut staged = FairQueue::default();
+        let mut modes = ModeCalls::default();
         let mut closed = false;
         loop {
             while in_flight.len() < self.max_in_flight {
@@ -235,7 +282,13 @@ impl Worker {
                     record_dropped(&self.shared.log, &self.shared.metrics, &job, "too_old");
                     continue;
                 }
-                in_flight.spawn(run_one(self.shared.clone(), job));
+                if job.kind.is_chat_mode() && !modes.start(&job.channel) {
+                    // One chat-mode call per channel at a time, in order: an "off" must not
+                    // overtake the "on" it follows (a retried call could otherwise land last).
+                    modes.hold(job);
+                    continue;
+                }
+                spawn(&mut in_flight, self.shared.clone(), job);
             }
             if closed && staged.is_empty() && in_flight.is_empty() {
                 break;
@@ -244,7 +297,13 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Ok(Some(channel)) = done {
+                        if let Some(next) = modes.finished(&channel) {
+                            spawn(&mut in_flight, self.shared.clone(), next);
+                        }
+                    }
+                }
                 job = self.rx.recv(), if take => match job {
                     Some(job) => {
                         self.stage(&mut staged, job);
@@ -259,6 +318,9 @@ impl Worker {
         }
         while let Some(job) = staged.pop() {
             self.shared.metrics.queue_depth.dec();
+            record_dropped(&self.shared.log, &self.shared.metrics, &job, "shutdown");
+        }
+        for job in modes.drain() {
             record_dropped(&self.shared.log, &self.shared.metrics, &job, "shutdown");
         }
         self.drain_queue();
@@ -285,7 +347,7 @@ impl Worker {
         }
     }
 
-    async fn finish(&self, mut in_flight: JoinSet<()>) {
+    async fn finish(&self, mut in_flight: JoinSet<Option<String>>) {
         let drained = tokio::time::timeout(self.drain_timeout, async {
             while in_flight.join_next().await.is_some() {}
         })
@@ -359,6 +421,23 @@ mod tests {
                 "delete"
             ]
         );
+    }
+
+    #[test]
+    fn chat_mode_calls_of_a_channel_run_one_at_a_time_in_order() {
+        let mut modes = ModeCalls::default();
+        assert!(modes.start("chan"));
+        assert!(!modes.start("chan"), "one in flight");
+        assert!(modes.start("other"), "per channel");
+        modes.hold(job(Kind::ShieldMode, None, None, "off"));
+        modes.hold(job(Kind::ChatSettings, None, None, "followers off"));
+        assert_eq!(modes.finished("chan").map(|j| j.rule), Some("off".into()));
+        assert_eq!(
+            modes.finished("chan").map(|j| j.rule),
+            Some("followers off".into())
+        );
+        assert!(modes.finished("chan").is_none());
+        assert!(modes.start("chan"), "free again");
     }
 
     #[test]
