@@ -286,16 +286,28 @@ async fn the_points_budget_is_respected() {
     assert!(log.iter().all(|e| e.outcome == "ok"));
     let at: Vec<Instant> = s.fake.requests().iter().map(|r| r.at).collect();
     assert_eq!(at.len(), 8);
-    // Arrival jitter at the fake is far below this margin.
-    let counted = window - Duration::from_millis(50);
-    for first in &at {
-        let in_window = at
-            .iter()
-            .filter(|t| **t >= *first && t.duration_since(*first) < counted)
-            .count();
-        assert!(in_window <= 5, "{in_window} calls within one budget window");
+    // Helix's bucket: 5 at once, then one point every 200 ms. Arrival jitter at the fake is
+    // far below the 50 ms margin.
+    let refill = window / 5;
+    let margin = Duration::from_millis(50);
+    for (i, first) in at.iter().enumerate() {
+        for (j, last) in at.iter().enumerate().skip(i) {
+            let calls = (j - i + 1) as u32;
+            if calls > 5 {
+                let least = refill * (calls - 5);
+                assert!(
+                    last.duration_since(*first) + margin >= least,
+                    "{calls} calls within {:?}: more than the bucket holds",
+                    last.duration_since(*first)
+                );
+            }
+        }
     }
-    assert!(at[5].duration_since(at[0]) >= counted);
+    assert!(at[7].duration_since(at[0]) + margin >= refill * 3);
+    assert!(
+        s.fake.requests().iter().all(|r| r.status != 429),
+        "never past Helix's bucket"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

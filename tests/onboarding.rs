@@ -232,6 +232,17 @@ async fn the_bot_account_authorises_the_application() {
         back.contains("scope=user%3Aread%3Achat") || back.contains("user:read:chat"),
         "{back}"
     );
+    // With Helix moderation on, the raid defence's scopes are asked for too.
+    assert!(service.core().config.helix_enabled());
+    for scope in [
+        "moderator:manage:shield_mode",
+        "moderator:manage:chat_settings",
+    ] {
+        assert!(
+            back.contains(scope) || back.contains(&scope.replace(':', "%3A")),
+            "{scope} not asked for: {back}"
+        );
+    }
     let (status, text) = get(&back).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(sim.api().oauth_stats().codes_exchanged, refreshed + 1);

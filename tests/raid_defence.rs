@@ -359,7 +359,7 @@ async fn shield_mode_goes_off_by_itself_after_calm_in_a_channel_without_timers()
                 && helix
                     .requests()
                     .iter()
-                    .filter(|r| r.path.ends_with("/moderation/shield_mode"))
+                    .filter(|r| r.method == "PUT" && r.path.ends_with("/moderation/shield_mode"))
                     .count()
                     == 2
         },
@@ -369,5 +369,160 @@ async fn shield_mode_goes_off_by_itself_after_calm_in_a_channel_without_timers()
         .received()
         .iter()
         .any(|m| m.channel == *channel && m.text.contains("Raid defence ended")));
+    drop(setup);
+}
+
+/// Planning with the budget: at 20 points a minute a burst of slurs queues minutes of
+/// deletes; the Helix worker tells the channel within about a second, the defence
+/// (whose only threshold here is `max_backlog_s`) engages Shield Mode, and that call goes
+/// ahead of every waiting delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderation_backlog_behind_the_budget_engages_shield_mode() {
+    let rules = RULES
+        .replace("max_moderation_actions = 3", "max_moderation_actions = 0\nmax_first_time_share = 0.0\nraid_filter_hits = 0\nmax_backlog_s = 3")
+        .replace("escalate_after_s = 1", "escalate_after_s = 600");
+    let setup = Setup::start(&[&rules], |c| c.helix.points_per_minute = 20).await;
+    setup.helix.set_ratelimit(20, Duration::from_secs(60));
+    let room_id = setup.room(0);
+    // 20 points at once, then one every 3 s: 40 deletes need a minute more. Shield Mode
+    // (a read, then the change) waits for two points only.
+    setup.raid(0, 0..40).await;
+    wait_until("Shield Mode is on", Duration::from_secs(20), || {
+        setup.helix.shield_mode(&room_id)
+    })
+    .await;
+    let requests = setup.helix.requests();
+    let deletes_before = requests
+        .iter()
+        .take_while(|r| !r.path.ends_with("/moderation/shield_mode"))
+        .filter(|r| r.path.ends_with("/moderation/chat"))
+        .count();
+    assert!(
+        deletes_before <= 21,
+        "Shield Mode waited behind {deletes_before} deletes, more than the first burst"
+    );
+    let metrics = setup.service.core().metrics.render();
+    assert!(metric_value(&metrics, "firehose_helix_backlog_reports_total") >= 1.0);
+    assert!(
+        setup
+            .sim
+            .received()
+            .iter()
+            .any(|m| m.text.contains("Shield Mode on")
+                && m.text.contains("moderation calls waiting")),
+        "chat is told why: {:?}",
+        setup.sim.received()
+    );
+    assert!(
+        setup.helix.rejected().is_empty(),
+        "{:?}",
+        setup.helix.rejected()
+    );
+    drop(setup);
+}
+
+/// A token without `moderator:manage:shield_mode`: Helix answers 401 "Missing scope"; the
+/// step is reported back, skipped, and followers-only engaged at once (not after
+/// `escalate_after_s`), and the token is not taken for a bad one: deletes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_shield_mode_is_skipped_for_the_next_step_at_once() {
+    let rules = RULES.replace("escalate_after_s = 1", "escalate_after_s = 600");
+    let setup = Setup::start(&[&rules], |_| {}).await;
+    setup.helix.without_scope("moderator:manage:shield_mode");
+    let room_id = setup.room(0);
+    setup.raid(0, 0..4).await;
+    wait_until("followers-only is on", Duration::from_secs(15), || {
+        setup.helix.chat_settings(&room_id).get("follower_mode") == Some(&serde_json::json!(true))
+    })
+    .await;
+    assert!(!setup.helix.shield_mode(&room_id));
+    let refused = setup
+        .helix
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "PUT" && r.path.ends_with("/moderation/shield_mode") && r.status == 401
+        })
+        .count();
+    assert_eq!(refused, 1, "one refused call, not retried as a bad token");
+    setup.raid(0, 100..102).await;
+    wait_until("deletes still go through", Duration::from_secs(10), || {
+        setup
+            .helix
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/moderation/chat") && r.status == 204)
+            .count()
+            >= 6
+    })
+    .await;
+    drop(setup);
+}
+
+/// The moderators had Shield Mode on and slow mode at 3 s before the raid: the defence leaves
+/// Shield Mode alone (no PUT at all), raises slow mode to 30 s, and `!raidoff` puts slow mode
+/// back to 3 s and leaves Shield Mode on, rather than turning both off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revert_restores_the_modes_the_moderators_had_set() {
+    let rules = RULES.replace(
+        "steps = [\"shield_mode\", { followers_only = 5 }]",
+        "steps = [\"shield_mode\", { slow = 30 }]",
+    );
+    let setup = Setup::start(&[&rules], |_| {}).await;
+    let room_id = setup.room(0);
+    setup.helix.set_modes(
+        &room_id,
+        true,
+        serde_json::json!({"slow_mode": true, "slow_mode_wait_time": 3}),
+    );
+    let slow = |setup: &Setup| {
+        setup
+            .helix
+            .chat_settings(&room_id)
+            .get("slow_mode_wait_time")
+            .cloned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut i = 0;
+    while slow(&setup) != Some(serde_json::json!(30)) {
+        assert!(std::time::Instant::now() < deadline, "slow 30 s never came");
+        setup.raid(0, i..i + 4).await;
+        i += 4;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let channel = setup.channels[0].clone();
+    setup
+        .sim
+        .inject_raw(&line(&channel, "m1", "moddy", "777", true, "!raidoff"))
+        .await;
+    wait_until("slow mode is back at 3 s", Duration::from_secs(10), || {
+        slow(&setup) == Some(serde_json::json!(3))
+            && setup.helix.chat_settings(&room_id).get("slow_mode")
+                == Some(&serde_json::json!(true))
+    })
+    .await;
+    assert!(setup.helix.shield_mode(&room_id), "Shield Mode stays on");
+    let puts = setup
+        .helix
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with("/moderation/shield_mode"))
+        .count();
+    assert_eq!(puts, 0, "Shield Mode was on already: never touched");
+    wait_until("both outcomes logged", Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(&setup.log_path).unwrap_or_default();
+        log.lines()
+            .filter(|l| {
+                l.contains("\"action\":\"shield_mode\"") && l.contains("\"outcome\":\"kept:")
+            })
+            .count()
+            == 2
+    })
+    .await;
+    assert!(
+        setup.helix.rejected().is_empty(),
+        "{:?}",
+        setup.helix.rejected()
+    );
     drop(setup);
 }

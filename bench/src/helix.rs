@@ -327,6 +327,24 @@ fn carry_out(
                 _ => malformed(state),
             }
         }
+        ("GET", "/moderation/shield_mode") => match room_of(uri) {
+            Some(room_id) => {
+                state.counts.other.fetch_add(1, Ordering::Relaxed);
+                let active = state.sim.chat_modes(room_id).shield;
+                answer(
+                    StatusCode::OK,
+                    Some(json!({ "data": [{ "is_active": active }] })),
+                )
+            }
+            None => malformed(state),
+        },
+        ("GET", "/chat/settings") => match room_of(uri) {
+            Some(room_id) => {
+                state.counts.other.fetch_add(1, Ordering::Relaxed);
+                answer(StatusCode::OK, Some(chat_settings(state, room_id)))
+            }
+            None => malformed(state),
+        },
         ("PATCH", "/chat/settings") => {
             let settings = serde_json::from_slice::<Value>(body).ok();
             match (room_of(uri), settings) {

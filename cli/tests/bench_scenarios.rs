@@ -218,7 +218,7 @@ async fn raid_spike_runs_its_three_phases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hate_raid_spam_is_moderated_and_timed() {
-    let (report, json, _dir) = short_run("hate-raid", small(3.0, 50, 0.5), false).await;
+    let (report, json, _dir) = short_run("hate-raid", small(4.0, 50, 1.0), false).await;
     // The base mix sends no spam: all of it is the raid's fresh accounts'.
     assert!(report.moderation_expected > 0, "the raid sent no spam");
     assert!(
@@ -258,9 +258,16 @@ async fn hate_raid_spam_is_moderated_and_timed() {
     ] {
         assert!(json.get(field).is_some(), "report.json lacks {field}");
     }
-    // Every goal of the scenario got a value to judge.
+    // Every goal of the scenario got a value to judge; the reply latency only if the random
+    // mix sent a command at all in these few seconds (about 6 expected: none is rare, and then
+    // there is nothing to time).
     for slo in &report.slo {
-        assert!(slo.value.is_some(), "no value for {}", slo.metric);
+        let untimed = slo.metric.starts_with("reply_latency_us") && report.replies_expected == 0;
+        assert!(
+            slo.value.is_some() || untimed,
+            "no value for {}",
+            slo.metric
+        );
     }
 }
 

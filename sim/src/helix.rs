@@ -7,7 +7,9 @@
 //! the others are listed in [`FakeHelix::requests`] with the status they got. Faults:
 //! [`FakeHelix::fail_next`] answers the next n valid requests with a status (429 comes with
 //! `Ratelimit-Remaining: 0` and a reset one second ahead), [`FakeHelix::set_delay`] slows every
-//! answer. The server stops when the `FakeHelix` is dropped.
+//! answer, [`FakeHelix::without_scope`] answers the calls that need a scope 401 `Missing
+//! scope: <scope>`, as Helix does for a token that lacks it. The server stops when the
+//! `FakeHelix` is dropped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,28 +58,45 @@ pub struct RecordedRequest {
     pub at: Instant,
 }
 
+/// Helix's points bucket: `limit` points, refilled continuously at `limit` per `window`.
 #[derive(Debug)]
 struct Bucket {
     limit: u32,
     window: Duration,
-    started: Instant,
-    used: u32,
+    points: f64,
+    at: Instant,
 }
 
 impl Bucket {
-    /// Takes a point; returns (allowed, remaining, reset unix seconds).
+    fn full(limit: u32, window: Duration) -> Bucket {
+        Bucket {
+            limit,
+            window,
+            points: f64::from(limit),
+            at: Instant::now(),
+        }
+    }
+
+    /// The refill rate per minute, as Helix's `Ratelimit-Limit` says it.
+    fn per_minute(&self) -> u32 {
+        let per_minute = f64::from(self.limit) * 60.0 / self.window.as_secs_f64().max(1e-3);
+        per_minute.round().min(f64::from(u32::MAX)) as u32
+    }
+
+    /// Takes a point; returns (allowed, remaining, reset: unix seconds when full again).
     fn take(&mut self, now: Instant) -> (bool, u32, u64) {
-        if now.duration_since(self.started) >= self.window {
-            self.started = now;
-            self.used = 0;
-        }
-        let allowed = self.used < self.limit;
+        let limit = f64::from(self.limit);
+        let per_s = limit / self.window.as_secs_f64().max(1e-3);
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.points = (self.points + elapsed * per_s).min(limit);
+        self.at = self.at.max(now);
+        let allowed = self.points >= 1.0;
         if allowed {
-            self.used += 1;
+            self.points -= 1.0;
         }
-        let left = self.window.saturating_sub(now.duration_since(self.started));
-        let reset = (unix_ms() + left.as_millis() as u64).div_ceil(1_000);
-        (allowed, self.limit - self.used, reset)
+        let to_full = Duration::from_secs_f64(((limit - self.points) / per_s).max(0.0));
+        let reset = (unix_ms() + to_full.as_millis() as u64).div_ceil(1_000);
+        (allowed, self.points.floor() as u32, reset)
     }
 }
 
@@ -98,6 +117,8 @@ struct FakeState {
     rejected: Vec<String>,
     fail_remaining: u32,
     fail_status: u16,
+    /// Scopes the token is taken to lack.
+    missing_scopes: HashSet<&'static str>,
     delay: Duration,
     /// (broadcaster, user) -> permanent ban (false: timeout).
     bans: HashMap<(String, String), bool>,
@@ -153,17 +174,13 @@ impl FakeHelix {
             rejected: Vec::new(),
             fail_remaining: 0,
             fail_status: 500,
+            missing_scopes: HashSet::new(),
             delay: Duration::ZERO,
             bans: HashMap::new(),
             deleted: HashSet::new(),
             shield: HashMap::new(),
             chat_settings: HashMap::new(),
-            bucket: Bucket {
-                limit: 800,
-                window: Duration::from_secs(60),
-                started: Instant::now(),
-                used: 0,
-            },
+            bucket: Bucket::full(800, Duration::from_secs(60)),
             live: HashMap::new(),
             stream_polls: 0,
         }));
@@ -228,6 +245,20 @@ impl FakeHelix {
             .unwrap_or_default()
     }
 
+    /// Sets the channel's modes as a moderator would have before the bot acts: Shield Mode,
+    /// and the chat-settings fields of `fields` (a JSON object).
+    pub fn set_modes(&self, broadcaster_id: &str, shield: bool, fields: Value) {
+        let mut state = lock(&self.state);
+        state.shield.insert(broadcaster_id.to_string(), shield);
+        if let Value::Object(fields) = fields {
+            let settings = state
+                .chat_settings
+                .entry(broadcaster_id.to_string())
+                .or_default();
+            settings.extend(fields);
+        }
+    }
+
     pub fn stream_polls(&self) -> u64 {
         lock(&self.state).stream_polls
     }
@@ -248,19 +279,20 @@ impl FakeHelix {
         state.fail_status = status;
     }
 
+    /// From now on the token lacks `scope`: the calls that need it get 401 `Missing scope`.
+    pub fn without_scope(&self, scope: &'static str) {
+        lock(&self.state).missing_scopes.insert(scope);
+    }
+
     /// Delays every answer by `delay`.
     pub fn set_delay(&self, delay: Duration) {
         lock(&self.state).delay = delay;
     }
 
-    /// The fake's own points bucket (default 800 per 60 s, like Helix); over it: 429.
+    /// The fake's own points bucket (default 800, refilled at 800 per 60 s, like Helix; full
+    /// again now); over it: 429.
     pub fn set_ratelimit(&self, limit: u32, window: Duration) {
-        lock(&self.state).bucket = Bucket {
-            limit,
-            window,
-            started: Instant::now(),
-            used: 0,
-        };
+        lock(&self.state).bucket = Bucket::full(limit, window);
     }
 }
 
@@ -268,6 +300,19 @@ impl FakeHelix {
 struct Checked {
     record: RecordedRequest,
     route: Route,
+}
+
+impl Route {
+    /// The scope Helix wants of the token for this call (reading chat settings needs none).
+    fn scope(self) -> Option<&'static str> {
+        match self {
+            Route::Ban | Route::Unban => Some("moderator:manage:banned_users"),
+            Route::Delete => Some("moderator:manage:chat_messages"),
+            Route::ShieldMode | Route::ReadShieldMode => Some("moderator:manage:shield_mode"),
+            Route::ChatSettings => Some("moderator:manage:chat_settings"),
+            Route::ReadChatSettings => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -279,6 +324,10 @@ enum Route {
     ShieldMode,
     /// `PATCH /chat/settings` with any of the chat-mode fields.
     ChatSettings,
+    /// `GET /moderation/shield_mode`.
+    ReadShieldMode,
+    /// `GET /chat/settings`.
+    ReadChatSettings,
 }
 
 type Rejection = (StatusCode, String);
@@ -308,6 +357,8 @@ fn route_of(method: &Method, path: &str) -> Result<Route, Rejection> {
         ("DELETE", "/moderation/chat") => Ok(Route::Delete),
         ("PUT", "/moderation/shield_mode") => Ok(Route::ShieldMode),
         ("PATCH", "/chat/settings") => Ok(Route::ChatSettings),
+        ("GET", "/moderation/shield_mode") => Ok(Route::ReadShieldMode),
+        ("GET", "/chat/settings") => Ok(Route::ReadChatSettings),
         _ => Err(reject(
             StatusCode::NOT_FOUND,
             format!("no such endpoint: {method} {path}"),
@@ -348,7 +399,11 @@ fn check_headers(headers: &HeaderMap, extra: Option<&TokenCheck>) -> Result<(), 
 
 fn check_query(route: Route, query: &BTreeMap<String, String>) -> Result<(), Rejection> {
     let extra = match route {
-        Route::Ban | Route::ShieldMode | Route::ChatSettings => None,
+        Route::Ban
+        | Route::ShieldMode
+        | Route::ChatSettings
+        | Route::ReadShieldMode
+        | Route::ReadChatSettings => None,
         Route::Unban => Some("user_id"),
         Route::Delete => Some("message_id"),
     };
@@ -474,7 +529,12 @@ fn check(
         Route::Ban => Some(check_ban_body(headers, body)?),
         Route::ShieldMode | Route::ChatSettings => Some(check_mode_body(route, headers, body)?),
         _ if body.is_empty() => None,
-        _ => return Err(reject(StatusCode::BAD_REQUEST, "DELETE must have no body")),
+        _ => {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                "DELETE and GET must have no body",
+            ))
+        }
     };
     Ok(Checked {
         route,
@@ -489,6 +549,40 @@ fn check(
             at: Instant::now(),
         },
     })
+}
+
+/// What `GET /moderation/shield_mode` and `GET /chat/settings` answer, as Helix shapes it;
+/// `None` for the other routes.
+fn read_modes(state: &FakeState, checked: &Checked) -> Option<Value> {
+    let room = checked.record.query.get("broadcaster_id")?.clone();
+    match checked.route {
+        Route::ReadShieldMode => Some(json!({
+            "is_active": state.shield.get(&room).copied().unwrap_or(false),
+            "moderator_id": "",
+            "moderator_login": "",
+            "moderator_name": "",
+            "last_activated_at": ""
+        })),
+        Route::ReadChatSettings => {
+            let set = state.chat_settings.get(&room);
+            let field =
+                |k: &str, default: Value| set.and_then(|s| s.get(k)).cloned().unwrap_or(default);
+            Some(json!({
+                "broadcaster_id": room,
+                "moderator_id": checked.record.query.get("moderator_id"),
+                "emote_mode": field("emote_mode", json!(false)),
+                "follower_mode": field("follower_mode", json!(false)),
+                "follower_mode_duration": field("follower_mode_duration", Value::Null),
+                "slow_mode": field("slow_mode", json!(false)),
+                "slow_mode_wait_time": field("slow_mode_wait_time", Value::Null),
+                "subscriber_mode": field("subscriber_mode", json!(false)),
+                "unique_chat_mode": false,
+                "non_moderator_chat_delay": false,
+                "non_moderator_chat_delay_duration": null
+            }))
+        }
+        _ => None,
+    }
 }
 
 /// Carries out a checked request against the fake's state: status and Helix error message.
@@ -558,6 +652,7 @@ fn carry_out(state: &mut FakeState, checked: &Checked) -> (StatusCode, Option<&'
             }
             (StatusCode::NO_CONTENT, None)
         }
+        Route::ReadShieldMode | Route::ReadChatSettings => (StatusCode::OK, None),
     }
 }
 
@@ -620,8 +715,16 @@ fn answer(state: &mut FakeState, mut checked: Checked) -> (Response, Duration) {
         (helix_error(status, "injected fault"), remaining, reset)
     } else {
         let (allowed, remaining, reset) = state.bucket.take(now);
+        let missing = checked
+            .route
+            .scope()
+            .filter(|scope| state.missing_scopes.contains(scope));
         let response = if !allowed {
             helix_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+        } else if let Some(scope) = missing {
+            helix_error(StatusCode::UNAUTHORIZED, &format!("Missing scope: {scope}"))
+        } else if let Some(data) = read_modes(state, &checked) {
+            (StatusCode::OK, axum::Json(json!({ "data": [data] }))).into_response()
         } else {
             match carry_out(state, &checked) {
                 (status, None) => ok_body(&checked, status),
@@ -635,7 +738,7 @@ fn answer(state: &mut FakeState, mut checked: Checked) -> (Response, Duration) {
         state.requests.push(checked.record);
     }
     (
-        with_rate_headers(response, limit, remaining, reset),
+        with_rate_headers(response, state.bucket.per_minute(), remaining, reset),
         state.delay,
     )
 }

@@ -36,7 +36,9 @@ use crate::twitch::auth::{Auth, AuthMetrics};
 use crate::twitch::eventsub::{EventSub, EventSubParts};
 use crate::twitch::helix::chat::{ChatMetrics, HelixChat};
 use crate::twitch::helix::streams::StreamMetrics;
-use crate::twitch::helix::{Bearer, HelixMetrics, HelixModerator, StaticBearer};
+use crate::twitch::helix::{
+    ActorFeedback, Bearer, ChannelFeedback, HelixMetrics, HelixModerator, StaticBearer,
+};
 use crate::twitch::{IrcRole, OutboundLimits, TwitchClient, TwitchOutbound, TwitchStops};
 
 /// Replaceable pieces of a service.
@@ -237,10 +239,12 @@ pub async fn platforms(
         });
     let (moderation, helix_task) = match (registered.helix.take(), user_bearer.clone()) {
         (Some(metrics), Some(bearer)) => {
+            let feedback: Arc<dyn ChannelFeedback> = ActorFeedback::new(Arc::clone(channels));
             let (moderator, task) = HelixModerator::start_with_metrics(
                 config.helix.clone(),
                 bearer,
                 metrics,
+                Some(feedback),
                 helix_stop.clone(),
             );
             (Some(moderator), Some(task))

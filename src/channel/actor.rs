@@ -54,6 +54,9 @@ pub enum ChannelMsg {
     Tick,
     /// The stream went live (since unix ms) or offline.
     StreamStatus(Option<u64>),
+    /// A platform's report on the channel's own output (its moderation calls are behind the
+    /// budget, a chat-mode change was refused): handled like a tick, never counted as chat.
+    Feedback(EventKind),
     /// Replace the channel's rules (admin API) if they are still `base` (the version the edit
     /// was made on); replies with the refusal, if any.
     SetRules(RulesEdit, RpcReplyPort<Result<(), RulesRefused>>),
@@ -204,6 +207,7 @@ impl Actor for ChannelActor {
             ChannelMsg::Wake => handle_orphans_before(state, u64::MAX).await,
             ChannelMsg::Tick => handle_tick(state).await,
             ChannelMsg::StreamStatus(since) => handle_stream_status(state, since).await,
+            ChannelMsg::Feedback(kind) => handle_internal(state, kind).await,
             ChannelMsg::Reload => {
                 if !state.loaded {
                     state.load(&myself).await;
@@ -380,7 +384,7 @@ async fn handle_stream_status(state: &mut ChannelActorState, since: Option<u64>)
     .await;
 }
 
-/// Runs the engine on an event the service made (not chat): ticks, stream status.
+/// Runs the engine on an event the service made (not chat): ticks, stream status, feedback.
 async fn handle_internal(state: &mut ChannelActorState, kind: EventKind) {
     let event = ChatEvent {
         platform: state.shared.key.platform,

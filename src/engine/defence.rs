@@ -10,11 +10,18 @@
 //!   first-time chatters;
 //! - a raid arrived (`USERNOTICE msg-id=raid`, EventSub's raid chat notification) less than
 //!   `raid_window_s` ago and the filters took at least `raid_filter_hits` actions within the
-//!   window (a lower bar than `max_moderation_actions`, for a raid Twitch announced).
+//!   window (a lower bar than `max_moderation_actions`, for a raid Twitch announced);
+//! - the moderation transport says the channel's waiting calls need more than
+//!   `max_backlog_s` to go out at the token's budget ([`EventKind::ModerationBacklog`], at
+//!   most once a second while it lasts): one delete at a time is losing, so the channel
+//!   escalates instead of queueing on.
 //!
 //! On detection the first step is engaged ([`Action::ChatMode`]); while detections go on, the
 //! next step every `escalate_after_s`; after `calm_s` without one, every engaged step is
-//! reverted, last first. Moderators end it at once with `!raidoff` (detection then rests for
+//! reverted, last first. A step whose change the platform refused
+//! ([`EventKind::ChatModeFailed`]: a missing scope, the bot not a moderator) counts as not
+//! engaged and is skipped until the defence ends; the next step is engaged at once while the
+//! raid goes on. Moderators end it at once with `!raidoff` (detection then rests for
 //! `calm_s`, so the bot does not fight them) and see it with `!raidstatus`. In shadow mode the
 //! same decisions come out as [`Action::Shadow`] records ("would have engaged Shield Mode").
 //! Every decision carries the rule `defence`, so it is counted and logged like the filters'.
@@ -25,6 +32,8 @@ use std::collections::VecDeque;
 use super::action::ChatModeChange;
 use super::roles::Level;
 use super::rules::{CrossChannel, DefenceSettings, DefenceStep};
+#[cfg(doc)]
+use super::EventKind;
 use super::{Action, ChannelState, Incoming, StateChange};
 
 /// The rule name of every defence decision.
@@ -35,6 +44,8 @@ pub const CROSS_RULE: &str = "cross-channel";
 const FLAG_TTL_MS: u64 = 24 * 3_600 * 1_000;
 /// Most timestamps kept per kind (actions, messages) for the window.
 pub const MAX_WINDOW_EVENTS: usize = 10_000;
+/// How long a backlog report counts as current (the transport repeats it every second).
+const BACKLOG_FRESH_MS: u64 = 2_500;
 
 /// The defence's state in one channel.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,8 +57,12 @@ pub struct DefenceRuntime {
     first_time: u64,
     /// When a raid arrived.
     raid: Option<u64>,
+    /// The last backlog report: (ms, how long the waiting calls need, how many wait).
+    backlog: Option<(u64, u64, u64)>,
     /// Steps engaged, in order (what a revert turns off, whatever the rules say by then).
     engaged: Vec<DefenceStep>,
+    /// Steps the platform refused since the defence last ended; skipped until it ends.
+    failed: Vec<DefenceStep>,
     engaged_at_ms: u64,
     last_step_ms: u64,
     last_detected_ms: u64,
@@ -147,11 +162,89 @@ pub fn on_raid(state: &mut ChannelState, now_ms: u64) {
     }
 }
 
+/// The transport's report that this channel's moderation calls are behind.
+pub fn on_backlog(
+    state: &mut ChannelState,
+    drain_ms: u64,
+    waiting: u64,
+    now_ms: u64,
+) -> Vec<Action> {
+    let settings = &state.rules.defence;
+    if !settings.enabled || settings.max_backlog_s == 0 {
+        return Vec::new();
+    }
+    state.runtime.defence.backlog = Some((now_ms, drain_ms, waiting));
+    evaluate(state, now_ms)
+}
+
+/// A chat-mode change of the defence did not happen. An engaging one: its step no longer
+/// counts as engaged, is skipped until the defence ends, and the next step is engaged at once
+/// if the raid goes on. A reverting one: moderators are told (the mode is still on).
+pub fn on_mode_failed(
+    state: &mut ChannelState,
+    failed: ChatModeChange,
+    why: &str,
+    now_ms: u64,
+) -> Vec<Action> {
+    let settings = state.rules.defence.clone();
+    let say = |text: String| Action::Say { text }.shadowed(RULE, settings.shadow);
+    if !failed.engages() {
+        if !settings.announce {
+            return Vec::new();
+        }
+        let off = failed.describe();
+        return vec![say(format!(
+            "Raid defence: Twitch refused {off}; a moderator must change it by hand."
+        ))];
+    }
+    let rt = &mut state.runtime.defence;
+    let Some(at) = rt.engaged.iter().position(|s| change(*s, true) == failed) else {
+        return Vec::new();
+    };
+    let step = rt.engaged.remove(at);
+    rt.failed.push(step);
+    rt.last_reason = format!("{} failed: {}", failed.describe(), cut(why, 120));
+    state.runtime.note(StateChange::DefenceSteps { delta: -1 });
+    let rt = &state.runtime.defence;
+    let raid_goes_on = now_ms.saturating_sub(rt.last_detected_ms) <= settings.window_s * 1000;
+    let next = next_step(&settings, rt);
+    let mut actions = Vec::new();
+    match next {
+        Some(next) if raid_goes_on => {
+            let reason = format!("{} refused by Twitch", failed.describe());
+            actions.extend(engage(state, next, &reason, now_ms));
+        }
+        _ if settings.announce => actions.push(say(format!(
+            "Raid defence: Twitch refused {}; no other step to take.",
+            failed.describe()
+        ))),
+        _ => {}
+    }
+    actions
+}
+
+fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// The index of the first step neither engaged nor refused, if any.
+fn next_step(settings: &DefenceSettings, rt: &DefenceRuntime) -> Option<usize> {
+    settings
+        .steps
+        .iter()
+        .position(|s| !rt.engaged.contains(s) && !rt.failed.contains(s))
+}
+
 /// The one-second tick: reverts every engaged step once chat has been calm for `calm_s`.
 pub fn on_tick(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
     let rt = &state.runtime.defence;
     let calm_ms = state.rules.defence.calm_s * 1000;
-    if rt.engaged.is_empty() || now_ms.saturating_sub(rt.last_detected_ms) < calm_ms {
+    if now_ms.saturating_sub(rt.last_detected_ms) < calm_ms {
+        return Vec::new();
+    }
+    if rt.engaged.is_empty() {
+        // Refused steps are tried again in the next raid.
+        state.runtime.defence.failed.clear();
         return Vec::new();
     }
     let calm_s = state.rules.defence.calm_s;
@@ -274,8 +367,18 @@ fn status(state: &ChannelState, now_ms: u64) -> String {
         .iter()
         .map(|s| change(*s, true).describe())
         .collect();
+    let refused = if rt.failed.is_empty() {
+        String::new()
+    } else {
+        let failed: Vec<String> = rt
+            .failed
+            .iter()
+            .map(|s| change(*s, true).describe())
+            .collect();
+        format!("; refused by Twitch: {}", failed.join(", "))
+    };
     format!(
-        "Raid defence{shadow}: {} for {} s ({}); last detection {} s ago; reverts after {} s of calm. !raidoff ends it.",
+        "Raid defence{shadow}: {}{refused} for {} s ({}); last detection {} s ago; reverts after {} s of calm. !raidoff ends it.",
         steps.join(", "),
         now_ms.saturating_sub(rt.engaged_at_ms) / 1000,
         rt.last_reason,
@@ -285,7 +388,7 @@ fn status(state: &ChannelState, now_ms: u64) -> String {
 }
 
 /// Why the window says "raid", if it does.
-fn detect(settings: &DefenceSettings, rt: &DefenceRuntime) -> Option<String> {
+fn detect(settings: &DefenceSettings, rt: &DefenceRuntime, now_ms: u64) -> Option<String> {
     let actions = rt.actions.len() as u64;
     if settings.max_moderation_actions > 0 && actions > settings.max_moderation_actions {
         return Some(format!(
@@ -304,10 +407,20 @@ fn detect(settings: &DefenceSettings, rt: &DefenceRuntime) -> Option<String> {
         }
     }
     let raided = rt.raid.is_some() && settings.raid_filter_hits > 0;
-    (raided && actions >= settings.raid_filter_hits).then(|| {
-        format!(
+    if raided && actions >= settings.raid_filter_hits {
+        return Some(format!(
             "a raid, then {actions} moderation actions in {} s",
             settings.window_s
+        ));
+    }
+    let (at, drain_ms, waiting) = rt.backlog?;
+    let behind = settings.max_backlog_s > 0
+        && now_ms.saturating_sub(at) <= BACKLOG_FRESH_MS
+        && drain_ms > settings.max_backlog_s * 1000;
+    behind.then(|| {
+        format!(
+            "{waiting} moderation calls waiting, {} s to send at the Helix budget",
+            drain_ms.div_ceil(1000)
         )
     })
 }
@@ -318,20 +431,19 @@ fn evaluate(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
     if now_ms < rt.resting_until_ms {
         return Vec::new();
     }
-    let Some(reason) = detect(settings, rt) else {
+    let Some(reason) = detect(settings, rt, now_ms) else {
         return Vec::new();
     };
     let escalate_ms = settings.escalate_after_s * 1000;
-    let next = rt.engaged.len();
-    let due = next == 0
-        || (next < settings.steps.len() && now_ms.saturating_sub(rt.last_step_ms) >= escalate_ms);
+    let next = next_step(settings, rt);
+    let due = rt.engaged.is_empty() || now_ms.saturating_sub(rt.last_step_ms) >= escalate_ms;
     let rt = &mut state.runtime.defence;
     rt.last_detected_ms = now_ms;
     rt.last_reason = reason.clone();
-    if !due {
-        return Vec::new();
+    match next {
+        Some(next) if due => engage(state, next, &reason, now_ms),
+        _ => Vec::new(),
     }
-    engage(state, next, &reason, now_ms)
 }
 
 fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> Vec<Action> {
@@ -340,7 +452,7 @@ fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> V
         return Vec::new();
     };
     let rt = &mut state.runtime.defence;
-    if step == 0 {
+    if rt.engaged.is_empty() {
         rt.engaged_at_ms = now_ms;
     }
     rt.engaged.push(which);
@@ -362,6 +474,7 @@ fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> V
 
 fn revert(state: &mut ChannelState, why: &str) -> Vec<Action> {
     let settings = state.rules.defence.clone();
+    state.runtime.defence.failed.clear();
     let engaged = std::mem::take(&mut state.runtime.defence.engaged);
     if engaged.is_empty() {
         return Vec::new();

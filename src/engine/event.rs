@@ -116,6 +116,15 @@ pub enum EventKind {
         source: String,
         reason: String,
     },
+    /// The moderation transport is behind in this channel: its waiting calls need `drain_ms`
+    /// to go out at the token's budget (`waiting` of them). Sent at most once a second while
+    /// it lasts; the raid defence may escalate on it.
+    ModerationBacklog { drain_ms: u64, waiting: u64 },
+    /// A chat-mode change the engine asked for did not happen (`why`: the platform's answer).
+    ChatModeFailed {
+        change: super::action::ChatModeChange,
+        why: String,
+    },
     /// The channel actor's one-second heartbeat; drives timers and expiries.
     Tick,
     /// The stream went live (`online`, optionally since `started_at_ms`) or offline.

@@ -448,6 +448,12 @@ pub fn handle(state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> V
             reason,
             ..
         } => defence::on_flagged(state, user_id, source, reason, now_ms),
+        EventKind::ModerationBacklog { drain_ms, waiting } => {
+            defence::on_backlog(state, *drain_ms, *waiting, now_ms)
+        }
+        EventKind::ChatModeFailed { change, why } => {
+            defence::on_mode_failed(state, *change, why, now_ms)
+        }
         EventKind::StreamStatus {
             online,
             started_at_ms,

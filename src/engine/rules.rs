@@ -180,6 +180,9 @@ pub struct DefenceSettings {
     /// this many actions within the window (0: not checked).
     pub raid_filter_hits: u64,
     pub raid_window_s: u64,
+    /// Engage when the channel's waiting moderation calls need more than this many seconds
+    /// to go out at the token's Helix budget, as the transport reports (0: not checked).
+    pub max_backlog_s: u64,
     /// What to do, in order: the first step on detection, the next after `escalate_after_s`
     /// if the raid goes on.
     pub steps: Vec<DefenceStep>,
@@ -206,6 +209,7 @@ impl Default for DefenceSettings {
             min_messages: 30,
             raid_filter_hits: 5,
             raid_window_s: 120,
+            max_backlog_s: 10,
             steps: vec![DefenceStep::ShieldMode],
             escalate_after_s: 30,
             calm_s: 120,
@@ -839,6 +843,14 @@ fn validate_defence(d: &DefenceSettings) -> Result<(), RuleError> {
     }
     if d.steps.len() > 8 {
         return Err(fault(item, "at most 8 steps"));
+    }
+    if d.max_backlog_s > 3_600 {
+        return Err(fault(item, "max_backlog_s is at most 3600"));
+    }
+    for (i, step) in d.steps.iter().enumerate() {
+        if d.steps[..i].contains(step) {
+            return Err(fault(item, "a step is listed twice"));
+        }
     }
     for step in &d.steps {
         match *step {

@@ -1,5 +1,6 @@
 //! The raid defence: detection (moderation actions, first-time chatters, a raid then filter
-//! hits), steps engaged and escalated, reverted after calm, `!raidoff` / `!raidstatus`, shadow
+//! hits, a moderation backlog), steps engaged and escalated, a refused step skipped, reverted
+//! after calm, `!raidoff` / `!raidstatus`, shadow
 //! mode, validation, and the abuse cases (bounded memory, viewers cannot switch it off).
 
 use super::*;
@@ -241,6 +242,8 @@ fn defence_settings_are_validated() {
         ("window_s = 0", "window_s"),
         ("calm_s = 0", "calm_s"),
         ("max_first_time_share = 1.5", "max_first_time_share"),
+        ("max_backlog_s = 4000", "max_backlog_s"),
+        ("steps = [\"shield_mode\", \"shield_mode\"]", "listed twice"),
     ] {
         let text = format!("[defence]\nenabled = true\n{bad}\n");
         let err = ChannelState::with_rules("chan", rules(&text), 1).expect_err(bad);
@@ -394,4 +397,144 @@ fn raidoff_in_the_middle_of_a_detection_ends_with_the_modes_off() {
         "{out:?}"
     );
     assert_eq!(s.runtime.defence.engaged(), 0);
+}
+
+fn backlog(drain_ms: u64) -> EventKind {
+    EventKind::ModerationBacklog {
+        drain_ms,
+        waiting: drain_ms / 75,
+    }
+}
+
+fn refused(change: ChatModeChange) -> EventKind {
+    EventKind::ChatModeFailed {
+        change,
+        why: "missing scope (401): Missing scope: moderator:manage:shield_mode".into(),
+    }
+}
+
+/// Only the backlog detects in these rules (every other threshold is 0).
+fn backlog_rules() -> ChannelState {
+    state(
+        &RULES
+            .replace("max_moderation_actions = 5", "max_moderation_actions = 0")
+            .replace("calm_s = 60", "calm_s = 60\nmax_backlog_s = 5"),
+    )
+}
+
+#[test]
+fn a_moderation_backlog_past_the_target_engages_and_escalates() {
+    let mut s = backlog_rules();
+    assert!(
+        handle(&mut s, &event(backlog(5_000)), at(0)).is_empty(),
+        "at the target: not behind"
+    );
+    let engaged = handle(&mut s, &event(backlog(12_000)), at(1));
+    assert_eq!(modes(&engaged), [ChatModeChange::ShieldMode(true)]);
+    assert!(
+        texts(&engaged)
+            .iter()
+            .any(|t| t.contains("moderation calls waiting") && t.contains("12 s")),
+        "the reason says why: {engaged:?}"
+    );
+    // Still behind after escalate_after_s: the next step.
+    assert!(handle(&mut s, &event(backlog(9_000)), at(20)).is_empty());
+    assert_eq!(
+        modes(&handle(&mut s, &event(backlog(9_000)), at(31))),
+        [ChatModeChange::FollowersOnly(Some(10))]
+    );
+    // Reports stop (the queue drained): calm reverts.
+    assert_eq!(modes(&tick(&mut s, 92)).len(), 2);
+    // An old report does not count: without a fresh one, no escalation.
+    let mut s = backlog_rules();
+    assert_eq!(
+        modes(&handle(&mut s, &event(backlog(20_000)), at(0))).len(),
+        1
+    );
+    assert!(
+        modes(&chat(&mut s, "viewer", "hi", false, 31)).is_empty(),
+        "a report of 31 s ago escalated"
+    );
+    // Off when the threshold is 0, and when the defence is off.
+    let mut off = state(&RULES.replace(
+        "max_moderation_actions = 5",
+        "max_moderation_actions = 0\nmax_backlog_s = 0",
+    ));
+    assert!(handle(&mut off, &event(backlog(60_000)), at(0)).is_empty());
+    let mut disabled = state(&RULES.replace("enabled = true", "enabled = false"));
+    assert!(handle(&mut disabled, &event(backlog(60_000)), at(0)).is_empty());
+}
+
+#[test]
+fn a_step_twitch_refuses_is_skipped_and_the_next_engaged_at_once() {
+    let mut s = backlog_rules();
+    let engaged = handle(&mut s, &event(backlog(20_000)), at(0));
+    assert_eq!(modes(&engaged), [ChatModeChange::ShieldMode(true)]);
+    assert_eq!(s.runtime.defence.engaged(), 1);
+    let next = handle(
+        &mut s,
+        &event(refused(ChatModeChange::ShieldMode(true))),
+        at(1),
+    );
+    assert_eq!(
+        modes(&next),
+        [ChatModeChange::FollowersOnly(Some(10))],
+        "the next step at once, not after escalate_after_s"
+    );
+    assert_eq!(s.runtime.defence.engaged(), 1, "Shield Mode is not engaged");
+    let status = handle(
+        &mut s,
+        &event(EventKind::Message(ChatMessage {
+            id: "status".into(),
+            user: user("amod", Role::Moderator),
+            text: "!raidstatus".into(),
+            ..ChatMessage::default()
+        })),
+        at(2),
+    );
+    assert!(
+        texts(&status).iter().any(
+            |t| t.contains("followers-only") && t.contains("refused by Twitch: Shield Mode on")
+        ),
+        "{status:?}"
+    );
+    // Still behind later: the refused step is not tried again in this raid, nothing is left.
+    assert!(modes(&handle(&mut s, &event(backlog(20_000)), at(40))).is_empty());
+    // The second step refused too: nothing left to engage; chat is told.
+    let none = handle(
+        &mut s,
+        &event(refused(ChatModeChange::FollowersOnly(Some(10)))),
+        at(41),
+    );
+    assert!(modes(&none).is_empty());
+    assert!(
+        texts(&none).iter().any(|t| t.contains("no other step")),
+        "{none:?}"
+    );
+    assert_eq!(s.runtime.defence.engaged(), 0);
+    // After calm the refusals are forgotten: the next raid tries Shield Mode again.
+    assert!(tick(&mut s, 200).is_empty());
+    assert_eq!(
+        modes(&handle(&mut s, &event(backlog(20_000)), at(201))),
+        [ChatModeChange::ShieldMode(true)]
+    );
+    // A refused revert leaves the state as it is and tells the moderators.
+    let told = handle(
+        &mut s,
+        &event(refused(ChatModeChange::ShieldMode(false))),
+        at(202),
+    );
+    assert!(modes(&told).is_empty());
+    assert!(
+        texts(&told).iter().any(|t| t.contains("by hand")),
+        "{told:?}"
+    );
+    assert_eq!(s.runtime.defence.engaged(), 1);
+    // A refusal of a change the defence did not make changes nothing.
+    assert!(handle(
+        &mut s,
+        &event(refused(ChatModeChange::EmoteOnly(true))),
+        at(203)
+    )
+    .is_empty());
 }

@@ -45,6 +45,13 @@ use oauth::OAuthClient;
 /// The bot account's scopes asked for by `GET /v1/bot/authorize`, besides what the
 /// configured paths need.
 const BOT_BASE_SCOPES: &[&str] = &["user:read:chat", "user:write:chat", "user:bot"];
+/// Asked for as well when Helix moderation is on: the raid defence's chat-mode steps (Shield
+/// Mode, `PATCH /chat/settings`). Not required of a token (a channel without the defence never
+/// needs them); a step Twitch refuses for a missing scope is reported back and skipped.
+pub const DEFENCE_SCOPES: &[&str] = &[
+    "moderator:manage:shield_mode",
+    "moderator:manage:chat_settings",
+];
 
 /// What a channel's authorisation looks like (for `/v1/channels`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -137,9 +144,15 @@ impl Auth {
         let user_needed = user_token_needed(config);
         let directory = Arc::new(Directory::new(store.clone()));
         let mut bot_scopes: Vec<String> = BOT_BASE_SCOPES.iter().map(|s| s.to_string()).collect();
-        for scope in &needed {
-            if !bot_scopes.contains(scope) {
-                bot_scopes.push(scope.clone());
+        let defence: &[&str] = if config.helix_enabled() {
+            DEFENCE_SCOPES
+        } else {
+            &[]
+        };
+        let defence = defence.iter().map(|s| s.to_string());
+        for scope in needed.iter().cloned().chain(defence) {
+            if !bot_scopes.contains(&scope) {
+                bot_scopes.push(scope);
             }
         }
         let console_login = login::ConsoleLogin::new(config, oauth.clone(), metrics.clone())?;

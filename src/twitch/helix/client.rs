@@ -9,7 +9,8 @@
 //! 5xx), since that attempt is the likely cause. 429, 5xx and transport errors are retried up to
 //! `max_retries` times with exponential backoff and jitter; a 429 also pauses the whole budget
 //! until `Ratelimit-Reset`. Every attempt costs a budget point. The token is only ever put in
-//! the `Authorization` header: it is never logged.
+//! the `Authorization` header: it is never logged. A chat-mode change first reads the mode as
+//! it was ([`super::modes`]), so the defence's revert restores it instead of turning it off.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,8 +24,10 @@ use tokio_util::sync::CancellationToken;
 use super::bearer::Bearer;
 use super::budget::{Budget, RateHeaders};
 use super::metrics::HelixMetrics;
+use super::modes::{self, Priors};
 use super::request::{Call, Job, Kind};
 use crate::config::HelixConfig;
+use crate::engine::action::ChatModeChange;
 
 /// How long a call that got a 401 waits for a renewed token before failing.
 const RENEWAL_WAIT: Duration = Duration::from_secs(5);
@@ -40,6 +43,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
+    /// Nothing needed doing: a chat mode already as strict as asked, or left on at the end
+    /// because it was on before the defence.
+    Kept(String),
     Failed(String),
     Dropped(String),
 }
@@ -48,6 +54,7 @@ impl Outcome {
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Kept(_) => "kept",
             Outcome::Failed(_) => "failed",
             Outcome::Dropped(_) => "dropped",
         }
@@ -56,6 +63,7 @@ impl Outcome {
     pub fn text(&self) -> String {
         match self {
             Outcome::Ok => "ok".into(),
+            Outcome::Kept(why) => format!("kept: {why}"),
             Outcome::Failed(why) => format!("failed: {why}"),
             Outcome::Dropped(why) => format!("dropped: {why}"),
         }
@@ -96,6 +104,9 @@ pub fn classify(status: StatusCode, message: &str, kind: Kind) -> Attempt {
     }
     let lower = message.to_ascii_lowercase();
     match status.as_u16() {
+        // Helix says "Missing scope: ..." when the token is good but lacks what this call
+        // needs (Shield Mode, chat settings): renewing it would not help.
+        401 if lower.contains("scope") => Attempt::Final(detail("missing scope")),
         401 => Attempt::Final(detail("token invalid or missing scope")),
         429 => retry(detail("rate limited"), false),
         s if s >= 500 => retry(detail("server error"), true),
@@ -116,6 +127,7 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 
 pub fn rate_headers(headers: &HeaderMap) -> RateHeaders {
     RateHeaders {
+        limit: header_u64(headers, "ratelimit-limit"),
         remaining: header_u64(headers, "ratelimit-remaining"),
         reset: header_u64(headers, "ratelimit-reset"),
     }
@@ -161,6 +173,8 @@ pub struct Executor {
     shutdown: CancellationToken,
     /// Set by a 401, cleared by a success: the invalid-token error is logged once per spell.
     token_refused: AtomicBool,
+    /// Chat modes that were on before the defence changed them.
+    priors: Priors,
 }
 
 impl Executor {
@@ -190,17 +204,143 @@ impl Executor {
             retry_backoff: Duration::from_millis(config.retry_backoff_ms),
             shutdown,
             token_refused: AtomicBool::new(false),
+            priors: Priors::default(),
         }))
     }
 
+    /// Calls a second the token's budget lets through (what the worker plans with).
+    pub fn per_second(&self) -> f64 {
+        self.budget.per_second()
+    }
+
+    /// Points in the token's bucket now.
+    pub fn available(&self) -> u64 {
+        self.budget.available(Instant::now())
+    }
+
+    /// Takes a point for a job about to start (the worker starts a job only with its first
+    /// point in hand, so the order of its lines decides who spends the points), or says when
+    /// one is there.
+    pub fn reserve(&self) -> Result<(), Instant> {
+        self.budget.reserve(Instant::now())
+    }
+
+    /// Gives back a reserved point that was not spent.
+    pub fn refund(&self) {
+        self.budget.refund();
+    }
+
     /// Runs a job to its outcome; returns the outcome and the number of HTTP calls made.
-    pub async fn execute(&self, job: &Job) -> (Outcome, u32) {
-        let call = job.call();
+    /// `prepaid`: its first point was reserved.
+    pub async fn execute(&self, job: &Job, prepaid: bool) -> (Outcome, u32) {
+        let mut prepaid = prepaid;
+        let done = match job.change {
+            Some(change) if change.engages() => self.engage(job, change, &mut prepaid).await,
+            Some(change) => self.revert(job, change, &mut prepaid).await,
+            None => self.run(job, job.call(), &mut prepaid).await,
+        };
+        if prepaid {
+            self.refund();
+        }
+        done
+    }
+
+    /// One point: the reserved one if still unspent, else one from the budget (false on
+    /// shutdown).
+    async fn point(&self, prepaid: &mut bool) -> bool {
+        std::mem::take(prepaid) || self.budget.take(&self.shutdown).await
+    }
+
+    /// An engaging chat-mode change: reads the mode first; leaves a mode at least as strict
+    /// alone, else changes it and remembers what to restore.
+    async fn engage(
+        &self,
+        job: &Job,
+        change: ChatModeChange,
+        prepaid: &mut bool,
+    ) -> (Outcome, u32) {
+        let (answer, read) = self.read(job, modes::read_call(job, change), prepaid).await;
+        match answer.and_then(|a| modes::prior_of(change, &a)) {
+            Some(prior) if prior.untouched => {
+                self.priors.remember(&job.channel, change, prior);
+                let why = format!("{} already (set before the defence)", change.describe());
+                (Outcome::Kept(why), read)
+            }
+            Some(prior) => {
+                self.priors.remember(&job.channel, change, prior);
+                let (outcome, n) = self.run(job, job.call(), prepaid).await;
+                (outcome, n + read)
+            }
+            None => {
+                self.priors.forget(&job.channel, change);
+                let (outcome, n) = self.run(job, job.call(), prepaid).await;
+                (outcome, n + read)
+            }
+        }
+    }
+
+    /// A reverting chat-mode change: puts back what was on before the defence, if anything.
+    async fn revert(
+        &self,
+        job: &Job,
+        change: ChatModeChange,
+        prepaid: &mut bool,
+    ) -> (Outcome, u32) {
+        match self.priors.take(&job.channel, change) {
+            Some(prior) if prior.untouched => {
+                let why = format!("{} was on before the defence", modes::mode_of(change));
+                (Outcome::Kept(why), 0)
+            }
+            Some(prior) => {
+                let mut call = job.call();
+                call.body = Some(prior.body);
+                self.run(job, call, prepaid).await
+            }
+            None => self.run(job, job.call(), prepaid).await,
+        }
+    }
+
+    /// One read (one budget point, no retry): the JSON answer, if it was a success.
+    async fn read(
+        &self,
+        job: &Job,
+        call: Call,
+        prepaid: &mut bool,
+    ) -> (Option<serde_json::Value>, u32) {
+        if !self.point(prepaid).await {
+            return (None, 0);
+        }
+        let Some(token) = self.bearer.token() else {
+            return (None, 0);
+        };
+        let url = format!("{}{}", self.base_url, call.path);
+        let request = self
+            .http
+            .get(url)
+            .query(&call.query)
+            .header("Client-Id", &self.client_id)
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose()));
+        let started = Instant::now();
+        let response = request.send().await;
+        self.metrics.observe_call(started.elapsed());
+        let Ok(response) = response else {
+            return (None, 1);
+        };
+        self.budget.observe(rate_headers(response.headers()));
+        if !response.status().is_success() {
+            tracing::debug!(action = job.kind.as_str(), status = %response.status(), "reading the chat modes failed; the revert will turn the mode off");
+            return (None, 1);
+        }
+        (response.json().await.ok(), 1)
+    }
+
+    /// Runs `call` for `job` to its outcome, with retries.
+    async fn run(&self, job: &Job, call: Call, prepaid: &mut bool) -> (Outcome, u32) {
         let mut attempts = 0;
         let mut maybe_applied = false;
         let mut renewed_once = false;
         loop {
-            if !self.budget.take(&self.shutdown).await {
+            if !self.point(prepaid).await {
                 return (Outcome::Dropped("shutdown".into()), attempts);
             }
             attempts += 1;
@@ -299,6 +439,15 @@ mod tests {
         let s = |n| StatusCode::from_u16(n).unwrap_or(StatusCode::IM_A_TEAPOT);
         assert_eq!(classify(s(204), "", Kind::Delete), Attempt::Ok);
         assert!(matches!(classify(s(401), "", Kind::Ban), Attempt::Final(_)));
+        let scope = classify(
+            s(401),
+            "Missing scope: moderator:manage:shield_mode",
+            Kind::ShieldMode,
+        );
+        assert!(
+            matches!(&scope, Attempt::Final(why) if why.starts_with("missing scope")),
+            "not taken for a bad token (no renewal): {scope:?}"
+        );
         assert!(matches!(
             classify(s(429), "", Kind::Ban),
             Attempt::Retry { .. }

@@ -4,7 +4,10 @@
 //! `helix_retries_total` repeated attempts, `helix_dropped_total{reason}` actions never sent,
 //! `helix_queue_depth` pending actions, `helix_request_seconds` the time of each HTTP attempt,
 //! `moderation_latency_seconds` the time from the chat message's arrival to its action done at
-//! Helix (successful actions; same buckets as `reply_latency_seconds`, for the SLO).
+//! Helix (successful actions; same buckets as `reply_latency_seconds`, for the SLO),
+//! `helix_backlog_reports_total` the times a channel was told its waiting calls are behind the
+//! budget and `helix_backlog_max_ms` the longest drain time of any channel's line at the last
+//! check.
 
 use std::time::Duration;
 
@@ -28,6 +31,8 @@ pub struct HelixMetrics {
     pub moderation_latency: Histogram,
     /// Log entries that could not be written to the JSON-lines file.
     pub log_file_errors: Counter,
+    pub backlog_reports: Counter,
+    pub backlog_max_ms: Gauge,
 }
 
 impl HelixMetrics {
@@ -40,6 +45,8 @@ impl HelixMetrics {
             request_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             moderation_latency: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             log_file_errors: Counter::default(),
+            backlog_reports: Counter::default(),
+            backlog_max_ms: Gauge::default(),
         };
         registry.register(
             "helix_requests",
@@ -75,6 +82,16 @@ impl HelixMetrics {
             "helix_log_file_errors",
             "Moderation log entries not written to the JSON-lines file",
             m.log_file_errors.clone(),
+        );
+        registry.register(
+            "helix_backlog_reports",
+            "Times a channel was told its waiting moderation calls need longer than the report threshold to go out at the token's budget",
+            m.backlog_reports.clone(),
+        );
+        registry.register(
+            "helix_backlog_max_ms",
+            "Longest time any channel's waiting moderation calls need to go out at the token's budget, at the last check (ms)",
+            m.backlog_max_ms.clone(),
         );
         m
     }

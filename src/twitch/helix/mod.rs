@@ -17,8 +17,10 @@ pub mod call;
 pub mod chat;
 mod client;
 pub mod eventsub;
+pub mod feedback;
 mod log;
 mod metrics;
+mod modes;
 mod request;
 pub mod streams;
 pub mod users;
@@ -26,6 +28,7 @@ mod worker;
 
 pub use bearer::{Bearer, StaticBearer};
 pub use client::Outcome;
+pub use feedback::{ActorFeedback, ChannelFeedback};
 pub use log::{ForgottenLog, ModerationLogEntry};
 pub use metrics::HelixMetrics;
 pub use request::{ModerationRequest, Refused, MAX_REASON_CHARS, MAX_TIMEOUT_S};
@@ -53,6 +56,7 @@ struct Inner {
     tx: mpsc::Sender<Job>,
     log: Arc<ModerationLog>,
     metrics: HelixMetrics,
+    feedback: Option<Arc<dyn ChannelFeedback>>,
 }
 
 impl std::fmt::Debug for HelixModerator {
@@ -79,16 +83,19 @@ impl HelixModerator {
             config,
             StaticBearer::new(Some(&token)),
             metrics,
+            None,
             shutdown,
         )
     }
 
     /// [`HelixModerator::start`] with metrics already registered (the service registers every
-    /// component's metrics first, then starts the components).
+    /// component's metrics first, then starts the components), reporting backlogs and refused
+    /// chat-mode changes to `feedback`.
     pub fn start_with_metrics(
         config: HelixConfig,
         bearer: Arc<dyn Bearer>,
         metrics: HelixMetrics,
+        feedback: Option<Arc<dyn ChannelFeedback>>,
         shutdown: CancellationToken,
     ) -> (HelixModerator, JoinHandle<()>) {
         let (log, writer) = match &config.moderation_log {
@@ -111,6 +118,7 @@ impl HelixModerator {
                 tx,
                 log: log.clone(),
                 metrics: metrics.clone(),
+                feedback: feedback.clone(),
             }),
         };
         let executor = match client::Executor::new(
@@ -138,6 +146,7 @@ impl HelixModerator {
                 executor,
                 log,
                 metrics,
+                feedback: feedback.clone(),
             },
             rx,
             staged_capacity: config.queue_capacity.max(1),
@@ -165,6 +174,9 @@ impl HelixModerator {
         };
         inner.metrics.queue_depth.dec();
         worker::record_dropped(&inner.log, &inner.metrics, &job, reason);
+        if let (Some(change), Some(feedback)) = (job.change, &inner.feedback) {
+            feedback.chat_mode_failed(&job.channel, change, &refused.to_string());
+        }
         Err(refused)
     }
 

@@ -102,6 +102,8 @@ pub struct Job {
     pub reason: Option<String>,
     /// The JSON body of a chat-mode change.
     pub settings: Option<Value>,
+    /// The chat-mode change this job carries out (reported back to the channel if refused).
+    pub change: Option<ChatModeChange>,
     pub rule: String,
     /// `received_at` of the request, else the submission time.
     pub since: Instant,
@@ -180,6 +182,7 @@ impl Job {
             duration_s: None,
             reason: None,
             settings: None,
+            change: None,
             rule: request.action.rule().unwrap_or_default().to_string(),
             since: request.received_at.unwrap_or_else(Instant::now),
         };
@@ -220,6 +223,7 @@ impl Job {
                 let (kind, body) = chat_mode(change);
                 job.kind = kind;
                 job.settings = Some(body);
+                job.change = Some(change);
                 job.reason = Some(change.describe());
             }
             other => return Err(Refused::Unsupported(action_name(&other))),

@@ -6,13 +6,22 @@
 //! most `staged_capacity` jobs in total; past that the worker stops taking jobs off the bounded
 //! channel, whose own bound then applies to `submit`.
 //!
-//! Within a channel's line the points go where they count most: chat-mode changes (the raid
+//! A job leaves its line only when a budget point is there for it (reserved, then spent by
+//! its first call), so calls never queue on the budget in flight and the order below is the
+//! order the points are spent in. Within a channel's line the points go where they count most: chat-mode changes (the raid
 //! defence's Shield Mode and chat settings: one call for the whole channel), bans, then
 //! timeouts, then deletes, then unbans (never ahead of an action already waiting for the same user); a second
 //! timeout or ban of a user merges into one, the harshest (the other is logged as
 //! `dropped: merged`); and an action still waiting `helix.max_action_age_ms` after its chat
 //! message arrived is dropped (`dropped: too old`) rather than sent late (chat-mode changes
 //! never are).
+//!
+//! Every second it plans: a channel whose line needs longer than
+//! [`feedback::REPORT_AFTER`](super::feedback::REPORT_AFTER) to go out at the token's rate
+//! (round-robin: each other line sends up to as many calls before this one's last) is told so,
+//! and a chat-mode change Helix refused is reported to its channel too
+//! ([`ChannelFeedback`]): the raid defence escalates or skips the step instead of the channel
+//! queueing on.
 //!
 //! On shutdown it stops taking jobs, logs the ones still queued as `dropped: shutdown`, lets the
 //! calls in flight finish (their budget waits and backoffs end at once), then stops the log
@@ -27,6 +36,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Executor, Outcome};
+use super::feedback::{ChannelFeedback, CHECK_EVERY, REPORT_AFTER};
 use super::log::{unix_ms, ModerationLog, ModerationLogEntry};
 use super::metrics::HelixMetrics;
 use super::request::{Job, Kind};
@@ -37,6 +47,8 @@ pub struct Shared {
     pub executor: Arc<Executor>,
     pub log: Arc<ModerationLog>,
     pub metrics: HelixMetrics,
+    /// Where backlogs and refused chat-mode changes are reported (none: nowhere).
+    pub feedback: Option<Arc<dyn ChannelFeedback>>,
 }
 
 /// A log entry for `job` with `outcome` after `attempts` calls.
@@ -67,8 +79,8 @@ pub fn record_dropped(
     shared_log.record(entry(job, &Outcome::Dropped(reason.replace('_', " ")), 0));
 }
 
-async fn run_one(shared: Shared, job: Job) {
-    let (outcome, attempts) = shared.executor.execute(&job).await;
+async fn run_one(shared: Shared, job: Job, prepaid: bool) {
+    let (outcome, attempts) = shared.executor.execute(&job, prepaid).await;
     match &outcome {
         Outcome::Dropped(_) => shared.metrics.dropped("shutdown"),
         _ => shared.metrics.finished(job.kind.as_str(), outcome.label()),
@@ -76,6 +88,11 @@ async fn run_one(shared: Shared, job: Job) {
     if matches!(outcome, Outcome::Ok) {
         let latency = job.since.elapsed().as_secs_f64();
         shared.metrics.moderation_latency.observe(latency);
+    }
+    if let (Some(change), Outcome::Failed(why), Some(feedback)) =
+        (job.change, &outcome, &shared.feedback)
+    {
+        feedback.chat_mode_failed(&job.channel, change, why);
     }
     shared.log.record(entry(&job, &outcome, attempts));
 }
@@ -101,11 +118,12 @@ fn severity(job: &Job) -> (u8, u64) {
     (rank(job.kind), job.duration_s.unwrap_or(0))
 }
 
-/// Runs `job`; the task answers its channel when it was a chat-mode change.
-fn spawn(in_flight: &mut JoinSet<Option<String>>, shared: Shared, job: Job) {
+/// Runs `job` (`prepaid`: with its first point reserved); the task answers its channel when
+/// it was a chat-mode change.
+fn spawn(in_flight: &mut JoinSet<Option<String>>, shared: Shared, job: Job, prepaid: bool) {
     let channel = job.kind.is_chat_mode().then(|| job.channel.clone());
     in_flight.spawn(async move {
-        run_one(shared, job).await;
+        run_one(shared, job, prepaid).await;
         channel
     });
 }
@@ -235,6 +253,34 @@ impl FairQueue {
         dropped
     }
 
+    /// How long each channel's line needs to go out with `available` points in the bucket
+    /// now and `per_second` more each second, and how many calls wait in it. Round-robin:
+    /// before a line's last call goes, every other line sends up to as many of its own.
+    pub fn drain_times(&self, per_second: f64, available: u64) -> Vec<(String, Duration, usize)> {
+        let mut lengths: Vec<usize> = self.lines.values().map(VecDeque::len).collect();
+        lengths.sort_unstable();
+        // ahead[i]: the calls of the lines shorter than lengths[i], in full.
+        let mut ahead = Vec::with_capacity(lengths.len());
+        let mut sum = 0usize;
+        for n in &lengths {
+            ahead.push(sum);
+            sum += n;
+        }
+        let rate = per_second.max(0.001);
+        self.lines
+            .iter()
+            .map(|(channel, line)| {
+                let n = line.len();
+                let shorter = lengths.partition_point(|l| *l < n);
+                let calls =
+                    ahead.get(shorter).copied().unwrap_or(sum) + (lengths.len() - shorter) * n;
+                let beyond = (calls as u64).saturating_sub(available);
+                let drain = Duration::from_secs_f64(beyond as f64 / rate);
+                (channel.clone(), drain, n)
+            })
+            .collect()
+    }
+
     /// The next job, from the channel whose turn it is.
     pub fn pop(&mut self) -> Option<Job> {
         let channel = self.turn.pop_front()?;
@@ -272,24 +318,41 @@ impl Worker {
         let mut staged = FairQueue::default();
         let mut modes = ModeCalls::default();
         let mut closed = false;
+        let mut check = tokio::time::interval(CHECK_EVERY);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            while in_flight.len() < self.max_in_flight {
-                let Some(job) = staged.pop() else { break };
+            // A job starts only with its first point in hand: the lines' order (chat modes,
+            // bans, timeouts, deletes) decides who spends each point, not which call happened
+            // to be waiting for one.
+            let mut next_point = None;
+            while in_flight.len() < self.max_in_flight && !staged.is_empty() {
+                let executor = &self.shared.executor;
+                if let Err(at) = executor.reserve() {
+                    next_point = Some(at);
+                    break;
+                }
+                let Some(job) = staged.pop() else {
+                    executor.refund();
+                    break;
+                };
                 self.shared.metrics.queue_depth.dec();
                 // A chat-mode change answers no one message: it is never too old (a revert
                 // dropped would leave the mode on).
                 if !job.kind.is_chat_mode() && job.since.elapsed() > self.max_age {
+                    executor.refund();
                     record_dropped(&self.shared.log, &self.shared.metrics, &job, "too_old");
                     continue;
                 }
                 if job.kind.is_chat_mode() && !modes.start(&job.channel) {
                     // One chat-mode call per channel at a time, in order: an "off" must not
                     // overtake the "on" it follows (a retried call could otherwise land last).
+                    executor.refund();
                     modes.hold(job);
                     continue;
                 }
-                spawn(&mut in_flight, self.shared.clone(), job);
+                spawn(&mut in_flight, self.shared.clone(), job, true);
             }
+            let point_at = next_point.unwrap_or_else(std::time::Instant::now);
             if closed && staged.is_empty() && in_flight.is_empty() {
                 break;
             }
@@ -300,10 +363,12 @@ impl Worker {
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     if let Ok(Some(channel)) = done {
                         if let Some(next) = modes.finished(&channel) {
-                            spawn(&mut in_flight, self.shared.clone(), next);
+                            spawn(&mut in_flight, self.shared.clone(), next, false);
                         }
                     }
                 }
+                _ = check.tick() => self.report_backlogs(&staged),
+                _ = tokio::time::sleep_until(point_at.into()), if next_point.is_some() => {}
                 job = self.rx.recv(), if take => match job {
                     Some(job) => {
                         self.stage(&mut staged, job);
@@ -328,6 +393,24 @@ impl Worker {
         if let Some((handle, stop)) = writer {
             stop.cancel();
             let _ = handle.await;
+        }
+    }
+
+    /// Tells every channel whose line is behind the budget.
+    fn report_backlogs(&self, staged: &FairQueue) {
+        let executor = &self.shared.executor;
+        let drains = staged.drain_times(executor.per_second(), executor.available());
+        let longest = drains.iter().map(|(_, d, _)| *d).max().unwrap_or_default();
+        let longest_ms = i64::try_from(longest.as_millis()).unwrap_or(i64::MAX);
+        self.shared.metrics.backlog_max_ms.set(longest_ms);
+        let Some(feedback) = &self.shared.feedback else {
+            return;
+        };
+        for (channel, drain, waiting) in drains {
+            if drain > REPORT_AFTER {
+                self.shared.metrics.backlog_reports.inc();
+                feedback.backlog(&channel, drain, waiting);
+            }
         }
     }
 
@@ -379,6 +462,7 @@ mod tests {
             duration_s,
             reason: None,
             settings: None,
+            change: None,
             rule: tag.into(),
             since: Instant::now(),
         }
@@ -386,6 +470,37 @@ mod tests {
 
     fn order(queue: &mut FairQueue) -> Vec<String> {
         std::iter::from_fn(|| queue.pop()).map(|j| j.rule).collect()
+    }
+
+    #[test]
+    fn a_lines_drain_time_counts_what_round_robin_sends_before_its_last_call() {
+        let mut q = FairQueue::default();
+        let push = |q: &mut FairQueue, channel: &str, n: usize| {
+            for i in 0..n {
+                let mut j = job(Kind::Delete, None, None, &format!("{channel} {i}"));
+                j.channel = channel.into();
+                q.push(j);
+            }
+        };
+        push(&mut q, "raided", 100);
+        push(&mut q, "calm", 2);
+        push(&mut q, "busy", 30);
+        let drains = |available| -> HashMap<String, (Duration, usize)> {
+            q.drain_times(10.0, available)
+                .into_iter()
+                .map(|(c, d, n)| (c, (d, n)))
+                .collect()
+        };
+        // calm: 2 of each line = 6 calls; busy: 2 + 30 + 30; raided: everything (132).
+        let empty_bucket = drains(0);
+        assert_eq!(empty_bucket["calm"], (Duration::from_secs_f64(0.6), 2));
+        assert_eq!(empty_bucket["busy"], (Duration::from_secs_f64(6.2), 30));
+        assert_eq!(empty_bucket["raided"], (Duration::from_secs_f64(13.2), 100));
+        // 62 points in the bucket: busy's calls all go at once, raided's last 70 wait.
+        let some_points = drains(62);
+        assert_eq!(some_points["busy"].0, Duration::ZERO);
+        assert_eq!(some_points["raided"].0, Duration::from_secs_f64(7.0));
+        assert!(FairQueue::default().drain_times(10.0, 0).is_empty());
     }
 
     #[test]
