@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::dispatch::PlatformDispatch;
-use crate::channel::metrics::ChannelCollector;
+use crate::channel::metrics::{ChannelCollector, SeriesPolicy};
 use crate::channel::supervisor::SupervisorArgs;
 use crate::channel::{
     ActionSink, ChannelContext, ChannelRegistry, ProcessedTap, Router, RulesBook, Supervisor,
@@ -161,7 +161,14 @@ pub fn metrics(
         .discord
         .enabled
         .then(|| DiscordMetrics::register(&mut registry));
-    registry.register_collector(Box::new(ChannelCollector::new(Arc::clone(channels))));
+    let series = SeriesPolicy {
+        top: config.http.metrics_top_channels,
+        listed: config.http.metrics_channels.iter().cloned().collect(),
+    };
+    registry.register_collector(Box::new(ChannelCollector::new(
+        Arc::clone(channels),
+        series,
+    )));
     Registered {
         metrics: Metrics::new(registry),
         helix,

@@ -66,6 +66,16 @@ impl ShedReason {
         ShedReason::Parted,
     ];
 
+    /// [`ShedReason::as_str`] of each of [`ShedReason::ALL`], in that order.
+    pub const NAMES: [&'static str; 6] = [
+        "full",
+        "deadline",
+        "wait_full",
+        "poisoned",
+        "channel_failed",
+        "parted",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ShedReason::Full => "full",

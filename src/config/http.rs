@@ -35,7 +35,18 @@ pub struct HttpConfig {
     pub max_connections: u32,
     /// File holding the admin bearer token (used when FIREHOSE_ADMIN_TOKEN is not set).
     pub admin_token_file: Option<PathBuf>,
+    /// `/metrics` has per-channel series for at most this many channels, the busiest by
+    /// messages received (besides `metrics_channels`); the others are summed under
+    /// `channel="_other"`. 0: sums only.
+    pub metrics_top_channels: usize,
+    /// Channels (Twitch logins, Discord channel ids) that always have series of their own.
+    pub metrics_channels: Vec<String>,
 }
+
+/// Most `http.metrics_top_channels` (a scrape of more series than this is no longer cheap).
+pub const MAX_METRICS_TOP_CHANNELS: usize = 10_000;
+/// Most names in `http.metrics_channels`.
+pub const MAX_METRICS_CHANNELS: usize = 1_000;
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -46,6 +57,8 @@ impl Default for HttpConfig {
             body_read_timeout_ms: 30_000,
             max_connections: 1_024,
             admin_token_file: None,
+            metrics_top_channels: 100,
+            metrics_channels: Vec::new(),
         }
     }
 }
@@ -66,6 +79,18 @@ impl HttpConfig {
         }
         if self.max_connections == 0 {
             return Err(invalid("http.max_connections", "must be at least 1"));
+        }
+        if self.metrics_top_channels > MAX_METRICS_TOP_CHANNELS {
+            return Err(invalid(
+                "http.metrics_top_channels",
+                format!("must be at most {MAX_METRICS_TOP_CHANNELS}"),
+            ));
+        }
+        if self.metrics_channels.len() > MAX_METRICS_CHANNELS {
+            return Err(invalid(
+                "http.metrics_channels",
+                format!("at most {MAX_METRICS_CHANNELS} names"),
+            ));
         }
         if let Some(admin) = self.admin_listen {
             // Port 0 asks for any free port: two such binds never collide.

@@ -352,6 +352,10 @@ fn the_http_limits_admin_address_and_ignored_users_are_checked_and_overridable()
         ),
         ("[http]\nmax_connections = 0\n", "http.max_connections"),
         (
+            "[http]\nmetrics_top_channels = 10001\n",
+            "http.metrics_top_channels",
+        ),
+        (
             "[http]\nbody_read_timeout_ms = 0\n",
             "http.body_read_timeout_ms",
         ),

@@ -288,12 +288,17 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
     responses((status = 200, description = "Prometheus text exposition (version 0.0.4).", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8")),
 )]
 async fn metrics(State(core): State<Arc<Core>>) -> Response {
+    // Rendered on a blocking thread: a scrape of many channels never holds up the async
+    // workers that carry chat (the collectors read atomics and take no lock the hot path holds).
+    let text = tokio::task::spawn_blocking(move || core.metrics.render())
+        .await
+        .unwrap_or_else(|_| "# encoding failed\n".to_string());
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        core.metrics.render(),
+        text,
     )
         .into_response()
 }
