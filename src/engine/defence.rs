@@ -251,18 +251,27 @@ pub fn on_tick(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
     revert(state, &format!("{calm_s} s of calm"))
 }
 
-/// Another channel banned `user_id` for a filter hit: ban here at once, or flag the account
-/// for a timeout on its first message, as `cross_channel` says.
+/// Another channel banned `user_id` (`login`) for a filter hit: ban here at once, or flag the
+/// account for a timeout on its first message, as `cross_channel` says. This channel's own
+/// regulars are never banned for another channel's filter (its trust wins); nor are its VIPs,
+/// moderators or regulars timed out when they speak.
 pub fn on_flagged(
     state: &mut ChannelState,
-    user_id: &str,
+    flagged: (&str, &str),
     source: &str,
     reason: &str,
     now_ms: u64,
 ) -> Vec<Action> {
+    let (user_id, login) = flagged;
     let why = cross_reason(source, reason);
+    let regular = !login.is_empty()
+        && state
+            .compiled
+            .regulars
+            .contains(&login.to_ascii_lowercase());
     match state.rules.defence.cross_channel {
         CrossChannel::Off => Vec::new(),
+        CrossChannel::Ban if regular => Vec::new(),
         CrossChannel::Ban => vec![Action::Ban {
             user_id: user_id.to_string(),
             reason: why,
@@ -282,12 +291,12 @@ pub fn on_flagged(
 }
 
 /// A flagged account's first message here: its timeout (the message gets nothing else).
-/// Moderators and up are never timed out for another channel's ban.
+/// Regulars, VIPs, moderators and up are never timed out for another channel's ban.
 pub fn flagged_speaks(state: &mut ChannelState, incoming: Incoming<'_>) -> Option<Vec<Action>> {
     let CrossChannel::Timeout(duration_s) = state.rules.defence.cross_channel else {
         return None;
     };
-    if state.runtime.flagged.is_empty() || incoming.level >= Level::Moderator {
+    if state.runtime.flagged.is_empty() || incoming.level >= Level::Regular {
         return None;
     }
     let user = &incoming.message.user;

@@ -444,10 +444,10 @@ pub fn handle(state: &mut ChannelState, event: &ChatEvent, now: SystemTime) -> V
         }
         EventKind::UserFlagged {
             user_id,
+            login,
             source,
             reason,
-            ..
-        } => defence::on_flagged(state, user_id, source, reason, now_ms),
+        } => defence::on_flagged(state, (user_id, login), source, reason, now_ms),
         EventKind::ModerationBacklog { drain_ms, waiting } => {
             defence::on_backlog(state, *drain_ms, *waiting, now_ms)
         }

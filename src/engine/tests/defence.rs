@@ -298,6 +298,19 @@ fn another_channels_ban_bans_here_at_once_or_times_out_the_first_message() {
     let mut off = state("");
     assert!(handle(&mut off, &event(flagged("id-raider")), at(0)).is_empty());
     assert!(moderation(&say(&mut off, "raider", Role::Everyone, "hello", 5)).is_empty());
+
+    // This channel's own trust wins: its regulars are not banned, nor its VIPs timed out.
+    let mut trusting = state("regulars = [\"Raider\"]\n[defence]\ncross_channel = \"ban\"\n");
+    assert!(
+        handle(&mut trusting, &event(flagged("id-raider")), at(0)).is_empty(),
+        "a regular here (case-folded) is not banned for another channel's filter"
+    );
+    let mut vip = state("[defence]\ncross_channel = { timeout = 600 }\n");
+    assert!(handle(&mut vip, &event(flagged("id-raider")), at(0)).is_empty());
+    assert!(
+        moderation(&say(&mut vip, "raider", Role::Vip, "hello", 5)).is_empty(),
+        "a VIP here is not timed out for another channel's ban"
+    );
 }
 
 #[test]

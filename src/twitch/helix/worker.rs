@@ -10,7 +10,8 @@
 //! its first call), so calls never queue on the budget in flight and the order below is the
 //! order the points are spent in. Within a channel's line the points go where they count most: chat-mode changes (the raid
 //! defence's Shield Mode and chat settings: one call for the whole channel), bans, then
-//! timeouts, then deletes, then unbans (never ahead of an action already waiting for the same user); a second
+//! timeouts, then deletes, then what another channel's ban caused here (cross-channel
+//! memory), then unbans (never ahead of an action already waiting for the same user); a second
 //! timeout or ban of a user merges into one, the harshest (the other is logged as
 //! `dropped: merged`); and an action still waiting `helix.max_action_age_ms` after its chat
 //! message arrived is dropped (`dropped: too old`) rather than sent late (chat-mode changes
@@ -101,15 +102,21 @@ async fn run_one(shared: Shared, job: Job, prepaid: bool) {
 /// bans, timeouts, deletes, then the rest.
 fn rank(kind: Kind) -> u8 {
     match kind {
-        Kind::ShieldMode | Kind::ChatSettings => 4,
-        Kind::Ban => 3,
-        Kind::Timeout => 2,
-        Kind::Delete => 1,
+        Kind::ShieldMode | Kind::ChatSettings => 5,
+        Kind::Ban => 4,
+        Kind::Timeout => 3,
+        Kind::Delete => 2,
         Kind::Unban => 0,
     }
 }
 
+/// A job's place in its line: its kind's, except that a sanction another channel's ban
+/// caused (cross-channel memory: pre-emptive, nothing of it is in this chat yet) goes after
+/// this channel's own deletes, so a raid elsewhere never spends the points this chat needs.
 fn rank_of(job: &Job) -> u8 {
+    if job.rule == crate::engine::defence::CROSS_RULE && job.kind != Kind::Unban {
+        return 1;
+    }
     rank(job.kind)
 }
 
@@ -516,6 +523,23 @@ mod tests {
             ["ban u3", "timeout u1", "delete 1", "delete 2", "unban u2"]
         );
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn another_channels_bans_wait_behind_this_channels_own_actions() {
+        let mut q = FairQueue::default();
+        let mut shared = job(Kind::Ban, Some("u1"), None, "cross ban u1");
+        shared.rule = crate::engine::defence::CROSS_RULE.into();
+        q.push(shared);
+        q.push(job(Kind::Delete, Some("u2"), None, "own delete"));
+        q.push(job(Kind::Ban, Some("u3"), None, "own ban"));
+        q.push(job(Kind::Unban, Some("u4"), None, "unban"));
+        let order: Vec<Kind> = std::iter::from_fn(|| q.pop()).map(|j| j.kind).collect();
+        assert_eq!(
+            order,
+            [Kind::Ban, Kind::Delete, Kind::Ban, Kind::Unban],
+            "own ban, own delete, the shared ban, then the unban"
+        );
     }
 
     #[test]
