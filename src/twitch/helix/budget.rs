@@ -53,6 +53,22 @@ pub struct RateHeaders {
     pub reset: Option<u64>,
 }
 
+/// One started call waiting for a point, for as long as this lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl State {
     /// Refills up to `now`.
     fn refill(&mut self, now: Instant, capacity: f64, per_s: f64) {
@@ -145,19 +161,19 @@ impl Budget {
         let Err(mut at) = self.try_take(Instant::now()) else {
             return true;
         };
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        let got = loop {
+        // Counted while waiting, and uncounted however the wait ends (a dropped future too:
+        // a count left behind would keep every new call out for good).
+        let _waiting = Waiting::new(&self.waiting);
+        loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break false,
+                _ = shutdown.cancelled() => return false,
                 _ = tokio::time::sleep_until(at.into()) => {}
             }
             match self.try_take(Instant::now()) {
-                Ok(()) => break true,
+                Ok(()) => return true,
                 Err(next) => at = next,
             }
-        };
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        got
+        }
     }
 
     /// Pauses every call until `until` (capped at one window from now).
@@ -241,6 +257,16 @@ mod tests {
             waiter.await.unwrap_or(false),
             "the started call got its point"
         );
+        assert_eq!(budget.waiting.load(Ordering::Acquire), 0);
+        // A waiting call dropped (its task aborted) leaves no count behind.
+        let aborted = {
+            let (budget, stop) = (budget.clone(), stop.clone());
+            tokio::spawn(async move { budget.take(&stop).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(budget.waiting.load(Ordering::Acquire), 1, "it waits");
+        aborted.abort();
+        let _ = aborted.await;
         assert_eq!(budget.waiting.load(Ordering::Acquire), 0);
     }
 
