@@ -260,7 +260,7 @@ impl ChannelActorState {
     /// and for the raid defence (its revert after calm runs on the tick).
     fn note_rules(&self) {
         let rules = &self.engine.rules;
-        let defence = rules.defence.enabled || self.engine.runtime.defence.engaged() > 0;
+        let defence = rules.defence.enabled || self.engine.runtime.defence.holds_steps();
         self.shared
             .mailbox
             .set_wants_ticks(!rules.timers.is_empty() || defence);

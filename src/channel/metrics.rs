@@ -4,16 +4,19 @@
 //! per-channel metric family is kept.
 //!
 //! Cardinality is bounded: only the channels the operator lists (`http.metrics_channels`) and
-//! the `http.metrics_top_channels` busiest by messages received get series of their own; the
-//! rest are summed per platform under `channel="_other"` (`channels_summed{platform}` says how
-//! many). A scrape reads atomics and takes only the registry's shard read locks, which the
-//! hot path's lookups share; `/v1/channels` keeps every channel's detail. When a channel
-//! enters the busiest set its counts leave `_other`, which Prometheus reads as a counter reset
-//! of `_other` (rates stay right).
+//! up to `http.metrics_top_channels` busy ones get series of their own; the rest are summed
+//! per platform under `channel="_other"` (`channels_summed{platform}` says how many). The busy
+//! set is sticky: a channel in it keeps its series until it is parted, and a free place goes
+//! to the busiest channel outside it that has received anything (ties by name), so the set of
+//! series does not churn from scrape to scrape. A channel moving into the set takes its counts
+//! out of `_other`, which Prometheus reads as a counter reset of `_other` (its `rate()` spikes
+//! once); that happens only when a place frees. A scrape reads atomics and takes only the
+//! registry's shard read locks, which the hot path's lookups share; `/v1/channels` keeps every
+//! channel's detail.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -22,6 +25,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 use super::admission::ShedReason;
+use super::key::ChannelKey;
 use super::lifecycle::ChannelStatus;
 use super::registry::{ChannelRegistry, ChannelShared};
 use crate::engine::{Drops, Platform};
@@ -45,32 +49,65 @@ pub struct SeriesPolicy {
 pub struct ChannelCollector {
     channels: Arc<ChannelRegistry>,
     policy: SeriesPolicy,
+    /// The busy channels with series of their own (at most `policy.top`), kept between scrapes.
+    busy: Mutex<HashSet<ChannelKey>>,
 }
 
 impl ChannelCollector {
     pub fn new(channels: Arc<ChannelRegistry>, policy: SeriesPolicy) -> ChannelCollector {
-        ChannelCollector { channels, policy }
+        ChannelCollector {
+            channels,
+            policy,
+            busy: Mutex::new(HashSet::new()),
+        }
     }
 
     /// The channels with series of their own, and the others.
     fn split(&self) -> Split {
-        let mut rest = Vec::new();
+        let Ok(mut busy) = self.busy.lock() else {
+            return Split {
+                own: Vec::new(),
+                others: self.channels.all(),
+            };
+        };
         let mut own = Vec::new();
+        let mut rest = Vec::new();
+        let mut kept = HashSet::with_capacity(busy.len());
         for channel in self.channels.all() {
             if self.policy.listed.contains(channel.key.name.as_ref()) {
+                own.push(channel);
+            } else if busy.contains(&channel.key) {
+                kept.insert(channel.key.clone());
                 own.push(channel);
             } else {
                 rest.push(channel);
             }
         }
-        let top = self.policy.top.min(rest.len());
-        if top > 0 && top < rest.len() {
-            rest.select_nth_unstable_by_key(top - 1, |c| {
-                std::cmp::Reverse(c.counters.received.load(Ordering::Relaxed))
-            });
+        // Parted channels leave the set; free places go to the busiest of the rest.
+        let free = self.policy.top.saturating_sub(kept.len()).min(rest.len());
+        let busiest_first = |a: &Arc<ChannelShared>, b: &Arc<ChannelShared>| {
+            let received = |c: &ChannelShared| c.counters.received.load(Ordering::Relaxed);
+            received(b)
+                .cmp(&received(a))
+                .then_with(|| a.key.name.cmp(&b.key.name))
+        };
+        if free > 0 {
+            if free < rest.len() {
+                rest.select_nth_unstable_by(free - 1, busiest_first);
+            }
+            rest[..free].sort_unstable_by(busiest_first);
         }
-        let others = rest.split_off(top);
+        let joining = rest
+            .iter()
+            .take(free)
+            .take_while(|c| c.counters.received.load(Ordering::Relaxed) > 0)
+            .count();
+        let others = rest.split_off(joining);
+        for channel in &rest {
+            kept.insert(channel.key.clone());
+        }
         own.extend(rest);
+        *busy = kept;
         Split { own, others }
     }
 }
@@ -331,6 +368,55 @@ mod tests {
         assert!(text.contains(
             "messages_shed_total{platform=\"twitch\",channel=\"_other\",reason=\"full\"} 0"
         ));
+    }
+
+    #[test]
+    fn the_busy_set_is_sticky_and_idle_channels_get_no_series() {
+        let channels = registry_of(&[("a", 50), ("b", 40), ("c", 0)]);
+        let collector = ChannelCollector::new(
+            Arc::clone(&channels),
+            SeriesPolicy {
+                top: 2,
+                listed: HashSet::new(),
+            },
+        );
+        let own = |collector: &ChannelCollector| {
+            let mut names: Vec<String> = collector
+                .split()
+                .own
+                .iter()
+                .map(|c| c.key.name.to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(own(&collector), ["a", "b"]);
+        // c becomes the busiest: a and b keep their places (no churn).
+        if let Some(c) = channels
+            .all()
+            .into_iter()
+            .find(|c| c.key.name.as_ref() == "c")
+        {
+            c.counters.received.store(1_000, Ordering::Relaxed);
+        }
+        assert_eq!(own(&collector), ["a", "b"]);
+        // A place frees when a channel leaves: then c takes it.
+        let b = ChannelKey {
+            platform: Platform::Twitch,
+            name: Arc::from("b"),
+        };
+        channels.remove(&b);
+        assert_eq!(own(&collector), ["a", "c"]);
+        // With room to spare, a channel that received nothing gets no series.
+        let idle = registry_of(&[("x", 0), ("y", 3)]);
+        let collector = ChannelCollector::new(
+            idle,
+            SeriesPolicy {
+                top: 5,
+                listed: HashSet::new(),
+            },
+        );
+        assert_eq!(own(&collector), ["y"]);
     }
 
     #[test]

@@ -59,9 +59,12 @@ pub struct DefenceRuntime {
     raid: Option<u64>,
     /// The last backlog report: (ms, how long the waiting calls need, how many wait).
     backlog: Option<(u64, u64, u64)>,
-    /// Steps engaged, in order (what a revert turns off, whatever the rules say by then).
+    /// Steps engaged, in order: always the first `engaged.len()` of the rules' steps (what is
+    /// kept over a restart is this count). A revert turns off those not refused, whatever the
+    /// rules say by then.
     engaged: Vec<DefenceStep>,
-    /// Steps the platform refused since the defence last ended; skipped until it ends.
+    /// The engaged steps the platform refused (not on, so not turned off); forgotten when the
+    /// defence ends.
     failed: Vec<DefenceStep>,
     engaged_at_ms: u64,
     last_step_ms: u64,
@@ -74,7 +77,20 @@ pub struct DefenceRuntime {
 impl DefenceRuntime {
     /// How many steps are engaged.
     pub fn engaged(&self) -> usize {
-        self.engaged.len()
+        self.active().count()
+    }
+
+    /// Whether any step is engaged (refused ones included: the defence has not ended yet).
+    pub fn holds_steps(&self) -> bool {
+        !self.engaged.is_empty()
+    }
+
+    /// The engaged steps that are on (not refused), in order.
+    fn active(&self) -> impl DoubleEndedIterator<Item = DefenceStep> + '_ {
+        self.engaged
+            .iter()
+            .copied()
+            .filter(|s| !self.failed.contains(s))
     }
 
     fn prune(&mut self, now_ms: u64, window_ms: u64) {
@@ -177,9 +193,10 @@ pub fn on_backlog(
     evaluate(state, now_ms)
 }
 
-/// A chat-mode change of the defence did not happen. An engaging one: its step no longer
-/// counts as engaged, is skipped until the defence ends, and the next step is engaged at once
-/// if the raid goes on. A reverting one: moderators are told (the mode is still on).
+/// The platform refused a chat-mode change of the defence (a definitive answer: a missing
+/// scope, the bot not a moderator). An engaging one: its step is marked refused (it is not on,
+/// so no revert turns it off) and the next step is engaged at once if the raid goes on. A
+/// reverting one: moderators are told (the mode is still on).
 pub fn on_mode_failed(
     state: &mut ChannelState,
     failed: ChatModeChange,
@@ -198,13 +215,11 @@ pub fn on_mode_failed(
         ))];
     }
     let rt = &mut state.runtime.defence;
-    let Some(at) = rt.engaged.iter().position(|s| change(*s, true) == failed) else {
+    let Some(step) = rt.active().find(|s| change(*s, true) == failed) else {
         return Vec::new();
     };
-    let step = rt.engaged.remove(at);
     rt.failed.push(step);
     rt.last_reason = format!("{} failed: {}", failed.describe(), cut(why, 120));
-    state.runtime.note(StateChange::DefenceSteps { delta: -1 });
     let rt = &state.runtime.defence;
     let raid_goes_on = now_ms.saturating_sub(rt.last_detected_ms) <= settings.window_s * 1000;
     let next = next_step(&settings, rt);
@@ -227,24 +242,17 @@ fn cut(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-/// The index of the first step neither engaged nor refused, if any.
+/// The index of the next step to engage, if any is left.
 fn next_step(settings: &DefenceSettings, rt: &DefenceRuntime) -> Option<usize> {
-    settings
-        .steps
-        .iter()
-        .position(|s| !rt.engaged.contains(s) && !rt.failed.contains(s))
+    let next = rt.engaged.len();
+    (next < settings.steps.len()).then_some(next)
 }
 
 /// The one-second tick: reverts every engaged step once chat has been calm for `calm_s`.
 pub fn on_tick(state: &mut ChannelState, now_ms: u64) -> Vec<Action> {
     let rt = &state.runtime.defence;
     let calm_ms = state.rules.defence.calm_s * 1000;
-    if now_ms.saturating_sub(rt.last_detected_ms) < calm_ms {
-        return Vec::new();
-    }
-    if rt.engaged.is_empty() {
-        // Refused steps are tried again in the next raid.
-        state.runtime.defence.failed.clear();
+    if rt.engaged.is_empty() || now_ms.saturating_sub(rt.last_detected_ms) < calm_ms {
         return Vec::new();
     }
     let calm_s = state.rules.defence.calm_s;
@@ -355,27 +363,6 @@ fn status(state: &ChannelState, now_ms: u64) -> String {
     } else {
         ""
     };
-    if rt.engaged.is_empty() {
-        let resting = if rt.resting_until_ms > now_ms {
-            format!(
-                ", resting for {} s after !raidoff",
-                (rt.resting_until_ms - now_ms).div_ceil(1000)
-            )
-        } else {
-            String::new()
-        };
-        return format!(
-            "Raid defence{shadow}: watching ({} actions, {} messages in the last {} s){resting}.",
-            rt.actions.len(),
-            rt.messages.len(),
-            settings.window_s
-        );
-    }
-    let steps: Vec<String> = rt
-        .engaged
-        .iter()
-        .map(|s| change(*s, true).describe())
-        .collect();
     let refused = if rt.failed.is_empty() {
         String::new()
     } else {
@@ -386,6 +373,23 @@ fn status(state: &ChannelState, now_ms: u64) -> String {
             .collect();
         format!("; refused by Twitch: {}", failed.join(", "))
     };
+    let steps: Vec<String> = rt.active().map(|s| change(s, true).describe()).collect();
+    if steps.is_empty() {
+        let resting = if rt.resting_until_ms > now_ms {
+            format!(
+                ", resting for {} s after !raidoff",
+                (rt.resting_until_ms - now_ms).div_ceil(1000)
+            )
+        } else {
+            String::new()
+        };
+        return format!(
+            "Raid defence{shadow}: watching ({} actions, {} messages in the last {} s){refused}{resting}.",
+            rt.actions.len(),
+            rt.messages.len(),
+            settings.window_s
+        );
+    }
     format!(
         "Raid defence{shadow}: {}{refused} for {} s ({}); last detection {} s ago; reverts after {} s of calm. !raidoff ends it.",
         steps.join(", "),
@@ -483,19 +487,21 @@ fn engage(state: &mut ChannelState, step: usize, reason: &str, now_ms: u64) -> V
 
 fn revert(state: &mut ChannelState, why: &str) -> Vec<Action> {
     let settings = state.rules.defence.clone();
-    state.runtime.defence.failed.clear();
-    let engaged = std::mem::take(&mut state.runtime.defence.engaged);
-    if engaged.is_empty() {
+    let rt = &mut state.runtime.defence;
+    if rt.engaged.is_empty() {
         return Vec::new();
     }
-    let delta = -i64::try_from(engaged.len()).unwrap_or(i64::MAX);
+    let on: Vec<DefenceStep> = rt.active().collect();
+    let delta = -i64::try_from(rt.engaged.len()).unwrap_or(i64::MAX);
+    rt.engaged.clear();
+    rt.failed.clear();
     state.runtime.note(StateChange::DefenceSteps { delta });
-    let mut actions: Vec<Action> = engaged
+    let mut actions: Vec<Action> = on
         .iter()
         .rev()
         .map(|s| decision(change(*s, false), settings.shadow))
         .collect();
-    if settings.announce {
+    if settings.announce && !actions.is_empty() {
         let say = Action::Say {
             text: format!("Raid defence ended ({why}); its chat modes are off again."),
         };

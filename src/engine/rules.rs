@@ -848,8 +848,11 @@ fn validate_defence(d: &DefenceSettings) -> Result<(), RuleError> {
         return Err(fault(item, "max_backlog_s is at most 3600"));
     }
     for (i, step) in d.steps.iter().enumerate() {
-        if d.steps[..i].contains(step) {
-            return Err(fault(item, "a step is listed twice"));
+        let same_mode =
+            |other: &DefenceStep| std::mem::discriminant(other) == std::mem::discriminant(step);
+        if d.steps[..i].iter().any(same_mode) {
+            // One step per mode: what a revert restores is per mode.
+            return Err(fault(item, "a mode is listed twice in steps"));
         }
     }
     for step in &d.steps {

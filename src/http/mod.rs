@@ -281,6 +281,10 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
 }
 
 /// The service's metrics in Prometheus' text format.
+/// One `/metrics` render at a time in the process: a flood of scrapes queues here instead of
+/// taking every blocking thread (and the cores chat needs).
+static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -288,11 +292,14 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
     responses((status = 200, description = "Prometheus text exposition (version 0.0.4).", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8")),
 )]
 async fn metrics(State(core): State<Arc<Core>>) -> Response {
+    let Ok(_turn) = RENDERING.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     // Rendered on a blocking thread: a scrape of many channels never holds up the async
     // workers that carry chat (the collectors read atomics and take no lock the hot path holds).
-    let text = tokio::task::spawn_blocking(move || core.metrics.render())
-        .await
-        .unwrap_or_else(|_| "# encoding failed\n".to_string());
+    let Ok(text) = tokio::task::spawn_blocking(move || core.metrics.render()).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     (
         [(
             header::CONTENT_TYPE,

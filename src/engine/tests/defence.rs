@@ -244,6 +244,7 @@ fn defence_settings_are_validated() {
         ("max_first_time_share = 1.5", "max_first_time_share"),
         ("max_backlog_s = 4000", "max_backlog_s"),
         ("steps = [\"shield_mode\", \"shield_mode\"]", "listed twice"),
+        ("steps = [{ slow = 10 }, { slow = 30 }]", "listed twice"),
     ] {
         let text = format!("[defence]\nenabled = true\n{bad}\n");
         let err = ChannelState::with_rules("chan", rules(&text), 1).expect_err(bad);

@@ -46,6 +46,9 @@ pub enum Outcome {
     /// Nothing needed doing: a chat mode already as strict as asked, or left on at the end
     /// because it was on before the defence.
     Kept(String),
+    /// Helix's definitive no (a 4xx: missing scope, not a moderator, refused).
+    Refused(String),
+    /// Not done for another reason (retries exhausted, no token): it may have happened.
     Failed(String),
     Dropped(String),
 }
@@ -55,7 +58,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Kept(_) => "kept",
-            Outcome::Failed(_) => "failed",
+            Outcome::Refused(_) | Outcome::Failed(_) => "failed",
             Outcome::Dropped(_) => "dropped",
         }
     }
@@ -64,7 +67,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok".into(),
             Outcome::Kept(why) => format!("kept: {why}"),
-            Outcome::Failed(why) => format!("failed: {why}"),
+            Outcome::Refused(why) | Outcome::Failed(why) => format!("failed: {why}"),
             Outcome::Dropped(why) => format!("dropped: {why}"),
         }
     }
@@ -157,6 +160,21 @@ async fn error_message(mut response: Response) -> String {
         .and_then(|v| v.get("message")?.as_str().map(str::to_string))
         .unwrap_or_default();
     message.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
+/// Most of a read's answer taken (a chat-settings answer is a few hundred bytes).
+const MAX_READ_BYTES: usize = 16 * 1024;
+
+/// The JSON of a success answer, read up to [`MAX_READ_BYTES`]; `None` if longer or not JSON.
+async fn read_json(mut response: Response) -> Option<serde_json::Value> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_READ_BYTES {
+            return None;
+        }
+    }
+    serde_json::from_slice(&body).ok()
 }
 
 /// Sends jobs to Helix. Shared by the worker's in-flight tasks.
@@ -311,6 +329,7 @@ impl Executor {
             return (None, 0);
         }
         let Some(token) = self.bearer.token() else {
+            self.budget.refund();
             return (None, 0);
         };
         let url = format!("{}{}", self.base_url, call.path);
@@ -331,7 +350,7 @@ impl Executor {
             tracing::debug!(action = job.kind.as_str(), status = %response.status(), "reading the chat modes failed; the revert will turn the mode off");
             return (None, 1);
         }
-        (response.json().await.ok(), 1)
+        (read_json(response).await, 1)
     }
 
     /// Runs `call` for `job` to its outcome, with retries.
@@ -360,6 +379,10 @@ impl Executor {
             let why = match verdict {
                 Attempt::Ok => return (Outcome::Ok, attempts),
                 Attempt::AlreadyDone(_) if maybe_applied => return (Outcome::Ok, attempts),
+                // A definitive no, unless an earlier attempt may have carried it out.
+                Attempt::Final(why) | Attempt::AlreadyDone(why) if !maybe_applied => {
+                    return (Outcome::Refused(why), attempts)
+                }
                 Attempt::Final(why) | Attempt::AlreadyDone(why) => {
                     return (Outcome::Failed(why), attempts)
                 }
@@ -422,7 +445,16 @@ impl Executor {
             return Attempt::Ok;
         }
         let verdict = classify(status, &error_message(response).await, kind);
-        if status == StatusCode::UNAUTHORIZED && !self.token_refused.swap(true, Ordering::Relaxed) {
+        let missing_scope =
+            matches!(&verdict, Attempt::Final(why) if why.starts_with("missing scope"));
+        if missing_scope {
+            tracing::warn!(
+                action = kind.as_str(),
+                "Helix refused a call for a missing scope; the token is kept (other calls go on)"
+            );
+        } else if status == StatusCode::UNAUTHORIZED
+            && !self.token_refused.swap(true, Ordering::Relaxed)
+        {
             // Once until the next success, not once per action.
             tracing::error!(client_id = %self.client_id, "Helix refused the moderation token (401): it is invalid, expired or lacks moderator scopes; moderation actions fail until it is replaced");
         }

@@ -56,7 +56,6 @@ struct Inner {
     tx: mpsc::Sender<Job>,
     log: Arc<ModerationLog>,
     metrics: HelixMetrics,
-    feedback: Option<Arc<dyn ChannelFeedback>>,
 }
 
 impl std::fmt::Debug for HelixModerator {
@@ -118,7 +117,6 @@ impl HelixModerator {
                 tx,
                 log: log.clone(),
                 metrics: metrics.clone(),
-                feedback: feedback.clone(),
             }),
         };
         let executor = match client::Executor::new(
@@ -173,10 +171,9 @@ impl HelixModerator {
             Err(mpsc::error::TrySendError::Closed(job)) => (job, Refused::Closed, "closed"),
         };
         inner.metrics.queue_depth.dec();
+        // A chat-mode change refused here (queue full) is not Twitch's no: the engine keeps
+        // the step engaged and its revert runs; the drop is logged and counted.
         worker::record_dropped(&inner.log, &inner.metrics, &job, reason);
-        if let (Some(change), Some(feedback)) = (job.change, &inner.feedback) {
-            feedback.chat_mode_failed(&job.channel, change, &refused.to_string());
-        }
         Err(refused)
     }
 

@@ -42,11 +42,14 @@ pub struct Priors {
 impl Priors {
     pub fn remember(&self, channel: &str, change: ChatModeChange, prior: Prior) {
         let Ok(mut map) = self.map.lock() else { return };
-        if map.len() >= MAX_PRIORS {
-            // Bounded: a full map forgets; those reverts turn the mode off.
-            map.clear();
+        let key = (channel.to_string(), mode_of(change));
+        if map.len() >= MAX_PRIORS && !map.contains_key(&key) {
+            // Bounded: a full map forgets one (its revert then turns the mode off).
+            if let Some(old) = map.keys().next().cloned() {
+                map.remove(&old);
+            }
         }
-        map.insert((channel.to_string(), mode_of(change)), prior);
+        map.insert(key, prior);
     }
 
     pub fn forget(&self, channel: &str, change: ChatModeChange) {
@@ -92,7 +95,12 @@ pub fn read_call(job: &Job, change: ChatModeChange) -> Call {
 pub fn prior_of(change: ChatModeChange, answer: &Value) -> Option<Prior> {
     let data = answer.get("data")?.get(0)?;
     let on = |key: &str| data.get(key).and_then(Value::as_bool) == Some(true);
-    let number = |key: &str| data.get(key).and_then(Value::as_u64).unwrap_or(0);
+    // Only values Helix itself accepts are ever sent back; anything else is not a prior.
+    let number = |key: &str, range: std::ops::RangeInclusive<u64>| {
+        data.get(key)
+            .and_then(Value::as_u64)
+            .filter(|n| range.contains(n))
+    };
     let (body, untouched) = match change {
         ChatModeChange::ShieldMode(want) => {
             if !on("is_active") {
@@ -104,7 +112,7 @@ pub fn prior_of(change: ChatModeChange, answer: &Value) -> Option<Prior> {
             if !on("follower_mode") {
                 return None;
             }
-            let minutes = number("follower_mode_duration");
+            let minutes = number("follower_mode_duration", 0..=129_600)?;
             let body = json!({ "follower_mode": true, "follower_mode_duration": minutes });
             (body, want.is_some_and(|w| minutes >= w))
         }
@@ -112,7 +120,7 @@ pub fn prior_of(change: ChatModeChange, answer: &Value) -> Option<Prior> {
             if !on("slow_mode") {
                 return None;
             }
-            let seconds = number("slow_mode_wait_time");
+            let seconds = number("slow_mode_wait_time", 3..=120)?;
             let body = json!({ "slow_mode": true, "slow_mode_wait_time": seconds });
             (body, want.is_some_and(|w| seconds >= w))
         }
@@ -152,6 +160,25 @@ mod tests {
         let shield = json!({"data": [{"is_active": false}]});
         assert_eq!(prior_of(ChatModeChange::ShieldMode(true), &shield), None);
         assert_eq!(prior_of(ChatModeChange::EmoteOnly(true), &json!({})), None);
+    }
+
+    #[test]
+    fn values_helix_would_refuse_are_never_restored() {
+        for bad in [
+            json!({"slow_mode": true, "slow_mode_wait_time": 0}),
+            json!({"slow_mode": true, "slow_mode_wait_time": null}),
+            json!({"slow_mode": true, "slow_mode_wait_time": 99_999}),
+        ] {
+            assert_eq!(
+                prior_of(ChatModeChange::Slow(Some(30)), &settings(bad)),
+                None
+            );
+        }
+        let huge = settings(json!({"follower_mode": true, "follower_mode_duration": u64::MAX}));
+        assert_eq!(
+            prior_of(ChatModeChange::FollowersOnly(Some(10)), &huge),
+            None
+        );
     }
 
     #[test]

@@ -90,7 +90,9 @@ async fn run_one(shared: Shared, job: Job, prepaid: bool) {
         let latency = job.since.elapsed().as_secs_f64();
         shared.metrics.moderation_latency.observe(latency);
     }
-    if let (Some(change), Outcome::Failed(why), Some(feedback)) =
+    // Only Helix's definitive no: a call that may have happened keeps its step engaged (so
+    // its revert still runs).
+    if let (Some(change), Outcome::Refused(why), Some(feedback)) =
         (job.change, &outcome, &shared.feedback)
     {
         feedback.chat_mode_failed(&job.channel, change, why);
@@ -125,14 +127,54 @@ fn severity(job: &Job) -> (u8, u64) {
     (rank(job.kind), job.duration_s.unwrap_or(0))
 }
 
-/// Runs `job` (`prepaid`: with its first point reserved); the task answers its channel when
-/// it was a chat-mode change.
-fn spawn(in_flight: &mut JoinSet<Option<String>>, shared: Shared, job: Job, prepaid: bool) {
-    let channel = job.kind.is_chat_mode().then(|| job.channel.clone());
-    in_flight.spawn(async move {
-        run_one(shared, job, prepaid).await;
-        channel
-    });
+/// A line is behind because of its own traffic (a raid there), not only because many calm
+/// channels each wait a little: it holds at least [`MIN_OWN_BACKLOG`] calls and a quarter of
+/// everything waiting. Only such a channel is told (else a little spam in many channels would
+/// engage every channel's defence).
+fn is_own_backlog(waiting: usize, total: usize) -> bool {
+    waiting >= MIN_OWN_BACKLOG && waiting.saturating_mul(4) >= total
+}
+
+/// Fewest waiting calls of a line reported as behind.
+const MIN_OWN_BACKLOG: usize = 10;
+
+/// The calls in flight, and which of them are a channel's chat-mode change (so the channel is
+/// free again when the task ends, however it ends: a panicked task too).
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<()>,
+    modes: HashMap<tokio::task::Id, String>,
+}
+
+impl InFlight {
+    /// Runs `job` (`prepaid`: with its first point reserved).
+    fn spawn(&mut self, shared: Shared, job: Job, prepaid: bool) {
+        let channel = job.kind.is_chat_mode().then(|| job.channel.clone());
+        let handle = self.tasks.spawn(run_one(shared, job, prepaid));
+        if let Some(channel) = channel {
+            self.modes.insert(handle.id(), channel);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for a task to end; the channel whose chat-mode call it was, if it was one.
+    async fn next(&mut self) -> Option<Option<String>> {
+        let id = match self.tasks.join_next_with_id().await? {
+            Ok((id, ())) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "a helix call's task ended abnormally");
+                e.id()
+            }
+        };
+        Some(self.modes.remove(&id))
+    }
 }
 
 /// Chat-mode calls: at most one in flight per channel, the others held in order.
@@ -249,7 +291,7 @@ impl FairQueue {
                 }
             }
         }
-        let rank = rank(job.kind);
+        let rank = rank_of(&job);
         let after_rank = line
             .iter()
             .rposition(|j| rank_of(j) >= rank)
@@ -321,7 +363,7 @@ impl Worker {
         shutdown: CancellationToken,
         writer: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
     ) {
-        let mut in_flight: JoinSet<Option<String>> = JoinSet::new();
+        let mut in_flight = InFlight::default();
         let mut staged = FairQueue::default();
         let mut modes = ModeCalls::default();
         let mut closed = false;
@@ -357,7 +399,7 @@ impl Worker {
                     modes.hold(job);
                     continue;
                 }
-                spawn(&mut in_flight, self.shared.clone(), job, true);
+                in_flight.spawn(self.shared.clone(), job, true);
             }
             let point_at = next_point.unwrap_or_else(std::time::Instant::now);
             if closed && staged.is_empty() && in_flight.is_empty() {
@@ -367,10 +409,10 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if let Ok(Some(channel)) = done {
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some(channel) = done {
                         if let Some(next) = modes.finished(&channel) {
-                            spawn(&mut in_flight, self.shared.clone(), next, false);
+                            in_flight.spawn(self.shared.clone(), next, false);
                         }
                     }
                 }
@@ -413,8 +455,9 @@ impl Worker {
         let Some(feedback) = &self.shared.feedback else {
             return;
         };
+        let total = staged.len();
         for (channel, drain, waiting) in drains {
-            if drain > REPORT_AFTER {
+            if drain > REPORT_AFTER && is_own_backlog(waiting, total) {
                 self.shared.metrics.backlog_reports.inc();
                 feedback.backlog(&channel, drain, waiting);
             }
@@ -437,7 +480,8 @@ impl Worker {
         }
     }
 
-    async fn finish(&self, mut in_flight: JoinSet<Option<String>>) {
+    async fn finish(&self, in_flight: InFlight) {
+        let mut in_flight = in_flight.tasks;
         let drained = tokio::time::timeout(self.drain_timeout, async {
             while in_flight.join_next().await.is_some() {}
         })
@@ -527,19 +571,46 @@ mod tests {
 
     #[test]
     fn another_channels_bans_wait_behind_this_channels_own_actions() {
-        let mut q = FairQueue::default();
-        let mut shared = job(Kind::Ban, Some("u1"), None, "cross ban u1");
-        shared.rule = crate::engine::defence::CROSS_RULE.into();
-        q.push(shared);
-        q.push(job(Kind::Delete, Some("u2"), None, "own delete"));
-        q.push(job(Kind::Ban, Some("u3"), None, "own ban"));
-        q.push(job(Kind::Unban, Some("u4"), None, "unban"));
-        let order: Vec<Kind> = std::iter::from_fn(|| q.pop()).map(|j| j.kind).collect();
-        assert_eq!(
-            order,
-            [Kind::Ban, Kind::Delete, Kind::Ban, Kind::Unban],
-            "own ban, own delete, the shared ban, then the unban"
+        let cross = |user: &str| {
+            let mut shared = job(Kind::Ban, Some(user), None, "cross ban");
+            shared.rule = crate::engine::defence::CROSS_RULE.into();
+            shared
+        };
+        // Whichever comes first, the shared ban goes after the channel's own ban and delete.
+        for cross_first in [true, false] {
+            let mut q = FairQueue::default();
+            if cross_first {
+                q.push(cross("u1"));
+            }
+            q.push(job(Kind::Delete, Some("u2"), None, "own delete"));
+            q.push(job(Kind::Ban, Some("u3"), None, "own ban"));
+            if !cross_first {
+                q.push(cross("u1"));
+            }
+            q.push(job(Kind::Unban, Some("u4"), None, "unban"));
+            let order: Vec<String> = std::iter::from_fn(|| q.pop()).map(|j| j.rule).collect();
+            assert_eq!(
+                order,
+                [
+                    "own ban",
+                    "own delete",
+                    crate::engine::defence::CROSS_RULE,
+                    "unban"
+                ],
+                "cross first: {cross_first}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_line_behind_on_its_own_traffic_is_reported() {
+        assert!(is_own_backlog(100, 120), "a raided channel");
+        assert!(
+            !is_own_backlog(20, 1_000),
+            "one of 50 calm channels waiting 20 each"
         );
+        assert!(!is_own_backlog(5, 5), "a few calls are not a backlog");
+        assert!(is_own_backlog(50, 200), "one of four raided channels");
     }
 
     #[test]
