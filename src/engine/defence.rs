@@ -19,9 +19,10 @@
 //! On detection the first step is engaged ([`Action::ChatMode`]); while detections go on, the
 //! next step every `escalate_after_s`; after `calm_s` without one, every engaged step is
 //! reverted, last first. A step whose change the platform refused
-//! ([`EventKind::ChatModeFailed`]: a missing scope, the bot not a moderator) counts as not
-//! engaged and is skipped until the defence ends; the next step is engaged at once while the
-//! raid goes on. Moderators end it at once with `!raidoff` (detection then rests for
+//! ([`EventKind::ChatModeFailed`]: a missing scope, the bot not a moderator) is marked refused
+//! (it is not on, so the revert leaves it alone) and the next step is engaged at once while
+//! the raid goes on. Engaged steps are always the first N of the rules' steps, so the count
+//! kept over a restart names them. Moderators end it at once with `!raidoff` (detection then rests for
 //! `calm_s`, so the bot does not fight them) and see it with `!raidstatus`. In shadow mode the
 //! same decisions come out as [`Action::Shadow`] records ("would have engaged Shield Mode").
 //! Every decision carries the rule `defence`, so it is counted and logged like the filters'.
