@@ -139,8 +139,10 @@ impl Actor for ChannelActor {
         // the channel runs the built-ins and says why rather than not running at all.
         // `$(random)` is seeded from the OS at every start, so chat cannot predict it.
         let seed: u64 = rand::random();
-        let engine = match ChannelState::with_rules(name.clone(), (*rules).clone(), seed) {
-            Ok(engine) => engine,
+        // Channels running the same rules share their compiled form (compiled once).
+        let compiled = args.context.rules.compiled(&rules);
+        let engine = match compiled {
+            Ok(compiled) => ChannelState::with_compiled(name.clone(), rules, compiled, seed),
             Err(e) => {
                 args.shared
                     .lifecycle
@@ -310,9 +312,12 @@ impl ChannelActorState {
                 .channel_rules()
                 .map_err(|e| LoadError::Rules(e.to_string()))?
                 .unwrap_or_default();
-            self.engine
-                .set_rules(rules)
+            let compiled = self
+                .context
+                .rules
+                .compiled(&rules)
                 .map_err(|e| LoadError::Rules(e.to_string()))?;
+            self.engine.set_compiled(Arc::new(rules), compiled);
             self.context
                 .rules
                 .set(&self.shared.key, Arc::clone(&self.engine.rules));

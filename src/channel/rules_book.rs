@@ -8,14 +8,18 @@
 //! runs back here, so a restarted actor starts from the latest rules. The book is keyed by
 //! platform and channel ([`ChannelKey`]): a Twitch login and a Discord channel id that read
 //! the same are two channels (they share only a rules file of that name).
+//!
+//! Channels whose rules are the same (one file, or identical content) share one compiled form
+//! ([`RulesBook::compiled`]): at 1,000 channels on one rules file the matchers exist once.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use dashmap::DashMap;
 
 use super::key::ChannelKey;
+use crate::engine::compiled::Compiled;
 use crate::engine::rules::CrossChannel;
 use crate::engine::{ChannelRules, ChannelState, Platform, RuleError};
 
@@ -43,6 +47,9 @@ pub enum RulesError {
     Invalid { path: PathBuf, source: RuleError },
 }
 
+/// The compiled-forms cache forgets dead entries once it holds this many.
+const PRUNE_COMPILED_AT: usize = 64;
+
 /// Every channel's rules, keyed by platform and channel.
 ///
 /// Two layers: the rules files as loaded (by file stem: a Twitch login or a Discord channel id,
@@ -58,6 +65,9 @@ pub struct RulesBook {
     current: DashMap<ChannelKey, Arc<ChannelRules>>,
     /// Channels whose version in force sets `[defence] cross_channel` (kept with `current`).
     cross: DashMap<ChannelKey, ()>,
+    /// The compiled form of each distinct rules content some channel runs, shared by all of
+    /// them (held weakly: it goes when its last channel does).
+    compiled: Mutex<HashMap<String, Weak<Compiled>>>,
     empty: Arc<ChannelRules>,
 }
 
@@ -106,6 +116,41 @@ impl RulesBook {
             .get(&*key.name)
             .map(Arc::clone)
             .unwrap_or_else(|| Arc::clone(&self.empty))
+    }
+
+    /// The compiled form of `rules`, shared with every channel running the same rules (the
+    /// same file, or identical content): compiled once, not once per channel. What a channel
+    /// does to its engine later (an edit) compiles its own and never touches the shared one.
+    pub fn compiled(&self, rules: &ChannelRules) -> Result<Arc<Compiled>, RuleError> {
+        let Ok(key) = serde_json::to_string(rules) else {
+            return Compiled::build(rules).map(Arc::new);
+        };
+        if let Some(shared) = self.lock_compiled().get(&key).and_then(Weak::upgrade) {
+            return Ok(shared);
+        }
+        // Compiled outside the lock (a big rules file takes milliseconds); two channels
+        // starting at once may both compile, and the later one is kept.
+        let compiled = Arc::new(Compiled::build(rules)?);
+        let mut cache = self.lock_compiled();
+        if cache.len() >= PRUNE_COMPILED_AT {
+            cache.retain(|_, weak| weak.strong_count() > 0);
+        }
+        cache.insert(key, Arc::downgrade(&compiled));
+        Ok(compiled)
+    }
+
+    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Compiled>>> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Distinct compiled rules alive (shared by the channels running them).
+    pub fn compiled_forms(&self) -> usize {
+        self.lock_compiled()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 
     /// Makes `rules` the channel's version in force. Callers compile them first (the channel
@@ -196,4 +241,62 @@ pub fn load_file(path: &Path) -> Result<ChannelRules, RulesError> {
 /// the book.
 pub fn compile(rules: &ChannelRules) -> Result<(), RuleError> {
     ChannelState::with_rules(String::new(), rules.clone(), 0).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{handle, Action, ChatEvent, ChatMessage, EventKind};
+
+    fn ask(state: &mut ChannelState, text: &str, n: u64) -> Vec<String> {
+        let event = ChatEvent {
+            platform: Platform::Twitch,
+            channel: Arc::from(state.channel.as_str()),
+            kind: EventKind::Message(ChatMessage {
+                id: format!("m{n}"),
+                text: text.to_string(),
+                ..ChatMessage::default()
+            }),
+        };
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + n * 100);
+        handle(state, &event, at)
+            .iter()
+            .filter_map(Action::chat_text)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn channels_with_the_same_rules_share_one_compiled_form_and_an_edit_changes_only_its_own(
+    ) -> Result<(), RuleError> {
+        let book = RulesBook::default();
+        let text = "[[commands]]\nname = \"!hi\"\nresponse = \"hello\"\n[[filters]]\nname = \"slurs\"\nkind = \"banned_phrases\"\naction = \"delete\"\nphrases = [{ pattern = \"hateword\" }]\n";
+        let rules: ChannelRules = toml::from_str(text).unwrap_or_default();
+        let a = book.compiled(&rules)?;
+        // Identical content read from another file is the same rules.
+        let b = book.compiled(&toml::from_str(text).unwrap_or_default())?;
+        assert!(Arc::ptr_eq(&a, &b), "compiled once");
+        assert_eq!(book.compiled_forms(), 1);
+        let mut one = ChannelState::with_compiled("one", Arc::new(rules.clone()), a, 1);
+        let mut two = ChannelState::with_compiled("two", Arc::new(rules.clone()), b, 2);
+        assert_eq!(ask(&mut two, "!hi", 1), ["hello"]);
+        one.edit_rules(|r| r.commands[0].response = "changed".into())?;
+        assert!(!Arc::ptr_eq(one.compiled(), two.compiled()));
+        assert_eq!(ask(&mut one, "!hi", 2), ["changed"]);
+        assert_eq!(
+            ask(&mut two, "!hi", 3),
+            ["hello"],
+            "the other channel is untouched"
+        );
+        // Other rules compile on their own; a form goes when its last channel does.
+        let other = book.compiled(&ChannelRules::default())?;
+        assert_eq!(book.compiled_forms(), 2);
+        drop((two, other));
+        assert_eq!(
+            book.compiled_forms(),
+            0,
+            "one's edit compiled its own; two is gone"
+        );
+        Ok(())
+    }
 }

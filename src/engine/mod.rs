@@ -299,6 +299,33 @@ impl ChannelState {
         Ok(state)
     }
 
+    /// A channel running `rules` already compiled: `compiled` must be what
+    /// [`Compiled::build`] made of these very rules (the service shares one compiled form
+    /// between the channels whose rules are the same; an edit in one of them compiles its own
+    /// and changes no other).
+    pub fn with_compiled(
+        channel: impl Into<String>,
+        rules: Arc<ChannelRules>,
+        compiled: Arc<Compiled>,
+        seed: u64,
+    ) -> Self {
+        let mut state = Self::new(channel, seed);
+        state.set_compiled(rules, compiled);
+        state
+    }
+
+    /// Replaces the rules with `rules` already compiled into `compiled` (see
+    /// [`ChannelState::with_compiled`]).
+    pub fn set_compiled(&mut self, rules: Arc<ChannelRules>, compiled: Arc<Compiled>) {
+        let names: std::collections::BTreeSet<&str> =
+            rules.commands.iter().map(|c| c.name.as_str()).collect();
+        self.runtime
+            .command_uses
+            .retain(|name, _| names.contains(name.as_str()));
+        self.rules = rules;
+        self.compiled = compiled;
+    }
+
     /// Replaces the rules (validated and compiled first; on error nothing changes).
     pub fn set_rules(&mut self, rules: ChannelRules) -> Result<(), RuleError> {
         let compiled = if rules.filters == self.rules.filters && !rules.filters.is_empty() {
@@ -306,13 +333,7 @@ impl ChannelState {
         } else {
             Compiled::build(&rules)?
         };
-        let names: std::collections::BTreeSet<&str> =
-            rules.commands.iter().map(|c| c.name.as_str()).collect();
-        self.runtime
-            .command_uses
-            .retain(|name, _| names.contains(name.as_str()));
-        self.rules = Arc::new(rules);
-        self.compiled = Arc::new(compiled);
+        self.set_compiled(Arc::new(rules), Arc::new(compiled));
         Ok(())
     }
 

@@ -280,11 +280,11 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
     (status, Json(readiness)).into_response()
 }
 
-/// The service's metrics in Prometheus' text format.
 /// One `/metrics` render at a time in the process: a flood of scrapes queues here instead of
 /// taking every blocking thread (and the cores chat needs).
 static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+/// The service's metrics in Prometheus' text format.
 #[utoipa::path(
     get,
     path = "/metrics",
