@@ -279,3 +279,87 @@ async fn without_a_configured_token_the_admin_api_refuses_everything() {
     service.shutdown().await;
     sim.shutdown().await;
 }
+
+/// `GET /v1/channels` a page at a time: sorted by name by default or busiest first, the total
+/// in `X-Total-Count`, and a clear 400 for a bad page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_list_is_paged_and_sorted() {
+    let sim = sim(5, |_| {}).await;
+    let channels = sim_channels(5);
+    let service = service(
+        config_for(sim.local_addr(), &channels),
+        ServiceOptions::default(),
+    )
+    .await;
+    // Traffic in the last channel only: it is the busiest.
+    let busiest = &channels[4];
+    sim.send_privmsg(busiest, "viewer", "hello there").await;
+    let registry = service.core().registry.clone();
+    wait_until("the message is counted", Duration::from_secs(10), || {
+        registry.all().iter().any(|c| {
+            c.counters
+                .processed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        })
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let get = |query: &str| {
+        http.get(url(&service, &format!("/v1/channels{query}")))
+            .send()
+    };
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["channel"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let page = get("?limit=2&offset=1").await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let mut sorted = channels.clone();
+    sorted.sort();
+    let list: serde_json::Value = page.json().await.expect("json");
+    assert_eq!(
+        names(&list),
+        sorted[1..3].to_vec(),
+        "by name, second and third"
+    );
+    let top: serde_json::Value = get("?sort=received&limit=1")
+        .await
+        .expect("top")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(names(&top), std::slice::from_ref(busiest));
+    let past: serde_json::Value = get("?offset=99")
+        .await
+        .expect("past")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(names(&past), Vec::<String>::new());
+    for bad in [
+        "?limit=0",
+        "?limit=10001",
+        "?limit=x",
+        "?sort=evil",
+        "?page=2",
+    ] {
+        let r = get(bad).await.expect("answered");
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: serde_json::Value = r.json().await.expect("an error body");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    service.shutdown().await;
+    sim.shutdown().await;
+}

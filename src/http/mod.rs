@@ -57,7 +57,7 @@ mod twitch;
 mod users;
 
 use crate::app::Core;
-use crate::channel::{JoinOutcome, ShedReason};
+use crate::channel::{ChannelShared, JoinOutcome, ShedReason};
 use crate::engine::Platform;
 
 /// Where the endpoints listen, and the task serving them.
@@ -343,19 +343,89 @@ struct ChannelView {
     eventsub: Option<crate::twitch::eventsub::ChannelSubscriptions>,
 }
 
-/// Every channel the service supervises, Twitch and Discord.
+/// Default and largest page of `GET /v1/channels`.
+const CHANNEL_PAGE: usize = 1_000;
+const MAX_CHANNEL_PAGE: usize = 10_000;
+
+/// Which page of `GET /v1/channels`, in which order.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ChannelPage {
+    /// Entries per page: 1 to 10,000 (default 1,000).
+    limit: Option<usize>,
+    /// Entries skipped first (default 0).
+    offset: Option<usize>,
+    /// `name` (platform, then channel; the default), or the busiest first by `received`,
+    /// `shed` or `in_flight`.
+    sort: Option<String>,
+}
+
+/// Sorts `channels` as `sort` says; `None` for an unknown order.
+fn sort_channels(channels: &mut [Arc<ChannelShared>], sort: Option<&str>) -> Option<()> {
+    let by_name = |a: &Arc<ChannelShared>, b: &Arc<ChannelShared>| {
+        (a.key.platform, &a.key.name).cmp(&(b.key.platform, &b.key.name))
+    };
+    let busiest = |f: fn(&ChannelShared) -> u64| {
+        move |a: &Arc<ChannelShared>, b: &Arc<ChannelShared>| {
+            f(b).cmp(&f(a)).then_with(|| by_name(a, b))
+        }
+    };
+    match sort.unwrap_or("name") {
+        "name" => channels.sort_unstable_by(by_name),
+        "received" => {
+            channels.sort_unstable_by(busiest(|c| c.counters.received.load(Ordering::Relaxed)))
+        }
+        "shed" => channels.sort_unstable_by(busiest(|c| c.counters.shed_total())),
+        "in_flight" => channels.sort_unstable_by(busiest(|c| c.in_flight())),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// The channels the service supervises, Twitch and Discord, a page at a time (the total in
+/// `X-Total-Count`).
 #[utoipa::path(
     get,
     path = "/v1/channels",
     tag = "channels",
-    responses((status = 200, description = "One entry per channel.", body = Vec<ChannelView>)),
+    params(ChannelPage),
+    responses(
+        (status = 200, description = "One entry per channel of the page; the number of channels in `X-Total-Count`.", body = Vec<ChannelView>,
+            headers(("X-Total-Count" = u64, description = "Channels in all pages"))),
+        (status = 400, description = "A bad `limit`, `offset` or `sort`.", body = openapi::ErrorBody),
+    ),
 )]
-async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> {
+async fn list_channels(
+    State(core): State<Arc<Core>>,
+    page: Result<axum::extract::Query<ChannelPage>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(page)) = page else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "query: limit and offset are numbers, sort is name, received, shed or in_flight",
+        );
+    };
+    let limit = page.limit.unwrap_or(CHANNEL_PAGE);
+    if !(1..=MAX_CHANNEL_PAGE).contains(&limit) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("limit is 1 to {MAX_CHANNEL_PAGE}"),
+        );
+    }
+    let mut channels = core.registry.all();
+    if sort_channels(&mut channels, page.sort.as_deref()).is_none() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "sort is name, received, shed or in_flight",
+        );
+    }
+    let total = channels.len();
     let status = core.twitch.status();
-    let views = core
-        .registry
-        .all()
+    let views: Vec<ChannelView> = channels
         .iter()
+        .skip(page.offset.unwrap_or(0))
+        .take(limit)
         .map(|c| ChannelView {
             platform: c.key.platform.as_str(),
             channel: c.key.name.to_string(),
@@ -396,7 +466,7 @@ async fn list_channels(State(core): State<Arc<Core>>) -> Json<Vec<ChannelView>> 
             },
         })
         .collect();
-    Json(views)
+    ([("x-total-count", total.to_string())], Json(views)).into_response()
 }
 
 /// Largest bulk body: 100,000 logins of 25 characters, quoted, with commas.
