@@ -77,14 +77,7 @@ impl ShedReason {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            ShedReason::Full => "full",
-            ShedReason::Deadline => "deadline",
-            ShedReason::WaitFull => "wait_full",
-            ShedReason::Poisoned => "poisoned",
-            ShedReason::ChannelFailed => "channel_failed",
-            ShedReason::Parted => "parted",
-        }
+        Self::NAMES[self.index()]
     }
 
     pub(super) fn index(self) -> usize {

@@ -27,7 +27,7 @@ use prometheus_client::metrics::MetricType;
 use super::admission::ShedReason;
 use super::key::ChannelKey;
 use super::lifecycle::ChannelStatus;
-use super::registry::{ChannelRegistry, ChannelShared};
+use super::registry::{busiest_first, ChannelRegistry, ChannelShared};
 use crate::engine::{Drops, Platform};
 use crate::obs::Labels;
 
@@ -85,12 +85,7 @@ impl ChannelCollector {
         }
         // Parted channels leave the set; free places go to the busiest of the rest.
         let free = self.policy.top.saturating_sub(kept.len()).min(rest.len());
-        let busiest_first = |a: &Arc<ChannelShared>, b: &Arc<ChannelShared>| {
-            let received = |c: &ChannelShared| c.counters.received.load(Ordering::Relaxed);
-            received(b)
-                .cmp(&received(a))
-                .then_with(|| a.key.name.cmp(&b.key.name))
-        };
+        let busiest_first = |a: &Arc<ChannelShared>, b: &Arc<ChannelShared>| busiest_first(a, b);
         if free > 0 {
             if free < rest.len() {
                 rest.select_nth_unstable_by(free - 1, busiest_first);
@@ -368,6 +363,16 @@ mod tests {
         assert!(text.contains(
             "messages_shed_total{platform=\"twitch\",channel=\"_other\",reason=\"full\"} 0"
         ));
+    }
+
+    #[test]
+    fn every_shed_reason_has_its_name_at_its_index() {
+        for (i, reason) in ShedReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+            assert_eq!(reason.as_str(), SHED[i]);
+        }
+        let distinct: HashSet<&str> = SHED.iter().copied().collect();
+        assert_eq!(distinct.len(), SHED.len());
     }
 
     #[test]

@@ -19,6 +19,18 @@ use super::mailbox::Mailbox;
 use super::stream::StreamStatus;
 use crate::engine::Drops;
 
+/// Channels ordered busiest first (messages received), then by platform and name: the order
+/// of `/v1/channels?sort=received` and of the channels `/metrics` gives series of their own.
+pub fn busiest_first(a: &ChannelShared, b: &ChannelShared) -> std::cmp::Ordering {
+    let received = |c: &ChannelShared| c.counters.received.load(Ordering::Relaxed);
+    received(b).cmp(&received(a)).then_with(|| by_name(a, b))
+}
+
+/// Channels ordered by platform, then name.
+pub fn by_name(a: &ChannelShared, b: &ChannelShared) -> std::cmp::Ordering {
+    (a.key.platform, &a.key.name).cmp(&(b.key.platform, &b.key.name))
+}
+
 /// Per-channel counters. Monotonic, read by `/v1/channels` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct ChannelCounters {

@@ -57,6 +57,7 @@ mod twitch;
 mod users;
 
 use crate::app::Core;
+use crate::channel::registry::{busiest_first, by_name};
 use crate::channel::{ChannelShared, JoinOutcome, ShedReason};
 use crate::engine::Platform;
 
@@ -363,19 +364,14 @@ struct ChannelPage {
 
 /// Sorts `channels` as `sort` says; `None` for an unknown order.
 fn sort_channels(channels: &mut [Arc<ChannelShared>], sort: Option<&str>) -> Option<()> {
-    let by_name = |a: &Arc<ChannelShared>, b: &Arc<ChannelShared>| {
-        (a.key.platform, &a.key.name).cmp(&(b.key.platform, &b.key.name))
-    };
     let busiest = |f: fn(&ChannelShared) -> u64| {
         move |a: &Arc<ChannelShared>, b: &Arc<ChannelShared>| {
             f(b).cmp(&f(a)).then_with(|| by_name(a, b))
         }
     };
     match sort.unwrap_or("name") {
-        "name" => channels.sort_unstable_by(by_name),
-        "received" => {
-            channels.sort_unstable_by(busiest(|c| c.counters.received.load(Ordering::Relaxed)))
-        }
+        "name" => channels.sort_unstable_by(|a, b| by_name(a, b)),
+        "received" => channels.sort_unstable_by(|a, b| busiest_first(a, b)),
         "shed" => channels.sort_unstable_by(busiest(|c| c.counters.shed_total())),
         "in_flight" => channels.sort_unstable_by(busiest(|c| c.in_flight())),
         _ => return None,

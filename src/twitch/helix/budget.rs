@@ -271,6 +271,32 @@ mod tests {
     }
 
     #[test]
+    fn absurd_headers_never_loosen_the_budget() {
+        let budget = Budget::new(800, Duration::from_secs(60));
+        let now = Instant::now();
+        budget.observe(RateHeaders {
+            limit: Some(u64::MAX),
+            remaining: Some(u64::MAX),
+            reset: Some(u64::MAX),
+        });
+        assert!((budget.per_second() - 800.0 / 60.0).abs() < 1e-9);
+        assert!(budget.available(now) <= 800);
+        budget.observe(RateHeaders {
+            limit: Some(0),
+            remaining: None,
+            reset: None,
+        });
+        assert!(
+            budget.per_second() > 0.0,
+            "a zero limit is ignored, not a stall forever"
+        );
+        // A reset far in the future pauses at most one window.
+        budget.pause_until(budget.reset_instant(Some(u64::MAX)));
+        let until = budget.try_take(Instant::now()).err();
+        assert!(until.is_some_and(|u| u <= Instant::now() + Duration::from_secs(60)));
+    }
+
+    #[test]
     fn helix_remaining_lowers_the_bucket_and_never_raises_it() {
         let budget = Budget::new(800, Duration::from_secs(60));
         let now = Instant::now();

@@ -95,47 +95,30 @@ pub fn read_call(job: &Job, change: ChatModeChange) -> Call {
 pub fn prior_of(change: ChatModeChange, answer: &Value) -> Option<Prior> {
     let data = answer.get("data")?.get(0)?;
     let on = |key: &str| data.get(key).and_then(Value::as_bool) == Some(true);
-    // Only values Helix itself accepts are ever sent back; anything else is not a prior.
-    let number = |key: &str, range: std::ops::RangeInclusive<u64>| {
-        data.get(key)
-            .and_then(Value::as_u64)
-            .filter(|n| range.contains(n))
-    };
+    // A plain switch that was on: `{key: true}`, untouched if the step only turns it on.
+    let switch = |key: &str, want: bool| on(key).then(|| (json!({ key: true }), want));
+    // A switch with a setting (minutes, seconds): restored with its setting, untouched if at
+    // least as strict as the step's. Only values Helix itself accepts are ever sent back.
+    let setting =
+        |key: &str, field: &str, range: std::ops::RangeInclusive<u64>, want: Option<u64>| {
+            if !on(key) {
+                return None;
+            }
+            let value = data
+                .get(field)
+                .and_then(Value::as_u64)
+                .filter(|n| range.contains(n))?;
+            let body = json!({ key: true, field: value });
+            Some((body, want.is_some_and(|w| value >= w)))
+        };
     let (body, untouched) = match change {
-        ChatModeChange::ShieldMode(want) => {
-            if !on("is_active") {
-                return None;
-            }
-            (json!({ "is_active": true }), want)
-        }
+        ChatModeChange::ShieldMode(want) => switch("is_active", want)?,
+        ChatModeChange::EmoteOnly(want) => switch("emote_mode", want)?,
+        ChatModeChange::SubscribersOnly(want) => switch("subscriber_mode", want)?,
         ChatModeChange::FollowersOnly(want) => {
-            if !on("follower_mode") {
-                return None;
-            }
-            let minutes = number("follower_mode_duration", 0..=129_600)?;
-            let body = json!({ "follower_mode": true, "follower_mode_duration": minutes });
-            (body, want.is_some_and(|w| minutes >= w))
+            setting("follower_mode", "follower_mode_duration", 0..=129_600, want)?
         }
-        ChatModeChange::Slow(want) => {
-            if !on("slow_mode") {
-                return None;
-            }
-            let seconds = number("slow_mode_wait_time", 3..=120)?;
-            let body = json!({ "slow_mode": true, "slow_mode_wait_time": seconds });
-            (body, want.is_some_and(|w| seconds >= w))
-        }
-        ChatModeChange::EmoteOnly(want) => {
-            if !on("emote_mode") {
-                return None;
-            }
-            (json!({ "emote_mode": true }), want)
-        }
-        ChatModeChange::SubscribersOnly(want) => {
-            if !on("subscriber_mode") {
-                return None;
-            }
-            (json!({ "subscriber_mode": true }), want)
-        }
+        ChatModeChange::Slow(want) => setting("slow_mode", "slow_mode_wait_time", 3..=120, want)?,
     };
     Some(Prior { body, untouched })
 }
