@@ -338,3 +338,77 @@ async fn chat_cannot_make_the_bot_post_a_command_or_a_banned_phrase() {
     service.shutdown().await;
     sim.shutdown().await;
 }
+
+/// `supervisor.lazy_start` (the default): a channel without timers gets its actor on its first
+/// message, and the messages that arrive while it starts are handled once and in order; a
+/// channel whose rules have timers starts at the join (its timers tick without chat), and so
+/// does an idle one an edit gives timers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_channels_start_on_their_first_message_and_channels_with_timers_at_once() {
+    let sim = sim(3, |_| {}).await;
+    let channels = sim_channels(3);
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(format!("{}.toml", channels[0])), RULES).expect("write rules");
+    let mut config = config_for(sim.local_addr(), &channels);
+    config.engine.rules_dir = dir.path().display().to_string();
+    config.engine.tick_interval_ms = 100;
+    let tap = std::sync::Arc::new(RecordingTap::default());
+    let service = service(
+        config,
+        options_with(firehose::engine::Engine, Some(std::sync::Arc::clone(&tap))),
+    )
+    .await;
+    use firehose::channel::ChannelStatus;
+    wait_until(
+        "the timer fires in a channel nobody wrote in",
+        Duration::from_secs(5),
+        || said(&sim, &channels[0], "Remember to drink water"),
+    )
+    .await;
+    for idle in &channels[1..] {
+        let shared = channel(&service, idle);
+        assert_eq!(shared.status(), ChannelStatus::Idle, "{idle}");
+        assert!(shared.mailbox.actor().is_none(), "{idle} has no actor yet");
+    }
+
+    // A burst into an idle channel: the first message starts the actor, the rest wait for it.
+    let mut sent = Vec::new();
+    for n in 0..30 {
+        let text = if n == 29 { "!ping".to_string() } else { format!("line {n}") };
+        sent.push(
+            sim.send_privmsg(&channels[1], "viewer", &text)
+                .await
+                .expect("joined"),
+        );
+    }
+    wait_until("the burst was handled", Duration::from_secs(10), || {
+        processed(&service, &channels[1]) == 30
+    })
+    .await;
+    assert_eq!(tap.ids(&channels[1]), sent, "once each, in order");
+    wait_until("the !ping is answered", Duration::from_secs(5), || {
+        said(&sim, &channels[1], "pong")
+    })
+    .await;
+    assert_eq!(channel(&service, &channels[1]).status(), ChannelStatus::Running);
+    assert_eq!(shed(&service, &channels[1]), 0);
+    assert_eq!(channel(&service, &channels[2]).status(), ChannelStatus::Idle);
+
+    // An edit gives the idle channel a timer: it starts without a message.
+    let key = ChannelKey::twitch(&channels[2]);
+    let base = service.core().rules.get(&key);
+    let with_timer: firehose::engine::ChannelRules = toml::from_str(RULES).expect("rules");
+    service
+        .core()
+        .set_rules(&key, base, with_timer)
+        .await
+        .expect("edit applied");
+    wait_until(
+        "the edited idle channel's timer fires",
+        Duration::from_secs(5),
+        || said(&sim, &channels[2], "Remember to drink water"),
+    )
+    .await;
+    assert_eq!(processed(&service, &channels[2]), 0, "no chat was needed");
+    service.shutdown().await;
+}

@@ -17,6 +17,11 @@ pub struct BenchArgs {
     /// Run the service as its own process (this executable with `run --config`).
     #[arg(long)]
     pub separate_process: bool,
+    /// With --separate-process: the service's executable, run as `EXE run --config ...`
+    /// (default: this one). A wrapper script can run it under a profiler (`heaptrack`,
+    /// `perf record`) while the load generator stays outside the profile.
+    #[arg(long, requires = "separate_process")]
+    pub service_exe: Option<PathBuf>,
     /// Total seconds of traffic (phases or ramp steps are scaled to fit).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -84,7 +89,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         out: args.out.clone(),
         separate_process: args.separate_process,
         overrides,
-        service_exe: None,
+        service_exe: args.service_exe,
         corpus: args.corpus,
         command,
         ingest: args.ingest,

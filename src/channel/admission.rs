@@ -326,11 +326,13 @@ fn enqueue_waiting(shared: &Arc<ChannelShared>, waiting: Waiting) -> Routed {
 }
 
 /// Hands an admitted message to the channel's current actor. If there is none (it is
-/// restarting) or the send fails (it just died), the delivery's `Drop` keeps it as an orphan
-/// for the next actor.
+/// restarting, or idle until this first message) or the send fails (it just died), the
+/// delivery's `Drop` keeps it as an orphan for the next actor; an idle channel's actor is asked
+/// for after the orphan is kept, so the actor finds it when it starts.
 fn deliver(delivery: Delivery, shared: &ChannelShared) {
     let Some(actor) = shared.mailbox.actor() else {
         drop(delivery);
+        shared.start_if_idle();
         return;
     };
     if let Err(failed) = actor.send_message(ChannelMsg::Deliver(delivery)) {

@@ -1,4 +1,4 @@
-//! A channel's lifecycle: its status (starting, running, restarting, failed, parting), its last
+//! A channel's lifecycle: its status (idle, starting, running, restarting, failed, parting), its last
 //! error (typed, shown as one bounded line in `/v1/channels`) and its orphans (deliveries whose
 //! actor died before handling them, kept in order for the next actor).
 //!
@@ -31,6 +31,9 @@ pub enum ChannelStatus {
     Failed = 3,
     /// It is being parted; messages are shed.
     Parting = 4,
+    /// Joined, with no actor yet: one starts on its first message (`supervisor.lazy_start`),
+    /// which waits for it like any message waits for a restarting actor.
+    Idle = 5,
 }
 
 impl ChannelStatus {
@@ -40,6 +43,7 @@ impl ChannelStatus {
             1 => ChannelStatus::Running,
             2 => ChannelStatus::Restarting,
             3 => ChannelStatus::Failed,
+            5 => ChannelStatus::Idle,
             _ => ChannelStatus::Parting,
         }
     }
@@ -100,6 +104,19 @@ impl Lifecycle {
         self.status.store(status as u8, Ordering::Release);
     }
 
+    /// Moves an idle channel to starting; true for the one caller that did (it asks the
+    /// supervisor for the actor), false when the channel was not idle.
+    pub fn claim_start(&self) -> bool {
+        self.status
+            .compare_exchange(
+                ChannelStatus::Idle as u8,
+                ChannelStatus::Starting as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
     /// The last error as `/v1/channels` shows it.
     pub fn last_error(&self) -> Option<String> {
         self.last_error
@@ -135,7 +152,10 @@ impl Lifecycle {
     pub fn accepts_orphans(&self) -> bool {
         matches!(
             self.status(),
-            ChannelStatus::Starting | ChannelStatus::Running | ChannelStatus::Restarting
+            ChannelStatus::Idle
+                | ChannelStatus::Starting
+                | ChannelStatus::Running
+                | ChannelStatus::Restarting
         )
     }
 

@@ -114,6 +114,22 @@ impl ChannelShared {
         self.lifecycle.last_error()
     }
 
+    /// Starts the actor of an idle channel (`supervisor.lazy_start`): the first caller moves
+    /// it to starting and asks the supervisor; everyone else, and a channel that is not idle,
+    /// does nothing. Messages meanwhile wait as orphans, in order, for the actor.
+    pub fn start_if_idle(&self) {
+        if self.lifecycle.claim_start() && !self.mailbox.request_start(&self.key) {
+            // Nobody to start it (a channel made outside a supervisor): fail it, counted,
+            // rather than keep its messages for an actor that never comes.
+            self.lifecycle
+                .set_error(super::lifecycle::ChannelError::SpawnFailed(
+                    "no supervisor to start the idle channel's actor".into(),
+                ));
+            self.lifecycle.set_status(ChannelStatus::Failed);
+            self.lifecycle.shed_orphans();
+        }
+    }
+
     /// Messages admitted and not yet finished (mailbox, handler, or waiting for a restart).
     pub fn in_flight(&self) -> u64 {
         self.admission.in_flight()

@@ -19,6 +19,7 @@ use super::actor::{ChannelActor, ChannelArgs, ChannelContext, ChannelMsg, RulesE
 use super::admission::Router;
 use super::key::ChannelKey;
 use super::lifecycle::{ChannelError, ChannelStatus};
+use super::mailbox::ActorStarter;
 use super::registry::{ChannelRegistry, ChannelShared};
 use crate::config::SupervisorConfig;
 use crate::store::journal::rules_edit;
@@ -49,6 +50,8 @@ pub enum SupervisorMsg {
     Part(ChannelKey, RpcReplyPort<bool>),
     /// A backoff elapsed: restart the channel if it is still waiting for it.
     Restart(ChannelKey, u64),
+    /// An idle channel's first message arrived (the channel is now starting): spawn its actor.
+    Start(ChannelKey),
     /// Shutdown: drain every channel within the deadline; replies how many finished in time.
     DrainAll(Duration, RpcReplyPort<DrainReport>),
     /// An admin rules edit: handed back with the channel's actor when it has one (the actor
@@ -94,6 +97,8 @@ pub struct SupervisorState {
     args: SupervisorArgs,
     channels: HashMap<ChannelKey, Supervised>,
     by_actor: HashMap<ActorId, ChannelKey>,
+    /// How an idle channel asks for its actor: one for all channels.
+    starter: Arc<dyn ActorStarter>,
 }
 
 impl Actor for Supervisor {
@@ -103,13 +108,14 @@ impl Actor for Supervisor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(SupervisorState {
             args,
             channels: HashMap::new(),
             by_actor: HashMap::new(),
+            starter: Arc::new(StartBySupervisor(myself)),
         })
     }
 
@@ -130,11 +136,20 @@ impl Actor for Supervisor {
             SupervisorMsg::Restart(key, generation) => {
                 restart(&myself, state, key, generation).await
             }
+            SupervisorMsg::Start(key) => start_idle(&myself, state, key).await,
             SupervisorMsg::DrainAll(deadline, reply) => {
                 let _ = reply.send(drain_all(state, deadline).await);
             }
             SupervisorMsg::EditRules(key, edit, reply) => {
-                let _ = reply.send(edit_rules(state, &key, edit).await);
+                let wants_ticks = !edit.rules.timers.is_empty();
+                let target = edit_rules(state, &key, edit).await;
+                if wants_ticks && matches!(target, RulesTarget::Applied) {
+                    // Timers tick without chat: an idle channel that now has them starts.
+                    if let Some(entry) = state.channels.get(&key) {
+                        entry.shared.start_if_idle();
+                    }
+                }
+                let _ = reply.send(target);
             }
         }
         Ok(())
@@ -174,6 +189,12 @@ async fn join(
         Some(_) => return Ok(JoinOutcome::AlreadyJoined),
         None => {
             let shared = ChannelShared::new(key.clone(), state.args.router.capacity());
+            shared.mailbox.set_starter(Arc::clone(&state.starter));
+            let idle = state.args.config.lazy_start
+                && state.args.context.rules.get(&key).timers.is_empty();
+            if idle {
+                shared.lifecycle.set_status(ChannelStatus::Idle);
+            }
             state.args.router.prepare(&shared);
             state.args.registry.insert(Arc::clone(&shared));
             state.channels.insert(
@@ -184,11 +205,39 @@ async fn join(
                     generation: 0,
                 },
             );
+            if idle {
+                // Its actor starts on its first message (`start_idle`).
+                return Ok(JoinOutcome::Joined);
+            }
             JoinOutcome::Joined
         }
     };
     spawn_channel(myself, state, &key).await?;
     Ok(outcome)
+}
+
+/// Asks the supervisor for an idle channel's actor (`supervisor.lazy_start`).
+struct StartBySupervisor(ActorRef<SupervisorMsg>);
+
+impl ActorStarter for StartBySupervisor {
+    fn start(&self, key: &ChannelKey) {
+        if let Err(error) = self.0.cast(SupervisorMsg::Start(key.clone())) {
+            tracing::error!(channel = %key, %error, "the supervisor is gone: cannot start the channel");
+        }
+    }
+}
+
+/// Spawns the actor of a channel that was idle until its first message, if that channel is
+/// still supervised, still starting and has no actor.
+async fn start_idle(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, key: ChannelKey) {
+    let due = state.channels.get(&key).is_some_and(|entry| {
+        entry.shared.status() == ChannelStatus::Starting && entry.shared.mailbox.actor().is_none()
+    });
+    if due {
+        if let Err(error) = spawn_channel(myself, state, &key).await {
+            tracing::error!(channel = %key, %error, "starting an idle channel failed");
+        }
+    }
 }
 
 async fn spawn_channel(

@@ -46,8 +46,9 @@ pub struct StoreConfig {
     pub flush_interval_ms: u64,
     /// ...or as soon as this many keys are dirty.
     pub flush_max_keys: usize,
-    /// Per-user stats (one row per active chatter: the bulk of the rows) are flushed this
-    /// often (or with everything else at `flush_max_keys`); at least `flush_interval_ms`.
+    /// Chat stats (per-user stats, one row per active chatter and the bulk of the rows, and
+    /// each channel's message count) are flushed this often (or with everything else at
+    /// `flush_max_keys`); at least `flush_interval_ms`.
     pub user_stats_flush_interval_ms: u64,
     /// Most dirty keys held in memory while the database is slow or down; beyond it the
     /// writer stops taking changes and the channel actors wait (backpressure).

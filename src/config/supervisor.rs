@@ -15,6 +15,10 @@ pub struct SupervisorConfig {
     pub restart_window_ms: u64,
     /// On shutdown, how long mailboxes may take to drain.
     pub drain_timeout_ms: u64,
+    /// A joined channel gets its actor on its first message rather than at the join (channels
+    /// whose rules have timers start at once): an idle channel costs its admission gate and
+    /// counters, not an actor, its engine state and its queues.
+    pub lazy_start: bool,
 }
 
 impl Default for SupervisorConfig {
@@ -25,6 +29,7 @@ impl Default for SupervisorConfig {
             max_restarts: 5,
             restart_window_ms: 60_000,
             drain_timeout_ms: 5_000,
+            lazy_start: true,
         }
     }
 }

@@ -385,7 +385,9 @@ async fn a_failed_load_is_an_error_not_empty_state() {
 }
 
 #[tokio::test]
-async fn user_stats_wait_for_their_own_interval() {
+async fn chat_stats_wait_for_their_own_interval() {
+    // Per-user stats and the channel's message count wait for the user stats interval; a
+    // named counter changed alongside goes on the short one.
     let mut c = config();
     c.flush_interval = Duration::from_millis(20);
     c.user_flush_interval = Duration::from_secs(3600);
@@ -393,8 +395,11 @@ async fn user_stats_wait_for_their_own_interval() {
     for _ in 0..3 {
         handle.submit(&channel(), message("dave")).await;
     }
+    handle
+        .submit(&channel(), vec![counter_change("deaths", 1)])
+        .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stored(&store).await.counters.get(counter::MESSAGES) != Some(&3) {
+    while stored(&store).await.counters.get("deaths") != Some(&1) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "counters never flushed"
@@ -404,11 +409,16 @@ async fn user_stats_wait_for_their_own_interval() {
     let dave = ["dave".to_string()];
     let users = || store.inner.load_users("twitch:chan", &dave);
     assert!(users().await.expect("users").is_empty(), "user stats wait");
-    // Once the writer has taken the flush's result, only the user's stats are pending.
-    while handle.status.pending_keys.load(Ordering::Relaxed) != 1 {
+    assert!(
+        !stored(&store).await.counters.contains_key(counter::MESSAGES),
+        "the message count waits with them"
+    );
+    // Once the writer has taken the flush's result, only the chat stats are pending: the
+    // user's row and the message count.
+    while handle.status.pending_keys.load(Ordering::Relaxed) != 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "pending keys never settled at 1"
+            "pending keys never settled at 2"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -417,6 +427,10 @@ async fn user_stats_wait_for_their_own_interval() {
         "user stats still wait"
     );
     // A load still sees nothing lost; an explicit flush (or SIGTERM) writes them.
+    assert_eq!(
+        handle.load(&channel()).await.expect("load").counters[counter::MESSAGES],
+        3
+    );
     handle.flush().await.expect("flush");
     assert_eq!(users().await.expect("users")[0].messages, 3);
     assert_eq!(stored(&store).await.counters[counter::MESSAGES], 3);
@@ -448,16 +462,19 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn a_load_never_waits_behind_a_flush_with_nothing_to_write() {
-    // Flushes are due every millisecond, user stats only hourly: with nothing but a user's
-    // stats pending, every due flush is empty. Loads must still be answered at once.
+    // Flushes are due every millisecond, chat stats only hourly: with nothing but a user's
+    // stats and the message count pending, every due flush is empty. Loads must still be answered at once.
     let mut c = config();
     c.flush_interval = Duration::from_millis(1);
     c.user_flush_interval = Duration::from_secs(3600);
     let (store, handle) = started(c).await;
     handle.submit(&channel(), message("erin")).await;
+    handle
+        .submit(&channel(), vec![counter_change("deaths", 1)])
+        .await;
     eventually("the counters flushed", || {
         handle.status.flushes_ok.load(Ordering::Relaxed) >= 1
-            && handle.status.pending_keys.load(Ordering::Relaxed) == 1
+            && handle.status.pending_keys.load(Ordering::Relaxed) == 2
     })
     .await;
     for attempt in 0..50 {

@@ -556,6 +556,12 @@ struct Pending {
 }
 
 impl Pending {
+    /// Whether chat stats (per-user stats, the message count) are pending: they wait for
+    /// their own interval.
+    fn has_stats(&self) -> bool {
+        !self.users.is_empty() || self.counters.contains_key(counter::MESSAGES)
+    }
+
     fn keys(&self) -> usize {
         self.counters.len()
             + self.users.len()
@@ -820,7 +826,8 @@ struct Writer {
 enum FlushScope {
     /// Everything pending.
     All,
-    /// Everything but user stats (they wait for `user_flush_interval`).
+    /// Everything but the chat stats: per-user stats and each channel's message count wait for
+    /// `user_flush_interval`.
     AllButUsers,
 }
 
@@ -964,7 +971,7 @@ impl Writer {
         if self.pending_keys == 0 {
             self.pending_since = None;
         }
-        if !self.pending.values().any(|p| !p.users.is_empty()) {
+        if !self.pending.values().any(Pending::has_stats) {
             self.users_since = None;
         }
         self.user_bases.retain(|(channel, id), _| {
@@ -1176,10 +1183,14 @@ impl Writer {
         let mut kept_keys = 0;
         for (channel, mut changes) in taken {
             let users = std::mem::take(&mut changes.users);
-            if !users.is_empty() {
-                kept_keys += users.len();
+            // The channel's message count goes with its chatters' stats: it changes with
+            // every message, so on the short interval it would be a row per channel per second.
+            let messages = changes.counters.remove_entry(counter::MESSAGES);
+            if !users.is_empty() || messages.is_some() {
+                kept_keys += users.len() + usize::from(messages.is_some());
                 let kept = Pending {
                     users,
+                    counters: messages.into_iter().collect(),
                     ..Pending::default()
                 };
                 self.pending.insert(Arc::clone(&channel), kept);
@@ -1370,7 +1381,7 @@ impl Writer {
             Some(error) => {
                 // Changes put back are as old as the flush's oldest.
                 self.pending_since = Some(self.pending_since.map_or(since, |s| s.min(since)));
-                if self.pending.values().any(|p| !p.users.is_empty()) && self.users_since.is_none()
+                if self.pending.values().any(Pending::has_stats) && self.users_since.is_none()
                 {
                     self.users_since = Some(since);
                 }

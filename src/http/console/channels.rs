@@ -49,6 +49,7 @@ pub struct Row {
 
 fn state_name(status: ChannelStatus) -> &'static str {
     match status {
+        ChannelStatus::Idle => "idle",
         ChannelStatus::Starting => "starting",
         ChannelStatus::Running => "running",
         ChannelStatus::Restarting => "restarting",
