@@ -3,11 +3,11 @@
 //! A bulk request is checked and answered at once: each login is `invalid` (not a login),
 //! `already` (joined, or waiting from an earlier request; for a part: not joined) or
 //! `accepted`. The accepted ones go to one background task per request that joins (or parts)
-//! them in order through the same [`Core::join`] / [`Core::part`] a single request uses: the
-//! actors start one after the other and the JOINs queue behind Twitch's pacing
-//! (`twitch.join`), so a request for 100,000 channels is answered in well under a second and
-//! the work shows as it goes: `firehose_channels_join_pending` (accepted, actor not started
-//! yet), each channel's `joined` in `/v1/channels` (the server confirmed the JOIN), and
+//! them in order through the same [`Core::join`] / [`Core::part`] a single request uses: each
+//! channel is registered (its actor starts on its first message, `supervisor.lazy_start`) and
+//! the JOINs queue behind Twitch's pacing (`twitch.join`), so a request for 100,000 channels
+//! is answered in well under a second and the work shows as it goes:
+//! `firehose_channels_join_pending` (accepted, not registered yet), each channel's `joined` in `/v1/channels` (the server confirmed the JOIN), and
 //! `firehose_channels_bulk_total{op,outcome}`. Bounded: at most [`MAX_PER_REQUEST`] logins in
 //! a request and [`MAX_PENDING`] waiting in all (beyond: refused, nothing queued); bulk tasks
 //! run one at a time. Shutdown stops them (what was not started yet is left, counted).
@@ -57,7 +57,7 @@ pub enum BulkError {
 /// The bulk work under way.
 #[derive(Debug, Default)]
 pub struct Membership {
-    /// Logins accepted for joining whose actor has not started yet.
+    /// Logins accepted for joining that are not registered with the supervisor yet.
     pending: DashSet<Arc<str>>,
     /// Bulk tasks run one at a time.
     turn: tokio::sync::Mutex<()>,

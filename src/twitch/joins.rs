@@ -47,19 +47,44 @@ pub(crate) async fn run_join_pacer(
                 None => return,
             },
             _ = tokio::time::sleep_until(free_at), if ready_to_send => {
-                let Some(channel) = queue.pop() else { continue };
-                if !status.wants(&channel) || status.is_joined(&channel) {
-                    continue;
-                }
-                if status.send_line(format!("JOIN #{channel}")) {
-                    sent.record(Instant::now());
-                    metrics.twitch_joins_sent.inc();
-                } else if status.is_connected() {
-                    // The connection's send queue was full: try again in turn.
-                    queue.push(channel);
-                }
-                // Disconnected: the next `Connected` requeues every wanted channel.
+                send_while_free(&mut queue, &mut sent, limit, &status, &metrics);
             }
+        }
+    }
+}
+
+/// Most JOINs sent in one turn before the pacer looks at its commands again.
+const MAX_JOINS_PER_TURN: usize = 1_000;
+
+/// Sends queued JOINs while the window has room (at most [`MAX_JOINS_PER_TURN`]): one per
+/// wake-up would cap joins at the timer's 1 ms resolution (100,000 channels in 100 s) however
+/// large the allowance.
+fn send_while_free(
+    queue: &mut JoinQueue,
+    sent: &mut SlidingWindow,
+    limit: usize,
+    status: &TwitchStatus,
+    metrics: &Metrics,
+) {
+    for _ in 0..MAX_JOINS_PER_TURN {
+        let now = Instant::now();
+        if sent.next_free(now, limit) > now {
+            return;
+        }
+        let Some(channel) = queue.pop() else { return };
+        if !status.wants(&channel) || status.is_joined(&channel) {
+            continue;
+        }
+        if status.send_line(format!("JOIN #{channel}")) {
+            sent.record(now);
+            metrics.twitch_joins_sent.inc();
+        } else {
+            if status.is_connected() {
+                // The connection's send queue was full: try again in turn.
+                queue.push(channel);
+            }
+            // Disconnected: the next `Connected` requeues every wanted channel.
+            return;
         }
     }
 }
@@ -110,5 +135,59 @@ impl JoinQueue {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(status: &TwitchStatus, n: usize) -> JoinQueue {
+        let mut queue = JoinQueue::default();
+        for i in 0..n {
+            let channel = format!("chan{i}");
+            status.want(&channel);
+            queue.push(channel);
+        }
+        queue
+    }
+
+    #[test]
+    fn a_turn_sends_what_the_window_allows_at_once_and_no_more() {
+        let status = TwitchStatus::new(&[]);
+        let (wire, mut lines) = mpsc::channel(10_000);
+        status.set_connected(Some(wire));
+        let metrics = Metrics::new(prometheus_client::registry::Registry::default());
+        let mut queue = wanted(&status, 2_500);
+        let mut sent = SlidingWindow::new(Duration::from_secs(10));
+        // A large allowance: one turn sends its most, not one JOIN.
+        send_while_free(&mut queue, &mut sent, 100_000, &status, &metrics);
+        assert_eq!(lines.len(), MAX_JOINS_PER_TURN);
+        assert_eq!(lines.try_recv().ok().as_deref(), Some("JOIN #chan0"));
+        // A small one: the turn stops at the limit, the rest wait in order.
+        let mut sent = SlidingWindow::new(Duration::from_secs(10));
+        let before = lines.len();
+        send_while_free(&mut queue, &mut sent, 20, &status, &metrics);
+        assert_eq!(lines.len() - before, 20);
+        send_while_free(&mut queue, &mut sent, 20, &status, &metrics);
+        assert_eq!(lines.len() - before, 20, "the window is full");
+        assert_eq!(queue.pop().as_deref(), Some("chan1020"));
+    }
+
+    #[test]
+    fn a_full_send_queue_keeps_the_channel_for_later() {
+        let status = TwitchStatus::new(&[]);
+        let (wire, lines) = mpsc::channel(3);
+        status.set_connected(Some(wire));
+        let metrics = Metrics::new(prometheus_client::registry::Registry::default());
+        let mut queue = wanted(&status, 5);
+        let mut sent = SlidingWindow::new(Duration::from_secs(10));
+        send_while_free(&mut queue, &mut sent, 100, &status, &metrics);
+        assert_eq!(lines.len(), 3);
+        let mut left = Vec::new();
+        while let Some(channel) = queue.pop() {
+            left.push(channel);
+        }
+        assert_eq!(left, ["chan4", "chan3"], "nothing lost; the refused one goes last");
     }
 }
