@@ -51,7 +51,15 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Where the next expiry sweep of each table starts.
     sweep: Arc<Mutex<SweepCursors>>,
+    /// Calls on the blocking pool at once (see [`MAX_BLOCKING_CALLS`]).
+    calls: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most calls of the embedded store running on tokio's blocking pool at once. A thousand
+/// channels starting together each load their state; unbounded, that grew the pool to over a
+/// hundred threads, each with its own stack and allocator pages (about 60 KiB of resident
+/// memory per channel in the `steady` bench). redb has one writer at a time anyway.
+pub const MAX_BLOCKING_CALLS: usize = 4;
 
 /// The key after which the next sweep of a table starts (`None`: from the first key).
 #[derive(Debug, Default)]
@@ -97,6 +105,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             sweep: Arc::new(Mutex::new(SweepCursors::default())),
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_BLOCKING_CALLS)),
         })
     }
 
@@ -119,9 +128,17 @@ impl EmbeddedStore {
         F: FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
+        let calls = Arc::clone(&self.calls);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || f(&db))
+            let permit = calls
+                .acquire_owned()
                 .await
+                .map_err(|e| StoreError::Unavailable(format!("embedded store closed: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                f(&db)
+            })
+            .await
                 .map_err(|e| StoreError::Unavailable(format!("embedded store task: {e}")))?
                 .map_err(|e| StoreError::Request(format!("embedded store: {e}")))
         })
