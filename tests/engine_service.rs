@@ -374,7 +374,11 @@ async fn idle_channels_start_on_their_first_message_and_channels_with_timers_at_
     // A burst into an idle channel: the first message starts the actor, the rest wait for it.
     let mut sent = Vec::new();
     for n in 0..30 {
-        let text = if n == 29 { "!ping".to_string() } else { format!("line {n}") };
+        let text = if n == 29 {
+            "!ping".to_string()
+        } else {
+            format!("line {n}")
+        };
         sent.push(
             sim.send_privmsg(&channels[1], "viewer", &text)
                 .await
@@ -390,9 +394,15 @@ async fn idle_channels_start_on_their_first_message_and_channels_with_timers_at_
         said(&sim, &channels[1], "pong")
     })
     .await;
-    assert_eq!(channel(&service, &channels[1]).status(), ChannelStatus::Running);
+    assert_eq!(
+        channel(&service, &channels[1]).status(),
+        ChannelStatus::Running
+    );
     assert_eq!(shed(&service, &channels[1]), 0);
-    assert_eq!(channel(&service, &channels[2]).status(), ChannelStatus::Idle);
+    assert_eq!(
+        channel(&service, &channels[2]).status(),
+        ChannelStatus::Idle
+    );
 
     // An edit gives the idle channel a timer: it starts without a message.
     let key = ChannelKey::twitch(&channels[2]);

@@ -204,3 +204,70 @@ async fn a_restarted_actor_gets_back_what_the_writer_held() {
     );
     service.shutdown().await;
 }
+
+/// A channel that has not chatted since the service started is idle (no actor), and its
+/// rules edited at run time are in the store, not in the rules book: an admin reading or
+/// editing them gets what the channel runs (the read starts the actor, which loads them),
+/// never the rules file's version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reads_and_edits_of_an_idle_channel_see_its_stored_rules() {
+    let sim = sim(1, |_| {}).await;
+    let channel = sim_channels(1).remove(0);
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(format!("{channel}.toml")), RULES).expect("rules");
+    let state = tempfile::tempdir().expect("state dir");
+    let store = embedded_store_config(state.path());
+    let http = reqwest::Client::new();
+    let item = |service: &Server, name: &str| {
+        format!(
+            "http://{}/v1/channels/{channel}/commands/{name}",
+            service.http_addr()
+        )
+    };
+
+    let first = start(&sim, &channel, dir.path(), &store).await;
+    let put = http
+        .put(item(&first, "!hello"))
+        .json(&serde_json::json!({"response": "hi there"}))
+        .send_as_admin()
+        .await;
+    assert_eq!(put.status(), 201, "{:?}", put.text().await);
+    first.shutdown().await;
+
+    let second = start(&sim, &channel, dir.path(), &store).await;
+    let shared = common::channel(&second, &channel);
+    assert_eq!(shared.status(), firehose::channel::ChannelStatus::Idle);
+    let got = http.get(item(&second, "!hello")).send_as_admin().await;
+    assert_eq!(got.status(), 200, "the stored command is shown");
+    let got: serde_json::Value = got.json().await.expect("json");
+    assert_eq!(got["response"], "hi there");
+    assert_eq!(shared.status(), firehose::channel::ChannelStatus::Running);
+    // An edit on the second run keeps the stored command it did not touch.
+    let put = http
+        .put(item(&second, "!bye"))
+        .json(&serde_json::json!({"response": "bye"}))
+        .send_as_admin()
+        .await;
+    assert_eq!(put.status(), 201);
+    let rules: serde_json::Value = http
+        .get(format!(
+            "http://{}/v1/channels/{channel}/rules",
+            second.http_addr()
+        ))
+        .send_as_admin()
+        .await
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = rules["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for name in ["!death", "!hello", "!bye"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    second.shutdown().await;
+    sim.shutdown().await;
+}

@@ -85,7 +85,30 @@ pub struct Readiness {
     pub degraded: Vec<String>,
 }
 
+/// Longest an admin read waits for an idle channel's actor to load its stored rules, beyond
+/// `store.load_timeout_ms`.
+const RULES_READ_SLACK: Duration = Duration::from_secs(1);
+
 impl Core {
+    /// The rules a channel runs, for an admin to read or edit. An idle channel's stored rules
+    /// (edited at run time) are not in the book until its actor loads them, so an idle channel
+    /// is started first and this waits (at most `store.load_timeout_ms` and a second) until
+    /// its actor has loaded them.
+    pub async fn current_rules(&self, key: &ChannelKey) -> Arc<ChannelRules> {
+        if let Some(shared) = self.registry.get(key) {
+            shared.start_if_idle();
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(self.config.store.load_timeout_ms)
+                + RULES_READ_SLACK;
+            while shared.status() == ChannelStatus::Starting
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        self.rules.get(key)
+    }
+
     pub fn admin_token(&self) -> Option<&Secret> {
         self.config.secrets.admin_token.as_ref()
     }

@@ -333,6 +333,9 @@ fn deliver(delivery: Delivery, shared: &ChannelShared) {
     let Some(actor) = shared.mailbox.actor() else {
         drop(delivery);
         shared.start_if_idle();
+        // An actor that came up between the look and the keep may have swept its orphans
+        // already: make it collect this one (nothing is sent while there is none).
+        shared.mailbox.send(ChannelMsg::Wake);
         return;
     };
     if let Err(failed) = actor.send_message(ChannelMsg::Deliver(delivery)) {

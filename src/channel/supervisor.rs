@@ -141,15 +141,20 @@ impl Actor for Supervisor {
                 let _ = reply.send(drain_all(state, deadline).await);
             }
             SupervisorMsg::EditRules(key, edit, reply) => {
-                let wants_ticks = !edit.rules.timers.is_empty();
-                let target = edit_rules(state, &key, edit).await;
-                if wants_ticks && matches!(target, RulesTarget::Applied) {
-                    // Timers tick without chat: an idle channel that now has them starts.
-                    if let Some(entry) = state.channels.get(&key) {
-                        entry.shared.start_if_idle();
+                // An idle channel's stored rules are not in the book until its actor loads
+                // them: start it, so the actor applies the edit (or refuses it as a conflict)
+                // against the rules it really runs, timers then tick, and nothing is merged
+                // with stored items the editor never saw.
+                let idle = state
+                    .channels
+                    .get(&key)
+                    .is_some_and(|entry| entry.shared.lifecycle.claim_start());
+                if idle {
+                    if let Err(error) = spawn_channel(&myself, state, &key).await {
+                        tracing::error!(channel = %key, %error, "starting an idle channel for a rules edit failed");
                     }
                 }
-                let _ = reply.send(target);
+                let _ = reply.send(edit_rules(state, &key, edit).await);
             }
         }
         Ok(())
@@ -229,7 +234,11 @@ impl ActorStarter for StartBySupervisor {
 
 /// Spawns the actor of a channel that was idle until its first message, if that channel is
 /// still supervised, still starting and has no actor.
-async fn start_idle(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, key: ChannelKey) {
+async fn start_idle(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    key: ChannelKey,
+) {
     let due = state.channels.get(&key).is_some_and(|entry| {
         entry.shared.status() == ChannelStatus::Starting && entry.shared.mailbox.actor().is_none()
     });
@@ -406,14 +415,21 @@ async fn drain_all(state: &mut SupervisorState, deadline: Duration) -> DrainRepo
         .filter_map(|entry| entry.shared.mailbox.actor())
         .collect();
     let channels = state.channels.len();
+    // An idle channel (no actor yet, nothing admitted) has nothing to drain.
+    let idle = state
+        .channels
+        .values()
+        .filter(|entry| entry.shared.status() == ChannelStatus::Idle)
+        .count();
     let drains = actors
         .iter()
         .map(|actor| actor.drain_and_wait(Some(deadline)));
-    let drained = futures::future::join_all(drains)
-        .await
-        .into_iter()
-        .filter(|r| r.is_ok())
-        .count();
+    let drained = idle
+        + futures::future::join_all(drains)
+            .await
+            .into_iter()
+            .filter(|r| r.is_ok())
+            .count();
     for entry in state.channels.values() {
         entry.shared.lifecycle.set_status(ChannelStatus::Parting);
         entry.shared.mailbox.set_actor(None);

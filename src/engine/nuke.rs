@@ -417,6 +417,9 @@ mod tests {
         );
         // Empty parts stay empty; text that looks like a separator is just text.
         let seen = SeenMessage::new("", "42", "a\u{0}b", 0, Level::Everyone);
-        assert_eq!((seen.id(), seen.user_id(), seen.folded()), ("", "42", "a\u{0}b"));
+        assert_eq!(
+            (seen.id(), seen.user_id(), seen.folded()),
+            ("", "42", "a\u{0}b")
+        );
     }
 }

@@ -114,7 +114,7 @@ macro_rules! rules_routes {
             State(core): State<Arc<Core>>,
             Path(key): Path<String>,
         ) -> Response {
-            whole(&core, $keyed(&key))
+            whole(&core, $keyed(&key)).await
         }
 
         /// One rule item of the channel.
@@ -135,7 +135,7 @@ macro_rules! rules_routes {
             State(core): State<Arc<Core>>,
             Path((key, kind, name)): Path<(String, String, String)>,
         ) -> Response {
-            get_item(&core, $keyed(&key), &kind, &name)
+            get_item(&core, $keyed(&key), &kind, &name).await
         }
 
         /// Creates or replaces one rule item of the channel: checked as rules files are, then
@@ -219,17 +219,26 @@ rules_routes!(
     ),
 );
 
-fn whole(core: &Core, key: Result<ChannelKey, ApiError>) -> Response {
+async fn whole(core: &Core, key: Result<ChannelKey, ApiError>) -> Response {
     match key {
-        Ok(key) => Json(core.rules.get(&key).as_ref().clone()).into_response(),
+        Ok(key) => Json(core.current_rules(&key).await.as_ref().clone()).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
-fn get_item(core: &Core, key: Result<ChannelKey, ApiError>, kind: &str, name: &str) -> Response {
-    let found = key.and_then(|key| {
-        let kind = kind_of(kind)?;
-        let rules = as_json(&core.rules.get(&key))?;
+async fn get_item(
+    core: &Core,
+    key: Result<ChannelKey, ApiError>,
+    kind: &str,
+    name: &str,
+) -> Response {
+    let key = match key {
+        Ok(key) => key,
+        Err(error) => return error.into_response(),
+    };
+    let current = core.current_rules(&key).await;
+    let found = kind_of(kind).and_then(|kind| {
+        let rules = as_json(&current)?;
         items(&rules, kind)
             .iter()
             .find(|item| item["name"] == name)
@@ -284,7 +293,7 @@ pub async fn change_item(
     body: Option<&[u8]>,
     editor: &Editor,
 ) -> Result<Changed, ApiError> {
-    let base = core.rules.get(key);
+    let base = core.current_rules(key).await;
     let Edited {
         rules,
         existed,

@@ -139,8 +139,8 @@ impl EmbeddedStore {
                 f(&db)
             })
             .await
-                .map_err(|e| StoreError::Unavailable(format!("embedded store task: {e}")))?
-                .map_err(|e| StoreError::Request(format!("embedded store: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("embedded store task: {e}")))?
+            .map_err(|e| StoreError::Request(format!("embedded store: {e}")))
         })
     }
 }
@@ -916,7 +916,10 @@ mod tests {
     fn writes_sweep_at_most_once_per_interval() {
         let mut cursors = SweepCursors::default();
         assert!(cursors.write_sweep_due(), "the first write sweeps");
-        assert!(!cursors.write_sweep_due(), "the next one, at once, does not");
+        assert!(
+            !cursors.write_sweep_due(),
+            "the next one, at once, does not"
+        );
         cursors.last_write_sweep = Some(std::time::Instant::now() - SWEEP_EVERY);
         assert!(cursors.write_sweep_due(), "one an interval later does");
     }

@@ -410,7 +410,10 @@ async fn chat_stats_wait_for_their_own_interval() {
     let users = || store.inner.load_users("twitch:chan", &dave);
     assert!(users().await.expect("users").is_empty(), "user stats wait");
     assert!(
-        !stored(&store).await.counters.contains_key(counter::MESSAGES),
+        !stored(&store)
+            .await
+            .counters
+            .contains_key(counter::MESSAGES),
         "the message count waits with them"
     );
     // Once the writer has taken the flush's result, only the chat stats are pending: the

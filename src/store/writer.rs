@@ -1381,9 +1381,8 @@ impl Writer {
             Some(error) => {
                 // Changes put back are as old as the flush's oldest.
                 self.pending_since = Some(self.pending_since.map_or(since, |s| s.min(since)));
-                if self.pending.values().any(Pending::has_stats) && self.users_since.is_none()
-                {
-                    self.users_since = Some(since);
+                if self.pending.values().any(Pending::has_stats) {
+                    self.users_since = Some(self.users_since.map_or(since, |s| s.min(since)));
                 }
                 self.status.flushes_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, retry_in_ms = self.backoff.as_millis() as u64, "store flush failed; changes kept");

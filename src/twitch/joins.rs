@@ -37,9 +37,12 @@ pub(crate) async fn run_join_pacer(
         Duration::from_millis(limits.window_ms) + Duration::from_millis(limits.window_ms / 50);
     let mut sent = SlidingWindow::new(window);
     let mut queue = JoinQueue::default();
+    // After a turn found the connection's send queue full: no JOIN before this.
+    let mut wire_full_until = tokio::time::Instant::now();
     loop {
         let ready_to_send = !queue.is_empty() && status.is_connected();
-        let free_at = tokio::time::Instant::from_std(sent.next_free(Instant::now(), limit));
+        let free_at = tokio::time::Instant::from_std(sent.next_free(Instant::now(), limit))
+            .max(wire_full_until);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             command = commands.recv() => match command {
@@ -47,7 +50,9 @@ pub(crate) async fn run_join_pacer(
                 None => return,
             },
             _ = tokio::time::sleep_until(free_at), if ready_to_send => {
-                send_while_free(&mut queue, &mut sent, limit, &status, &metrics);
+                if send_while_free(&mut queue, &mut sent, limit, &status, &metrics) {
+                    wire_full_until = tokio::time::Instant::now() + WIRE_FULL_BACKOFF;
+                }
             }
         }
     }
@@ -55,23 +60,37 @@ pub(crate) async fn run_join_pacer(
 
 /// Most JOINs sent in one turn before the pacer looks at its commands again.
 const MAX_JOINS_PER_TURN: usize = 1_000;
+/// Lines of the connection's send queue a turn leaves free (PONGs, replies).
+const WIRE_HEADROOM: usize = 64;
+/// How long the pacer waits after finding the connection's send queue full.
+const WIRE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
-/// Sends queued JOINs while the window has room (at most [`MAX_JOINS_PER_TURN`]): one per
-/// wake-up would cap joins at the timer's 1 ms resolution (100,000 channels in 100 s) however
-/// large the allowance.
+/// Sends queued JOINs while the window has room, at most [`MAX_JOINS_PER_TURN`] and never into
+/// the last [`WIRE_HEADROOM`] lines of the connection's send queue: one per wake-up would cap
+/// joins at the timer's 1 ms resolution (100,000 channels in 100 s) however large the
+/// allowance. True when the send queue was full (the caller waits a moment, not spins).
 fn send_while_free(
     queue: &mut JoinQueue,
     sent: &mut SlidingWindow,
     limit: usize,
     status: &TwitchStatus,
     metrics: &Metrics,
-) {
-    for _ in 0..MAX_JOINS_PER_TURN {
+) -> bool {
+    let room = status
+        .wire()
+        .map_or(0, |wire| wire.capacity())
+        .saturating_sub(WIRE_HEADROOM);
+    if room == 0 {
+        return status.is_connected();
+    }
+    for _ in 0..MAX_JOINS_PER_TURN.min(room) {
         let now = Instant::now();
         if sent.next_free(now, limit) > now {
-            return;
+            return false;
         }
-        let Some(channel) = queue.pop() else { return };
+        let Some(channel) = queue.pop() else {
+            return false;
+        };
         if !status.wants(&channel) || status.is_joined(&channel) {
             continue;
         }
@@ -79,14 +98,16 @@ fn send_while_free(
             sent.record(now);
             metrics.twitch_joins_sent.inc();
         } else {
-            if status.is_connected() {
+            let connected = status.is_connected();
+            if connected {
                 // The connection's send queue was full: try again in turn.
                 queue.push(channel);
             }
             // Disconnected: the next `Connected` requeues every wanted channel.
-            return;
+            return connected;
         }
     }
+    false
 }
 
 #[derive(Default)]
@@ -175,19 +196,27 @@ mod tests {
     }
 
     #[test]
-    fn a_full_send_queue_keeps_the_channel_for_later() {
+    fn a_turn_leaves_headroom_on_the_connection_and_keeps_the_rest_in_order() {
         let status = TwitchStatus::new(&[]);
-        let (wire, lines) = mpsc::channel(3);
+        let (wire, mut lines) = mpsc::channel(WIRE_HEADROOM + 6);
         status.set_connected(Some(wire));
         let metrics = Metrics::new(prometheus_client::registry::Registry::default());
-        let mut queue = wanted(&status, 5);
+        let mut queue = wanted(&status, 10);
         let mut sent = SlidingWindow::new(Duration::from_secs(10));
-        send_while_free(&mut queue, &mut sent, 100, &status, &metrics);
-        assert_eq!(lines.len(), 3);
+        assert!(!send_while_free(
+            &mut queue, &mut sent, 100, &status, &metrics
+        ));
+        assert_eq!(lines.len(), 6, "the headroom stays free");
+        assert!(
+            send_while_free(&mut queue, &mut sent, 100, &status, &metrics),
+            "a full queue says so: the pacer waits instead of spinning"
+        );
+        assert_eq!(lines.len(), 6);
         let mut left = Vec::new();
         while let Some(channel) = queue.pop() {
             left.push(channel);
         }
-        assert_eq!(left, ["chan4", "chan3"], "nothing lost; the refused one goes last");
+        assert_eq!(left, ["chan6", "chan7", "chan8", "chan9"], "nothing lost");
+        assert_eq!(lines.try_recv().ok().as_deref(), Some("JOIN #chan0"));
     }
 }

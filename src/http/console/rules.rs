@@ -130,7 +130,7 @@ async fn render(
     tried: Option<Tried>,
     status: StatusCode,
 ) -> Response {
-    let rules = console.core.rules.get(key);
+    let rules = console.core.current_rules(key).await;
     let audit = console.core.audit_log(key, AUDIT_SHOWN).await;
     let feedback = feedback.unwrap_or_default();
     let base = format!("/ui/channels/{}/{}", key.platform.as_str(), key.name);
@@ -667,15 +667,16 @@ async fn apply_edit(
             Ok(format!("{} {name} deleted.", form.kind))
         }
         "shadow" => {
-            let current = item_json(&core.rules.get(key), &form.kind, name).ok_or_else(|| {
-                (
-                    "",
-                    ApiError(
-                        StatusCode::NOT_FOUND,
-                        format!("no {} item named `{name}`", form.kind),
-                    ),
-                )
-            })?;
+            let current =
+                item_json(&*core.current_rules(key).await, &form.kind, name).ok_or_else(|| {
+                    (
+                        "",
+                        ApiError(
+                            StatusCode::NOT_FOUND,
+                            format!("no {} item named `{name}`", form.kind),
+                        ),
+                    )
+                })?;
             let mut flipped = current;
             let on = !flipped["shadow"].as_bool().unwrap_or(false);
             flipped["shadow"] = Value::Bool(on);
@@ -733,7 +734,7 @@ async fn set_nuke(
     let core = &console.core;
     let nuke: NukeSettings =
         toml::from_str(text).map_err(|e| bad("item", format!("invalid nuke settings: {e}")))?;
-    let base = core.rules.get(key);
+    let base = core.current_rules(key).await;
     let before = serde_json::to_value(&base.nuke).ok();
     let after = serde_json::to_value(&nuke).ok();
     let mut rules = (*base).clone();
@@ -850,7 +851,7 @@ async fn run_try(console: &Console, key: &ChannelKey, input: String) -> Tried {
             ..Tried::default()
         };
     };
-    let rules = console.core.rules.get(key);
+    let rules = console.core.current_rules(key).await;
     let channel = key.name.to_string();
     let work = tokio::task::spawn_blocking(move || {
         let lines = match to_irc_lines(&channel, &input) {
