@@ -150,9 +150,7 @@ impl Actor for Supervisor {
                     .get(&key)
                     .is_some_and(|entry| entry.shared.lifecycle.claim_start());
                 if idle {
-                    if let Err(error) = spawn_channel(&myself, state, &key).await {
-                        tracing::error!(channel = %key, %error, "starting an idle channel for a rules edit failed");
-                    }
+                    start_idle(&myself, state, key.clone()).await;
                 }
                 let _ = reply.send(edit_rules(state, &key, edit).await);
             }
